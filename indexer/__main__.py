@@ -1,0 +1,44 @@
+"""`python -m indexer build SRC... --index DIR` (also the `indexer` console script)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="indexer", description="Build a search index from news articles.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    b = commands.add_parser("build", help="build an index from .txt and .jsonl articles")
+    b.add_argument("sources", nargs="+", metavar="SRC", help="article files or directories of them")
+    b.add_argument("--index", default=os.environ.get("SEARCH_INDEX", "index"),
+                   help="index directory to write (default: $SEARCH_INDEX or ./index)")
+    b.add_argument("--model", default=os.environ.get("SEARCH_MODEL"),
+                   help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)")
+    b.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
+    b.add_argument("--if-changed", action="store_true",
+                   help="do nothing when the index was built from the same inputs and model")
+    b.add_argument("--batch-size", type=int, default=32, help="passages embedded per batch (default 32)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(format="%(name)s: %(levelname)s: %(message)s", level=logging.WARNING)
+    from search.errors import SearchError
+
+    from .build import build
+
+    try:
+        summary = build(args.sources, args.index, model=args.model, strict=args.strict,
+                        progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size,
+                        if_changed=args.if_changed)
+    except SearchError as e:
+        print(f"indexer: error: {e}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The build driver: read, clean, chunk, embed, and publish an index directory atomically.
+
+The new index is written to a temporary sibling directory, fsynced, and only then swapped
+into place, so a build that crashes or is killed at any point leaves the previous index
+as it was.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from search import store
+from search.embedder import canonical_model_name, get_embedder
+from search.errors import BuildError, SearchError
+
+from . import sources
+from .chunk import CHUNKER_VERSION, chunk
+from .clean import clean
+
+log = logging.getLogger("indexer")
+
+
+@dataclass
+class BuildSummary:
+    index_dir: Path
+    documents: int = 0
+    passages: int = 0
+    skipped: list[sources.Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+    rebuilt: bool = True
+
+    def __str__(self) -> str:
+        if not self.rebuilt:
+            return f"index at {self.index_dir} is up to date ({self.documents} documents, {self.passages} passages)"
+        return (f"indexed {self.documents} documents, {self.passages} passages in {self.seconds:.1f} s; "
+                f"skipped {len(self.skipped)} -> {self.index_dir}")
+
+
+def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = None, strict: bool = False,
+          progress: bool = False, batch_size: int = 32, if_changed: bool = False) -> BuildSummary:
+    """Build an index of the articles in `srcs` at `index_dir`.
+
+    Args:
+        srcs: article files (.txt, .jsonl) and directories holding them.
+        index_dir: where the index goes; an index already there is replaced atomically.
+        model: sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2).
+        strict: fail on the first unreadable, empty or malformed input instead of skipping it.
+        progress: show a progress bar while embedding.
+        if_changed: do nothing when the index there was built from the same inputs and model.
+
+    Returns:
+        What was indexed and skipped.
+
+    Raises:
+        BuildError: nothing indexable, or (with `strict`) any bad input.
+    """
+    started = time.perf_counter()
+    index_dir = Path(index_dir)
+    files, skipped = sources.discover(srcs)
+    inputs = {"fingerprint": sources.fingerprint(files), "files": [p.name for p in files]}
+    model_name = canonical_model_name(model)
+    if if_changed and _is_current(index_dir, inputs, model_name):
+        manifest = store.read_manifest(index_dir)
+        return BuildSummary(index_dir, manifest["counts"]["documents"], manifest["counts"]["passages"],
+                            rebuilt=False)
+    _fail_if_strict(strict, skipped)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(index_dir)
+    tmp = index_dir.parent / f".{index_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        summary = _write(files, skipped, tmp, model_name, strict, progress, batch_size, inputs, started)
+        _publish(tmp, index_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary.index_dir = index_dir
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _fail_if_strict(strict: bool, skipped: list[sources.Skipped]) -> None:
+    if strict and skipped:
+        raise BuildError(f"{skipped[0]} (--strict: nothing was written)")
+
+
+def _is_current(index_dir: Path, inputs: dict, model_name: str) -> bool:
+    try:
+        manifest = store.read_manifest(index_dir)
+        store.verify_checksums(index_dir, manifest)
+    except SearchError:
+        return False
+    return (manifest.get("inputs", {}).get("fingerprint") == inputs["fingerprint"]
+            and manifest["model"]["name"] == model_name
+            and manifest.get("chunker_version") == CHUNKER_VERSION)
+
+
+def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: bool, batch_size: int,
+           inputs: dict, started: float) -> BuildSummary:
+    import faiss
+    import numpy as np
+
+    embedder = get_embedder(model_name)
+    summary = BuildSummary(tmp, skipped=skipped)
+    conn = store.connect(tmp / store.STORE, readonly=False)
+    conn.executescript(store.SCHEMA)
+    texts: list[str] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        for item in sources.read(path):
+            if isinstance(item, sources.Document) and item.doc_id in seen:
+                item = sources.Skipped(str(path), f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})")
+            if isinstance(item, sources.Skipped):
+                _skip(summary, item, strict)
+                continue
+            cleaned = clean(item.text, item.title)
+            passages = chunk(item.text, cleaned, embedder.count_tokens, embedder.max_tokens)
+            if not passages:
+                _skip(summary, sources.Skipped(str(path), f"document {item.doc_id!r} has no article text"), strict)
+                continue
+            seen[item.doc_id] = str(path)
+            _insert(conn, item, cleaned.title, passages, first_id=len(texts))
+            texts.extend(item.text[p.start:p.end] for p in passages)
+            summary.documents += 1
+    if not texts:
+        raise BuildError("nothing to index: " + ("; ".join(map(str, summary.skipped)) or "no .txt or .jsonl files"))
+    summary.passages = len(texts)
+    conn.commit()
+    conn.close()
+
+    vectors = embedder.embed(texts, batch_size=batch_size, progress=progress)
+    # Cosine similarity = inner product of L2-normalised vectors (Embedder.embed normalises).
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dimension))
+    index.add_with_ids(vectors, np.arange(len(texts), dtype=np.int64))
+    faiss.write_index(index, str(tmp / store.VECTORS))
+
+    manifest = {
+        "format_version": store.FORMAT_VERSION,
+        "model": {"name": model_name, "dimension": embedder.dimension, "normalized": True,
+                  "max_tokens": embedder.max_tokens},
+        "chunker_version": CHUNKER_VERSION,
+        "vector_index": {"type": "IndexIDMap2(IndexFlatIP)", "metric": "inner_product",
+                         "faiss_version": faiss.__version__},
+        "counts": {"documents": summary.documents, "passages": summary.passages, "skipped": len(summary.skipped)},
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - started, 3),
+        "inputs": inputs,
+        "checksums": {name: store.file_sha256(tmp / name) for name in (store.VECTORS, store.STORE)},
+    }
+    (tmp / store.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def _skip(summary: BuildSummary, item: sources.Skipped, strict: bool) -> None:
+    summary.skipped.append(item)
+    _fail_if_strict(strict, [item])
+    log.warning("skipped %s", item)
+
+
+def _insert(conn, doc: sources.Document, title: str | None, passages, first_id: int) -> None:
+    conn.execute("INSERT INTO documents (doc_id, title, source, url, published, sha256, text) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (doc.doc_id, title, doc.source, doc.url, doc.published,
+                  hashlib.sha256(doc.text.encode()).hexdigest(), doc.text))
+    conn.executemany('INSERT INTO passages (id, doc_id, paragraph, start, "end", text) VALUES (?, ?, ?, ?, ?, ?)',
+                     [(first_id + i, doc.doc_id, p.paragraph, p.start, p.end, doc.text[p.start:p.end])
+                      for i, p in enumerate(passages)])
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, index_dir: Path) -> None:
+    """Put the complete new index at `index_dir`; `tmp` then holds the old one (if any)."""
+    _fsync_tree(tmp)
+    if not index_dir.exists():
+        os.rename(tmp, index_dir)
+    elif not _exchange(tmp, index_dir):
+        # No atomic exchange on this system: move the old index aside first. A crash
+        # between the two renames leaves it complete at `aside`.
+        aside = tmp.with_name(tmp.name + ".old")
+        os.rename(index_dir, aside)
+        os.rename(tmp, index_dir)
+        os.rename(aside, tmp)
+    _fsync_dir(index_dir.parent)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux's renameat2(RENAME_EXCHANGE)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _remove_stale_temporaries(index_dir: Path) -> None:
+    """Remove what builds that were killed left behind (their process is gone)."""
+    for path in index_dir.parent.glob(f".{index_dir.name}.tmp-*"):
+        pid = path.name.split(".tmp-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

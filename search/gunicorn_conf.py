@@ -1,0 +1,19 @@
+"""gunicorn settings for this service (`gunicorn -c python:search.gunicorn_conf search.wsgi:app`).
+
+Each worker loads the model and index once (no --preload: torch's thread pools do not
+survive fork). Requests are short and CPU-bound; threads let a worker overlap I/O and
+JSON work with another request's model call.
+"""
+
+import os
+
+bind = os.environ.get("SEARCH_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("SEARCH_WORKERS", "2"))
+threads = int(os.environ.get("SEARCH_THREADS", "4"))
+worker_class = "gthread"
+timeout = 120  # a worker's start includes loading the model
+graceful_timeout = 30
+accesslog = "-"
+errorlog = "-"
+# One torch thread per worker: two workers on two cores, not four threads fighting for them.
+os.environ.setdefault("SEARCH_TORCH_THREADS", "1")

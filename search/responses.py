@@ -1,0 +1,25 @@
+"""The JSON bodies the service answers with; `ask --json` prints the same bytes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from .searcher import Searcher
+
+
+def search_body(searcher: Searcher, query: str, k: int) -> dict:
+    """The body of a successful `/search` response."""
+    started = time.perf_counter()
+    hits = searcher.search(query, k)
+    took_ms = round((time.perf_counter() - started) * 1000, 2)
+    return {"query": query, "k": k, "took_ms": took_ms, "results": [hit.to_dict() for hit in hits]}
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def dumps(body: dict) -> str:
+    # Real characters rather than \u escapes: passages are quoted text for people and chatbots.
+    return json.dumps(body, ensure_ascii=False)

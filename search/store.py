@@ -1,0 +1,112 @@
+"""The on-disk index format, shared by the indexer (writer) and the searcher (reader).
+
+An index directory holds three files and nothing executable (no pickle):
+
+- `vectors.faiss`  FAISS index of L2-normalised passage vectors, ids = passage ids;
+- `store.sqlite`   documents and passages (text, offsets, citation fields);
+- `manifest.json`  what built it (format, model, dimension, chunker), counts, checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+from .errors import IndexCorrupt, IndexMismatch, IndexNotFound
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+STORE = "store.sqlite"
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id    TEXT PRIMARY KEY,
+    title     TEXT,
+    source    TEXT NOT NULL,   -- file name, or the article's URL when it has one
+    url       TEXT,
+    published TEXT,
+    sha256    TEXT NOT NULL,   -- of the document's text, to spot changed documents
+    text      TEXT NOT NULL    -- the original text: passage offsets index into it
+);
+CREATE TABLE passages (
+    id        INTEGER PRIMARY KEY,  -- the passage's id in vectors.faiss
+    doc_id    TEXT NOT NULL REFERENCES documents(doc_id),
+    paragraph INTEGER NOT NULL,     -- 1-based ordinal of its (first) paragraph
+    start     INTEGER NOT NULL,     -- documents.text[start:end] == text
+    "end"     INTEGER NOT NULL,
+    text      TEXT NOT NULL
+);
+CREATE INDEX passages_doc ON passages(doc_id);
+"""
+
+
+def build_hint(index_dir: Path | str) -> str:
+    return f"run `python -m indexer build seeds --index {index_dir}`"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(index_dir: Path) -> dict:
+    """Read and sanity-check `manifest.json`.
+
+    Raises:
+        IndexNotFound: the directory or its manifest is missing.
+        IndexCorrupt: the manifest is not valid JSON.
+        IndexMismatch: the manifest is of another format version.
+    """
+    path = Path(index_dir) / MANIFEST
+    if not path.is_file():
+        raise IndexNotFound(f"no index at {index_dir}: {build_hint(index_dir)} first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IndexCorrupt(f"index at {index_dir} has an unreadable manifest ({e}): {build_hint(index_dir)}") from e
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index at {index_dir} has format version {manifest.get('format_version')!r}, this version "
+            f"reads {FORMAT_VERSION}: {build_hint(index_dir)} to rebuild it")
+    return manifest
+
+
+def verify_checksums(index_dir: Path, manifest: dict) -> None:
+    """Refuse an index whose files differ from what the build wrote."""
+    for name, expected in manifest["checksums"].items():
+        path = Path(index_dir) / name
+        if not path.is_file():
+            raise IndexCorrupt(f"index at {index_dir} is missing {name}: {build_hint(index_dir)} to rebuild it")
+        if file_sha256(path) != expected:
+            raise IndexCorrupt(f"index at {index_dir} is corrupt ({name} fails its checksum): "
+                               f"{build_hint(index_dir)} to rebuild it")
+
+
+def check_model(index_dir: Path, manifest: dict, model_name: str, dimension: int | None = None) -> None:
+    """Refuse to search an index with a model other than the one that built it."""
+    built = manifest["model"]
+    if built["name"] != model_name:
+        raise IndexMismatch(
+            f"index at {index_dir} was built with model {built['name']!r} (dimension {built['dimension']}), "
+            f"not {model_name!r}: search it with SEARCH_MODEL={built['name']!r} (ask --model), "
+            f"or rebuild it with this model: {build_hint(index_dir)} --model {model_name!r}")
+    if dimension is not None and built["dimension"] != dimension:
+        raise IndexMismatch(
+            f"index at {index_dir} holds {built['dimension']}-dimensional vectors but model {model_name!r} "
+            f"makes {dimension}-dimensional ones: {build_hint(index_dir)} to rebuild it")
+
+
+def connect(path: Path, readonly: bool = True) -> sqlite3.Connection:
+    """Open the passage store; read-only unless building."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    return conn
