@@ -71,13 +71,14 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
     files, skipped = sources.discover(srcs)
     inputs = {"fingerprint": sources.fingerprint(files), "files": [p.name for p in files]}
     model_name = canonical_model_name(model)
+    if index_dir.parent.is_dir():
+        _remove_stale_temporaries(index_dir)
     if if_changed and _is_current(index_dir, inputs, model_name):
         manifest = store.read_manifest(index_dir)
         return BuildSummary(index_dir, manifest["counts"]["documents"], manifest["counts"]["passages"],
                             rebuilt=False)
     _fail_if_strict(strict, skipped)
     index_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(index_dir)
     tmp = index_dir.parent / f".{index_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:

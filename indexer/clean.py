@@ -119,7 +119,9 @@ def clean(text: str, title: str | None = None) -> Cleaned:
             continue
         seen.add(n)
         kept.append(i)
-    if title is None and kept and is_headline(lines[kept[0]].text):
+    # A headline stands alone: the line after it does not run on in lower case.
+    if title is None and kept and is_headline(lines[kept[0]].text) and (
+            len(kept) == 1 or lines[kept[1]].after_blank or not lines[kept[1]].text[:1].islower()):
         title = lines[kept.pop(0)].text
     elif title is not None and kept and _norm(lines[kept[0]].text) == _norm(title):
         kept.pop(0)  # the body repeats the title the source already gave

@@ -1,0 +1,67 @@
+"""Shared fixtures: the real bundled model (loaded once per session), a real index of
+the seeds built once, and the real Flask app over it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from search.embedder import get_embedder
+
+    e = get_embedder()
+    e.model  # load now, once, so timing-sensitive tests don't pay for it
+    return e
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, embedder) -> Path:
+    from indexer import build
+
+    index = tmp_path_factory.mktemp("seed") / "index"
+    build([SEEDS], index)
+    return index
+
+
+@pytest.fixture(scope="session")
+def searcher(seed_index):
+    from search import Searcher
+
+    return Searcher.open(seed_index)
+
+
+@pytest.fixture()
+def app(seed_index):
+    from search.app import create_app
+
+    return create_app({"INDEX": str(seed_index), "TESTING": True})
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def index_copy(seed_index, tmp_path) -> Path:
+    """A private copy of the seed index that a test may replace or damage."""
+    target = tmp_path / "index"
+    shutil.copytree(seed_index, target)
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

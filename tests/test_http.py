@@ -1,0 +1,163 @@
+"""The real Flask app over the real seed index: answers, documents, health, every error."""
+
+import json
+
+import pytest
+
+from search.app import create_app
+from search.errors import IndexNotFound
+
+QUESTION = "How many Russian casualties since 2022"
+
+
+def test_get_search_answers_with_cited_passages(client):
+    r = client.get("/search", query_string={"q": QUESTION, "k": 3})
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    body = r.get_json()
+    assert set(body) == {"query", "k", "took_ms", "results"}
+    assert (body["query"], body["k"], len(body["results"])) == (QUESTION, 3, 3)
+    top = body["results"][0]
+    assert set(top) == {"rank", "score", "text", "citations"}
+    assert "710,000" in top["text"] and top["rank"] == 1
+    citation = top["citations"][0]
+    assert set(citation) == {"doc_id", "title", "source", "paragraph", "start", "end"}
+    assert citation["doc_id"] in {"000_c7708b97d51473e9", "001_69714012eee412eb"}
+
+
+def test_post_search_equals_get(client):
+    got = client.get("/search", query_string={"q": QUESTION, "k": 4}).get_json()
+    posted = client.post("/search", json={"query": QUESTION, "k": 4}).get_json()
+    assert posted["results"] == got["results"]
+
+
+def test_default_k_is_5(client):
+    assert len(client.get("/search?q=troops").get_json()["results"]) == 5
+    assert client.post("/search", json={"query": "troops"}).get_json()["k"] == 5
+
+
+def test_document_has_metadata_and_full_text(client):
+    from conftest import SEEDS
+
+    r = client.get("/documents/002_2d4b3a8059ce6963")
+    assert r.status_code == 200
+    doc = r.get_json()
+    assert doc["title"] == "Putin, Kim Jong-un and North Korea’s Ukraine War Involvement"
+    assert doc["source"] == "002_2d4b3a8059ce6963.txt"
+    assert doc["text"] == (SEEDS / "002_2d4b3a8059ce6963.txt").read_text(encoding="utf-8")
+    assert doc["passages"] == 6
+
+
+def test_citation_offsets_slice_the_served_document(client):
+    for hit in client.get("/search", query_string={"q": "North Korean troops", "k": 20}).get_json()["results"]:
+        c = hit["citations"][0]
+        doc = client.get(f"/documents/{c['doc_id']}").get_json()
+        assert doc["text"][c["start"]:c["end"]] == hit["text"]
+
+
+def test_health_reports_the_manifest(client, searcher):
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["status"] == "ok"
+    assert body["model"] == "sentence-transformers/all-MiniLM-L6-v2" and body["dimension"] == 384
+    assert (body["documents"], body["passages"]) == (5, searcher.describe()["passages"])
+
+
+def error(r, status, code):
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert r.mimetype == "application/json"
+    body = r.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+    return body["error"]["message"]
+
+
+@pytest.mark.parametrize("query_string,code", [
+    ("", "missing_query"),
+    ("q=", "empty_query"),
+    ("q=%20%20%09", "empty_query"),
+    ("q=" + "a" * 1001, "query_too_long"),
+    ("q=war&k=0", "invalid_k"),
+    ("q=war&k=101", "invalid_k"),
+    ("q=war&k=-1", "invalid_k"),
+    ("q=war&k=2.5", "invalid_k"),
+    ("q=war&k=five", "invalid_k"),
+    ("q=war&k=", "invalid_k"),
+    ("q=war&k=99999999999999999999", "invalid_k"),
+    ("q=war&q=peace", "repeated_parameter"),
+    ("query=war", "unknown_parameter"),
+])
+def test_bad_get_requests(client, query_string, code):
+    error(client.get(f"/search?{query_string}"), 400, code)
+
+
+@pytest.mark.parametrize("body,code", [
+    ({}, "missing_query"),
+    ({"query": ""}, "empty_query"),
+    ({"query": " \n "}, "empty_query"),
+    ({"query": "x" * 1001}, "query_too_long"),
+    ({"query": 42}, "invalid_query"),
+    ({"query": None}, "invalid_query"),
+    ({"query": "war", "k": 0}, "invalid_k"),
+    ({"query": "war", "k": 101}, "invalid_k"),
+    ({"query": "war", "k": "5"}, "invalid_k"),
+    ({"query": "war", "k": 5.0}, "invalid_k"),
+    ({"query": "war", "k": True}, "invalid_k"),
+    ({"query": "war", "k": None}, "invalid_k"),
+    ({"query": "war", "top_k": 3}, "unknown_field"),
+])
+def test_bad_post_bodies(client, body, code):
+    error(client.post("/search", json=body), 400, code)
+
+
+@pytest.mark.parametrize("data,code", [
+    ("{not json", "invalid_json"),
+    ("", "invalid_json"),
+    ("[1, 2]", "invalid_json"),
+    ('"a string"', "invalid_json"),
+    ('{"query": "\\ud800"}', "invalid_query"),
+])
+def test_malformed_json(client, data, code):
+    error(client.post("/search", data=data, content_type="application/json"), 400, code)
+
+
+def test_non_utf8_body(client):
+    error(client.post("/search", data=b'{"query": "\xff"}', content_type="application/json"), 400, "invalid_json")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_wrong_content_type(client, content_type):
+    r = client.post("/search", data=json.dumps({"query": "war"}), content_type=content_type)
+    assert "application/json" in error(r, 400, "unsupported_media_type")
+
+
+def test_oversized_body_is_refused(client):
+    r = client.post("/search", data=b"x" * (65 * 1024), content_type="application/json")
+    error(r, 413, "request_entity_too_large")
+
+
+def test_unknown_document_is_404(client):
+    assert "no document with id 'nope'" in error(client.get("/documents/nope"), 404, "document_not_found")
+    error(client.get("/documents/..%2F..%2Fetc%2Fpasswd"), 404, "document_not_found")
+
+
+def test_unknown_route_and_method(client):
+    error(client.get("/nowhere"), 404, "not_found")
+    r = client.delete("/search")
+    error(r, 405, "method_not_allowed")
+    assert set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    error(client.put("/health"), 405, "method_not_allowed")
+
+
+def test_model_and_index_load_once_per_process(app, seed_index):
+    from search.embedder import get_embedder
+
+    model = get_embedder().model
+    other = create_app({"INDEX": str(seed_index)})
+    assert other.extensions["searcher"].embedder.model is model
+    assert app.extensions["searcher"].embedder.model is model
+
+
+def test_configuration_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEARCH_INDEX", str(tmp_path / "absent"))
+    with pytest.raises(IndexNotFound, match=str(tmp_path / "absent")):
+        create_app()

@@ -1,0 +1,182 @@
+"""Index builds with the real model: summary, manifest, bad input, atomicity."""
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, SEEDS
+from indexer import build
+from search import Searcher
+from search.errors import BuildError
+from tests.test_clean import CRUFT
+
+ARTICLE = ("North Korea sent engineers to the Donetsk region to help Russian forces.\n\n"
+           "The engineers are said to be building fortifications behind the front line.\n")
+
+
+def passage_texts(index) -> list[str]:
+    with sqlite3.connect(index / "store.sqlite") as conn:
+        return [row[0] for row in conn.execute("SELECT text FROM passages ORDER BY id")]
+
+
+def test_seed_build_summary_and_manifest(tmp_path):
+    summary = build([SEEDS], tmp_path / "index")
+    assert (summary.documents, len(summary.skipped)) == (5, 0)
+    assert str(summary).startswith(f"indexed 5 documents, {summary.passages} passages in ")
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384,
+                                 "normalized": True, "max_tokens": 254}
+    assert manifest["counts"] == {"documents": 5, "passages": summary.passages, "skipped": 0}
+    assert set(manifest["checksums"]) == {"vectors.faiss", "store.sqlite"}
+    assert manifest["inputs"]["files"] == sorted(p.name for p in SEEDS.glob("*.txt"))
+
+
+def test_no_cruft_line_is_ever_a_passage(seed_index):
+    texts = passage_texts(seed_index)
+    for cruft in (line for lines in CRUFT.values() for line in lines):
+        for text in texts:
+            assert not any(line.strip().startswith(cruft) for line in text.split("\n")), (cruft, text)
+    assert all(len(text.split()) >= 8 for text in texts)  # fragments were joined to a neighbour
+
+
+def test_byline_joins_its_neighbour(seed_index):
+    texts = passage_texts(seed_index)
+    assert "Robert Fox is the Standard’s defense editor" not in texts
+    assert any(t.endswith("\n\nRobert Fox is the Standard’s defense editor") for t in texts)
+
+
+def test_jsonl_articles_cite_their_url(tmp_path):
+    src = tmp_path / "feed.jsonl"
+    records = [{"id": "a1", "title": "Engineers to Donetsk", "text": ARTICLE, "url": "https://example.org/a1",
+                "published": "2024-10-25"},
+               {"id": 7, "title": "", "text": ARTICLE.replace("engineers", "medics")}]
+    src.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    build([src], tmp_path / "index")
+    searcher = Searcher.open(tmp_path / "index")
+    hit = searcher.search("engineers building fortifications", k=1)[0]
+    assert hit.citations[0].source == "https://example.org/a1"
+    assert hit.citations[0].title == "Engineers to Donetsk"
+    assert searcher.document("a1")["published"] == "2024-10-25"
+    assert searcher.document("7")["source"] == "feed.jsonl"
+
+
+def test_bad_files_are_skipped_by_name(tmp_path, caplog):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "good.txt").write_text(ARTICLE, encoding="utf-8")
+    (src / "latin1.txt").write_bytes("Caf\xe9 society in Pyongyang is thriving this year.".encode("latin-1"))
+    (src / "empty.txt").write_text("  \n\n", encoding="utf-8")
+    (src / "feed.jsonl").write_text('{"id": "x", "text": "fine text here for a passage of words."}\n'
+                                    "{not json\n"
+                                    '{"id": "", "text": "no id"}\n'
+                                    '["a list"]\n', encoding="utf-8")
+    (src / "zdup.jsonl").write_text(json.dumps({"id": "good", "text": ARTICLE}) + "\n", encoding="utf-8")
+    summary = build([src, tmp_path / "missing.txt"], tmp_path / "index")
+    reasons = {s.where.replace(str(tmp_path), ""): s.reason for s in summary.skipped}
+    assert reasons == {
+        "/missing.txt": "no such file or directory",
+        "/src/empty.txt": "empty",
+        "/src/latin1.txt": "not UTF-8 text (byte 0xe9 at offset 3)",
+        "/src/feed.jsonl:2": reasons["/src/feed.jsonl:2"],
+        "/src/feed.jsonl:3": 'missing "id" (a non-empty string)',
+        "/src/feed.jsonl:4": "not a JSON object",
+        "/src/zdup.jsonl": f"duplicate doc_id 'good' (first in {src / 'good.txt'})",
+    }
+    assert reasons["/src/feed.jsonl:2"].startswith("not valid JSON")
+    assert (summary.documents, len(summary.skipped)) == (2, 7)
+    assert "skipped 7" in str(summary)
+    assert "latin1.txt" in caplog.text
+
+
+def test_strict_refuses_bad_input_and_keeps_the_old_index(index_copy, tmp_path):
+    before = (index_copy / "manifest.json").read_text()
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe broken")
+    with pytest.raises(BuildError, match=r"bad.txt: not UTF-8 text .*--strict"):
+        build([SEEDS, bad], index_copy, strict=True)
+    assert (index_copy / "manifest.json").read_text() == before
+    assert not list(index_copy.parent.glob(".index.tmp-*"))
+
+
+def test_nothing_to_index_is_an_error(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(BuildError, match="nothing to index: .*empty.txt: empty"):
+        build([tmp_path / "empty.txt"], tmp_path / "index")
+    assert not (tmp_path / "index").exists()
+
+
+def test_failed_build_leaves_the_old_index_loadable(index_copy, monkeypatch):
+    import faiss
+
+    before = (index_copy / "manifest.json").read_text()
+
+    def crash(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", crash)
+    with pytest.raises(OSError):
+        build([SEEDS], index_copy)
+    assert (index_copy / "manifest.json").read_text() == before
+    assert Searcher.open(index_copy).search("710,000 casualties", k=1)[0].text
+    assert not list(index_copy.parent.glob(".index.tmp-*"))
+
+
+def test_rebuild_replaces_the_index(index_copy, tmp_path):
+    (tmp_path / "one.txt").write_text(ARTICLE, encoding="utf-8")
+    build([tmp_path / "one.txt"], index_copy)
+    searcher = Searcher.open(index_copy)
+    assert searcher.describe()["documents"] == 1
+    assert searcher.search("fortifications", k=5)[0].citations[0].doc_id == "one"
+
+
+def test_if_changed_skips_an_up_to_date_index(index_copy, tmp_path):
+    stamp = (index_copy / "manifest.json").stat().st_mtime_ns
+    summary = build([SEEDS], index_copy, if_changed=True)
+    assert not summary.rebuilt and "up to date" in str(summary)
+    assert (index_copy / "manifest.json").stat().st_mtime_ns == stamp
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    (seeds / "005_new.txt").write_text(ARTICLE, encoding="utf-8")
+    assert build([seeds], index_copy, if_changed=True).rebuilt
+    assert Searcher.open(index_copy).describe()["documents"] == 6
+
+
+def test_killed_build_leaves_the_old_index_loadable(index_copy, tmp_path):
+    before = json.loads((index_copy / "manifest.json").read_text())
+    big = tmp_path / "big.jsonl"  # enough text that the build is still embedding when killed
+    with open(big, "w", encoding="utf-8") as f:
+        for i in range(3000):
+            f.write(json.dumps({"id": f"d{i}", "text": f"Report number {i}. " + ARTICLE}) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "indexer", "build", str(big), "--index", str(index_copy),
+                             "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(index_copy.parent.glob(".index.tmp-*/store.sqlite")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # well into the build: the store is being written or the model is embedding
+    assert proc.poll() is None, "the build finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    searcher = Searcher.open(index_copy)  # verifies checksums
+    assert searcher.manifest["built_at"] == before["built_at"]
+    assert "710,000" in searcher.search("How many Russian casualties since 2022", k=1)[0].text
+    # the next build clears what the killed one left behind
+    build([SEEDS], index_copy, if_changed=True)
+    assert not list(index_copy.parent.glob(".index.tmp-*"))
+
+
+def test_cli_build_prints_summary_and_fails_clearly(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "indexer", "build", str(SEEDS), "--index", str(tmp_path / "i")],
+                        cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("indexed 5 documents, ")
+    bad = subprocess.run([sys.executable, "-m", "indexer", "build", str(tmp_path / "none.txt"),
+                          "--index", str(tmp_path / "j")], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "indexer: error: nothing to index: " in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,128 @@
+"""The Searcher over a real index of the seeds, with the real model."""
+
+import json
+
+import pytest
+
+from search import BadRequest, IndexCorrupt, IndexMismatch, IndexNotFound, Searcher
+
+# (question as a reader would ask it, acceptable doc ids, words the expected passage holds)
+QUESTIONS = [
+    ("How many Russian casualties since 2022", {"000", "001"}, "710,000"),
+    ("What did Belarus's leader think of sending foreign troops?", {"004"}, "Lukashenko"),
+    ("What gift did Putin give Kim Jong-un?", {"002"}, "Auxus"),
+    ("How many North Korean soldiers were sent according to South Korea's spy agency?", {"003"}, "12,000 men"),
+    ("Which missiles has North Korea sent to Russia?", {"003"}, "KN-23"),
+    ("What does Article 4 of the partnership treaty say?", {"000", "001"}, "Article 4"),
+    ("When did Ukraine launch its incursion into Kursk?", {"004"}, "August 6"),
+    ("How many tank barrels is Russia losing each month?", {"000", "001"}, "320"),
+    ("What did the White House say the move reflects?", {"003"}, "desperation"),
+    ("What is Putin's short-term war goal?", {"000", "001"}, "out of Kursk"),
+    ("Which countries founded BRICS?", {"004"}, "Brazil, Russia, India, and China"),
+    ("Could starving North Koreans cross into China and Russia?", {"000", "001"}, "Tumen River"),
+    ("What did Ukraine claim about North Korean officers killed near Donetsk?", {"003"}, "six North Korean officers"),
+]
+
+
+@pytest.mark.parametrize("question,docs,holds", QUESTIONS, ids=[q for q, _, _ in QUESTIONS])
+def test_expected_passage_ranks_first(searcher, question, docs, holds):
+    top = searcher.search(question, k=5)[0]
+    assert top.citations[0].doc_id[:3] in docs
+    assert holds in top.text
+
+
+def test_hits_are_ranked_and_cited(searcher):
+    hits = searcher.search("North Korean troops in Kursk", k=10)
+    assert [h.rank for h in hits] == list(range(1, 11))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for hit in hits:
+        (c,) = hit.citations
+        assert searcher.document(c.doc_id)["text"][c.start:c.end] == hit.text
+        assert c.source == f"{c.doc_id}.txt"
+
+
+def test_citation_offsets_slice_the_original_file(searcher):
+    from conftest import SEEDS
+
+    for hit in searcher.search("Kim Jong Un", k=30):
+        c = hit.citations[0]
+        assert (SEEDS / c.source).read_text(encoding="utf-8")[c.start:c.end] == hit.text
+
+
+def test_citation_carries_title(searcher):
+    hit = searcher.search("What gift did Putin give Kim Jong-un?", k=1)[0]
+    assert hit.citations[0].title == "Putin, Kim Jong-un and North Korea’s Ukraine War Involvement"
+
+
+def test_k_larger_than_the_index_returns_every_passage(searcher):
+    n = searcher.describe()["passages"]
+    assert n < 100
+    assert len(searcher.search("war", k=100)) == n
+
+
+def test_batch_equals_single(searcher):
+    questions = [q for q, _, _ in QUESTIONS[:4]]
+    batch = searcher.search_batch(questions, k=3)
+    for question, hits in zip(questions, batch):
+        single = searcher.search(question, k=3)
+        assert [h.text for h in hits] == [h.text for h in single]
+        assert [h.score for h in hits] == pytest.approx([h.score for h in single], abs=1e-4)
+
+
+@pytest.mark.parametrize("query,k,code", [
+    ("", 5, "empty_query"), ("   \n\t", 5, "empty_query"), ("x" * 1001, 5, "query_too_long"),
+    ("war", 0, "invalid_k"), ("war", 101, "invalid_k"), ("war", "5", "invalid_k"), ("war", True, "invalid_k"),
+    ("bad \ud800 surrogate", 5, "invalid_query"), (None, 5, "invalid_query"),
+])
+def test_bad_queries_are_refused(searcher, query, k, code):
+    with pytest.raises(BadRequest) as e:
+        searcher.search(query, k=k)
+    assert e.value.code == code
+
+
+def test_missing_index_says_what_to_run(tmp_path):
+    with pytest.raises(IndexNotFound, match=r"no index at .*: run `python -m indexer build seeds --index"):
+        Searcher.open(tmp_path / "nowhere")
+
+
+def test_index_built_with_another_model_is_refused(index_copy):
+    manifest_path = index_copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"]["name"] = "sentence-transformers/all-mpnet-base-v2"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="built with model 'sentence-transformers/all-mpnet-base-v2'"):
+        Searcher.open(index_copy)
+    # and searching it with the model it names is what the message suggests
+    with pytest.raises(IndexMismatch, match="rebuild it with this model"):
+        Searcher.open(index_copy, model="all-MiniLM-L6-v2")
+
+
+def test_index_of_another_dimension_is_refused(index_copy):
+    manifest_path = index_copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"]["dimension"] = 768
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="768-dimensional vectors but model .* makes 384"):
+        Searcher.open(index_copy)
+
+
+def test_corrupted_index_is_refused(index_copy):
+    with open(index_copy / "vectors.faiss", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(IndexCorrupt, match="vectors.faiss fails its checksum"):
+        Searcher.open(index_copy)
+
+
+def test_other_format_version_is_refused(index_copy):
+    manifest_path = index_copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] = 99
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatch, match="format version 99"):
+        Searcher.open(index_copy)
+
+
+def test_index_is_plain_data(seed_index):
+    # FAISS's own format, SQLite and JSON: nothing that executes code when loaded
+    assert sorted(p.name for p in seed_index.iterdir()) == ["manifest.json", "store.sqlite", "vectors.faiss"]
