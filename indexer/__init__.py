@@ -1,5 +1,5 @@
 """Offline index builds: `python -m indexer build SRC... --index DIR`."""
 
-from .build import BuildSummary, build
+from .build import BuildOptions, BuildSummary, build
 
-__all__ = ["build", "BuildSummary"]
+__all__ = ["build", "BuildOptions", "BuildSummary"]

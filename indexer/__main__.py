@@ -20,6 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
     b.add_argument("--if-changed", action="store_true",
                    help="do nothing when the index was built from the same inputs and model")
+    b.add_argument("--no-chunking", action="store_true",
+                   help="one passage per document, cut at the model's window (for benchmarks)")
+    b.add_argument("--max-tokens", type=int, help="passage window in word pieces (default: the model's)")
+    b.add_argument("--title-context", action="store_true",
+                   help="embed and index every passage together with its document's title")
+    b.add_argument("--no-sentence-vectors", action="store_true",
+                   help="skip embedding sentences (highlights fall back to word overlap)")
     b.add_argument("--batch-size", type=int, default=32, help="passages embedded per batch (default 32)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -27,12 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(name)s: %(levelname)s: %(message)s", level=logging.WARNING)
     from search.errors import SearchError
 
-    from .build import build
+    from .build import BuildOptions, build
 
     try:
         summary = build(args.sources, args.index, model=args.model, strict=args.strict,
                         progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size,
-                        if_changed=args.if_changed)
+                        if_changed=args.if_changed,
+                        options=BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens,
+                                             title_context=args.title_context,
+                                             sentence_vectors=not args.no_sentence_vectors))
     except SearchError as e:
         print(f"indexer: error: {e}", file=sys.stderr)
         return 1

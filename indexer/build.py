@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,11 +25,21 @@ from search import store
 from search.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
 
-from . import sources
-from .chunk import CHUNKER_VERSION, chunk
+from . import duplicates, sources
+from .chunk import CHUNKER_VERSION, Passage, chunk, sentences
 from .clean import clean
 
 log = logging.getLogger("indexer")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How articles become passages; recorded in the manifest."""
+
+    chunking: bool = True  # False: one passage per document, cut by the model's window
+    max_tokens: int | None = None  # passage window in word pieces (default: the model's)
+    title_context: bool = False  # embed and index each passage together with its title
+    sentence_vectors: bool = True  # embed every sentence too, to highlight answers
 
 
 @dataclass
@@ -49,7 +59,8 @@ class BuildSummary:
 
 
 def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = None, strict: bool = False,
-          progress: bool = False, batch_size: int = 32, if_changed: bool = False) -> BuildSummary:
+          progress: bool = False, batch_size: int = 32, if_changed: bool = False,
+          options: BuildOptions = BuildOptions()) -> BuildSummary:
     """Build an index of the articles in `srcs` at `index_dir`.
 
     Args:
@@ -59,6 +70,7 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
         strict: fail on the first unreadable, empty or malformed input instead of skipping it.
         progress: show a progress bar while embedding.
         if_changed: do nothing when the index there was built from the same inputs and model.
+        options: chunking and embedding choices (see BuildOptions).
 
     Returns:
         What was indexed and skipped.
@@ -73,7 +85,7 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
     model_name = canonical_model_name(model)
     if index_dir.parent.is_dir():
         _remove_stale_temporaries(index_dir)
-    if if_changed and _is_current(index_dir, inputs, model_name):
+    if if_changed and _is_current(index_dir, inputs, model_name, options):
         manifest = store.read_manifest(index_dir)
         return BuildSummary(index_dir, manifest["counts"]["documents"], manifest["counts"]["passages"],
                             rebuilt=False)
@@ -82,7 +94,7 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
     tmp = index_dir.parent / f".{index_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        summary = _write(files, skipped, tmp, model_name, strict, progress, batch_size, inputs, started)
+        summary = _write(files, skipped, tmp, model_name, strict, progress, batch_size, inputs, started, options)
         _publish(tmp, index_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -96,7 +108,7 @@ def _fail_if_strict(strict: bool, skipped: list[sources.Skipped]) -> None:
         raise BuildError(f"{skipped[0]} (--strict: nothing was written)")
 
 
-def _is_current(index_dir: Path, inputs: dict, model_name: str) -> bool:
+def _is_current(index_dir: Path, inputs: dict, model_name: str, options: BuildOptions) -> bool:
     try:
         manifest = store.read_manifest(index_dir)
         store.verify_checksums(index_dir, manifest)
@@ -104,19 +116,23 @@ def _is_current(index_dir: Path, inputs: dict, model_name: str) -> bool:
         return False
     return (manifest.get("inputs", {}).get("fingerprint") == inputs["fingerprint"]
             and manifest["model"]["name"] == model_name
-            and manifest.get("chunker_version") == CHUNKER_VERSION)
+            and manifest.get("chunker_version") == CHUNKER_VERSION
+            and manifest.get("options") == asdict(options))
 
 
 def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: bool, batch_size: int,
-           inputs: dict, started: float) -> BuildSummary:
+           inputs: dict, started: float, options: BuildOptions) -> BuildSummary:
     import faiss
     import numpy as np
 
     embedder = get_embedder(model_name)
+    max_tokens = min(options.max_tokens or embedder.max_tokens, embedder.max_tokens)
     summary = BuildSummary(tmp, skipped=skipped)
     conn = store.connect(tmp / store.STORE, readonly=False)
     conn.executescript(store.SCHEMA)
-    texts: list[str] = []
+    texts: list[str] = []  # what is embedded and indexed for each passage, by passage id
+    doc_of: list[str] = []
+    sentence_texts: list[str] = []
     seen: dict[str, str] = {}
     for path in files:
         for item in sources.read(path):
@@ -126,38 +142,64 @@ def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: b
                 _skip(summary, item, strict)
                 continue
             cleaned = clean(item.text, item.title)
-            passages = chunk(item.text, cleaned, embedder.count_tokens, embedder.max_tokens)
+            if not options.chunking:
+                passages = [Passage(1, cleaned.lines[0].start, cleaned.lines[-1].end)] if cleaned.lines else []
+            else:
+                # the title rides along with every passage when embedded: leave room for it
+                room = max_tokens - (embedder.count_tokens(cleaned.title) + 1
+                                     if options.title_context and cleaned.title else 0)
+                passages = chunk(item.text, cleaned, embedder.count_tokens, max(room, max_tokens // 2))
             if not passages:
                 _skip(summary, sources.Skipped(str(path), f"document {item.doc_id!r} has no article text"), strict)
                 continue
             seen[item.doc_id] = str(path)
-            _insert(conn, item, cleaned.title, passages, first_id=len(texts))
-            texts.extend(item.text[p.start:p.end] for p in passages)
+            first_id = len(texts)
+            _insert(conn, item, cleaned.title, passages, first_id)
+            for i, p in enumerate(passages, first_id):
+                spans = sentences(item.text, p.start, p.end)
+                conn.executemany('INSERT INTO sentences (id, passage_id, start, "end") VALUES (?, ?, ?, ?)',
+                                 [(len(sentence_texts) + j, i, a, b) for j, (a, b) in enumerate(spans)])
+                sentence_texts.extend(item.text[a:b] for a, b in spans)
+                body = item.text[p.start:p.end]
+                texts.append(f"{cleaned.title}\n{body}" if options.title_context and cleaned.title else body)
+                doc_of.append(item.doc_id)
             summary.documents += 1
     if not texts:
         raise BuildError("nothing to index: " + ("; ".join(map(str, summary.skipped)) or "no .txt or .jsonl files"))
     summary.passages = len(texts)
-    conn.commit()
-    conn.close()
+    conn.executemany("INSERT INTO lexical (rowid, body) VALUES (?, ?)", enumerate(texts))
 
     vectors = embedder.embed(texts, batch_size=batch_size, progress=progress)
     # Cosine similarity = inner product of L2-normalised vectors (Embedder.embed normalises).
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dimension))
     index.add_with_ids(vectors, np.arange(len(texts), dtype=np.int64))
     faiss.write_index(index, str(tmp / store.VECTORS))
+    grouped = duplicates.groups(vectors, doc_of)
+    conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
+    conn.commit()
+    conn.close()
+    data_files = [store.VECTORS, store.STORE]
+    if options.sentence_vectors:
+        sentence_vectors = embedder.embed(sentence_texts, batch_size=batch_size * 2, progress=progress)
+        np.save(tmp / store.SENTENCE_VECTORS, sentence_vectors.astype(np.float16), allow_pickle=False)
+        data_files.append(store.SENTENCE_VECTORS)
 
     manifest = {
         "format_version": store.FORMAT_VERSION,
         "model": {"name": model_name, "dimension": embedder.dimension, "normalized": True,
                   "max_tokens": embedder.max_tokens},
         "chunker_version": CHUNKER_VERSION,
+        "options": asdict(options),
         "vector_index": {"type": "IndexIDMap2(IndexFlatIP)", "metric": "inner_product",
                          "faiss_version": faiss.__version__},
-        "counts": {"documents": summary.documents, "passages": summary.passages, "skipped": len(summary.skipped)},
+        "duplicates": {"threshold": duplicates.THRESHOLD, "grouped_passages": len(grouped),
+                       "groups": len(set(grouped.values()))},
+        "counts": {"documents": summary.documents, "passages": summary.passages, "skipped": len(summary.skipped),
+                   "sentences": len(sentence_texts)},
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 3),
         "inputs": inputs,
-        "checksums": {name: store.file_sha256(tmp / name) for name in (store.VECTORS, store.STORE)},
+        "checksums": {name: store.file_sha256(tmp / name) for name in data_files},
     }
     (tmp / store.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -23,12 +23,13 @@ DEFAULTS = {
     "INDEX": "index",  # SEARCH_INDEX
     "MODEL": None,  # SEARCH_MODEL: default is the bundled all-MiniLM-L6-v2
     "VERIFY": True,  # SEARCH_VERIFY: check the index's checksums at start-up
+    "MODE": "hybrid",  # SEARCH_MODE: default ranking, hybrid | dense | lexical
     "DEFAULT_K": 5,
     # Queries are at most 1,000 characters: no legitimate body comes near this.
     "MAX_CONTENT_LENGTH": 64 * 1024,
 }
-SEARCH_FIELDS = {"query", "k"}
-SEARCH_PARAMS = {"q", "k"}
+SEARCH_FIELDS = {"query", "k", "mode", "collapse"}
+SEARCH_PARAMS = {"q", "k", "mode", "collapse"}
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -42,7 +43,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_prefixed_env("SEARCH")
     app.config.from_mapping(config or {})
     searcher = app.config.get("SEARCHER") or Searcher.open(
-        str(app.config["INDEX"]), model=app.config["MODEL"], verify=bool(app.config["VERIFY"]))
+        str(app.config["INDEX"]), model=app.config["MODEL"], verify=bool(app.config["VERIFY"]),
+        mode=str(app.config["MODE"]))
     app.extensions["searcher"] = searcher
     _register_errors(app)
     _register_routes(app, searcher)
@@ -63,7 +65,8 @@ def _register_routes(app: Flask, searcher: Searcher) -> None:
             raise BadRequest("repeated_parameter", f"parameter {repeated[0]!r} is given more than once")
         if "q" not in args:
             raise BadRequest("missing_query", "missing query: pass the question as ?q=...")
-        return _json(search_body(searcher, args["q"], _parse_k(args.get("k"), app.config["DEFAULT_K"])))
+        return _json(search_body(searcher, args["q"], _parse_k(args.get("k"), app.config["DEFAULT_K"]),
+                                 args.get("mode", searcher.mode), _parse_bool("collapse", args.get("collapse", "true"))))
 
     @app.post("/search")
     def search_post():
@@ -71,7 +74,11 @@ def _register_routes(app: Flask, searcher: Searcher) -> None:
         _reject_unknown(set(body), SEARCH_FIELDS, "field")
         if "query" not in body:
             raise BadRequest("missing_query", 'missing "query": send {"query": "...", "k": 5}')
-        return _json(search_body(searcher, body["query"], body.get("k", app.config["DEFAULT_K"])))
+        collapse = body.get("collapse", True)
+        if not isinstance(collapse, bool):
+            raise BadRequest("invalid_collapse", f"collapse must be true or false, got {collapse!r}")
+        return _json(search_body(searcher, body["query"], body.get("k", app.config["DEFAULT_K"]),
+                                 body.get("mode", searcher.mode), collapse))
 
     @app.get("/documents/<path:doc_id>")
     def document(doc_id: str):
@@ -88,6 +95,13 @@ def _parse_k(raw: str | None, default: int) -> int:
     if not re.fullmatch(r"[0-9]{1,6}", raw):
         raise BadRequest("invalid_k", f"k must be an integer from 1 to 100, got {raw!r}")
     return int(raw)  # the range is checked with the query
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = {"true": True, "1": True, "false": False, "0": False}.get(raw.lower())
+    if value is None:
+        raise BadRequest(f"invalid_{name}", f"{name} must be true or false, got {raw!r}")
+    return value
 
 
 def _reject_unknown(given: set[str], known: set[str], what: str) -> None:

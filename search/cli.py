@@ -24,16 +24,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="index directory (default: $SEARCH_INDEX or ./index)")
     parser.add_argument("--model", default=os.environ.get("SEARCH_MODEL"),
                         help="model the index was built with (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--mode", choices=("hybrid", "dense", "lexical"),
+                        help="ranking: hybrid (BM25 + dense, the default), dense or lexical")
+    parser.add_argument("--no-collapse", action="store_true",
+                        help="show near-duplicate passages (translations, syndicated copies) separately")
     parser.add_argument("--url", help="ask a running service (e.g. http://127.0.0.1:8000) instead of the index")
     parser.add_argument("--json", action="store_true", help="print the HTTP response body as JSON")
     args = parser.parse_args(argv)
 
     try:
-        body = _remote(args.url, args.question, args.k) if args.url else _local(args)
+        body = _remote(args) if args.url else _local(args)
     except AskError as e:
         print(f"ask: error: {e}", file=sys.stderr)
         return 2
-    print(_dumps(body) if args.json else render(body))
+    bold = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("**", "**")
+    print(_dumps(body) if args.json else render(body, bold))
     return 0
 
 
@@ -53,14 +58,18 @@ def _local(args) -> dict:
     from .searcher import Searcher, validate_query
 
     try:
-        validate_query(args.question, args.k)  # before paying for loading the model
-        return search_body(Searcher.open(args.index, model=args.model), args.question, args.k)
+        validate_query(args.question, args.k, args.mode or "hybrid")  # before paying for loading the model
+        searcher = Searcher.open(args.index, model=args.model)
+        return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse)
     except SearchError as e:
         raise AskError(str(e)) from None
 
 
-def _remote(url: str, question: str, k: int) -> dict:
-    query = urllib.parse.urlencode({"q": question, "k": k})
+def _remote(args) -> dict:
+    url = args.url
+    params = {"q": args.question, "k": args.k, **({"mode": args.mode} if args.mode else {}),
+              **({"collapse": "false"} if args.no_collapse else {})}
+    query = urllib.parse.urlencode(params)
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/search?{query}", timeout=60) as response:
             return json.loads(response.read())
@@ -74,19 +83,25 @@ def _remote(url: str, question: str, k: int) -> dict:
         raise AskError(f"cannot reach {url}: {getattr(e, 'reason', e)}") from None
 
 
-def render(body: dict) -> str:
-    """The response as people read it: score, source, title, paragraph, then the text."""
+def render(body: dict, emphasis: tuple[str, str] = ("**", "**")) -> str:
+    """The response as people read it: score, source, title, paragraph, then the text
+    with the answering sentence emphasised, and any other sources that say the same."""
     if not body["results"]:
         return f"No passages found for {body['query']!r}."
     blocks = []
     for hit in body["results"]:
-        c = hit["citations"][0]
+        c, *others = hit["citations"]
         head = f"[{hit['rank']}] score {hit['score']:.3f} · {c['source']} · paragraph {c['paragraph']}"
         lines = [head] + ([f"    “{c['title']}”"] if c.get("title") else [])
-        for paragraph in hit["text"].split("\n"):
+        text = hit["text"]
+        if hit.get("highlight"):
+            h = hit["highlight"]
+            text = text[:h["start"]] + "\x01" + text[h["start"]:h["end"]] + "\x02" + text[h["end"]:]
+        for paragraph in text.split("\n"):
             if paragraph.strip():
                 lines.extend(textwrap.wrap(paragraph, width=88, initial_indent="    ", subsequent_indent="    "))
-        blocks.append("\n".join(lines))
+        lines += [f"    also: {o['source']} · paragraph {o['paragraph']}" for o in others]
+        blocks.append("\n".join(lines).replace("\x01", emphasis[0]).replace("\x02", emphasis[1]))
     return "\n\n".join(blocks)
 
 

@@ -55,6 +55,8 @@ class Embedder:
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()  # the weight-loading bar is noise
+            # count_tokens measures long texts on purpose, to split them: no warning for that
+            transformers_logging.set_verbosity_error()
 
             threads = os.environ.get("SEARCH_TORCH_THREADS")
             if threads:

@@ -8,12 +8,13 @@ import time
 from .searcher import Searcher
 
 
-def search_body(searcher: Searcher, query: str, k: int) -> dict:
+def search_body(searcher: Searcher, query: str, k: int, mode: str | None = None, collapse: bool = True) -> dict:
     """The body of a successful `/search` response."""
     started = time.perf_counter()
-    hits = searcher.search(query, k)
+    hits = searcher.search(query, k, mode=mode, collapse=collapse)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
-    return {"query": query, "k": k, "took_ms": took_ms, "results": [hit.to_dict() for hit in hits]}
+    return {"query": query, "k": k, "mode": mode or searcher.mode, "collapse": collapse, "took_ms": took_ms,
+            "results": [hit.to_dict() for hit in hits]}
 
 
 def error_body(code: str, message: str) -> dict:

@@ -15,6 +15,8 @@ import numpy as np
 from . import store
 from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
+from .highlight import Highlight, best_sentence
+from .ranking import DENSE_WEIGHT, MODES, fts_query, fuse
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -33,16 +35,19 @@ class Citation:
 @dataclass(frozen=True)
 class Hit:
     rank: int
-    score: float  # cosine similarity of query and passage
+    # dense: cosine similarity; lexical: BM25; hybrid: fused score in 0..1
+    score: float
     text: str
+    # every source that says this, best first (one unless near-duplicates were collapsed)
     citations: list[Citation] = field(default_factory=list)
+    highlight: Highlight | None = None  # the sentence that best answers the query
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def validate_query(query, k) -> tuple[str, int]:
-    """Check a query and k as a caller gave them; raise BadRequest saying what is wrong."""
+def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
+    """Check a query, k and mode as a caller gave them; raise BadRequest saying what is wrong."""
     if not isinstance(query, str):
         raise BadRequest("invalid_query", "query must be a string")
     if not query.strip():
@@ -55,23 +60,35 @@ def validate_query(query, k) -> tuple[str, int]:
         raise BadRequest("invalid_query", "query contains a lone surrogate: send valid Unicode text") from None
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise BadRequest("invalid_k", f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    if mode not in MODES:
+        raise BadRequest("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     return query, k
 
 
 class Searcher:
     """Semantic search over an index directory built by `python -m indexer build`."""
 
-    def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder):
+    # How deep each ranking goes before fusion and collapse: deep enough that min-max
+    # normalisation sees the score range, and collapsed copies never leave fewer than k.
+    DEPTH = 1000
+
+    def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid"):
         import faiss
 
         self.index_dir = Path(index_dir)
         self.manifest = manifest
         self.embedder = embedder
+        self.mode = mode
         self._vectors = faiss.read_index(str(self.index_dir / store.VECTORS))
+        sentence_file = self.index_dir / store.SENTENCE_VECTORS
+        # memory-mapped: only the sentences of returned passages are ever read
+        self._sentence_vectors = (np.load(sentence_file, mmap_mode="r", allow_pickle=False)
+                                  if sentence_file.exists() else None)
         self._local = threading.local()  # one read-only SQLite connection per thread
 
     @classmethod
-    def open(cls, index_dir: str | Path, model: str | None = None, verify: bool = True) -> "Searcher":
+    def open(cls, index_dir: str | Path, model: str | None = None, verify: bool = True,
+             mode: str = "hybrid") -> "Searcher":
         """Open an index for searching, loading its model once per process.
 
         Args:
@@ -79,6 +96,7 @@ class Searcher:
             model: the model the caller means to search with (default: the bundled
                 all-MiniLM-L6-v2); it must be the one the index was built with.
             verify: check the index files against the manifest's checksums.
+            mode: the default ranking, "hybrid", "dense" or "lexical".
 
         Raises:
             IndexNotFound: no index there (the message says what to run).
@@ -91,9 +109,10 @@ class Searcher:
         store.check_model(index_dir, manifest, model_name)  # before paying for a model load
         if verify:
             store.verify_checksums(index_dir, manifest)
+        validate_query("-", 1, mode)
         embedder = get_embedder(model_name)
         store.check_model(index_dir, manifest, model_name, embedder.dimension)
-        return cls(index_dir, manifest, embedder)
+        return cls(index_dir, manifest, embedder, mode)
 
     @property
     def _db(self):
@@ -102,24 +121,115 @@ class Searcher:
             conn = self._local.conn = store.connect(self.index_dir / store.STORE)
         return conn
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The `k` passages closest in meaning to `query`, best first.
+    def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True) -> list[Hit]:
+        """The `k` passages that best answer `query`, best first.
+
+        Args:
+            query: a question or keywords, at most 1,000 characters.
+            k: how many results, 1..100.
+            mode: "hybrid" (BM25 fused with dense), "dense" or "lexical"; default: the searcher's.
+            collapse: merge passages that say the same thing into one result citing every source.
 
         Raises:
-            BadRequest: empty or over-long query, or k outside 1..100.
+            BadRequest: empty or over-long query, k outside 1..100, unknown mode.
         """
-        return self.search_batch([query], k)[0]
+        return self.search_batch([query], k, mode, collapse)[0]
 
-    def search_batch(self, queries: list[str], k: int = 5) -> list[list[Hit]]:
+    def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
+                     collapse: bool = True) -> list[list[Hit]]:
         """`search` for several queries at once: one model call for all of them."""
+        mode = mode or self.mode
         for query in queries:
-            validate_query(query, k)
+            validate_query(query, k, mode)
         vectors = self.embedder.embed(queries)
-        scores, ids = self._vectors.search(vectors, min(k, self._vectors.ntotal))
-        rows = self._passages({int(i) for i in ids.ravel() if i >= 0})
-        return [[self._hit(rank, float(score), rows[int(pid)])
-                 for rank, (score, pid) in enumerate(zip(s, i), 1) if pid >= 0]
-                for s, i in zip(scores, ids)]
+        depth = self.DEPTH if collapse or mode == "hybrid" else k
+        rankings = self._rank(queries, vectors, depth, mode)
+        return [self._hits(query, vector, ranked, k, collapse)
+                for query, vector, ranked in zip(queries, vectors, rankings)]
+
+    def rank(self, queries: list[str], depth: int, mode: str | None = None,
+             dense_weight: float | None = None) -> list[list[tuple[str, float]]]:
+        """Ranked (doc_id, score) lists, a document scored by its best passage: the
+        evaluation harness's view, without the k limit of `search`."""
+        mode = mode or self.mode
+        vectors = self.embedder.embed(queries) if mode != "lexical" else [None] * len(queries)
+        doc_of = dict(self._db.execute("SELECT id, doc_id FROM passages"))
+        out = []
+        for ranked in self._rank(queries, vectors, depth, mode, dense_weight):
+            best: dict[str, float] = {}
+            for pid, score in ranked:
+                best.setdefault(doc_of[pid], score)
+            out.append(list(best.items()))
+        return out
+
+    def _rank(self, queries, vectors, depth: int, mode: str,
+              dense_weight: float | None = None) -> list[list[tuple[int, float]]]:
+        depth = min(depth, self._vectors.ntotal)
+        if mode != "lexical":
+            scores, ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth)
+            dense = [[(int(i), float(s)) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]
+            if mode == "dense":
+                return dense
+        lexical = [self._lexical(query, depth) for query in queries]
+        weight = DENSE_WEIGHT if dense_weight is None else dense_weight
+        return lexical if mode == "lexical" else [fuse(d, lx, weight) for d, lx in zip(dense, lexical)]
+
+    def _lexical(self, query: str, depth: int) -> list[tuple[int, float]]:
+        match = fts_query(query)
+        if match is None:
+            return []
+        # bm25() is lower-is-better; negate it so every mode ranks by descending score
+        rows = self._db.execute("SELECT rowid, -bm25(lexical) FROM lexical WHERE lexical MATCH ? "
+                                "ORDER BY bm25(lexical) LIMIT ?", (match, depth))
+        return [(int(i), float(s)) for i, s in rows]
+
+    def _hits(self, query: str, vector: np.ndarray, ranked: list[tuple[int, float]], k: int,
+              collapse: bool) -> list[Hit]:
+        results = self._collapse(ranked, k) if collapse else [(pid, score, [pid]) for pid, score in ranked[:k]]
+        rows = self._passages({pid for _, _, members in results for pid in members})
+        hits = []
+        for rank, (pid, score, members) in enumerate(results, 1):
+            row = rows[pid]
+            highlight = self._highlight(query, vector, pid, row)
+            hits.append(Hit(rank, round(score, 6), row["text"], [self._citation(rows[m]) for m in members], highlight))
+        return hits
+
+    def _collapse(self, ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float, list[int]]]:
+        """Merge near-duplicate passages into one result, its members ordered best first."""
+        position = {pid: n for n, (pid, _) in enumerate(ranked)}
+        group_of = self._groups(list(position))
+        members: dict[int, list[int]] = {}
+        for pid, group in self._db.execute(
+                f"SELECT passage_id, group_id FROM duplicates WHERE group_id IN ({','.join('?' * len(set(group_of.values())))})",
+                sorted(set(group_of.values()))):
+            members.setdefault(group, []).append(pid)
+        results, taken = [], set()
+        for pid, score in ranked:
+            group = group_of.get(pid)
+            if group is None:
+                results.append((pid, score, [pid]))
+            elif group not in taken:
+                taken.add(group)
+                ordered = sorted(members[group], key=lambda m: (position.get(m, len(position)), m))
+                results.append((pid, score, ordered))
+            if len(results) == k:
+                break
+        return results
+
+    def _groups(self, pids: list[int]) -> dict[int, int]:
+        if not pids:
+            return {}
+        return dict(self._db.execute(
+            f"SELECT passage_id, group_id FROM duplicates WHERE passage_id IN ({','.join('?' * len(pids))})", pids))
+
+    def _highlight(self, query: str, vector: np.ndarray, pid: int, row: dict) -> Highlight:
+        spans = self._db.execute('SELECT id, start, "end" FROM sentences WHERE passage_id = ? ORDER BY id',
+                                 (pid,)).fetchall()
+        vectors = None
+        if self._sentence_vectors is not None and spans:
+            vectors = self._sentence_vectors[spans[0]["id"]:spans[-1]["id"] + 1]
+        return best_sentence(query, vector, row["start"], row["text"],
+                             [(s["start"], s["end"]) for s in spans], vectors)
 
     def _passages(self, ids: set[int]) -> dict[int, dict]:
         marks = ",".join("?" * len(ids))
@@ -129,9 +239,8 @@ class Searcher:
         return {row["id"]: dict(row) for row in cursor}
 
     @staticmethod
-    def _hit(rank: int, score: float, row: dict) -> Hit:
-        citation = Citation(row["doc_id"], row["title"], row["source"], row["paragraph"], row["start"], row["end"])
-        return Hit(rank, round(score, 6), row["text"], [citation])
+    def _citation(row: dict) -> Citation:
+        return Citation(row["doc_id"], row["title"], row["source"], row["paragraph"], row["start"], row["end"])
 
     def document(self, doc_id: str) -> dict:
         """A document's metadata, full text and passage count.
@@ -153,4 +262,4 @@ class Searcher:
         return {"index": str(self.index_dir), "format_version": m["format_version"], "model": m["model"]["name"],
                 "dimension": m["model"]["dimension"], "documents": m["counts"]["documents"],
                 "passages": m["counts"]["passages"], "built_at": m["built_at"],
-                "vector_index": m["vector_index"]["type"]}
+                "vector_index": m["vector_index"]["type"], "mode": self.mode}

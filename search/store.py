@@ -3,7 +3,10 @@
 An index directory holds three files and nothing executable (no pickle):
 
 - `vectors.faiss`  FAISS index of L2-normalised passage vectors, ids = passage ids;
-- `store.sqlite`   documents and passages (text, offsets, citation fields);
+- `sentences.npy`  L2-normalised vectors of every passage sentence, row = sentence id
+                   (for highlighting; a plain .npy array, loaded with allow_pickle=False);
+- `store.sqlite`   documents, passages, sentences, near-duplicate groups, and the
+                   lexical (FTS5, BM25) index of the passages;
 - `manifest.json`  what built it (format, model, dimension, chunker), counts, checksums.
 """
 
@@ -19,6 +22,7 @@ from .errors import IndexCorrupt, IndexMismatch, IndexNotFound
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
+SENTENCE_VECTORS = "sentences.npy"
 STORE = "store.sqlite"
 
 SCHEMA = """
@@ -40,6 +44,21 @@ CREATE TABLE passages (
     text      TEXT NOT NULL
 );
 CREATE INDEX passages_doc ON passages(doc_id);
+CREATE TABLE sentences (
+    id         INTEGER PRIMARY KEY,  -- row in sentences.npy
+    passage_id INTEGER NOT NULL REFERENCES passages(id),
+    start      INTEGER NOT NULL,     -- absolute offsets in documents.text
+    "end"      INTEGER NOT NULL
+);
+CREATE INDEX sentences_passage ON sentences(passage_id);
+-- Passages that say the same thing (syndicated or translated copies), found at build time.
+CREATE TABLE duplicates (
+    passage_id INTEGER PRIMARY KEY REFERENCES passages(id),
+    group_id   INTEGER NOT NULL      -- the smallest passage id in the group
+);
+CREATE INDEX duplicates_group ON duplicates(group_id);
+-- BM25 over the same passages (Porter-stemmed); rowid = passage id.
+CREATE VIRTUAL TABLE lexical USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
 """
 
 

@@ -33,8 +33,10 @@ def test_seed_build_summary_and_manifest(tmp_path):
     assert manifest["format_version"] == 1
     assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384,
                                  "normalized": True, "max_tokens": 254}
-    assert manifest["counts"] == {"documents": 5, "passages": summary.passages, "skipped": 0}
-    assert set(manifest["checksums"]) == {"vectors.faiss", "store.sqlite"}
+    assert manifest["counts"] == {"documents": 5, "passages": summary.passages, "skipped": 0,
+                                  "sentences": manifest["counts"]["sentences"]}
+    assert manifest["counts"]["sentences"] > summary.passages
+    assert set(manifest["checksums"]) == {"vectors.faiss", "store.sqlite", "sentences.npy"}
     assert manifest["inputs"]["files"] == sorted(p.name for p in SEEDS.glob("*.txt"))
 
 

@@ -125,4 +125,5 @@ def test_other_format_version_is_refused(index_copy):
 
 def test_index_is_plain_data(seed_index):
     # FAISS's own format, SQLite and JSON: nothing that executes code when loaded
-    assert sorted(p.name for p in seed_index.iterdir()) == ["manifest.json", "store.sqlite", "vectors.faiss"]
+    assert sorted(p.name for p in seed_index.iterdir()) == ["manifest.json", "sentences.npy", "store.sqlite",
+                                                                "vectors.faiss"]
