@@ -22,6 +22,11 @@ NAVIGATION_LINES = {"previous article", "next article", "related articles", "mor
 # Photo credits ("ED JONES/Getty Images", "Photo: Reuters") standing on a line of their own.
 CREDIT = re.compile(r"^(?:photo(?:graph)?\s*:?\s*)?[^.]{0,60}?"
                     r"(?:/|\bvia\s+)?(?:getty images|afp|reuters|ap photo|epa|shutterstock|alamy)\W*$", re.I)
+# Newsroom boilerplate that stands as a paragraph of its own and says nothing about the
+# story ("Newsweek has contacted the Russian foreign ministry for comment.").
+BOILERPLATE = re.compile(
+    r"^[^.]{0,120}\b(?:ha(?:s|ve) (?:contacted|reached out to)|did not (?:immediately )?respond to)\b"
+    r"[^.]{0,80}\bfor comments?\b[^.]{0,40}\.?$|^this (?:story|article) has been updated\b.{0,80}$", re.I)
 # A sentence ends with . ! ? or an ellipsis, possibly inside closing quotes or brackets.
 SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 ELLIPSIS = re.compile(r"(?:…|\.\.\.)$")
@@ -70,7 +75,7 @@ def _norm(s: str) -> str:
 
 def _is_ui(line: str) -> bool:
     n = _norm(line)
-    if n in UI_LINES or CREDIT.match(line):
+    if n in UI_LINES or CREDIT.match(line) or BOILERPLATE.match(line):
         return True
     return len(n.split()) <= LONE_WORDS and not re.search(r"[.?][\"'”’)\]]*$", n)
 

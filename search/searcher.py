@@ -16,7 +16,7 @@ from . import store
 from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
-from .ranking import DENSE_WEIGHT, MODES, fts_query, fuse
+from .ranking import DENSE_WEIGHT, MODES, SENTENCE_WEIGHT, blend_sentences, fts_query, fuse
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -85,6 +85,16 @@ class Searcher:
         self._sentence_vectors = (np.load(sentence_file, mmap_mode="r", allow_pickle=False)
                                   if sentence_file.exists() else None)
         self._local = threading.local()  # one read-only SQLite connection per thread
+        self._sentence_range = self._sentence_ranges() if self._sentence_vectors is not None else None
+
+    def _sentence_ranges(self) -> np.ndarray:
+        """[first sentence id, sentence count] per passage id: a passage's sentences are
+        consecutive rows of sentences.npy."""
+        ranges = np.zeros((self._vectors.ntotal, 2), dtype=np.int64)
+        for pid, first, count in self._db.execute(
+                "SELECT passage_id, MIN(id), COUNT(*) FROM sentences GROUP BY passage_id"):
+            ranges[pid] = (first, count)
+        return ranges
 
     @classmethod
     def open(cls, index_dir: str | Path, model: str | None = None, verify: bool = True,
@@ -121,7 +131,8 @@ class Searcher:
             conn = self._local.conn = store.connect(self.index_dir / store.STORE)
         return conn
 
-    def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True) -> list[Hit]:
+    def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
+               highlight: bool = True) -> list[Hit]:
         """The `k` passages that best answer `query`, best first.
 
         Args:
@@ -129,14 +140,15 @@ class Searcher:
             k: how many results, 1..100.
             mode: "hybrid" (BM25 fused with dense), "dense" or "lexical"; default: the searcher's.
             collapse: merge passages that say the same thing into one result citing every source.
+            highlight: pick each result's answering sentence.
 
         Raises:
             BadRequest: empty or over-long query, k outside 1..100, unknown mode.
         """
-        return self.search_batch([query], k, mode, collapse)[0]
+        return self.search_batch([query], k, mode, collapse, highlight)[0]
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
-                     collapse: bool = True) -> list[list[Hit]]:
+                     collapse: bool = True, highlight: bool = True) -> list[list[Hit]]:
         """`search` for several queries at once: one model call for all of them."""
         mode = mode or self.mode
         for query in queries:
@@ -144,35 +156,52 @@ class Searcher:
         vectors = self.embedder.embed(queries)
         depth = self.DEPTH if collapse or mode == "hybrid" else k
         rankings = self._rank(queries, vectors, depth, mode)
-        return [self._hits(query, vector, ranked, k, collapse)
+        return [self._hits(query, vector, ranked, k, collapse, highlight)
                 for query, vector, ranked in zip(queries, vectors, rankings)]
 
-    def rank(self, queries: list[str], depth: int, mode: str | None = None,
-             dense_weight: float | None = None) -> list[list[tuple[str, float]]]:
+    def rank(self, queries: list[str], depth: int, mode: str | None = None, dense_weight: float | None = None,
+             sentence_weight: float | None = None) -> list[list[tuple[str, float]]]:
         """Ranked (doc_id, score) lists, a document scored by its best passage: the
         evaluation harness's view, without the k limit of `search`."""
         mode = mode or self.mode
         vectors = self.embedder.embed(queries) if mode != "lexical" else [None] * len(queries)
         doc_of = dict(self._db.execute("SELECT id, doc_id FROM passages"))
         out = []
-        for ranked in self._rank(queries, vectors, depth, mode, dense_weight):
+        for ranked in self._rank(queries, vectors, depth, mode, dense_weight, sentence_weight):
             best: dict[str, float] = {}
             for pid, score in ranked:
                 best.setdefault(doc_of[pid], score)
             out.append(list(best.items()))
         return out
 
-    def _rank(self, queries, vectors, depth: int, mode: str,
-              dense_weight: float | None = None) -> list[list[tuple[int, float]]]:
+    def _rank(self, queries, vectors, depth: int, mode: str, dense_weight: float | None = None,
+              sentence_weight: float | None = None) -> list[list[tuple[int, float]]]:
         depth = min(depth, self._vectors.ntotal)
         if mode != "lexical":
             scores, ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth)
             dense = [[(int(i), float(s)) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]
+            weight = SENTENCE_WEIGHT if sentence_weight is None else sentence_weight
+            if self._sentence_range is not None and weight > 0:
+                dense = [blend_sentences(ranked, self._best_sentences(vector, [p for p, _ in ranked]), weight)
+                         for ranked, vector in zip(dense, vectors)]
             if mode == "dense":
                 return dense
         lexical = [self._lexical(query, depth) for query in queries]
         weight = DENSE_WEIGHT if dense_weight is None else dense_weight
         return lexical if mode == "lexical" else [fuse(d, lx, weight) for d, lx in zip(dense, lexical)]
+
+    def _best_sentences(self, vector: np.ndarray, pids: list[int]) -> dict[int, float]:
+        """Each passage's best sentence similarity to the query."""
+        ranges = self._sentence_range[pids]
+        has = ranges[:, 1] > 0
+        pids_with = np.asarray(pids)[has]
+        if not len(pids_with):
+            return {}
+        first, count = ranges[has, 0], ranges[has, 1]
+        rows = np.repeat(first - np.concatenate(([0], np.cumsum(count)[:-1])), count) + np.arange(count.sum())
+        scores = self._sentence_vectors[rows].astype(np.float32) @ np.asarray(vector, dtype=np.float32)
+        best = np.maximum.reduceat(scores, np.concatenate(([0], np.cumsum(count)[:-1])))
+        return dict(zip(pids_with.tolist(), best.tolist()))
 
     def _lexical(self, query: str, depth: int) -> list[tuple[int, float]]:
         match = fts_query(query)
@@ -184,14 +213,14 @@ class Searcher:
         return [(int(i), float(s)) for i, s in rows]
 
     def _hits(self, query: str, vector: np.ndarray, ranked: list[tuple[int, float]], k: int,
-              collapse: bool) -> list[Hit]:
+              collapse: bool, highlight: bool = True) -> list[Hit]:
         results = self._collapse(ranked, k) if collapse else [(pid, score, [pid]) for pid, score in ranked[:k]]
         rows = self._passages({pid for _, _, members in results for pid in members})
         hits = []
         for rank, (pid, score, members) in enumerate(results, 1):
             row = rows[pid]
-            highlight = self._highlight(query, vector, pid, row)
-            hits.append(Hit(rank, round(score, 6), row["text"], [self._citation(rows[m]) for m in members], highlight))
+            best = self._highlight(query, vector, pid, row) if highlight else None
+            hits.append(Hit(rank, round(score, 6), row["text"], [self._citation(rows[m]) for m in members], best))
         return hits
 
     def _collapse(self, ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float, list[int]]]:

@@ -1,6 +1,7 @@
 """`ask` through its real entry point."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -33,10 +34,20 @@ def test_ask_prints_readable_passages(capsys, seed_index):
     code, out, _ = run_ask(capsys, QUESTION, "--k", "2", "--index", str(seed_index))
     assert code == 0
     first = out.split("\n\n[2]")[0]
-    assert first.startswith("[1] score 0.")
+    assert re.match(r"\[1\] score [01]\.\d{3} · ", first)
     assert "_69714012eee412eb.txt · paragraph 7" in first or "_c7708b97d51473e9.txt · paragraph 7" in first
+    assert "**Total Russian casualties" in first.replace("\n    ", " ")  # the highlight, emphasised
     assert "710,000" in first.replace("\n    ", " ")
+    assert "    also: 00" in first  # the other translation of the op-ed
     assert "“OPINION - Vladimir Putin" in first or "“How Vladimir Putin’s use" in first
+
+
+def test_ask_mode_and_no_collapse(capsys, seed_index):
+    code, out, _ = run_ask(capsys, QUESTION, "--json", "--k", "2", "--mode", "dense", "--no-collapse",
+                           "--index", str(seed_index))
+    body = json.loads(out)
+    assert code == 0 and (body["mode"], body["collapse"]) == ("dense", False)
+    assert {r["citations"][0]["doc_id"][:3] for r in body["results"]} == {"000", "001"}
 
 
 def test_ask_errors_go_to_stderr_with_nonzero_exit(capsys, tmp_path, seed_index):

@@ -14,14 +14,29 @@ def test_get_search_answers_with_cited_passages(client):
     r = client.get("/search", query_string={"q": QUESTION, "k": 3})
     assert r.status_code == 200 and r.mimetype == "application/json"
     body = r.get_json()
-    assert set(body) == {"query", "k", "took_ms", "results"}
+    assert set(body) == {"query", "k", "mode", "collapse", "took_ms", "results"}
     assert (body["query"], body["k"], len(body["results"])) == (QUESTION, 3, 3)
+    assert (body["mode"], body["collapse"]) == ("hybrid", True)
     top = body["results"][0]
-    assert set(top) == {"rank", "score", "text", "citations"}
+    assert set(top) == {"rank", "score", "text", "citations", "highlight"}
     assert "710,000" in top["text"] and top["rank"] == 1
     citation = top["citations"][0]
     assert set(citation) == {"doc_id", "title", "source", "paragraph", "start", "end"}
     assert citation["doc_id"] in {"000_c7708b97d51473e9", "001_69714012eee412eb"}
+    # the op-ed exists in two translations: one result citing both
+    assert {c["doc_id"] for c in top["citations"]} == {"000_c7708b97d51473e9", "001_69714012eee412eb"}
+    h = top["highlight"]
+    assert top["text"][h["start"]:h["end"]] == h["text"] and "710,000" in h["text"]
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_mode_and_collapse_parameters(client, mode):
+    got = client.get("/search", query_string={"q": QUESTION, "k": 3, "mode": mode, "collapse": "false"}).get_json()
+    assert (got["mode"], got["collapse"]) == (mode, False)
+    assert all(len(r["citations"]) == 1 for r in got["results"])
+    assert {r["citations"][0]["doc_id"][:3] for r in got["results"][:2]} == {"000", "001"}
+    posted = client.post("/search", json={"query": QUESTION, "k": 3, "mode": mode, "collapse": False}).get_json()
+    assert posted["results"] == got["results"]
 
 
 def test_post_search_equals_get(client):
@@ -85,6 +100,8 @@ def error(r, status, code):
     ("q=war&k=99999999999999999999", "invalid_k"),
     ("q=war&q=peace", "repeated_parameter"),
     ("query=war", "unknown_parameter"),
+    ("q=war&mode=semantic", "invalid_mode"),
+    ("q=war&collapse=maybe", "invalid_collapse"),
 ])
 def test_bad_get_requests(client, query_string, code):
     error(client.get(f"/search?{query_string}"), 400, code)
@@ -104,6 +121,8 @@ def test_bad_get_requests(client, query_string, code):
     ({"query": "war", "k": True}, "invalid_k"),
     ({"query": "war", "k": None}, "invalid_k"),
     ({"query": "war", "top_k": 3}, "unknown_field"),
+    ({"query": "war", "mode": "fuzzy"}, "invalid_mode"),
+    ({"query": "war", "collapse": "no"}, "invalid_collapse"),
 ])
 def test_bad_post_bodies(client, body, code):
     error(client.post("/search", json=body), 400, code)

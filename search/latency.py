@@ -1,0 +1,58 @@
+"""Query latency of the full pipeline against dense retrieval alone, in one run.
+
+    scripts/latency [--index DIR] [--questions FILE] [--rounds N] [--json]
+
+Both are timed on the same questions, interleaved, so machine noise hits them alike;
+medians are reported, and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="latency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", default=str(ROOT / "index"))
+    parser.add_argument("--questions", default=str(ROOT / "tests" / "data" / "seed_questions.json"),
+                        help="a JSON list of {\"question\": ...} objects")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from search import Searcher
+
+    searcher = Searcher.open(args.index)
+    questions = [q["question"] for q in json.loads(Path(args.questions).read_text(encoding="utf-8"))]
+    variants = {
+        "dense": dict(mode="dense", collapse=False, highlight=False),
+        "hybrid+collapse+highlight": dict(mode="hybrid", collapse=True, highlight=True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for question in questions[:3]:  # warm caches and the model's first-call costs
+        for kwargs in variants.values():
+            searcher.search(question, args.k, **kwargs)
+    for _ in range(args.rounds):
+        for question in questions:
+            for name, kwargs in variants.items():
+                started = time.perf_counter()
+                searcher.search(question, args.k, **kwargs)
+                times[name].append((time.perf_counter() - started) * 1000)
+    medians = {name: round(statistics.median(t), 3) for name, t in times.items()}
+    result = {"queries": len(times["dense"]), "dense_p50_ms": medians["dense"],
+              "full_p50_ms": medians["hybrid+collapse+highlight"],
+              "ratio": round(medians["hybrid+collapse+highlight"] / medians["dense"], 3)}
+    print(json.dumps(result) if args.json else "  ".join(f"{k} {v}" for k, v in result.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
