@@ -36,11 +36,11 @@ def load_queries(dataset: Path, split: str) -> tuple[dict[str, str], dict[str, d
     return queries, qrels
 
 
-def corpus_as_articles(dataset: Path) -> Path:
+def corpus_as_articles(dataset: Path, cache: Path = CACHE) -> Path:
     """BEIR's corpus.jsonl ({"_id", "title", "text"}) as the indexer's .jsonl articles."""
     source = dataset / "corpus.jsonl"
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = CACHE / f"{dataset.name}-{digest}" / f"{dataset.name}.jsonl"
+    target = cache / f"{dataset.name}-{digest}" / f"{dataset.name}.jsonl"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
@@ -91,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dense-weight", help="hybrid fusion weight(s) of the dense score, e.g. 0.5,0.6,0.7")
     parser.add_argument("--sentence-weight", help="weight(s) of the best sentence in dense scores, e.g. 0,0.3,0.5")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--cache", type=Path, default=CACHE, help=f"where built indexes are kept (default {CACHE})")
     args = parser.parse_args(argv)
 
     from indexer import BuildOptions, build
     from search import Searcher
 
     queries, qrels = load_queries(args.dataset, args.split)
-    articles = corpus_as_articles(args.dataset)
+    articles = corpus_as_articles(args.dataset, args.cache)
     # sentence vectors take part in chunked dense scoring; a whole-document index (MTEB's
     # setup, to check the pipeline against the published figure) has none, as there
     options = BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens, title_context=True,

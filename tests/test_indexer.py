@@ -14,7 +14,7 @@ from conftest import ROOT, SEEDS
 from indexer import build
 from search import Searcher
 from search.errors import BuildError
-from tests.test_clean import CRUFT
+from test_clean import CRUFT
 
 ARTICLE = ("North Korea sent engineers to the Donetsk region to help Russian forces.\n\n"
            "The engineers are said to be building fortifications behind the front line.\n")

@@ -1,0 +1,60 @@
+"""The evaluation harness: metrics against hand-computed values, and a whole run on a
+small BEIR-format dataset made from the seeds and the reader questions."""
+
+import json
+import math
+
+import pytest
+
+from conftest import SEEDS
+from search.evaluation import load_queries, main, metrics
+from test_quality import seed_questions
+
+
+def test_metrics_match_hand_computed_values():
+    qrels = {"q1": {"d1": 1}, "q2": {"d3": 1, "d4": 1}}
+    run = {"q1": {"d2": 2.0, "d1": 1.0}, "q2": {"d3": 3.0, "d9": 2.0, "d8": 1.0}}
+    m = metrics(run, qrels)
+    ndcg_q2 = 1 / (1 + 1 / math.log2(3))  # one of two relevant at rank 1
+    assert m["ndcg@10"] == pytest.approx((1 / math.log2(3) + ndcg_q2) / 2, abs=1e-4)
+    assert m["mrr@10"] == pytest.approx((0.5 + 1.0) / 2)
+    assert m["recall@10"] == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_a_query_without_results_counts_as_zero():
+    m = metrics({"q1": {"d1": 1.0}}, {"q1": {"d1": 1}, "q2": {"d2": 1}})
+    assert m["ndcg@10"] == pytest.approx(0.5) and m["recall@100"] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def seed_dataset(tmp_path_factory):
+    """The seeds as a BEIR corpus; each reader question relevant to its answer's documents."""
+    root = tmp_path_factory.mktemp("beir")
+    with open(root / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for path in sorted(SEEDS.glob("*.txt")):
+            f.write(json.dumps({"_id": path.stem[:3], "title": "", "text": path.read_text(encoding="utf-8")}) + "\n")
+    (root / "qrels").mkdir()
+    with open(root / "queries.jsonl", "w", encoding="utf-8") as q, \
+            open(root / "qrels" / "test.tsv", "w", encoding="utf-8") as r:
+        r.write("query-id\tcorpus-id\tscore\n")
+        for n, item in enumerate(seed_questions()):
+            q.write(json.dumps({"_id": f"q{n}", "text": item["question"]}) + "\n")
+            for doc in sorted({d for answer in item["answers"] for d in answer["docs"]}):
+                r.write(f"q{n}\t{doc}\t1\n")
+    return root
+
+
+def test_evaluate_runs_every_query_and_reuses_its_index(seed_dataset, tmp_path, capsys):
+    args = [str(seed_dataset), "--split", "test", "--json", "--cache", str(tmp_path)]
+    results = {}
+    for mode in ("dense", "lexical", "hybrid"):
+        assert main(args + ["--mode", mode]) == 0
+        out, err = capsys.readouterr()
+        results[mode] = json.loads(out)
+    assert "up to date" in err  # the second and third runs reused the first one's index
+    queries, _ = load_queries(seed_dataset, "test")
+    for mode, result in results.items():
+        assert set(result) >= {"mode", "queries", "seconds", "ndcg@10", "recall@10", "recall@100", "mrr@10"}
+        assert result["mode"] == mode and result["queries"] == len(queries)
+        assert result["recall@100"] == 1.0  # five documents: every relevant one is retrieved
+    assert results["hybrid"]["mrr@10"] >= 0.8
