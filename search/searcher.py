@@ -81,7 +81,7 @@ class Searcher:
         self.mode = mode
         self._vectors = faiss.read_index(str(self.index_dir / store.VECTORS))
         sentence_file = self.index_dir / store.SENTENCE_VECTORS
-        # memory-mapped: only the sentences of returned passages are ever read
+        # memory-mapped: a query reads only its candidate passages' sentences
         self._sentence_vectors = (np.load(sentence_file, mmap_mode="r", allow_pickle=False)
                                   if sentence_file.exists() else None)
         self._local = threading.local()  # one read-only SQLite connection per thread
@@ -119,7 +119,8 @@ class Searcher:
         store.check_model(index_dir, manifest, model_name)  # before paying for a model load
         if verify:
             store.verify_checksums(index_dir, manifest)
-        validate_query("-", 1, mode)
+        if mode not in MODES:
+            raise BadRequest("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         embedder = get_embedder(model_name)
         store.check_model(index_dir, manifest, model_name, embedder.dimension)
         return cls(index_dir, manifest, embedder, mode)
@@ -227,10 +228,11 @@ class Searcher:
         """Merge near-duplicate passages into one result, its members ordered best first."""
         position = {pid: n for n, (pid, _) in enumerate(ranked)}
         group_of = self._groups(list(position))
+        group_ids = sorted(set(group_of.values()))
         members: dict[int, list[int]] = {}
         for pid, group in self._db.execute(
-                f"SELECT passage_id, group_id FROM duplicates WHERE group_id IN ({','.join('?' * len(set(group_of.values())))})",
-                sorted(set(group_of.values()))):
+                f"SELECT passage_id, group_id FROM duplicates WHERE group_id IN ({','.join('?' * len(group_ids))})",
+                group_ids):
             members.setdefault(group, []).append(pid)
         results, taken = [], set()
         for pid, score in ranked:
