@@ -168,6 +168,8 @@ def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: b
         raise BuildError("nothing to index: " + ("; ".join(map(str, summary.skipped)) or "no .txt or .jsonl files"))
     summary.passages = len(texts)
     conn.executemany("INSERT INTO lexical (rowid, body) VALUES (?, ?)", enumerate(texts))
+    conn.execute("INSERT INTO document_lexical (rowid, body) "
+                 "SELECT rowid, coalesce(title || char(10), '') || text FROM documents")
 
     vectors = embedder.embed(texts, batch_size=batch_size, progress=progress)
     # Cosine similarity = inner product of L2-normalised vectors (Embedder.embed normalises).

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import itertools
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,14 +70,12 @@ def metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) 
             "recall@100": mean(full, "recall_100"), "mrr@10": mean(mrr, "recip_rank")}
 
 
-def run_queries(searcher, queries: dict[str, str], mode: str, dense_weight: float | None,
-                sentence_weight: float | None) -> dict:
+def run_queries(searcher, queries: dict[str, str], mode: str, weights) -> dict:
     ids = list(queries)
     run = {}
     for start in range(0, len(ids), 64):
         batch = ids[start:start + 64]
-        for qid, ranked in zip(batch, searcher.rank([queries[q] for q in batch], DEPTH, mode, dense_weight,
-                                                      sentence_weight)):
+        for qid, ranked in zip(batch, searcher.rank([queries[q] for q in batch], DEPTH, mode, weights)):
             run[qid] = {doc: float(score) for doc, score in ranked}
     return run
 
@@ -90,12 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, help="passage window in word pieces (default: the model's)")
     parser.add_argument("--dense-weight", help="hybrid fusion weight(s) of the dense score, e.g. 0.5,0.6,0.7")
     parser.add_argument("--sentence-weight", help="weight(s) of the best sentence in dense scores, e.g. 0,0.3,0.5")
+    parser.add_argument("--document-weight", help="share(s) of document BM25 in lexical scores, e.g. 0,0.5,0.7")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"where built indexes are kept (default {CACHE})")
     args = parser.parse_args(argv)
 
     from indexer import BuildOptions, build
     from search import Searcher
+    from search.ranking import Weights
 
     queries, qrels = load_queries(args.dataset, args.split)
     articles = corpus_as_articles(args.dataset, args.cache)
@@ -108,13 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     summary = build([articles], index, options=options, if_changed=True, progress=sys.stderr.isatty())
     print(summary, file=sys.stderr)
     searcher = Searcher.open(index, verify=False)
-    grid = [(d, s) for d in _weights(args.dense_weight) for s in _weights(args.sentence_weight)]
-    for weight, sentence_weight in grid:
+    grid = [Weights(**{name: value for name, value in zip(("dense", "sentence", "document"), combo)
+                       if value is not None})
+            for combo in itertools.product(_weights(args.dense_weight), _weights(args.sentence_weight),
+                                           _weights(args.document_weight))]
+    for weights in grid:
         started = time.perf_counter()
-        run = run_queries(searcher, queries, args.mode, weight, sentence_weight)
+        run = run_queries(searcher, queries, args.mode, weights)
         result = {"mode": args.mode, "split": args.split, "chunking": not args.no_chunking,
-                  **({"dense_weight": weight} if weight is not None else {}),
-                  **({"sentence_weight": sentence_weight} if sentence_weight is not None else {}),
+                  **({"weights": asdict(weights)} if args.mode != "dense" or len(grid) > 1 else {}),
                   **metrics(run, qrels), "queries": len(queries),
                   "seconds": round(time.perf_counter() - started, 2)}
         if args.json:

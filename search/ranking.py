@@ -7,15 +7,31 @@ two ranked lists become one.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 MODES = ("dense", "lexical", "hybrid")
 # Weight of the dense score in the fused score; the lexical one gets the rest. Chosen on
 # SciFact's train split (scripts/evaluate ../shared/eval/scifact --split train --mode hybrid).
 DENSE_WEIGHT = 0.6
+# Share of a passage's lexical score that comes from BM25 over its whole document (the
+# rest from BM25 over the passage itself). Chosen on SciFact's train split.
+DOCUMENT_WEIGHT = 0.7
 # Weight of a passage's best sentence in its dense score, the passage vector getting the
 # rest: a question is often answered by one sentence that the passage's single vector
 # dilutes. Chosen on SciFact's train split with DENSE_WEIGHT (scripts/evaluate).
-SENTENCE_WEIGHT = 0.5
+SENTENCE_WEIGHT = 0.3
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How the ranking signals combine (the defaults were chosen on SciFact's train split:
+    scripts/evaluate ... --split train --dense-weight ... --sentence-weight ... --document-weight ...)."""
+
+    dense: float = DENSE_WEIGHT
+    sentence: float = SENTENCE_WEIGHT
+    document: float = DOCUMENT_WEIGHT
+
+
 # Lucene's default English stop set: words that match nearly every passage.
 STOP_WORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
@@ -63,10 +79,21 @@ def normalise(ranked: list[tuple[int, float]]) -> dict[int, float]:
     return {i: (s - low) / span if span > 0 else 1.0 for i, s in ranked}
 
 
+def lexical_scores(passages: list[tuple[int, float]], documents: list[tuple[int, float]], doc_of: dict[int, int],
+                   candidates, document_weight: float = DOCUMENT_WEIGHT) -> list[tuple[int, float]]:
+    """Each candidate passage's lexical score in 0..1: its own normalised BM25 mixed with
+    its document's. `doc_of` maps a passage to its document's row."""
+    p, d = normalise(passages), normalise(documents)
+    scored = [(pid, (1 - document_weight) * p.get(pid, 0.0) + document_weight * d.get(doc_of[pid], 0.0))
+              for pid in candidates]
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
+
+
 def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
          dense_weight: float = DENSE_WEIGHT) -> list[tuple[int, float]]:
-    """Convex combination of min-max-normalised scores; a passage missing from one list
-    scores 0 there. On SciFact this beat reciprocal-rank fusion by about 0.02 nDCG@10."""
-    d, lx = normalise(dense), normalise(lexical)
+    """Convex combination of min-max-normalised dense scores and lexical scores (already
+    in 0..1); a passage missing from one list scores 0 there. On SciFact this beat
+    reciprocal-rank fusion by about 0.02 nDCG@10 (../shared/eval/scifact/FINDINGS.md)."""
+    d, lx = normalise(dense), dict(lexical)
     fused = {i: dense_weight * d.get(i, 0.0) + (1 - dense_weight) * lx.get(i, 0.0) for i in d.keys() | lx.keys()}
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))

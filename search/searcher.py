@@ -16,7 +16,7 @@ from . import store
 from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
-from .ranking import DENSE_WEIGHT, MODES, SENTENCE_WEIGHT, blend_sentences, fts_query, fuse
+from .ranking import MODES, Weights, blend_sentences, fts_query, fuse, lexical_scores
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -35,7 +35,8 @@ class Citation:
 @dataclass(frozen=True)
 class Hit:
     rank: int
-    # dense: cosine similarity; lexical: BM25; hybrid: fused score in 0..1
+    # dense: cosine similarity (mixed with the best sentence's); lexical: BM25 of passage
+    # and document, normalised and mixed, in 0..1; hybrid: the fused score, in 0..1
     score: float
     text: str
     # every source that says this, best first (one unless near-duplicates were collapsed)
@@ -86,6 +87,9 @@ class Searcher:
                                   if sentence_file.exists() else None)
         self._local = threading.local()  # one read-only SQLite connection per thread
         self._sentence_range = self._sentence_ranges() if self._sentence_vectors is not None else None
+        self._document_row = np.zeros(self._vectors.ntotal, dtype=np.int64)  # passage id -> documents.rowid
+        for pid, row in self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)"):
+            self._document_row[pid] = row
 
     def _sentence_ranges(self) -> np.ndarray:
         """[first sentence id, sentence count] per passage id: a passage's sentences are
@@ -160,36 +164,41 @@ class Searcher:
         return [self._hits(query, vector, ranked, k, collapse, highlight)
                 for query, vector, ranked in zip(queries, vectors, rankings)]
 
-    def rank(self, queries: list[str], depth: int, mode: str | None = None, dense_weight: float | None = None,
-             sentence_weight: float | None = None) -> list[list[tuple[str, float]]]:
+    def rank(self, queries: list[str], depth: int, mode: str | None = None,
+             weights: Weights = Weights()) -> list[list[tuple[str, float]]]:
         """Ranked (doc_id, score) lists, a document scored by its best passage: the
         evaluation harness's view, without the k limit of `search`."""
         mode = mode or self.mode
         vectors = self.embedder.embed(queries) if mode != "lexical" else [None] * len(queries)
         doc_of = dict(self._db.execute("SELECT id, doc_id FROM passages"))
         out = []
-        for ranked in self._rank(queries, vectors, depth, mode, dense_weight, sentence_weight):
+        for ranked in self._rank(queries, vectors, depth, mode, weights):
             best: dict[str, float] = {}
             for pid, score in ranked:
                 best.setdefault(doc_of[pid], score)
             out.append(list(best.items()))
         return out
 
-    def _rank(self, queries, vectors, depth: int, mode: str, dense_weight: float | None = None,
-              sentence_weight: float | None = None) -> list[list[tuple[int, float]]]:
+    def _rank(self, queries, vectors, depth: int, mode: str,
+              weights: Weights = Weights()) -> list[list[tuple[int, float]]]:
         depth = min(depth, self._vectors.ntotal)
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if mode != "lexical":
             scores, ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth)
             dense = [[(int(i), float(s)) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]
-            weight = SENTENCE_WEIGHT if sentence_weight is None else sentence_weight
-            if self._sentence_range is not None and weight > 0:
-                dense = [blend_sentences(ranked, self._best_sentences(vector, [p for p, _ in ranked]), weight)
+            if self._sentence_range is not None and weights.sentence > 0:
+                dense = [blend_sentences(ranked, self._best_sentences(vector, [p for p, _ in ranked]), weights.sentence)
                          for ranked, vector in zip(dense, vectors)]
             if mode == "dense":
                 return dense
-        lexical = [self._lexical(query, depth) for query in queries]
-        weight = DENSE_WEIGHT if dense_weight is None else dense_weight
-        return lexical if mode == "lexical" else [fuse(d, lx, weight) for d, lx in zip(dense, lexical)]
+        rankings = []
+        for query, dense_ranked in zip(queries, dense):
+            passages = self._lexical(query, depth, "lexical")
+            candidates = {pid for pid, _ in passages} | {pid for pid, _ in dense_ranked}
+            lexical = lexical_scores(passages, self._lexical(query, depth, "document_lexical"),
+                                     self._document_row, candidates, weights.document)
+            rankings.append(lexical if mode == "lexical" else fuse(dense_ranked, lexical, weights.dense))
+        return rankings
 
     def _best_sentences(self, vector: np.ndarray, pids: list[int]) -> dict[int, float]:
         """Each passage's best sentence similarity to the query."""
@@ -204,13 +213,14 @@ class Searcher:
         best = np.maximum.reduceat(scores, np.concatenate(([0], np.cumsum(count)[:-1])))
         return dict(zip(pids_with.tolist(), best.tolist()))
 
-    def _lexical(self, query: str, depth: int) -> list[tuple[int, float]]:
+    def _lexical(self, query: str, depth: int, table: str) -> list[tuple[int, float]]:
+        """BM25 ranking of `table` (passages or whole documents) by rowid."""
         match = fts_query(query)
         if match is None:
             return []
         # bm25() is lower-is-better; negate it so every mode ranks by descending score
-        rows = self._db.execute("SELECT rowid, -bm25(lexical) FROM lexical WHERE lexical MATCH ? "
-                                "ORDER BY bm25(lexical) LIMIT ?", (match, depth))
+        rows = self._db.execute(f"SELECT rowid, -bm25({table}) FROM {table} WHERE {table} MATCH ? "
+                                f"ORDER BY bm25({table}) LIMIT ?", (match, depth))
         return [(int(i), float(s)) for i, s in rows]
 
     def _hits(self, query: str, vector: np.ndarray, ranked: list[tuple[int, float]], k: int,

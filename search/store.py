@@ -59,6 +59,9 @@ CREATE TABLE duplicates (
 CREATE INDEX duplicates_group ON duplicates(group_id);
 -- BM25 over the same passages (Porter-stemmed); rowid = passage id.
 CREATE VIRTUAL TABLE lexical USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
+-- BM25 over whole documents (title and text); rowid = documents.rowid. A passage's lexical
+-- score mixes in its document's: the words of a query are often spread over an article.
+CREATE VIRTUAL TABLE document_lexical USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
 """
 
 
