@@ -142,13 +142,7 @@ def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: b
                 _skip(summary, item, strict)
                 continue
             cleaned = clean(item.text, item.title)
-            if not options.chunking:
-                passages = [Passage(1, cleaned.lines[0].start, cleaned.lines[-1].end)] if cleaned.lines else []
-            else:
-                # the title rides along with every passage when embedded: leave room for it
-                room = max_tokens - (embedder.count_tokens(cleaned.title) + 1
-                                     if options.title_context and cleaned.title else 0)
-                passages = chunk(item.text, cleaned, embedder.count_tokens, max(room, max_tokens // 2))
+            passages = _passages(item.text, cleaned, embedder, max_tokens, options)
             if not passages:
                 _skip(summary, sources.Skipped(str(path), f"document {item.doc_id!r} has no article text"), strict)
                 continue
@@ -205,6 +199,14 @@ def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: b
     }
     (tmp / store.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _passages(text: str, cleaned, embedder, max_tokens: int, options: BuildOptions) -> list[Passage]:
+    if not options.chunking:
+        return [Passage(1, cleaned.lines[0].start, cleaned.lines[-1].end)] if cleaned.lines else []
+    # the title rides along with every passage when embedded: leave room for it
+    room = max_tokens - (embedder.count_tokens(cleaned.title) + 1 if options.title_context and cleaned.title else 0)
+    return chunk(text, cleaned, embedder.count_tokens, max(room, max_tokens // 2))
 
 
 def _skip(summary: BuildSummary, item: sources.Skipped, strict: bool) -> None:
