@@ -5,7 +5,7 @@ import json
 import pytest
 
 from search.app import create_app
-from search.errors import IndexNotFound
+from search.errors import BadRequest, IndexNotFound
 
 QUESTION = "How many Russian casualties since 2022"
 
@@ -180,3 +180,12 @@ def test_configuration_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SEARCH_INDEX", str(tmp_path / "absent"))
     with pytest.raises(IndexNotFound, match=str(tmp_path / "absent")):
         create_app()
+
+
+def test_default_mode_from_the_environment(monkeypatch, seed_index):
+    monkeypatch.setenv("SEARCH_MODE", "dense")
+    body = create_app({"INDEX": str(seed_index)}).test_client().get("/search?q=KN-23").get_json()
+    assert body["mode"] == "dense"
+    monkeypatch.setenv("SEARCH_MODE", "semantic")
+    with pytest.raises(BadRequest, match="mode must be one of dense, lexical, hybrid"):
+        create_app({"INDEX": str(seed_index)})
