@@ -189,3 +189,9 @@ def test_default_mode_from_the_environment(monkeypatch, seed_index):
     monkeypatch.setenv("SEARCH_MODE", "semantic")
     with pytest.raises(BadRequest, match="mode must be one of dense, lexical, hybrid"):
         create_app({"INDEX": str(seed_index)})
+
+
+@pytest.mark.parametrize("query", ["zzzzqqq xyzzy", "the of", "???"])
+def test_lexical_query_without_matches_is_an_empty_answer(client, query):
+    r = client.get("/search", query_string={"q": query, "mode": "lexical"})
+    assert r.status_code == 200 and r.get_json()["results"] == []
