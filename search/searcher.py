@@ -163,7 +163,8 @@ class Searcher:
         mode = mode or self.mode
         for query in queries:
             validate_query(query, k, mode)
-        depth = self.DEPTH if collapse or mode == "hybrid" else k
+        # always the full depth, so that collapse on or off ranks alike
+        depth = self.DEPTH
         # BM25 runs in SQLite, which releases the GIL: overlap it with the query encoding
         lexical = self._pool.submit(self._lexical_rankings, queries, depth) if mode != "dense" else None
         vectors = self.embedder.embed(queries)
