@@ -66,7 +66,7 @@ def _register_routes(app: Flask, searcher: Searcher) -> None:
         if "q" not in args:
             raise BadRequest("missing_query", "missing query: pass the question as ?q=...")
         return _json(search_body(searcher, args["q"], _parse_k(args.get("k"), app.config["DEFAULT_K"]),
-                                 args.get("mode", searcher.mode), _parse_bool("collapse", args.get("collapse", "true"))))
+                                 args.get("mode"), _parse_bool("collapse", args.get("collapse", "true"))))
 
     @app.post("/search")
     def search_post():
@@ -78,7 +78,7 @@ def _register_routes(app: Flask, searcher: Searcher) -> None:
         if not isinstance(collapse, bool):
             raise BadRequest("invalid_collapse", f"collapse must be true or false, got {collapse!r}")
         return _json(search_body(searcher, body["query"], body.get("k", app.config["DEFAULT_K"]),
-                                 body.get("mode", searcher.mode), collapse))
+                                 body.get("mode"), collapse))
 
     @app.get("/documents/<path:doc_id>")
     def document(doc_id: str):

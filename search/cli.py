@@ -15,6 +15,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from .ranking import MODES
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ask", description="Ask a question of the news index.")
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="index directory (default: $SEARCH_INDEX or ./index)")
     parser.add_argument("--model", default=os.environ.get("SEARCH_MODEL"),
                         help="model the index was built with (default: bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--mode", choices=("hybrid", "dense", "lexical"),
+    parser.add_argument("--mode", choices=MODES,
                         help="ranking: hybrid (BM25 + dense, the default), dense or lexical")
     parser.add_argument("--no-collapse", action="store_true",
                         help="show near-duplicate passages (translations, syndicated copies) separately")

@@ -13,7 +13,7 @@ def search_body(searcher: Searcher, query: str, k: int, mode: str | None = None,
     started = time.perf_counter()
     hits = searcher.search(query, k, mode=mode, collapse=collapse)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
-    return {"query": query, "k": k, "mode": mode or searcher.mode, "collapse": collapse, "took_ms": took_ms,
+    return {"query": query, "k": k, "mode": searcher.mode if mode is None else mode, "collapse": collapse, "took_ms": took_ms,
             "results": [hit.to_dict() for hit in hits]}
 
 

@@ -6,6 +6,7 @@ serialise the same `Hit` and `Citation` dataclasses.
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -62,9 +63,13 @@ def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
         raise BadRequest("invalid_query", "query contains a lone surrogate: send valid Unicode text") from None
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise BadRequest("invalid_k", f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    check_mode(mode)
+    return query, k
+
+
+def check_mode(mode) -> None:
     if mode not in MODES:
         raise BadRequest("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    return query, k
 
 
 class Searcher:
@@ -128,11 +133,15 @@ class Searcher:
         store.check_model(index_dir, manifest, model_name)  # before paying for a model load
         if verify:
             store.verify_checksums(index_dir, manifest)
-        if mode not in MODES:
-            raise BadRequest("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        check_mode(mode)
         embedder = get_embedder(model_name)
         store.check_model(index_dir, manifest, model_name, embedder.dimension)
         return cls(index_dir, manifest, embedder, mode)
+
+    @functools.cached_property
+    def _doc_ids(self) -> dict[int, str]:
+        """passage id -> doc_id, read once for the evaluation's document view."""
+        return dict(self._db.execute("SELECT id, doc_id FROM passages"))
 
     @property
     def _db(self):
@@ -160,7 +169,7 @@ class Searcher:
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
                      collapse: bool = True, highlight: bool = True) -> list[list[Hit]]:
         """`search` for several queries at once: one model call for all of them."""
-        mode = mode or self.mode
+        mode = self.mode if mode is None else mode
         for query in queries:
             validate_query(query, k, mode)
         # always the full depth, so that collapse on or off ranks alike
@@ -176,14 +185,13 @@ class Searcher:
              weights: Weights = Weights()) -> list[list[tuple[str, float]]]:
         """Ranked (doc_id, score) lists, a document scored by its best passage: the
         evaluation harness's view, without the k limit of `search`."""
-        mode = mode or self.mode
+        mode = self.mode if mode is None else mode
         vectors = self.embedder.embed(queries) if mode != "lexical" else [None] * len(queries)
-        doc_of = dict(self._db.execute("SELECT id, doc_id FROM passages"))
         out = []
         for ranked in self._rank(queries, vectors, depth, mode, weights):
             best: dict[str, float] = {}
             for pid, score in ranked:
-                best.setdefault(doc_of[pid], score)
+                best.setdefault(self._doc_ids[pid], score)
             out.append(list(best.items()))
         return out
 
@@ -218,9 +226,10 @@ class Searcher:
         if not len(pids_with):
             return {}
         first, count = ranges[has, 0], ranges[has, 1]
-        rows = np.repeat(first - np.concatenate(([0], np.cumsum(count)[:-1])), count) + np.arange(count.sum())
+        offsets = np.concatenate(([0], np.cumsum(count)[:-1]))  # where each passage's run starts
+        rows = np.repeat(first - offsets, count) + np.arange(count.sum())
         scores = self._sentence_vectors[rows].astype(np.float32) @ np.asarray(vector, dtype=np.float32)
-        best = np.maximum.reduceat(scores, np.concatenate(([0], np.cumsum(count)[:-1])))
+        best = np.maximum.reduceat(scores, offsets)
         return dict(zip(pids_with.tolist(), best.tolist()))
 
     def _lexical(self, query: str, depth: int, table: str) -> list[tuple[int, float]]:
