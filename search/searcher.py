@@ -18,7 +18,7 @@ from . import store
 from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
-from .ranking import MODES, Weights, blend_sentences, fts_query, fuse, lexical_scores
+from .ranking import MODES, Ranking, Weights, blend_sentences, fts_query, fuse, lexical_scores, ranking
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -81,15 +81,19 @@ class Searcher:
 
     def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid"):
         import faiss
+        import threadpoolctl
 
         self.index_dir = Path(index_dir)
         self.manifest = manifest
         self.embedder = embedder
         self.mode = mode
         self._vectors = faiss.read_index(str(self.index_dir / store.VECTORS))
-        # A search is one or a few query vectors: faiss's OpenMP threads gain nothing and
-        # spin against torch's between calls (dense p50 ~100 ms instead of ~20 here).
+        # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
+        # threads gain nothing on such small products, and they busy-wait after each call,
+        # starving the query encoding that runs next (dense p50 ~100 ms instead of ~20
+        # here; the full pipeline 52 ms instead of 37 from BLAS alone).
         faiss.omp_set_num_threads(1)
+        threadpoolctl.threadpool_limits(1, user_api="blas")
         sentence_file = self.index_dir / store.SENTENCE_VECTORS
         # memory-mapped: a query reads only its candidate passages' sentences
         self._sentence_vectors = (np.load(sentence_file, mmap_mode="r", allow_pickle=False)
@@ -100,6 +104,18 @@ class Searcher:
         self._document_row = np.zeros(self._vectors.ntotal, dtype=np.int64)  # passage id -> documents.rowid
         for pid, row in self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)"):
             self._document_row[pid] = row
+        self._group_of, self._group_members = self._duplicate_groups()
+
+    def _duplicate_groups(self) -> tuple[np.ndarray, dict[int, list[int]]]:
+        """passage id -> its near-duplicate group (-1: none), and each group's passages.
+        Held in memory: collapse looks up every ranked passage, and the table is small
+        (one row per passage that has a copy)."""
+        group_of = np.full(self._vectors.ntotal, -1, dtype=np.int64)
+        members: dict[int, list[int]] = {}
+        for pid, group in self._db.execute("SELECT passage_id, group_id FROM duplicates ORDER BY passage_id"):
+            group_of[pid] = group
+            members.setdefault(group, []).append(pid)
+        return group_of, members
 
     def _sentence_ranges(self) -> np.ndarray:
         """[first sentence id, sentence count] per passage id: a passage's sentences are
@@ -174,10 +190,9 @@ class Searcher:
             validate_query(query, k, mode)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
-        # BM25 runs in SQLite, which releases the GIL: overlap it with the query encoding
-        lexical = self._pool.submit(self._lexical_rankings, queries, depth) if mode != "dense" else None
+        lexical = self._lexical_rankings(queries, depth) if mode != "dense" else None
         vectors = self.embedder.embed(queries)
-        rankings = self._rank(queries, vectors, depth, mode, lexical=lexical.result() if lexical else None)
+        rankings = self._rank(queries, vectors, depth, mode, lexical=lexical() if lexical else None)
         return [self._hits(query, vector, ranked, k, collapse, highlight)
                 for query, vector, ranked in zip(queries, vectors, rankings)]
 
@@ -188,108 +203,114 @@ class Searcher:
         mode = self.mode if mode is None else mode
         vectors = self.embedder.embed(queries) if mode != "lexical" else [None] * len(queries)
         out = []
-        for ranked in self._rank(queries, vectors, depth, mode, weights):
+        for ids, scores in self._rank(queries, vectors, depth, mode, weights):
             best: dict[str, float] = {}
-            for pid, score in ranked:
+            for pid, score in zip(ids.tolist(), scores.tolist()):
                 best.setdefault(self._doc_ids[pid], score)
             out.append(list(best.items()))
         return out
 
     def _rank(self, queries, vectors, depth: int, mode: str, weights: Weights = Weights(),
-              lexical=None) -> list[list[tuple[int, float]]]:
+              lexical=None) -> list[Ranking]:
         depth = min(depth, self._vectors.ntotal)
-        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        empty = np.zeros(0, dtype=np.int64), np.zeros(0)
+        dense: list[Ranking] = [empty] * len(queries)
         if mode != "lexical":
-            scores, ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth)
-            dense = [[(int(i), float(s)) for s, i in zip(row_s, row_i) if i >= 0] for row_s, row_i in zip(scores, ids)]
+            all_scores, all_ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth)
+            dense = [(ids[ids >= 0], scores[ids >= 0].astype(np.float64)) for scores, ids in zip(all_scores, all_ids)]
             if self._sentence_range is not None and weights.sentence > 0:
-                dense = [blend_sentences(ranked, self._best_sentences(vector, [p for p, _ in ranked]), weights.sentence)
+                dense = [blend_sentences(ranked, self._best_sentences(vector, ranked[0]), weights.sentence)
                          for ranked, vector in zip(dense, vectors)]
             if mode == "dense":
                 return dense
         rankings = []
-        for (passages, documents), dense_ranked in zip(lexical or self._lexical_rankings(queries, depth), dense):
-            candidates = {pid for pid, _ in passages} | {pid for pid, _ in dense_ranked}
-            scores = lexical_scores(passages, documents, self._document_row, candidates, weights.document)
+        for (passages, documents), dense_ranked in zip(lexical or self._lexical_rankings(queries, depth)(), dense):
+            candidates = np.union1d(passages[0], dense_ranked[0])
+            scores = lexical_scores(passages, documents, candidates, self._document_row[candidates],
+                                    weights.document)
             rankings.append(scores if mode == "lexical" else fuse(dense_ranked, scores, weights.dense))
         return rankings
 
     def _lexical_rankings(self, queries: list[str], depth: int):
-        """(passage BM25 ranking, document BM25 ranking) for each query."""
-        return [(self._lexical(q, depth, "lexical"), self._lexical(q, depth, "document_lexical")) for q in queries]
+        """Start BM25 over passages and over whole documents for each query, in the
+        background: SQLite runs a query without holding the GIL, so both overlap with
+        each other and with whatever the caller does next (encoding the queries). Returns
+        a function that waits for the (passages, documents) rankings of each query."""
+        futures = [(self._pool.submit(self._lexical, q, depth, "lexical"),
+                    self._pool.submit(self._lexical, q, depth, "document_lexical")) for q in queries]
+        return lambda: [(passages.result(), documents.result()) for passages, documents in futures]
 
-    def _best_sentences(self, vector: np.ndarray, pids: list[int]) -> dict[int, float]:
-        """Each passage's best sentence similarity to the query."""
+    def _best_sentences(self, vector: np.ndarray, pids: np.ndarray) -> np.ndarray:
+        """Each passage's best sentence similarity to the query; NaN for a passage
+        without sentence vectors."""
+        best = np.full(len(pids), np.nan)
         ranges = self._sentence_range[pids]
         has = ranges[:, 1] > 0
-        pids_with = np.asarray(pids)[has]
-        if not len(pids_with):
-            return {}
+        if not has.any():
+            return best
         first, count = ranges[has, 0], ranges[has, 1]
         offsets = np.concatenate(([0], np.cumsum(count)[:-1]))  # where each passage's run starts
         rows = np.repeat(first - offsets, count) + np.arange(count.sum())
-        scores = self._sentence_vectors[rows].astype(np.float32) @ np.asarray(vector, dtype=np.float32)
-        best = np.maximum.reduceat(scores, offsets)
-        return dict(zip(pids_with.tolist(), best.tolist()))
+        scores = np.asarray(self._sentence_vectors[rows], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+        best[has] = np.maximum.reduceat(scores, offsets)
+        return best
 
-    def _lexical(self, query: str, depth: int, table: str) -> list[tuple[int, float]]:
+    def _lexical(self, query: str, depth: int, table: str) -> Ranking:
         """BM25 ranking of `table` (passages or whole documents) by rowid."""
         match = fts_query(query)
         if match is None:
-            return []
+            return ranking([], [])
         # bm25() is lower-is-better; negate it so every mode ranks by descending score
         rows = self._db.execute(f"SELECT rowid, -bm25({table}) FROM {table} WHERE {table} MATCH ? "
-                                f"ORDER BY bm25({table}) LIMIT ?", (match, depth))
-        return [(int(i), float(s)) for i, s in rows]
+                                f"ORDER BY bm25({table}) LIMIT ?", (match, depth)).fetchall()
+        return ranking([i for i, _ in rows], [s for _, s in rows])
 
-    def _hits(self, query: str, vector: np.ndarray, ranked: list[tuple[int, float]], k: int,
+    def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int,
               collapse: bool, highlight: bool = True) -> list[Hit]:
-        results = self._collapse(ranked, k) if collapse else [(pid, score, [pid]) for pid, score in ranked[:k]]
+        results = (self._collapse(ranked, k) if collapse
+                   else [(pid, score, [pid]) for pid, score in zip(ranked[0][:k].tolist(), ranked[1][:k].tolist())])
         rows = self._passages({pid for _, _, members in results for pid in members})
-        hits = []
-        for rank, (pid, score, members) in enumerate(results, 1):
-            row = rows[pid]
-            best = self._highlight(query, vector, pid, row) if highlight else None
-            hits.append(Hit(rank, round(score, 6), row["text"], [self._citation(rows[m]) for m in members], best))
-        return hits
+        best = self._highlights(query, vector, [(pid, rows[pid]) for pid, _, _ in results]) if highlight else {}
+        return [Hit(rank, round(score, 6), rows[pid]["text"], [self._citation(rows[m]) for m in members], best.get(pid))
+                for rank, (pid, score, members) in enumerate(results, 1)]
 
-    def _collapse(self, ranked: list[tuple[int, float]], k: int) -> list[tuple[int, float, list[int]]]:
+    def _collapse(self, ranked: Ranking, k: int) -> list[tuple[int, float, list[int]]]:
         """Merge near-duplicate passages into one result, its members ordered best first."""
-        position = {pid: n for n, (pid, _) in enumerate(ranked)}
-        group_of = self._groups(list(position))
-        group_ids = sorted(set(group_of.values()))
-        members: dict[int, list[int]] = {}
-        for pid, group in self._db.execute(
-                f"SELECT passage_id, group_id FROM duplicates WHERE group_id IN ({','.join('?' * len(group_ids))})",
-                group_ids):
-            members.setdefault(group, []).append(pid)
+        ids, scores = ranked
+        groups = self._group_of[ids]
         results, taken = [], set()
-        for pid, score in ranked:
-            group = group_of.get(pid)
-            if group is None:
+        for pid, score, group in zip(ids.tolist(), scores.tolist(), groups.tolist()):
+            if group < 0:
                 results.append((pid, score, [pid]))
             elif group not in taken:
                 taken.add(group)
-                ordered = sorted(members[group], key=lambda m: (position.get(m, len(position)), m))
-                results.append((pid, score, ordered))
+                results.append((pid, score, self._members_best_first(group, ids)))
             if len(results) == k:
                 break
         return results
 
-    def _groups(self, pids: list[int]) -> dict[int, int]:
-        if not pids:
-            return {}
-        return dict(self._db.execute(
-            f"SELECT passage_id, group_id FROM duplicates WHERE passage_id IN ({','.join('?' * len(pids))})", pids))
+    def _members_best_first(self, group: int, ids: np.ndarray) -> list[int]:
+        """A group's passages in ranking order, the unranked last."""
+        members = self._group_members[group]
+        at = np.flatnonzero(np.isin(ids, members))
+        position = dict(zip(ids[at].tolist(), at.tolist()))
+        return sorted(members, key=lambda m: (position.get(m, len(ids)), m))
 
-    def _highlight(self, query: str, vector: np.ndarray, pid: int, row: dict) -> Highlight:
-        spans = self._db.execute('SELECT id, start, "end" FROM sentences WHERE passage_id = ? ORDER BY id',
-                                 (pid,)).fetchall()
-        vectors = None
-        if self._sentence_vectors is not None and spans:
-            vectors = self._sentence_vectors[spans[0]["id"]:spans[-1]["id"] + 1]
-        return best_sentence(query, vector, row["start"], row["text"],
-                             [(s["start"], s["end"]) for s in spans], vectors)
+    def _highlights(self, query: str, vector: np.ndarray, hits: list[tuple[int, dict]]) -> dict[int, Highlight]:
+        """Each hit's answering sentence (one store read for all of them)."""
+        spans: dict[int, list] = {pid: [] for pid, _ in hits}
+        for row in self._db.execute(
+                f'SELECT passage_id, id, start, "end" FROM sentences WHERE passage_id IN ({",".join("?" * len(spans))}) '
+                "ORDER BY id", list(spans)):
+            spans[row["passage_id"]].append(row)
+        out = {}
+        for pid, row in hits:
+            sentences, vectors = spans[pid], None
+            if self._sentence_vectors is not None and sentences:
+                vectors = self._sentence_vectors[sentences[0]["id"]:sentences[-1]["id"] + 1]
+            out[pid] = best_sentence(query, vector, row["start"], row["text"],
+                                     [(s["start"], s["end"]) for s in sentences], vectors)
+        return out
 
     def _passages(self, ids: set[int]) -> dict[int, dict]:
         marks = ",".join("?" * len(ids))

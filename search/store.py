@@ -3,8 +3,9 @@
 An index directory holds three files and nothing executable (no pickle):
 
 - `vectors.faiss`  FAISS index of L2-normalised passage vectors, ids = passage ids;
-- `sentences.npy`  L2-normalised vectors of every passage sentence, row = sentence id
-                   (for highlighting; a plain .npy array, loaded with allow_pickle=False);
+- `sentences.npy`  L2-normalised float32 vectors of every passage sentence, row = sentence id
+                   (for ranking and highlighting; a plain .npy array, loaded with
+                   allow_pickle=False; indexes written with float16 still load);
 - `store.sqlite`   documents, passages, sentences, near-duplicate groups, and the
                    lexical (FTS5, BM25) index of the passages;
 - `manifest.json`  what built it (format, model, dimension, chunker), counts, checksums.

@@ -5,9 +5,10 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from search.ranking import fts_query, fuse, lexical_scores, normalise
+from search.ranking import blend_sentences, fts_query, fuse, lexical_scores, normalise, ranking
 
 OP_ED = {"000_c7708b97d51473e9", "001_69714012eee412eb"}
 
@@ -85,19 +86,40 @@ def test_fts_query_quotes_everything():
     assert fts_query("the of and ?!") is None
 
 
+def as_dict(ranked) -> dict[int, float]:
+    ids, scores = ranked
+    assert list(scores) == sorted(scores, reverse=True), "a ranking is best first"
+    return dict(zip(ids.tolist(), scores.tolist()))
+
+
 def test_fusion_is_a_convex_combination_of_normalised_scores():
-    assert normalise([(1, 3.0), (2, 1.0), (3, 2.0)]) == {1: 1.0, 2: 0.0, 3: 0.5}
+    assert normalise(np.array([3.0, 1.0, 2.0])).tolist() == [1.0, 0.0, 0.5]
     # lexical: raw BM25 of passage and document mixed 10/90, then min-max normalised
-    lexical = lexical_scores([(1, 4.0), (2, 2.0)], [(10, 3.0)], {1: 11, 2: 10, 3: 11}, {1, 2, 3}, 0.9)
+    candidates = np.array([1, 2, 3])
+    lexical = lexical_scores(ranking([1, 2], [4.0, 2.0]), ranking([10], [3.0]), candidates,
+                             np.array([11, 10, 11]), 0.9)
     raw = {1: 0.1 * 4.0, 2: 0.1 * 2.0 + 0.9 * 3.0, 3: 0.0}
-    assert dict(lexical) == pytest.approx({1: raw[1] / raw[2], 2: 1.0, 3: 0.0})
-    fused = dict(fuse([(1, 0.9), (3, 0.5)], lexical, dense_weight=0.6))
-    assert fused == pytest.approx({1: 0.6 + 0.4 * raw[1] / raw[2], 2: 0.4, 3: 0.0})
+    assert as_dict(lexical) == pytest.approx({1: raw[1] / raw[2], 2: 1.0, 3: 0.0})
+    fused = fuse(ranking([1, 3], [0.9, 0.5]), lexical, dense_weight=0.6)
+    assert as_dict(fused) == pytest.approx({1: 0.6 + 0.4 * raw[1] / raw[2], 2: 0.4, 3: 0.0})
+    assert fused[0].tolist() == [1, 2, 3]
+
+
+def test_equal_scores_rank_by_passage_id():
+    ids, _ = ranking([7, 3, 5], [0.5, 0.5, 0.9])
+    assert ids.tolist() == [5, 3, 7]
+
+
+def test_sentence_blend_keeps_the_passage_score_without_sentences():
+    blended = blend_sentences(ranking([1, 2], [0.8, 0.6]), np.array([0.2, np.nan]), weight=0.5)
+    assert as_dict(blended) == pytest.approx({1: 0.5, 2: 0.6})
+    assert blended[0].tolist() == [2, 1]
 
 
 def test_a_near_zero_document_ranking_does_not_outweigh_passages():
     # five documents sharing every query word: document BM25 is ~0 and must stay ~0
-    lexical = dict(lexical_scores([(1, 5.0), (2, 1.0)], [(10, 1e-5), (11, 2e-5)], {1: 10, 2: 11}, {1, 2}, 0.9))
+    lexical = as_dict(lexical_scores(ranking([1, 2], [5.0, 1.0]), ranking([10, 11], [1e-5, 2e-5]),
+                                     np.array([1, 2]), np.array([10, 11]), 0.9))
     assert lexical[1] == 1.0 and lexical[2] < 0.01
 
 
