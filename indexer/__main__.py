@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="embed and index every passage together with its document's title")
     b.add_argument("--no-sentence-vectors", action="store_true",
                    help="skip embedding sentences (highlights fall back to word overlap)")
+    b.add_argument("--vector-index", choices=("auto", "flat", "ivf"), default="auto",
+                   help="exact flat search, approximate IVF-SQ8, or auto: flat up to 50,000 passages")
+    b.add_argument("--backend", choices=("onnx-int8", "torch"), default=os.environ.get("SEARCH_EMBED_BACKEND"),
+                   help="how the model runs: int8 ONNX or plain fp32 torch (default: $SEARCH_EMBED_BACKEND "
+                        "or onnx-int8)")
     b.add_argument("--batch-size", type=int, default=32, help="passages embedded per batch (default 32)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -42,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
                         if_changed=args.if_changed,
                         options=BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens,
                                              title_context=args.title_context,
-                                             sentence_vectors=not args.no_sentence_vectors))
+                                             sentence_vectors=not args.no_sentence_vectors,
+                                             vector_index=args.vector_index),
+                        backend=args.backend)
     except SearchError as e:
         print(f"indexer: error: {e}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from search import store
+from search import store, vector_index
 from search.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
 
@@ -40,6 +40,7 @@ class BuildOptions:
     max_tokens: int | None = None  # passage window in word pieces (default: the model's)
     title_context: bool = False  # embed and index each passage together with its title
     sentence_vectors: bool = True  # embed every sentence too, to highlight answers
+    vector_index: str = "auto"  # "flat" (exact), "ivf" (IVF-SQ8), or "auto": by size
 
 
 @dataclass
@@ -60,7 +61,7 @@ class BuildSummary:
 
 def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = None, strict: bool = False,
           progress: bool = False, batch_size: int = 32, if_changed: bool = False,
-          options: BuildOptions = BuildOptions()) -> BuildSummary:
+          options: BuildOptions = BuildOptions(), backend: str | None = None) -> BuildSummary:
     """Build an index of the articles in `srcs` at `index_dir`.
 
     Args:
@@ -71,6 +72,8 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
         progress: show a progress bar while embedding.
         if_changed: do nothing when the index there was built from the same inputs and model.
         options: chunking and embedding choices (see BuildOptions).
+        backend: how the model runs, "onnx-int8" or "torch" (default: $SEARCH_EMBED_BACKEND,
+            else search.embedder.DEFAULT_BACKEND).
 
     Returns:
         What was indexed and skipped.
@@ -83,9 +86,10 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
     files, skipped = sources.discover(srcs)
     inputs = {"fingerprint": sources.fingerprint(files), "files": [p.name for p in files]}
     model_name = canonical_model_name(model)
+    embedder = get_embedder(model_name, backend)
     if index_dir.parent.is_dir():
         _remove_stale_temporaries(index_dir)
-    if if_changed and _is_current(index_dir, inputs, model_name, options):
+    if if_changed and _is_current(index_dir, inputs, embedder, options):
         manifest = store.read_manifest(index_dir)
         return BuildSummary(index_dir, manifest["counts"]["documents"], manifest["counts"]["passages"],
                             rebuilt=False)
@@ -94,7 +98,7 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
     tmp = index_dir.parent / f".{index_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        summary = _write(files, skipped, tmp, model_name, strict, progress, batch_size, inputs, started, options)
+        summary = _write(files, skipped, tmp, embedder, strict, progress, batch_size, inputs, started, options)
         _publish(tmp, index_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -108,24 +112,26 @@ def _fail_if_strict(strict: bool, skipped: list[sources.Skipped]) -> None:
         raise BuildError(f"{skipped[0]} (--strict: nothing was written)")
 
 
-def _is_current(index_dir: Path, inputs: dict, model_name: str, options: BuildOptions) -> bool:
+def _is_current(index_dir: Path, inputs: dict, embedder, options: BuildOptions) -> bool:
     try:
         manifest = store.read_manifest(index_dir)
         store.verify_checksums(index_dir, manifest)
     except SearchError:
         return False
+    # an option a manifest predates had its default value then
+    recorded = {**asdict(BuildOptions()), **manifest.get("options", {})}
     return (manifest.get("inputs", {}).get("fingerprint") == inputs["fingerprint"]
-            and manifest["model"]["name"] == model_name
+            and manifest["model"]["name"] == embedder.name
+            and manifest["model"].get("backend", "torch") == embedder.backend
             and manifest.get("chunker_version") == CHUNKER_VERSION
-            and manifest.get("options") == asdict(options))
+            and recorded == asdict(options))
 
 
-def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: bool, batch_size: int,
+def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, batch_size: int,
            inputs: dict, started: float, options: BuildOptions) -> BuildSummary:
     import faiss
     import numpy as np
 
-    embedder = get_embedder(model_name)
     max_tokens = min(options.max_tokens or embedder.max_tokens, embedder.max_tokens)
     summary = BuildSummary(tmp, skipped=skipped)
     conn = store.connect(tmp / store.STORE, readonly=False)
@@ -167,10 +173,9 @@ def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: b
 
     vectors = embedder.embed(texts, batch_size=batch_size, progress=progress)
     # Cosine similarity = inner product of L2-normalised vectors (Embedder.embed normalises).
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dimension))
-    index.add_with_ids(vectors, np.arange(len(texts), dtype=np.int64))
+    index = vector_index.build(vectors, vector_index.choose(len(vectors), options.vector_index))
     faiss.write_index(index, str(tmp / store.VECTORS))
-    grouped = duplicates.groups(vectors, doc_of)
+    grouped = duplicates.groups(vectors, doc_of, index)
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
     conn.commit()
     conn.close()
@@ -184,12 +189,11 @@ def _write(files, skipped, tmp: Path, model_name: str, strict: bool, progress: b
 
     manifest = {
         "format_version": store.FORMAT_VERSION,
-        "model": {"name": model_name, "dimension": embedder.dimension, "normalized": True,
-                  "max_tokens": embedder.max_tokens},
+        "model": {"name": embedder.name, "backend": embedder.backend, "dimension": embedder.dimension,
+                  "normalized": True, "max_tokens": embedder.max_tokens},
         "chunker_version": CHUNKER_VERSION,
         "options": asdict(options),
-        "vector_index": {"type": "IndexIDMap2(IndexFlatIP)", "metric": "inner_product",
-                         "faiss_version": faiss.__version__},
+        "vector_index": vector_index.describe(index),
         "duplicates": {"threshold": duplicates.THRESHOLD, "grouped_passages": len(grouped),
                        "groups": len(set(grouped.values()))},
         "counts": {"documents": summary.documents, "passages": summary.passages, "skipped": len(summary.skipped),

@@ -15,12 +15,14 @@ THRESHOLD = 0.84
 NEIGHBOURS = 8  # a statement is rarely syndicated more often than this within one index
 
 
-def groups(vectors: np.ndarray, doc_ids: list[str], threshold: float = THRESHOLD) -> dict[int, int]:
+def groups(vectors: np.ndarray, doc_ids: list[str], index=None, threshold: float = THRESHOLD) -> dict[int, int]:
     """Group passages whose vectors are within `threshold` of each other.
 
     Args:
         vectors: L2-normalised passage vectors, row = passage id.
         doc_ids: the document of each passage; copies are only sought across documents.
+        index: the passages' own faiss index (ids = rows) to find neighbours with; an
+            approximate one keeps this linear for large collections. Default: exact.
 
     Returns:
         passage id -> group id (the smallest passage id of its group), for grouped passages only.
@@ -30,8 +32,9 @@ def groups(vectors: np.ndarray, doc_ids: list[str], threshold: float = THRESHOLD
     n = len(vectors)
     if n < 2:
         return {}
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
+    if index is None:
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
     scores, neighbours = index.search(vectors, min(NEIGHBOURS + 1, n))
     parent = list(range(n))
 

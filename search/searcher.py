@@ -7,6 +7,7 @@ serialise the same `Hit` and `Citation` dataclasses.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store
+from . import store, vector_index
 from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
@@ -87,7 +88,8 @@ class Searcher:
         self.manifest = manifest
         self.embedder = embedder
         self.mode = mode
-        self._vectors = faiss.read_index(str(self.index_dir / store.VECTORS))
+        nprobe = os.environ.get("SEARCH_NPROBE")
+        self._vectors = vector_index.load(self.index_dir / store.VECTORS, int(nprobe) if nprobe else None)
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
         # threads gain nothing on such small products, and they busy-wait after each call,
         # starving the query encoding that runs next (dense p50 ~100 ms instead of ~20
@@ -191,7 +193,7 @@ class Searcher:
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         lexical = self._lexical_rankings(queries, depth) if mode != "dense" else None
-        vectors = self.embedder.embed(queries)
+        vectors = self.embedder.embed(queries, batch_size=1)
         rankings = self._rank(queries, vectors, depth, mode, lexical=lexical() if lexical else None)
         return [self._hits(query, vector, ranked, k, collapse, highlight)
                 for query, vector, ranked in zip(queries, vectors, rankings)]
@@ -201,7 +203,7 @@ class Searcher:
         """Ranked (doc_id, score) lists, a document scored by its best passage: the
         evaluation harness's view, without the k limit of `search`."""
         mode = self.mode if mode is None else mode
-        vectors = self.embedder.embed(queries) if mode != "lexical" else [None] * len(queries)
+        vectors = self.embedder.embed(queries, batch_size=1) if mode != "lexical" else [None] * len(queries)
         out = []
         for ids, scores in self._rank(queries, vectors, depth, mode, weights):
             best: dict[str, float] = {}

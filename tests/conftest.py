@@ -21,7 +21,7 @@ def embedder():
     from search.embedder import get_embedder
 
     e = get_embedder()
-    e.model  # load now, once, so timing-sensitive tests don't pay for it
+    e.embed(["load the model now, once, so timing-sensitive tests don't pay for it"])
     return e
 
 

@@ -170,10 +170,10 @@ def test_unknown_route_and_method(client):
 def test_model_and_index_load_once_per_process(app, seed_index):
     from search.embedder import get_embedder
 
-    model = get_embedder().model
+    embedder = get_embedder()
     other = create_app({"INDEX": str(seed_index)})
-    assert other.extensions["searcher"].embedder.model is model
-    assert app.extensions["searcher"].embedder.model is model
+    assert other.extensions["searcher"].embedder is embedder
+    assert app.extensions["searcher"].embedder is embedder
 
 
 def test_configuration_from_the_environment(monkeypatch, tmp_path):

@@ -1,0 +1,164 @@
+"""A sentence-transformers model exported to ONNX and quantised to int8, cached on disk.
+
+sentence-transformers' own ONNX route needs `optimum-onnx`, which pins a transformers
+older than the one sentence-transformers 6 requires, so the export is done here with the
+same tools it uses underneath: `torch.onnx.export` of the model's transformer with its
+pooling folded into the graph, then onnxruntime's dynamic int8 quantisation (per-channel
+int8 weights, the configuration sentence-transformers ships as `model_qint8_avx512`).
+
+An export is made once per model and kept under the cache directory, keyed by the model
+files' identity and the library versions, and written atomically: a crash mid-export
+leaves no half file that a later run would load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+# Bump when the exported graph or its config changes meaning.
+EXPORT_VERSION = 1
+MODEL_FILE = "model_int8.onnx"
+CONFIG_FILE = "export.json"
+TOKENIZER_FILE = "tokenizer.json"
+POOLING_MODES = ("mean", "cls", "max")
+
+
+class UnsupportedModel(Exception):
+    """The model is not a plain transformer + pooling pipeline this export understands."""
+
+
+def cache_root() -> Path:
+    """Where exports are kept: $SEARCH_CACHE, else the user's cache directory."""
+    configured = os.environ.get("SEARCH_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsearch"
+
+
+def export_key(location: Path) -> str:
+    """Identity of a model directory's files plus the tools that export it: a changed file
+    or an upgraded torch/onnxruntime makes a new export rather than reusing a stale one."""
+    import onnxruntime
+    import torch
+
+    digest = hashlib.sha256(f"{EXPORT_VERSION} {torch.__version__} {onnxruntime.__version__}".encode())
+    for path in sorted(p for p in location.rglob("*") if p.is_file() and ".git" not in p.parts):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(location)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def exported_model(location: Path) -> Path:
+    """The directory holding `location`'s int8 ONNX export, exporting it first if needed."""
+    location = Path(location).resolve()
+    target = cache_root() / "onnx" / f"{location.name}-{export_key(location)}"
+    if (target / CONFIG_FILE).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        _export(location, staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same export first: use theirs
+            if not (target / CONFIG_FILE).exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _export(location: Path, out: Path) -> None:
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    model = SentenceTransformer(str(location), device="cpu")
+    dimension = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+                 else model.get_sentence_embedding_dimension())
+    transformer, pooling = _pipeline(model)
+    tokenizer_file = location / TOKENIZER_FILE
+    if not tokenizer_file.exists():
+        raise UnsupportedModel(f"{location} has no {TOKENIZER_FILE} (a fast tokenizer)")
+    inputs = [name for name in ("input_ids", "attention_mask", "token_type_ids")
+              if name in model.tokenizer.model_input_names]
+    sample = model.tokenizer(["an example sentence to trace the graph"], return_tensors="pt")
+    graph = _Pooled(transformer.auto_model, pooling, inputs).eval()
+    fp32 = out / "model_fp32.onnx"
+    # the tracer warns about every data-dependent branch of the model code: expected here
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, tuple(sample[name] for name in inputs), str(fp32), input_names=inputs,
+                          output_names=["embedding"],
+                          dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in inputs},
+                                        "embedding": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a hint about static-quantisation preprocessing
+    try:
+        quantize_dynamic(str(fp32), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+    fp32.unlink()
+    shutil.copyfile(tokenizer_file, out / TOKENIZER_FILE)
+    config = {"export_version": EXPORT_VERSION, "source": str(location), "inputs": inputs, "pooling": pooling,
+              "max_seq_length": int(model.max_seq_length),
+              "dimension": int(dimension)}
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _pipeline(model) -> tuple[object, str]:
+    """The model's transformer module and pooling mode, if it is transformer -> pooling
+    (-> normalize, which the embedder always applies). Modules are told apart by class
+    name: their import path moved between sentence-transformers versions."""
+    modules = list(model)
+    kinds = [type(m).__name__ for m in modules]
+    if len(modules) < 2 or not hasattr(modules[0], "auto_model") or kinds[1] != "Pooling" \
+            or any(kind != "Normalize" for kind in kinds[2:]):
+        raise UnsupportedModel(f"only transformer -> pooling (-> normalize) models export to ONNX, not {kinds}")
+    pooling = modules[1]
+    mode = (pooling.get_pooling_mode_str() if hasattr(pooling, "get_pooling_mode_str")
+            else getattr(pooling, "pooling_mode", None))
+    if isinstance(mode, (tuple, list)) and len(mode) == 1:
+        mode = mode[0]
+    mode = getattr(mode, "value", mode)  # an enum member in some versions
+    if mode not in POOLING_MODES:
+        raise UnsupportedModel(f"pooling {mode!r} is not one of {', '.join(POOLING_MODES)}")
+    return modules[0], mode
+
+
+def _pooled_module():
+    import torch
+
+    class Pooled(torch.nn.Module):
+        """The transformer with sentence-transformers' pooling folded in."""
+
+        def __init__(self, encoder, pooling: str, inputs: list[str]):
+            super().__init__()
+            self.encoder, self.pooling, self.inputs = encoder, pooling, inputs
+
+        def forward(self, *tensors):
+            features = dict(zip(self.inputs, tensors))
+            hidden = self.encoder(**features).last_hidden_state
+            mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            if self.pooling == "cls":
+                return hidden[:, 0]
+            if self.pooling == "max":
+                return (hidden + (mask - 1) * 1e9).max(dim=1).values
+            return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+    return Pooled
+
+
+def _Pooled(encoder, pooling, inputs):  # noqa: N802 - a class made on demand (torch imports lazily)
+    return _pooled_module()(encoder, pooling, inputs)

@@ -1,0 +1,84 @@
+"""The two ways the model runs: plain fp32 torch (the default) and int8 ONNX, with the
+real bundled model."""
+
+import numpy as np
+import pytest
+
+from search.embedder import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, OnnxEmbedder, get_embedder, model_location
+from search import onnx_export
+
+
+@pytest.fixture(scope="module")
+def paragraphs(searcher) -> list[str]:
+    return [row[0] for row in searcher._db.execute("SELECT text FROM passages ORDER BY id")]
+
+
+def test_int8_agrees_with_fp32_on_the_seed_paragraphs(paragraphs):
+    fast, plain = get_embedder(backend="onnx-int8"), get_embedder(backend="torch")
+    assert isinstance(fast, OnnxEmbedder) and isinstance(plain, Embedder)
+    a, b = fast.embed(paragraphs), plain.embed(paragraphs)
+    assert a.shape == b.shape == (len(paragraphs), 384) and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
+    cosine = (a * b).sum(axis=1)
+    assert cosine.mean() >= 0.99 and cosine.min() >= 0.97
+
+
+def test_int8_counts_word_pieces_like_the_model(paragraphs):
+    fast, plain = get_embedder(backend="onnx-int8"), get_embedder(backend="torch")
+    long = " ".join(paragraphs)  # past the window: counted in full, not truncated
+    for text in paragraphs[:10] + [long]:
+        assert fast.count_tokens(text) == plain.count_tokens(text)
+    assert fast.count_tokens(long) > fast.max_tokens == plain.max_tokens == 254
+
+
+def test_batches_of_mixed_lengths_embed_as_one_at_a_time(paragraphs):
+    fast = get_embedder(backend="onnx-int8")
+    texts = [paragraphs[0], "Kim Jong Un", paragraphs[5] * 3]
+    together = fast.embed(texts, batch_size=2)
+    alone = np.vstack([fast.embed([t]) for t in texts])
+    # not bit-identical: dynamic quantisation scales activations per batch
+    assert ((together * alone).sum(axis=1) >= 0.99).all()
+    assert fast.embed([]).shape == (0, 384)
+
+
+def test_backend_from_argument_or_environment(monkeypatch):
+    with pytest.raises(ValueError, match="onnx-int8, torch"):
+        get_embedder(backend="gpu")
+    monkeypatch.setenv("SEARCH_EMBED_BACKEND", "onnx-int8")
+    assert get_embedder().backend == "onnx-int8"
+    monkeypatch.delenv("SEARCH_EMBED_BACKEND")
+    assert get_embedder().backend == DEFAULT_BACKEND == "torch"
+
+
+def test_export_is_cached_and_never_half_written(monkeypatch, tmp_path):
+    location = onnx_export.Path(model_location(DEFAULT_MODEL))
+    monkeypatch.setenv("SEARCH_CACHE", str(tmp_path / "broken"))
+
+    def crash(source, out):
+        (out / onnx_export.MODEL_FILE).write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_export, "_export", crash)
+    with pytest.raises(KeyboardInterrupt):
+        onnx_export.exported_model(location)
+    assert list((tmp_path / "broken" / "onnx").iterdir()) == []  # nothing a later run would load
+
+    monkeypatch.undo()
+    monkeypatch.setenv("SEARCH_CACHE", str(tmp_path / "cache"))
+    first = onnx_export.exported_model(location)
+    made = (first / onnx_export.MODEL_FILE).stat().st_mtime_ns
+    assert onnx_export.exported_model(location) == first
+    assert (first / onnx_export.MODEL_FILE).stat().st_mtime_ns == made
+    assert sorted(p.name for p in first.iterdir()) == ["export.json", "model_int8.onnx", "tokenizer.json"]
+
+
+def test_a_model_the_export_does_not_understand_runs_on_torch(tmp_path, recwarn):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Dense
+
+    base = SentenceTransformer(model_location(DEFAULT_MODEL), device="cpu")
+    extended = SentenceTransformer(modules=[base[0], base[1], Dense(384, 64)], device="cpu")
+    extended.save(str(tmp_path / "with-dense"))
+    embedder = get_embedder(str(tmp_path / "with-dense"), backend="onnx-int8")
+    assert embedder.backend == "torch" and embedder.dimension == 64
+    assert any("embedding with torch instead" in str(w.message) for w in recwarn)

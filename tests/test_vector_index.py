@@ -1,0 +1,43 @@
+"""Exact search while it is fast enough, IVF-SQ8 above: chosen by size, overridable,
+and served like any index."""
+
+import json
+
+import numpy as np
+import pytest
+
+from search import vector_index
+
+
+def test_kind_by_size_unless_asked():
+    assert vector_index.choose(50_000) == "flat"
+    assert vector_index.choose(50_001) == "ivf"
+    assert vector_index.choose(10, "ivf") == "ivf" and vector_index.choose(10**6, "flat") == "flat"
+    with pytest.raises(ValueError, match="auto, flat, ivf"):
+        vector_index.choose(10, "hnsw")
+
+
+def test_ivf_finds_what_exact_search_finds(seed_index):
+    # real embeddings: every sentence of the seeds, each also asked as a query
+    vectors = np.load(seed_index / "sentences.npy", allow_pickle=False).astype(np.float32)
+    exact = vector_index.build(vectors, "flat")
+    approximate = vector_index.build(vectors, "ivf")
+    assert approximate.nlist == vector_index.nlist_for(len(vectors)) > 1
+    _, truth = exact.search(vectors, 10)
+    _, found = approximate.search(vectors, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
+    assert recall >= 0.95
+
+
+def test_an_ivf_index_serves_the_same_answers(tmp_path, searcher):
+    from indexer import BuildOptions, build
+    from search import Searcher
+
+    from conftest import SEEDS
+
+    build([SEEDS], tmp_path / "ivf", options=BuildOptions(vector_index="ivf"))
+    manifest = json.loads((tmp_path / "ivf" / "manifest.json").read_text())
+    assert manifest["vector_index"]["kind"] == "ivf" and manifest["vector_index"]["nprobe"] > 0
+    approximate = Searcher.open(tmp_path / "ivf")
+    for question in ("How many Russian casualties since 2022", "Which missiles has North Korea sent to Russia?"):
+        assert approximate.search(question, k=1)[0].text == searcher.search(question, k=1)[0].text
