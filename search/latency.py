@@ -1,6 +1,6 @@
 """Query latency of the full pipeline against dense retrieval alone, in one run.
 
-    scripts/latency [--index DIR] [--questions FILE] [--rounds N] [--json]
+    scripts/latency [--index DIR] [--questions FILE | --beir DATASET_DIR --split S] [--rounds N] [--json]
 
 Both are timed on the same questions, interleaved, so machine noise hits them alike;
 medians are reported, and their ratio. "Dense alone" is the plain path: encode the
@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", default=str(ROOT / "index"))
     parser.add_argument("--questions", default=str(ROOT / "tests" / "data" / "seed_questions.json"),
                         help="a JSON list of {\"question\": ...} objects")
+    parser.add_argument("--beir", metavar="DATASET_DIR",
+                        help="ask the queries of a BEIR dataset's --split instead (e.g. ../shared/eval/scifact)")
+    parser.add_argument("--split", default="test")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--json", action="store_true")
@@ -32,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     from search import Searcher
 
     searcher = Searcher.open(args.index)
-    questions = [q["question"] for q in json.loads(Path(args.questions).read_text(encoding="utf-8"))]
+    if args.beir:
+        from .evaluation import load_queries
+
+        questions = list(load_queries(Path(args.beir), args.split)[0].values())
+    else:
+        questions = [q["question"] for q in json.loads(Path(args.questions).read_text(encoding="utf-8"))]
     def dense_alone(question: str):
         vector = searcher.embedder.embed([question])
         _, ids = searcher._vectors.search(vector, args.k)
