@@ -61,7 +61,7 @@ class BuildSummary:
 
 def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = None, strict: bool = False,
           progress: bool = False, batch_size: int = 32, if_changed: bool = False,
-          options: BuildOptions = BuildOptions(), backend: str | None = None) -> BuildSummary:
+          options: BuildOptions = BuildOptions(), backend: str | None = None, embedder=None) -> BuildSummary:
     """Build an index of the articles in `srcs` at `index_dir`.
 
     Args:
@@ -74,6 +74,8 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
         options: chunking and embedding choices (see BuildOptions).
         backend: how the model runs, "onnx-int8" or "torch" (default: $SEARCH_EMBED_BACKEND,
             else search.embedder.DEFAULT_BACKEND).
+        embedder: an object with the `search.embedder.Embedder` interface to use instead
+            (scripts/bench replays recorded vectors through it).
 
     Returns:
         What was indexed and skipped.
@@ -85,8 +87,7 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
     index_dir = Path(index_dir)
     files, skipped = sources.discover(srcs)
     inputs = {"fingerprint": sources.fingerprint(files), "files": [p.name for p in files]}
-    model_name = canonical_model_name(model)
-    embedder = get_embedder(model_name, backend)
+    embedder = embedder or get_embedder(canonical_model_name(model), backend)
     if index_dir.parent.is_dir():
         _remove_stale_temporaries(index_dir)
     if if_changed and _is_current(index_dir, inputs, embedder, options):

@@ -13,7 +13,8 @@ threads = int(os.environ.get("SEARCH_THREADS", "4"))
 worker_class = "gthread"
 timeout = 120  # a worker's start includes loading the model
 graceful_timeout = 30
-accesslog = "-"
+# SEARCH_ACCESS_LOG=off drops the per-request line (scripts/bench, very busy services)
+accesslog = None if os.environ.get("SEARCH_ACCESS_LOG", "").lower() in ("off", "false", "0") else "-"
 errorlog = "-"
 # One torch thread per worker: two workers on two cores, not four threads fighting for them.
 os.environ.setdefault("SEARCH_TORCH_THREADS", "1")
