@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from search import store, vector_index
+from search.lexical import LexicalIndex
 from search.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
 
@@ -168,9 +169,10 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     if not texts:
         raise BuildError("nothing to index: " + ("; ".join(map(str, summary.skipped)) or "no .txt or .jsonl files"))
     summary.passages = len(texts)
-    conn.executemany("INSERT INTO lexical (rowid, body) VALUES (?, ?)", enumerate(texts))
-    conn.execute("INSERT INTO document_lexical (rowid, body) "
-                 "SELECT rowid, coalesce(title || char(10), '') || text FROM documents")
+    lexical_files = LexicalIndex.build(texts).save(tmp / store.PASSAGE_LEXICAL)
+    lexical_files += LexicalIndex.build([body for (body,) in conn.execute(
+        "SELECT coalesce(title || char(10), '') || text FROM documents ORDER BY rowid")]).save(
+        tmp / store.DOCUMENT_LEXICAL)
 
     vectors = embedder.embed(texts, batch_size=batch_size, progress=progress)
     # Cosine similarity = inner product of L2-normalised vectors (Embedder.embed normalises).
@@ -180,7 +182,7 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
     conn.commit()
     conn.close()
-    data_files = [store.VECTORS, store.STORE]
+    data_files = [store.VECTORS, store.STORE] + [str(p.relative_to(tmp)) for p in lexical_files]
     if options.sentence_vectors:
         sentence_vectors = embedder.embed(sentence_texts, batch_size=batch_size * 2, progress=progress)
         # float32, as the searcher scores them: casting float16 rows back costs numpy ~2 ms
@@ -234,6 +236,9 @@ def _insert(conn, doc: sources.Document, title: str | None, passages, first_id: 
 
 def _fsync_tree(directory: Path) -> None:
     for path in directory.iterdir():
+        if path.is_dir():
+            _fsync_tree(path)
+            continue
         with open(path, "rb") as f:
             os.fsync(f.fileno())
     _fsync_dir(directory)

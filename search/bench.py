@@ -319,7 +319,9 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
         check=True, capture_output=True, text=True, cwd=ROOT)
     port = _free_port()
     env = {**os.environ, "SEARCH_INDEX": str(index), "SEARCH_WORKERS": str(args.workers),
-           "SEARCH_THREADS": str(args.threads), "SEARCH_MODE": args.mode, "SEARCH_ACCESS_LOG": "off"}
+           "SEARCH_THREADS": str(args.threads), "SEARCH_MODE": args.mode, "SEARCH_ACCESS_LOG": "off",
+           # questions repeat across rounds: measure the model's work, not the cache's
+           "SEARCH_QUERY_CACHE": "0"}
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:search.gunicorn_conf",
                                "--bind", f"127.0.0.1:{port}", "search.wsgi:app"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

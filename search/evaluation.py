@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sentence-weight", help="weight(s) of the best sentence in dense scores, e.g. 0,0.3,0.5")
     parser.add_argument("--document-weight", help="share(s) of document BM25 in lexical scores, e.g. 0,0.5,0.7")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--backend", choices=("torch", "onnx-int8"),
+                        help="how the model runs (default: $SEARCH_EMBED_BACKEND or the project default)")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"where built indexes are kept (default {CACHE})")
     args = parser.parse_args(argv)
 
@@ -105,11 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     # setup, to check the pipeline against the published figure) has none, as there
     options = BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens, title_context=True,
                            sentence_vectors=not args.no_chunking)
-    tag = "whole" if args.no_chunking else f"chunks{args.max_tokens or ''}"
+    from search.embedder import get_embedder
+
+    embedder = get_embedder(backend=args.backend)
+    # one cached index per build options and backend (their vectors differ)
+    tag = ("whole" if args.no_chunking else f"chunks{args.max_tokens or ''}") + f"-{embedder.backend}"
     index = articles.parent / f"index-{tag}"
-    summary = build([articles], index, options=options, if_changed=True, progress=sys.stderr.isatty())
+    summary = build([articles], index, options=options, if_changed=True, progress=sys.stderr.isatty(),
+                    embedder=embedder)
     print(summary, file=sys.stderr)
-    searcher = Searcher.open(index, verify=False)
+    searcher = Searcher.open(index, verify=False, backend=embedder.backend)
     grid = [Weights(**{name: value for name, value in zip(("dense", "sentence", "document"), combo)
                        if value is not None})
             for combo in itertools.product(_weights(args.dense_weight), _weights(args.sentence_weight),

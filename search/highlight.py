@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ranking import query_terms
+from .lexical import query_terms
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from search import Searcher
 
     searcher = Searcher.open(args.index)
+    searcher.query_cache_size = 0  # every round encodes again, as dense alone does
     if args.beir:
         from .evaluation import load_queries
 

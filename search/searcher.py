@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ from . import store, vector_index
 from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
-from .ranking import MODES, Ranking, Weights, blend_sentences, fts_query, fuse, lexical_scores, ranking
+from .lexical import LexicalIndex
+from .ranking import MODES, Ranking, Weights, blend_sentences, fuse, lexical_scores, union
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -79,6 +81,9 @@ class Searcher:
     # How deep each ranking goes before fusion and collapse: deep enough that min-max
     # normalisation sees the score range, and collapsed copies never leave fewer than k.
     DEPTH = 1000
+    # Recent query embeddings kept per process ($SEARCH_QUERY_CACHE, 0: none): a service's
+    # popular questions repeat, and a hit skips the model, the costliest step of a search.
+    QUERY_CACHE = 4096
 
     def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid"):
         import faiss
@@ -102,10 +107,17 @@ class Searcher:
                                   if sentence_file.exists() else None)
         self._local = threading.local()  # one read-only SQLite connection per thread
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lexical")
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.query_cache_size = int(os.environ.get("SEARCH_QUERY_CACHE", self.QUERY_CACHE))
+        self._cache_lock = threading.Lock()
         self._sentence_range = self._sentence_ranges() if self._sentence_vectors is not None else None
-        self._document_row = np.zeros(self._vectors.ntotal, dtype=np.int64)  # passage id -> documents.rowid
-        for pid, row in self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)"):
-            self._document_row[pid] = row
+        self._passage_lexical = LexicalIndex.load(self.index_dir / store.PASSAGE_LEXICAL)
+        self._document_lexical = LexicalIndex.load(self.index_dir / store.DOCUMENT_LEXICAL)
+        # passage id -> its document's row in the document BM25 index (position by rowid)
+        self._document_row = np.zeros(self._vectors.ntotal, dtype=np.int64)
+        rowids = np.array([r for (r,) in self._db.execute("SELECT rowid FROM documents ORDER BY rowid")])
+        for pid, rowid in self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)"):
+            self._document_row[pid] = np.searchsorted(rowids, rowid)
         self._group_of, self._group_members = self._duplicate_groups()
 
     def _duplicate_groups(self) -> tuple[np.ndarray, dict[int, list[int]]]:
@@ -130,7 +142,7 @@ class Searcher:
 
     @classmethod
     def open(cls, index_dir: str | Path, model: str | None = None, verify: bool = True,
-             mode: str = "hybrid") -> "Searcher":
+             mode: str = "hybrid", backend: str | None = None) -> "Searcher":
         """Open an index for searching, loading its model once per process.
 
         Args:
@@ -139,6 +151,8 @@ class Searcher:
                 all-MiniLM-L6-v2); it must be the one the index was built with.
             verify: check the index files against the manifest's checksums.
             mode: the default ranking, "hybrid", "dense" or "lexical".
+            backend: how the model runs, "torch" or "onnx-int8" (default:
+                $SEARCH_EMBED_BACKEND, else search.embedder.DEFAULT_BACKEND).
 
         Raises:
             IndexNotFound: no index there (the message says what to run).
@@ -152,7 +166,7 @@ class Searcher:
         if verify:
             store.verify_checksums(index_dir, manifest)
         check_mode(mode)
-        embedder = get_embedder(model_name)
+        embedder = get_embedder(model_name, backend)
         store.check_model(index_dir, manifest, model_name, embedder.dimension)
         return cls(index_dir, manifest, embedder, mode)
 
@@ -186,15 +200,17 @@ class Searcher:
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
                      collapse: bool = True, highlight: bool = True) -> list[list[Hit]]:
-        """`search` for several queries at once: one model call for all of them."""
+        """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
             validate_query(query, k, mode)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
-        lexical = self._lexical_rankings(queries, depth) if mode != "dense" else None
-        vectors = self.embedder.embed(queries, batch_size=1)
-        rankings = self._rank(queries, vectors, depth, mode, lexical=lexical() if lexical else None)
+        # BM25 in the background while the model encodes the queries (onnxruntime and
+        # numpy's big operations run without the GIL)
+        lexical = self._pool.submit(self._lexical_rankings, queries, depth) if mode != "dense" else None
+        vectors = self._query_vectors(queries)
+        rankings = self._rank(queries, vectors, depth, mode, lexical.result() if lexical else None)
         return [self._hits(query, vector, ranked, k, collapse, highlight)
                 for query, vector, ranked in zip(queries, vectors, rankings)]
 
@@ -203,17 +219,17 @@ class Searcher:
         """Ranked (doc_id, score) lists, a document scored by its best passage: the
         evaluation harness's view, without the k limit of `search`."""
         mode = self.mode if mode is None else mode
-        vectors = self.embedder.embed(queries, batch_size=1) if mode != "lexical" else [None] * len(queries)
+        vectors = self._query_vectors(queries) if mode != "lexical" else [None] * len(queries)
         out = []
-        for ids, scores in self._rank(queries, vectors, depth, mode, weights):
+        for ids, scores in self._rank(queries, vectors, depth, mode, weights=weights):
             best: dict[str, float] = {}
             for pid, score in zip(ids.tolist(), scores.tolist()):
                 best.setdefault(self._doc_ids[pid], score)
             out.append(list(best.items()))
         return out
 
-    def _rank(self, queries, vectors, depth: int, mode: str, weights: Weights = Weights(),
-              lexical=None) -> list[Ranking]:
+    def _rank(self, queries, vectors, depth: int, mode: str, lexical=None,
+              weights: Weights = Weights()) -> list[Ranking]:
         depth = min(depth, self._vectors.ntotal)
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         dense: list[Ranking] = [empty] * len(queries)
@@ -226,25 +242,42 @@ class Searcher:
             if mode == "dense":
                 return dense
         rankings = []
-        for (passages, documents), dense_ranked in zip(lexical or self._lexical_rankings(queries, depth)(), dense):
-            candidates = np.union1d(passages[0], dense_ranked[0])
+        for (passages, documents), dense_ranked in zip(lexical or self._lexical_rankings(queries, depth), dense):
+            candidates = union(passages[0], dense_ranked[0])
             scores = lexical_scores(passages, documents, candidates, self._document_row[candidates],
                                     weights.document)
             rankings.append(scores if mode == "lexical" else fuse(dense_ranked, scores, weights.dense))
         return rankings
 
-    def _lexical_rankings(self, queries: list[str], depth: int):
-        """Start BM25 over passages and over whole documents for each query, in the
-        background: SQLite runs a query without holding the GIL, so both overlap with
-        each other and with whatever the caller does next (encoding the queries). Returns
-        a function that waits for the (passages, documents) rankings of each query."""
-        futures = [(self._pool.submit(self._lexical, q, depth, "lexical"),
-                    self._pool.submit(self._lexical, q, depth, "document_lexical")) for q in queries]
-        return lambda: [(passages.result(), documents.result()) for passages, documents in futures]
+    def _query_vectors(self, queries: list[str]) -> np.ndarray:
+        """Query embeddings, from the cache of recent ones when asked before. Each query is
+        embedded on its own: int8 inference scales activations per batch, so a batch would
+        make a query's vector (and ranking) depend on the queries asked with it."""
+        out = np.empty((len(queries), self.embedder.dimension), dtype=np.float32)
+        with self._cache_lock:
+            cached = [self._query_cache.get(q) for q in queries]
+        for i, (query, vector) in enumerate(zip(queries, cached)):
+            if vector is None:
+                vector = self.embedder.embed([query], batch_size=1)[0]
+                with self._cache_lock:
+                    self._query_cache[query] = vector
+                    while len(self._query_cache) > self.query_cache_size:
+                        self._query_cache.popitem(last=False)
+            else:
+                with self._cache_lock:
+                    if query in self._query_cache:
+                        self._query_cache.move_to_end(query)
+            out[i] = vector
+        return out
+
+    def _lexical_rankings(self, queries: list[str], depth: int) -> list[tuple[Ranking, Ranking]]:
+        """(BM25 ranking of passages by id, BM25 ranking of documents by row) per query."""
+        return [(self._passage_lexical.search(q, depth), self._document_lexical.search(q, depth)) for q in queries]
 
     def _best_sentences(self, vector: np.ndarray, pids: np.ndarray) -> np.ndarray:
         """Each passage's best sentence similarity to the query; NaN for a passage
-        without sentence vectors."""
+        without sentence vectors (and for none of `pids`, where blend_sentences keeps the
+        passage's own score)."""
         best = np.full(len(pids), np.nan)
         ranges = self._sentence_range[pids]
         has = ranges[:, 1] > 0
@@ -256,16 +289,6 @@ class Searcher:
         scores = np.asarray(self._sentence_vectors[rows], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
         best[has] = np.maximum.reduceat(scores, offsets)
         return best
-
-    def _lexical(self, query: str, depth: int, table: str) -> Ranking:
-        """BM25 ranking of `table` (passages or whole documents) by rowid."""
-        match = fts_query(query)
-        if match is None:
-            return ranking([], [])
-        # bm25() is lower-is-better; negate it so every mode ranks by descending score
-        rows = self._db.execute(f"SELECT rowid, -bm25({table}) FROM {table} WHERE {table} MATCH ? "
-                                f"ORDER BY bm25({table}) LIMIT ?", (match, depth)).fetchall()
-        return ranking([i for i, _ in rows], [s for _, s in rows])
 
     def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int,
               collapse: bool, highlight: bool = True) -> list[Hit]:

@@ -1,13 +1,14 @@
 """The on-disk index format, shared by the indexer (writer) and the searcher (reader).
 
-An index directory holds three files and nothing executable (no pickle):
+An index directory holds these files and nothing executable (no pickle):
 
 - `vectors.faiss`  FAISS index of L2-normalised passage vectors, ids = passage ids;
 - `sentences.npy`  L2-normalised float32 vectors of every passage sentence, row = sentence id
                    (for ranking and highlighting; a plain .npy array, loaded with
                    allow_pickle=False; indexes written with float16 still load);
-- `store.sqlite`   documents, passages, sentences, near-duplicate groups, and the
-                   lexical (FTS5, BM25) index of the passages;
+- `store.sqlite`   documents, passages, sentences, near-duplicate groups;
+- `lexical/`       BM25 indexes (bm25s: .npy arrays and JSON) of the passages, row =
+                   passage id, and of whole documents, row = document's position by rowid;
 - `manifest.json`  what built it (format, model, dimension, chunker), counts, checksums.
 """
 
@@ -20,11 +21,15 @@ from pathlib import Path
 
 from .errors import IndexCorrupt, IndexMismatch, IndexNotFound
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 moved from FTS5 tables to lexical/ (bm25s)
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 SENTENCE_VECTORS = "sentences.npy"
 STORE = "store.sqlite"
+PASSAGE_LEXICAL = "lexical/passages"
+# A passage's lexical score mixes in its document's: the words of a query are often
+# spread over an article.
+DOCUMENT_LEXICAL = "lexical/documents"
 
 SCHEMA = """
 CREATE TABLE documents (
@@ -58,11 +63,6 @@ CREATE TABLE duplicates (
     group_id   INTEGER NOT NULL      -- the smallest passage id in the group
 );
 CREATE INDEX duplicates_group ON duplicates(group_id);
--- BM25 over the same passages (Porter-stemmed); rowid = passage id.
-CREATE VIRTUAL TABLE lexical USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
--- BM25 over whole documents (title and text); rowid = documents.rowid. A passage's lexical
--- score mixes in its document's: the words of a query are often spread over an article.
-CREATE VIRTUAL TABLE document_lexical USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
 """
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.ranking import blend_sentences, fts_query, fuse, lexical_scores, normalise, ranking
+from search.lexical import terms
+from search.ranking import blend_sentences, fuse, lexical_scores, normalise, ranking
 
 OP_ED = {"000_c7708b97d51473e9", "001_69714012eee412eb"}
 
@@ -80,10 +81,11 @@ def test_modes_rank_differently_where_dense_alone_fails(searcher):
     assert "Kirby" in searcher.search(question, k=1, mode="hybrid")[0].text
 
 
-def test_fts_query_quotes_everything():
-    assert fts_query("How many casualties since 710,000?") == '"how" OR "many" OR "casualties" OR "since" OR "710 000"'
-    assert fts_query('KN-23 "x" OR (NEAR') == '"kn 23" OR "x" OR "near"'
-    assert fts_query("the of and ?!") is None
+def test_bm25_terms_are_stems_plus_units_as_written():
+    assert terms("How many casualties since 710,000?") == ["how", "mani", "casualti", "sinc", "710000", "710", "000"]
+    assert terms('KN-23 "x" OR (NEAR') == ["kn23", "kn", "23", "x", "near"]
+    assert terms("Zelenskyy’s CAFÉ") == ["zelenskyys", "zelenskyi", "cafe"]
+    assert terms("the of and ?!") == []
 
 
 def as_dict(ranked) -> dict[int, float]:

@@ -1,7 +1,9 @@
 """The Searcher over a real index of the seeds, with the real model."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from search import BadRequest, IndexCorrupt, IndexMismatch, IndexNotFound, Searcher
@@ -126,6 +128,32 @@ def test_other_format_version_is_refused(index_copy):
 
 
 def test_index_is_plain_data(seed_index):
-    # FAISS's own format, SQLite and JSON: nothing that executes code when loaded
-    assert sorted(p.name for p in seed_index.iterdir()) == ["manifest.json", "sentences.npy", "store.sqlite",
-                                                                "vectors.faiss"]
+    # FAISS's own format, SQLite, JSON and .npy arrays: nothing that executes code when loaded
+    files = sorted(str(p.relative_to(seed_index)) for p in seed_index.rglob("*") if p.is_file())
+    assert [f for f in files if not f.startswith("lexical/")] == ["manifest.json", "sentences.npy", "store.sqlite",
+                                                                  "vectors.faiss"]
+    lexical = [f for f in files if f.startswith("lexical/")]
+    assert {f.split("/")[1] for f in lexical} == {"passages", "documents"}
+    assert {Path(f).suffix for f in lexical} == {".json", ".npy"}
+    for f in lexical:
+        if f.endswith(".npy"):
+            np.load(seed_index / f, allow_pickle=False)  # raises on a pickled array
+
+
+def test_a_repeated_question_reuses_its_embedding(searcher, monkeypatch):
+    question = "Who fired the Kursk commander?"
+    first = searcher.search(question, k=3)
+    calls = []
+    real = searcher.embedder.embed
+    monkeypatch.setattr(searcher.embedder, "embed", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    assert [h.text for h in searcher.search(question, k=3)] == [h.text for h in first]
+    assert calls == []
+    searcher.search("A question not asked before about Kim Jong Un", k=3)
+    assert len(calls) == 1
+
+
+def test_the_query_cache_is_bounded(searcher, monkeypatch):
+    monkeypatch.setattr(searcher, "query_cache_size", 2)
+    for question in ("war", "peace", "missiles", "troops"):
+        searcher.search(question, k=1, mode="dense")
+    assert list(searcher._query_cache) == ["missiles", "troops"]
