@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dense-weight", help="hybrid fusion weight(s) of the dense score, e.g. 0.5,0.6,0.7")
     parser.add_argument("--sentence-weight", help="weight(s) of the best sentence in dense scores, e.g. 0,0.3,0.5")
     parser.add_argument("--document-weight", help="share(s) of document BM25 in lexical scores, e.g. 0,0.5,0.7")
+    parser.add_argument("--dense-floor", help="cosine(s) below which the dense side is scaled down, e.g. 0,0.3,0.4")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--backend", choices=("torch", "onnx-int8"),
                         help="how the model runs (default: $SEARCH_EMBED_BACKEND or the project default)")
@@ -117,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
                     embedder=embedder)
     print(summary, file=sys.stderr)
     searcher = Searcher.open(index, verify=False, backend=embedder.backend)
-    grid = [Weights(**{name: value for name, value in zip(("dense", "sentence", "document"), combo)
+    grid = [Weights(**{name: value for name, value in zip(("dense", "sentence", "document", "dense_floor"), combo)
                        if value is not None})
             for combo in itertools.product(_weights(args.dense_weight), _weights(args.sentence_weight),
-                                           _weights(args.document_weight))]
+                                           _weights(args.document_weight), _weights(args.dense_floor))]
     for weights in grid:
         started = time.perf_counter()
         run = run_queries(searcher, queries, args.mode, weights)

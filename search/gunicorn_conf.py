@@ -16,5 +16,6 @@ graceful_timeout = 30
 # SEARCH_ACCESS_LOG=off drops the per-request line (scripts/bench, very busy services)
 accesslog = None if os.environ.get("SEARCH_ACCESS_LOG", "").lower() in ("off", "false", "0") else "-"
 errorlog = "-"
-# One torch thread per worker: two workers on two cores, not four threads fighting for them.
-os.environ.setdefault("SEARCH_TORCH_THREADS", "1")
+# One model thread per worker: two workers on two cores, not four threads fighting for them.
+if not (os.environ.get("SEARCH_EMBED_THREADS") or os.environ.get("SEARCH_TORCH_THREADS")):
+    os.environ["SEARCH_EMBED_THREADS"] = "1"

@@ -246,7 +246,8 @@ class Searcher:
             candidates = union(passages[0], dense_ranked[0])
             scores = lexical_scores(passages, documents, candidates, self._document_row[candidates],
                                     weights.document)
-            rankings.append(scores if mode == "lexical" else fuse(dense_ranked, scores, weights.dense))
+            rankings.append(scores if mode == "lexical" else fuse(dense_ranked, scores, weights.dense,
+                                                                              weights.dense_floor))
         return rankings
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:

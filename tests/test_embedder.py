@@ -1,4 +1,4 @@
-"""The two ways the model runs: plain fp32 torch (the default) and int8 ONNX, with the
+"""The two ways the model runs: int8 ONNX (the default) and plain fp32 torch, with the
 real bundled model."""
 
 import numpy as np
@@ -44,10 +44,10 @@ def test_batches_of_mixed_lengths_embed_as_one_at_a_time(paragraphs):
 def test_backend_from_argument_or_environment(monkeypatch):
     with pytest.raises(ValueError, match="onnx-int8, torch"):
         get_embedder(backend="gpu")
-    monkeypatch.setenv("SEARCH_EMBED_BACKEND", "onnx-int8")
-    assert get_embedder().backend == "onnx-int8"
+    monkeypatch.setenv("SEARCH_EMBED_BACKEND", "torch")
+    assert get_embedder().backend == "torch"
     monkeypatch.delenv("SEARCH_EMBED_BACKEND")
-    assert get_embedder().backend == DEFAULT_BACKEND == "torch"
+    assert get_embedder().backend == DEFAULT_BACKEND == "onnx-int8"
 
 
 def test_export_is_cached_and_never_half_written(monkeypatch, tmp_path):

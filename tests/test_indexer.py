@@ -31,7 +31,7 @@ def test_seed_build_summary_and_manifest(tmp_path):
     assert str(summary).startswith(f"indexed 5 documents, {summary.passages} passages in ")
     manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
     assert manifest["format_version"] == 2
-    assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "torch", "dimension": 384,
+    assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "onnx-int8", "dimension": 384,
                                  "normalized": True, "max_tokens": 254}
     assert manifest["counts"] == {"documents": 5, "passages": summary.passages, "skipped": 0,
                                   "sentences": manifest["counts"]["sentences"]}

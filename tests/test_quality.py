@@ -148,3 +148,12 @@ def test_question_set_ranks_expected_passages_first(searcher):
     assert not outside_top3
     first = sum(r == 1 for r in ranks.values()) / len(ranks)
     assert first >= 0.9, {q: r for q, r in ranks.items() if r != 1}
+
+
+def test_a_weak_dense_match_does_not_outrank_the_exact_lexical_one():
+    # best cosine 0.3 is "nothing close in meaning": scaled as if the best were 0.6
+    dense, lexical = ranking([1, 2], [0.3, 0.1]), ranking([2], [1.0])
+    floored = as_dict(fuse(dense, lexical, dense_weight=0.65, dense_floor=0.6))
+    assert floored[1] == pytest.approx(0.65 * 0.4) and floored[2] == pytest.approx(0.35)
+    plain = as_dict(fuse(dense, lexical, dense_weight=0.65, dense_floor=0.0))
+    assert plain[1] == pytest.approx(0.65) and plain[1] > plain[2]
