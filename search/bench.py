@@ -232,6 +232,16 @@ def probe_vectors(path: Path, work: Path) -> None:
                       "recall_at_10": round(float(recall), 4)}))
 
 
+def pss_mb(pid: int | str) -> float:
+    """Proportional set size: pages shared between workers (the memory-mapped index, the
+    page cache of its files) counted once across them, not once per process as in RSS."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def rss_mb(pid: int | str = "self") -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -333,7 +343,9 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
             _get(port, path)
         single = _timed_requests(port, paths * 3)
         qps, errors = _load(port, paths, args.clients, args.seconds)
-        memory = sum(rss_mb(pid) for pid in _process_tree(server.pid))
+        processes = _process_tree(server.pid)
+        memory = sum(rss_mb(pid) for pid in processes)
+        proportional = sum(pss_mb(pid) for pid in processes)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -342,6 +354,7 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
             "http_p50_ms": round(float(np.percentile(single, 50)), 2),
             "http_p99_ms": round(float(np.percentile(single, 99)), 2),
             "qps_16_clients": round(qps, 1), "errors": errors, "rss_mb": round(memory, 1),
+            "pss_mb": round(proportional, 1),
             "service": {"workers": args.workers, "threads": args.threads, "mode": args.mode}}
 
 
@@ -446,7 +459,7 @@ def table(out: dict) -> str:
     keys = ["passages", "vector_index", "embed_passages_per_s", "baseline_fp32_passages_per_s", "cosine_agreement",
             "index_passages_per_s", "query_encode_p50_ms", "vector_search_p50_ms", "vector_search_p99_ms",
             "recall_at_10", "vectors_file_mb", "vectors_rss_mb", "vector_load_s", "index_load_s", "http_p50_ms", "http_p99_ms",
-            "qps_16_clients", "errors", "rss_mb"]
+            "qps_16_clients", "errors", "rss_mb", "pss_mb"]
     sizes = list(out["sizes"])
     width = max(len(k) for k in keys)
     lines = [f"{'size':<{width}}  " + "  ".join(f"{s:>12}" for s in sizes)]

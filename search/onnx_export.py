@@ -45,10 +45,11 @@ def cache_root() -> Path:
 def export_key(location: Path) -> str:
     """Identity of a model directory's files plus the tools that export it: a changed file
     or an upgraded torch/onnxruntime makes a new export rather than reusing a stale one."""
-    import onnxruntime
-    import torch
+    # versions from package metadata: importing torch here would cost every search
+    # process ~250 MB for a library it never calls once the export exists
+    from importlib.metadata import version
 
-    digest = hashlib.sha256(f"{EXPORT_VERSION} {torch.__version__} {onnxruntime.__version__}".encode())
+    digest = hashlib.sha256(f"{EXPORT_VERSION} {version('torch')} {version('onnxruntime')}".encode())
     for path in sorted(p for p in location.rglob("*") if p.is_file() and ".git" not in p.parts):
         stat = path.stat()
         digest.update(f"{path.relative_to(location)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
