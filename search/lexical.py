@@ -14,6 +14,7 @@ exact figure or name matches as written, the way a phrase query did.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import unicodedata
 from pathlib import Path
@@ -69,6 +70,8 @@ class LexicalIndex:
     @classmethod
     def build(cls, texts: list[str]) -> "LexicalIndex":
         import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each build at DEBUG level
 
         retriever = bm25s.BM25(k1=K1, b=B, method="robertson")
         retriever.index([terms(t) for t in texts], show_progress=False)

@@ -101,15 +101,17 @@ def normalise(scores: np.ndarray) -> np.ndarray:
 
 
 def lexical_scores(passages: Ranking, documents: Ranking, candidates: np.ndarray, candidate_docs: np.ndarray,
-                   document_weight: float = DOCUMENT_WEIGHT) -> Ranking:
-    """Each candidate passage's lexical score in 0..1: its own BM25 mixed with its
-    document's (`candidate_docs` holds each candidate's document row), then min-max
-    normalised. The raw scores are mixed, not normalised ones, so that a document
-    ranking with no discriminating terms (in a small collection most words occur in most
-    documents, and document BM25 is near zero) cannot outweigh the passages'."""
+                   document_weight: float = DOCUMENT_WEIGHT) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate passage's lexical score in 0..1, as (candidates, scores) in the
+    candidates' order, not best first (fusion looks them up by id; `ranking` sorts them):
+    its own BM25 mixed with its document's (`candidate_docs` holds each candidate's
+    document row), then min-max normalised. The raw scores are mixed, not normalised
+    ones, so that a document ranking with no discriminating terms (in a small collection
+    most words occur in most documents, and document BM25 is near zero) cannot outweigh
+    the passages'."""
     mixed = ((1 - document_weight) * lookup(passages, candidates)
              + document_weight * lookup(documents, candidate_docs))
-    return ranking(candidates, normalise(mixed))
+    return np.asarray(candidates, dtype=np.int64), normalise(mixed)
 
 
 def fuse(dense: Ranking, lexical: Ranking, dense_weight: float = DENSE_WEIGHT,

@@ -21,7 +21,7 @@ from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
 from .lexical import LexicalIndex
-from .ranking import MODES, Ranking, Weights, blend_sentences, fuse, lexical_scores, union
+from .ranking import MODES, Ranking, Weights, blend_sentences, fuse, lexical_scores, ranking, union
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -81,6 +81,10 @@ class Searcher:
     # How deep each ranking goes before fusion and collapse: deep enough that min-max
     # normalisation sees the score range, and collapsed copies never leave fewer than k.
     DEPTH = 1000
+    # Dense hits whose best sentence is mixed into their score: the first 300 of 1,000.
+    # Reading every sentence vector of all 1,000 cost ~0.6 ms a query and changed nothing
+    # that matters (SciFact train nDCG@10 0.7450 at 1,000, 0.7442 at 300; test 0.7376, 0.7397).
+    SENTENCE_DEPTH = 300
     # Recent query embeddings kept per process ($SEARCH_QUERY_CACHE, 0: none): a service's
     # popular questions repeat, and a hit skips the model, the costliest step of a search.
     QUERY_CACHE = 4096
@@ -237,7 +241,8 @@ class Searcher:
             all_scores, all_ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth)
             dense = [(ids[ids >= 0], scores[ids >= 0].astype(np.float64)) for scores, ids in zip(all_scores, all_ids)]
             if self._sentence_range is not None and weights.sentence > 0:
-                dense = [blend_sentences(ranked, self._best_sentences(vector, ranked[0]), weights.sentence)
+                dense = [blend_sentences(ranked, self._best_sentences(vector, ranked[0][:self.SENTENCE_DEPTH]),
+                                         weights.sentence)
                          for ranked, vector in zip(dense, vectors)]
             if mode == "dense":
                 return dense
@@ -246,8 +251,8 @@ class Searcher:
             candidates = union(passages[0], dense_ranked[0])
             scores = lexical_scores(passages, documents, candidates, self._document_row[candidates],
                                     weights.document)
-            rankings.append(scores if mode == "lexical" else fuse(dense_ranked, scores, weights.dense,
-                                                                              weights.dense_floor))
+            rankings.append(ranking(*scores) if mode == "lexical" else fuse(dense_ranked, scores, weights.dense,
+                                                                                        weights.dense_floor))
         return rankings
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:

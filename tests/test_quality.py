@@ -101,7 +101,7 @@ def test_fusion_is_a_convex_combination_of_normalised_scores():
     lexical = lexical_scores(ranking([1, 2], [4.0, 2.0]), ranking([10], [3.0]), candidates,
                              np.array([11, 10, 11]), 0.9)
     raw = {1: 0.1 * 4.0, 2: 0.1 * 2.0 + 0.9 * 3.0, 3: 0.0}
-    assert as_dict(lexical) == pytest.approx({1: raw[1] / raw[2], 2: 1.0, 3: 0.0})
+    assert as_dict(ranking(*lexical)) == pytest.approx({1: raw[1] / raw[2], 2: 1.0, 3: 0.0})
     fused = fuse(ranking([1, 3], [0.9, 0.5]), lexical, dense_weight=0.6)
     assert as_dict(fused) == pytest.approx({1: 0.6 + 0.4 * raw[1] / raw[2], 2: 0.4, 3: 0.0})
     assert fused[0].tolist() == [1, 2, 3]
@@ -120,8 +120,8 @@ def test_sentence_blend_keeps_the_passage_score_without_sentences():
 
 def test_a_near_zero_document_ranking_does_not_outweigh_passages():
     # five documents sharing every query word: document BM25 is ~0 and must stay ~0
-    lexical = as_dict(lexical_scores(ranking([1, 2], [5.0, 1.0]), ranking([10, 11], [1e-5, 2e-5]),
-                                     np.array([1, 2]), np.array([10, 11]), 0.9))
+    lexical = as_dict(ranking(*lexical_scores(ranking([1, 2], [5.0, 1.0]), ranking([10, 11], [1e-5, 2e-5]),
+                                              np.array([1, 2]), np.array([10, 11]), 0.9)))
     assert lexical[1] == 1.0 and lexical[2] < 0.01
 
 
