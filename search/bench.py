@@ -235,17 +235,18 @@ def probe_vectors(path: Path, work: Path) -> None:
 def pss_mb(pid: int | str) -> float:
     """Proportional set size: pages shared between workers (the memory-mapped index, the
     page cache of its files) counted once across them, not once per process as in RSS."""
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_mb(pid, "smaps_rollup", "Pss:")
 
 
 def rss_mb(pid: int | str = "self") -> float:
-    with open(f"/proc/{pid}/status") as f:
+    return _proc_mb(pid, "status", "VmRSS:")
+
+
+def _proc_mb(pid: int | str, table: str, field: str) -> float:
+    """A kB figure from /proc/<pid>/<table>, in MB."""
+    with open(f"/proc/{pid}/{table}") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return 0.0
 
