@@ -1,0 +1,18 @@
+"""scripts/bench's synthetic sizes: real vectors first, then noisy replicas that keep a
+real-like neighbourhood (speed itself is never asserted in a test)."""
+
+import numpy as np
+
+from search.bench import NOISE, replicated
+
+
+def test_replicas_follow_the_real_vectors_at_a_known_distance(seed_index):
+    real = np.load(seed_index / "sentences.npy", allow_pickle=False).astype(np.float32)
+    out = replicated(real, 3 * len(real) + 5)
+    assert out.shape == (3 * len(real) + 5, real.shape[1])
+    np.testing.assert_array_equal(out[:len(real)], real)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    cosine = (out[len(real):2 * len(real)] * real).sum(axis=1)
+    expected = 1 / np.sqrt(1 + NOISE ** 2)  # 0.8: not duplicates (0.84), still each other's neighbours
+    assert abs(cosine.mean() - expected) < 0.03
+    assert not np.array_equal(out[len(real):2 * len(real)], out[2 * len(real):3 * len(real)])
