@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .ranking import ranking
+
 # Lucene's default English stop set: words that match nearly every passage.
 STOP_WORDS = frozenset(
     "a an and are as at be but by for if in into is it no not of on or such that the their then there these "
@@ -103,5 +105,4 @@ class LexicalIndex:
             return empty
         if len(matched) > depth:
             matched = matched[np.argpartition(-scores[matched], depth - 1)[:depth]]
-        order = np.lexsort((matched, -scores[matched]))
-        return matched[order].astype(np.int64), scores[matched[order]]
+        return ranking(matched, scores[matched])

@@ -118,10 +118,11 @@ class Searcher:
         self._passage_lexical = LexicalIndex.load(self.index_dir / store.PASSAGE_LEXICAL)
         self._document_lexical = LexicalIndex.load(self.index_dir / store.DOCUMENT_LEXICAL)
         # passage id -> its document's row in the document BM25 index (position by rowid)
-        self._document_row = np.zeros(self._vectors.ntotal, dtype=np.int64)
         rowids = np.array([r for (r,) in self._db.execute("SELECT rowid FROM documents ORDER BY rowid")])
-        for pid, rowid in self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)"):
-            self._document_row[pid] = np.searchsorted(rowids, rowid)
+        pairs = np.array(self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)")
+                         .fetchall(), dtype=np.int64).reshape(-1, 2)
+        self._document_row = np.zeros(self._vectors.ntotal, dtype=np.int64)
+        self._document_row[pairs[:, 0]] = np.searchsorted(rowids, pairs[:, 1])
         self._group_of, self._group_members = self._duplicate_groups()
 
     def _duplicate_groups(self) -> tuple[np.ndarray, dict[int, list[int]]]:
@@ -262,6 +263,9 @@ class Searcher:
         out = np.empty((len(queries), self.embedder.dimension), dtype=np.float32)
         with self._cache_lock:
             cached = [self._query_cache.get(q) for q in queries]
+            for query, vector in zip(queries, cached):
+                if vector is not None:
+                    self._query_cache.move_to_end(query)  # recently used: evicted last
         for i, (query, vector) in enumerate(zip(queries, cached)):
             if vector is None:
                 vector = self.embedder.embed([query], batch_size=1)[0]
@@ -269,10 +273,6 @@ class Searcher:
                     self._query_cache[query] = vector
                     while len(self._query_cache) > self.query_cache_size:
                         self._query_cache.popitem(last=False)
-            else:
-                with self._cache_lock:
-                    if query in self._query_cache:
-                        self._query_cache.move_to_end(query)
             out[i] = vector
         return out
 
