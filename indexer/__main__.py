@@ -1,4 +1,4 @@
-"""`python -m indexer build SRC... --index DIR` (also the `indexer` console script)."""
+"""`python -m indexer build|add|remove ... --index DIR` (also the `indexer` console script)."""
 
 from __future__ import annotations
 
@@ -34,14 +34,29 @@ def main(argv: list[str] | None = None) -> int:
                         "or onnx-int8)")
     b.add_argument("--batch-size", type=int, default=32, help="passages embedded per batch (default 32)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = commands.add_parser("add", help="add or replace articles in an existing index (changed ones only)")
+    a.add_argument("sources", nargs="+", metavar="SRC", help="article files or directories of them")
+    r = commands.add_parser("remove", help="remove documents from an existing index")
+    r.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="ids of the documents to remove")
+    for command in (a, r):
+        command.add_argument("--index", default=os.environ.get("SEARCH_INDEX", "index"),
+                             help="index directory to update (default: $SEARCH_INDEX or ./index)")
+    a.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
     args = parser.parse_args(argv)
 
     logging.basicConfig(format="%(name)s: %(levelname)s: %(message)s", level=logging.WARNING)
     from search.errors import SearchError
 
     from .build import BuildOptions, build
+    from .update import update
 
     try:
+        if args.command == "add":
+            print(update(args.index, srcs=args.sources, strict=args.strict))
+            return 0
+        if args.command == "remove":
+            print(update(args.index, remove=args.doc_ids))
+            return 0
         summary = build(args.sources, args.index, model=args.model, strict=args.strict,
                         progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size,
                         if_changed=args.if_changed,

@@ -15,7 +15,8 @@ THRESHOLD = 0.84
 NEIGHBOURS = 8  # a statement is rarely syndicated more often than this within one index
 
 
-def groups(vectors: np.ndarray, doc_ids: list[str], index=None, threshold: float = THRESHOLD) -> dict[int, int]:
+def groups(vectors: np.ndarray, doc_ids: list[str], index=None, threshold: float = THRESHOLD,
+           rows: list[int] | None = None, linked: list[tuple[int, int]] = ()) -> dict[int, int]:
     """Group passages whose vectors are within `threshold` of each other.
 
     Args:
@@ -23,6 +24,9 @@ def groups(vectors: np.ndarray, doc_ids: list[str], index=None, threshold: float
         doc_ids: the document of each passage; copies are only sought across documents.
         index: the passages' own faiss index (ids = rows) to find neighbours with; an
             approximate one keeps this linear for large collections. Default: exact.
+        rows: the passages whose copies to look for (default: all); an update looks
+            only for its new passages' copies.
+        linked: pairs of passages already known to be copies of each other.
 
     Returns:
         passage id -> group id (the smallest passage id of its group), for grouped passages only.
@@ -35,7 +39,7 @@ def groups(vectors: np.ndarray, doc_ids: list[str], index=None, threshold: float
     if index is None:
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
-    scores, neighbours = index.search(vectors, min(NEIGHBOURS + 1, n))
+    rows = list(range(n)) if rows is None else sorted(set(rows))
     parent = list(range(n))
 
     def find(i: int) -> int:
@@ -44,11 +48,18 @@ def groups(vectors: np.ndarray, doc_ids: list[str], index=None, threshold: float
             i = parent[i]
         return i
 
-    for i in range(n):
-        for score, j in zip(scores[i], neighbours[i]):
-            if j > i and score >= threshold and doc_ids[j] != doc_ids[i]:
-                a, b = find(i), find(int(j))
-                parent[max(a, b)] = min(a, b)
+    def join(i: int, j: int) -> None:
+        a, b = find(i), find(j)
+        parent[max(a, b)] = min(a, b)
+
+    for i, j in linked:
+        join(i, j)
+    if rows:
+        scores, neighbours = index.search(np.ascontiguousarray(vectors[rows]), min(NEIGHBOURS + 1, n))
+        for i, found, near in zip(rows, scores, neighbours):
+            for score, j in zip(found, near):
+                if j >= 0 and j != i and score >= threshold and doc_ids[j] != doc_ids[i]:
+                    join(i, int(j))
     members: dict[int, list[int]] = {}
     for i in range(n):
         members.setdefault(find(i), []).append(i)

@@ -1,23 +1,34 @@
-"""The HTTP service: a Flask application factory over one `Searcher`.
+"""The HTTP service: a Flask application factory over the searcher of an index's current
+generation (hot-reloaded, search/live.py).
 
 Views parse and validate, call the searcher, and serialise its results; every error,
-expected or not, leaves as JSON `{"error": {"code", "message"}}` with its status.
+expected or not, leaves as JSON `{"error": {"code", "message"}}` with its status. Every
+response carries an `X-Request-Id` (the caller's, when it sends a sane one), which the
+access log line of the request repeats.
 """
 
 from __future__ import annotations
 
+import functools
+import hmac
 import json
 import logging
 import re
+import sys
+import time
+import uuid
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from .errors import BadRequest, SearchError
+from . import metrics
+from .errors import BadRequest, Forbidden, SearchError, Unauthorized
+from .live import LiveSearcher
 from .responses import dumps, error_body, search_body
 from .searcher import Searcher
 
 log = logging.getLogger("search.app")
+access_log = logging.getLogger("search.access")
 
 DEFAULTS = {
     "INDEX": "index",  # SEARCH_INDEX
@@ -27,7 +38,17 @@ DEFAULTS = {
     "DEFAULT_K": 5,
     # Queries are at most 1,000 characters: no legitimate body comes near this.
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # PUT /documents: a document's JSON body (its text is at most MAX_DOCUMENT_CHARS)
+    "MAX_DOCUMENT_BODY": 4 * 1024 * 1024,
+    "API_KEY": None,  # SEARCH_API_KEY: enables PUT/DELETE /documents and is required by them
+    "ACCESS_LOG": True,  # SEARCH_ACCESS_LOG: one line per request
+    "CORS_ORIGINS": None,  # SEARCH_CORS_ORIGINS: comma-separated origins allowed to read answers
+    "RELOAD_CHECK_S": LiveSearcher.CHECK_S,  # how often the index's CURRENT pointer is looked at
 }
+MAX_DOCUMENT_CHARS = 1_000_000
+MAX_DOC_ID_CHARS = 200
+DOCUMENT_FIELDS = {"text", "title", "url", "published"}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SEARCH_FIELDS = {"query", "k", "mode", "collapse"}
 SEARCH_PARAMS = {"q", "k", "mode", "collapse"}
 
@@ -42,20 +63,37 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("SEARCH")
     app.config.from_mapping(config or {})
-    searcher = app.config.get("SEARCHER") or Searcher.open(
-        str(app.config["INDEX"]), model=app.config["MODEL"], verify=bool(app.config["VERIFY"]),
-        mode=str(app.config["MODE"]))
-    app.extensions["searcher"] = searcher
+    initial = app.config.get("SEARCHER")
+    root = initial.root if initial else app.config["INDEX"]
+    opener = functools.partial(Searcher.open, str(root), model=app.config["MODEL"],
+                               verify=_flag(app.config["VERIFY"]), mode=str(app.config["MODE"]))
+    live = LiveSearcher(root, opener, check_s=float(app.config["RELOAD_CHECK_S"]), initial=initial)
+    metrics.observe_index(live.get())
+
+    def swapped(searcher: Searcher) -> None:
+        metrics.observe_index(searcher)
+        metrics.RELOADS.inc()
+
+    live.on_swap = swapped
+    app.extensions["searcher"] = live
     _register_errors(app)
-    _register_routes(app, searcher)
+    _register_request_log(app)
+    _register_routes(app, live)
+    from .documents import register as register_documents
+
+    register_documents(app, live)
     return app
+
+
+def _flag(value) -> bool:
+    return str(value).lower() not in ("false", "0", "off", "no")
 
 
 def _json(body: dict, status: int = 200) -> Response:
     return Response(dumps(body), status=status, mimetype="application/json")
 
 
-def _register_routes(app: Flask, searcher: Searcher) -> None:
+def _register_routes(app: Flask, live: LiveSearcher) -> None:
     @app.get("/search")
     def search_get():
         args = request.args
@@ -65,7 +103,7 @@ def _register_routes(app: Flask, searcher: Searcher) -> None:
             raise BadRequest("repeated_parameter", f"parameter {repeated[0]!r} is given more than once")
         if "q" not in args:
             raise BadRequest("missing_query", "missing query: pass the question as ?q=...")
-        return _json(search_body(searcher, args["q"], _parse_k(args.get("k"), app.config["DEFAULT_K"]),
+        return _json(search_body(live.get(), args["q"], _parse_k(args.get("k"), app.config["DEFAULT_K"]),
                                  args.get("mode"), _parse_bool("collapse", args.get("collapse", "true"))))
 
     @app.post("/search")
@@ -77,16 +115,22 @@ def _register_routes(app: Flask, searcher: Searcher) -> None:
         collapse = body.get("collapse", True)
         if not isinstance(collapse, bool):
             raise BadRequest("invalid_collapse", f"collapse must be true or false, got {collapse!r}")
-        return _json(search_body(searcher, body["query"], body.get("k", app.config["DEFAULT_K"]),
+        return _json(search_body(live.get(), body["query"], body.get("k", app.config["DEFAULT_K"]),
                                  body.get("mode"), collapse))
 
     @app.get("/documents/<path:doc_id>")
     def document(doc_id: str):
-        return _json(searcher.document(doc_id))
+        # a lookup by id in the store: nothing here names a file, so "../" is just an unknown id
+        return _json(live.get().document(doc_id))
 
     @app.get("/health")
     def health():
-        return _json({"status": "ok", **searcher.describe()})
+        return _json({"status": "ok", **live.get().describe(), "reloads": live.reloads})
+
+    @app.get("/metrics")
+    def metrics_view():
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
 
 
 def _parse_k(raw: str | None, default: int) -> int:
@@ -124,10 +168,63 @@ def _json_object() -> dict:
     return body
 
 
+def _register_request_log(app: Flask) -> None:
+    """Request ids, CORS when configured, metrics, and one access-log line per request."""
+    enabled = _flag(app.config["ACCESS_LOG"])
+    if enabled and not access_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
+    origins = {o.strip() for o in str(app.config["CORS_ORIGINS"] or "").split(",") if o.strip()}
+
+    @app.before_request
+    def start():
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        origin = request.headers.get("Origin")
+        if origin and (origin in origins or "*" in origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.observe_request(request.method, route, response.status_code, seconds)
+        if enabled:
+            # the path and query, never the headers (the API key) or a body
+            access_log.info("%s %s %s %d %.1fms %s", request.remote_addr, request.method,
+                            request.full_path.rstrip("?"), response.status_code, seconds * 1000, g.request_id)
+        return response
+
+
+def authorize(app: Flask) -> None:
+    """Writes need SEARCH_API_KEY: 403 when none is configured, 401 without a key, 403 with
+    a wrong one. The comparison takes the same time whatever the key's first wrong byte."""
+    key = app.config.get("API_KEY")
+    if not key:
+        raise Forbidden("writes_disabled", "document writes are disabled: start the service with SEARCH_API_KEY set")
+    given = request.headers.get("X-API-Key") or ""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        given = token.strip()
+    if not given:
+        raise Unauthorized("missing_api_key", "this route needs the API key: send Authorization: Bearer <key>")
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), str(key).encode("utf-8")):
+        raise Forbidden("wrong_api_key", "the API key is wrong")
+
+
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(SearchError)
     def domain_error(e: SearchError):
-        return _json(error_body(e.code, str(e)), e.status)
+        response = _json(error_body(e.code, str(e)), e.status)
+        if e.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="search"'
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):

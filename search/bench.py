@@ -1,6 +1,6 @@
 """Speed and memory at the corpus sizes asked, in one run on this machine.
 
-    scripts/bench [--sizes 1000,100000,1000000] [--json] [--serve-max N] [--mode M]
+    scripts/bench [--sizes 1000,100000,1000000] [--json] [--serve-max N] [--mode M] [--vs-txtai]
 
 1. Real text (the seeds and the first --base SciFact documents) is indexed with the
    project's indexer: the total indexing rate. A sample of its passages is embedded by
@@ -15,6 +15,8 @@
    vectors replayed, not re-embedded) and served by gunicorn as in production: HTTP
    p50/p99 with one client, throughput with 16 concurrent clients, errors, and the
    service's resident memory.
+4. --vs-txtai: txtai and this project on the same model, passages and questions, each in
+   a fresh process (search/bench_txtai.py): indexing rate, query p50, QPS, memory.
 """
 
 from __future__ import annotations
@@ -54,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("SEARCH_WORKERS", "2")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("SEARCH_THREADS", "4")))
     parser.add_argument("--work", type=Path, help="keep built indexes here (default: a temporary directory)")
+    parser.add_argument("--vs-txtai", action="store_true",
+                        help="also run txtai on the same model, passages and questions; print the ratios")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -75,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             row["service_skipped"] = f"above --serve-max {args.serve_max}"
         out["sizes"][str(size)] = row
         print(f"size {size}: done", file=sys.stderr)
+    if args.vs_txtai:
+        from .bench_txtai import compare
+
+        out["vs_txtai"] = compare(work, base, questions, args.clients, args.seconds)
     print(json.dumps(out, indent=2) if args.json else table(out))
     return 0
 
@@ -467,6 +475,13 @@ def table(out: dict) -> str:
     for key in keys:
         cells = [out["sizes"][s].get(key, out.get(key)) for s in sizes]
         lines.append(f"{key:<{width}}  " + "  ".join(f"{'-' if c is None else c!s:>12}" for c in cells))
+    if "vs_txtai" in out:
+        versus = out["vs_txtai"]
+        lines += ["", f"vs txtai ({versus['passages']} passages){'':<{width - 20}}  {'ours':>12}  {'txtai':>12}  {'ratio':>12}"]
+        for key, ratio in (("index_passages_per_s", "indexing_rate"), ("query_p50_ms", "query_p50_speedup"),
+                           ("qps", "qps"), ("rss_mb", "rss")):
+            lines.append(f"{key:<{width}}  {versus['ours'][key]!s:>12}  {versus['txtai'][key]!s:>12}  "
+                         f"{versus['ratios'][ratio]!s:>12}")
     return "\n".join(lines)
 
 

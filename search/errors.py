@@ -22,6 +22,18 @@ class BadRequest(SearchError):
         self.code = code
 
 
+class Unauthorized(BadRequest):
+    """A write without the API key."""
+
+    status = 401
+
+
+class Forbidden(BadRequest):
+    """A write with the wrong API key, or with writes disabled."""
+
+    status = 403
+
+
 class IndexNotFound(SearchError):
     """There is no index where one was expected."""
 

@@ -13,9 +13,30 @@ threads = int(os.environ.get("SEARCH_THREADS", "4"))
 worker_class = "gthread"
 timeout = 120  # a worker's start includes loading the model
 graceful_timeout = 30
-# SEARCH_ACCESS_LOG=off drops the per-request line (scripts/bench, very busy services)
-accesslog = None if os.environ.get("SEARCH_ACCESS_LOG", "").lower() in ("off", "false", "0") else "-"
+# The app writes the access log line itself, with the request id (SEARCH_ACCESS_LOG=off
+# drops it); gunicorn's own would be a second line per request.
+accesslog = None
 errorlog = "-"
 # One model thread per worker: two workers on two cores, not four threads fighting for them.
 if not (os.environ.get("SEARCH_EMBED_THREADS") or os.environ.get("SEARCH_TORCH_THREADS")):
     os.environ["SEARCH_EMBED_THREADS"] = "1"
+
+# /metrics adds up every worker's counts: prometheus_client's multiprocess mode keeps them
+# in files here (set before any worker imports it; emptied at each start).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="search-metrics-")
+
+
+def on_starting(server):
+    import glob
+
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

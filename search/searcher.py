@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store, vector_index
+from . import generations, store, vector_index
 from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
@@ -93,7 +93,9 @@ class Searcher:
         import faiss
         import threadpoolctl
 
-        self.index_dir = Path(index_dir)
+        self.index_dir = Path(index_dir)  # the generation's own directory
+        self.root = self.index_dir  # the index directory callers named (Searcher.open sets it)
+        self.generation: str | None = None  # its generation, None for a single-directory index
         self.manifest = manifest
         self.embedder = embedder
         self.mode = mode
@@ -164,7 +166,11 @@ class Searcher:
             IndexMismatch: built with another model, dimension or format version.
             IndexCorrupt: the files fail their checksums.
         """
-        index_dir = Path(index_dir)
+        root = Path(index_dir)
+        # the generation current now: its files are read by their own paths, so an update
+        # published while this searcher lives never changes what it reads
+        generation = generations.current_name(root)
+        index_dir = root if generation is None else root / generations.GENERATIONS / generation
         manifest = store.read_manifest(index_dir)
         model_name = canonical_model_name(model)
         store.check_model(index_dir, manifest, model_name)  # before paying for a model load
@@ -173,7 +179,9 @@ class Searcher:
         check_mode(mode)
         embedder = get_embedder(model_name, backend)
         store.check_model(index_dir, manifest, model_name, embedder.dimension)
-        return cls(index_dir, manifest, embedder, mode)
+        searcher = cls(index_dir, manifest, embedder, mode)
+        searcher.root, searcher.generation = root, generation
+        return searcher
 
     @functools.cached_property
     def _doc_ids(self) -> dict[int, str]:
@@ -368,10 +376,15 @@ class Searcher:
             raise DocumentNotFound(f"no document with id {doc_id!r} in the index")
         return dict(row)
 
+    def close(self) -> None:
+        """Stop the lexical threads; searches already running finish first. (A service that
+        swapped in a newer generation closes the old searcher once its requests are done.)"""
+        self._pool.shutdown(wait=True)
+
     def describe(self) -> dict:
         """The manifest summary that /health reports."""
         m = self.manifest
-        return {"index": str(self.index_dir), "format_version": m["format_version"], "model": m["model"]["name"],
+        return {"index": str(self.root), "generation": self.generation, "format_version": m["format_version"], "model": m["model"]["name"],
                 "dimension": m["model"]["dimension"], "documents": m["counts"]["documents"],
                 "passages": m["counts"]["passages"], "built_at": m["built_at"],
                 "vector_index": m["vector_index"]["type"], "mode": self.mode}

@@ -4,10 +4,11 @@ real-like neighbourhood (speed itself is never asserted in a test)."""
 import numpy as np
 
 from search.bench import NOISE, replicated
+from search.generations import current
 
 
 def test_replicas_follow_the_real_vectors_at_a_known_distance(seed_index):
-    real = np.load(seed_index / "sentences.npy", allow_pickle=False).astype(np.float32)
+    real = np.load(current(seed_index) / "sentences.npy", allow_pickle=False).astype(np.float32)
     out = replicated(real, 3 * len(real) + 5)
     assert out.shape == (3 * len(real) + 5, real.shape[1])
     np.testing.assert_array_equal(out[:len(real)], real)

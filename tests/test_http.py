@@ -172,8 +172,8 @@ def test_model_and_index_load_once_per_process(app, seed_index):
 
     embedder = get_embedder()
     other = create_app({"INDEX": str(seed_index)})
-    assert other.extensions["searcher"].embedder is embedder
-    assert app.extensions["searcher"].embedder is embedder
+    assert other.extensions["searcher"].get().embedder is embedder
+    assert app.extensions["searcher"].get().embedder is embedder
 
 
 def test_configuration_from_the_environment(monkeypatch, tmp_path):

@@ -15,13 +15,14 @@ from indexer import build
 from search import Searcher
 from search.errors import BuildError
 from test_clean import CRUFT
+from search.generations import current
 
 ARTICLE = ("North Korea sent engineers to the Donetsk region to help Russian forces.\n\n"
            "The engineers are said to be building fortifications behind the front line.\n")
 
 
 def passage_texts(index) -> list[str]:
-    with sqlite3.connect(index / "store.sqlite") as conn:
+    with sqlite3.connect(current(index) / "store.sqlite") as conn:
         return [row[0] for row in conn.execute("SELECT text FROM passages ORDER BY id")]
 
 
@@ -29,7 +30,7 @@ def test_seed_build_summary_and_manifest(tmp_path):
     summary = build([SEEDS], tmp_path / "index")
     assert (summary.documents, len(summary.skipped)) == (5, 0)
     assert str(summary).startswith(f"indexed 5 documents, {summary.passages} passages in ")
-    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    manifest = json.loads((current(tmp_path / "index") / "manifest.json").read_text())
     assert manifest["format_version"] == 2
     assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "onnx-int8", "dimension": 384,
                                  "normalized": True, "max_tokens": 254}
@@ -101,26 +102,26 @@ def test_bad_files_are_skipped_by_name(tmp_path, caplog):
 
 
 def test_strict_refuses_bad_input_and_keeps_the_old_index(index_copy, tmp_path):
-    before = (index_copy / "manifest.json").read_text()
+    before = (current(index_copy) / "manifest.json").read_text()
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe broken")
     with pytest.raises(BuildError, match=r"bad.txt: not UTF-8 text .*--strict"):
         build([SEEDS, bad], index_copy, strict=True)
-    assert (index_copy / "manifest.json").read_text() == before
-    assert not list(index_copy.parent.glob(".index.tmp-*"))
+    assert (current(index_copy) / "manifest.json").read_text() == before
+    assert not list(index_copy.glob("generations/.tmp-*"))
 
 
 def test_nothing_to_index_is_an_error(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(BuildError, match="nothing to index: .*empty.txt: empty"):
         build([tmp_path / "empty.txt"], tmp_path / "index")
-    assert not (tmp_path / "index").exists()
+    assert not (tmp_path / "index" / "CURRENT").exists()
 
 
 def test_failed_build_leaves_the_old_index_loadable(index_copy, monkeypatch):
     import faiss
 
-    before = (index_copy / "manifest.json").read_text()
+    before = (current(index_copy) / "manifest.json").read_text()
 
     def crash(*args):
         raise OSError(28, "No space left on device")
@@ -128,9 +129,9 @@ def test_failed_build_leaves_the_old_index_loadable(index_copy, monkeypatch):
     monkeypatch.setattr(faiss, "write_index", crash)
     with pytest.raises(OSError):
         build([SEEDS], index_copy)
-    assert (index_copy / "manifest.json").read_text() == before
+    assert (current(index_copy) / "manifest.json").read_text() == before
     assert Searcher.open(index_copy).search("710,000 casualties", k=1)[0].text
-    assert not list(index_copy.parent.glob(".index.tmp-*"))
+    assert not list(index_copy.glob("generations/.tmp-*"))
 
 
 def test_rebuild_replaces_the_index(index_copy, tmp_path):
@@ -142,10 +143,10 @@ def test_rebuild_replaces_the_index(index_copy, tmp_path):
 
 
 def test_if_changed_skips_an_up_to_date_index(index_copy, tmp_path):
-    stamp = (index_copy / "manifest.json").stat().st_mtime_ns
+    stamp = (current(index_copy) / "manifest.json").stat().st_mtime_ns
     summary = build([SEEDS], index_copy, if_changed=True)
     assert not summary.rebuilt and "up to date" in str(summary)
-    assert (index_copy / "manifest.json").stat().st_mtime_ns == stamp
+    assert (current(index_copy) / "manifest.json").stat().st_mtime_ns == stamp
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
     (seeds / "005_new.txt").write_text(ARTICLE, encoding="utf-8")
@@ -154,7 +155,7 @@ def test_if_changed_skips_an_up_to_date_index(index_copy, tmp_path):
 
 
 def test_killed_build_leaves_the_old_index_loadable(index_copy, tmp_path):
-    before = json.loads((index_copy / "manifest.json").read_text())
+    before = json.loads((current(index_copy) / "manifest.json").read_text())
     big = tmp_path / "big.jsonl"  # enough text that the build is still embedding when killed
     with open(big, "w", encoding="utf-8") as f:
         for i in range(3000):
@@ -162,7 +163,7 @@ def test_killed_build_leaves_the_old_index_loadable(index_copy, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "indexer", "build", str(big), "--index", str(index_copy),
                              "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not list(index_copy.parent.glob(".index.tmp-*/store.sqlite")) and time.monotonic() < deadline:
+    while not list(index_copy.glob("generations/.tmp-*/store.sqlite")) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)  # well into the build: the store is being written or the model is embedding
     assert proc.poll() is None, "the build finished before it could be killed"
@@ -173,7 +174,7 @@ def test_killed_build_leaves_the_old_index_loadable(index_copy, tmp_path):
     assert "710,000" in searcher.search("How many Russian casualties since 2022", k=1)[0].text
     # the next build clears what the killed one left behind
     build([SEEDS], index_copy, if_changed=True)
-    assert not list(index_copy.parent.glob(".index.tmp-*"))
+    assert not list(index_copy.glob("generations/.tmp-*"))
 
 
 def test_cli_build_prints_summary_and_fails_clearly(tmp_path):

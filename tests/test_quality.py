@@ -10,6 +10,7 @@ import pytest
 
 from search.lexical import terms
 from search.ranking import blend_sentences, fuse, lexical_scores, normalise, ranking
+from search.generations import current
 
 OP_ED = {"000_c7708b97d51473e9", "001_69714012eee412eb"}
 
@@ -25,7 +26,7 @@ def test_exact_figures_and_names_find_their_passage(searcher, query, holds):
 
 
 def test_every_counterpart_of_the_op_ed_is_grouped_and_nothing_else(seed_index):
-    with sqlite3.connect(seed_index / "store.sqlite") as db:
+    with sqlite3.connect(current(seed_index) / "store.sqlite") as db:
         groups = db.execute("SELECT group_concat(p.doc_id || ':' || p.paragraph) FROM duplicates d "
                             "JOIN passages p ON p.id = d.passage_id GROUP BY group_id").fetchall()
         op_ed = db.execute("SELECT doc_id, paragraph FROM passages WHERE doc_id IN (?, ?)", sorted(OP_ED)).fetchall()

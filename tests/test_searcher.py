@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from search import BadRequest, IndexCorrupt, IndexMismatch, IndexNotFound, Searcher
+from search.generations import current
 
 # (question as a reader would ask it, acceptable doc ids, words the expected passage holds)
 QUESTIONS = [
@@ -90,7 +91,7 @@ def test_missing_index_says_what_to_run(tmp_path):
 
 
 def test_index_built_with_another_model_is_refused(index_copy):
-    manifest_path = index_copy / "manifest.json"
+    manifest_path = current(index_copy) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["model"]["name"] = "sentence-transformers/all-mpnet-base-v2"
     manifest_path.write_text(json.dumps(manifest))
@@ -102,7 +103,7 @@ def test_index_built_with_another_model_is_refused(index_copy):
 
 
 def test_index_of_another_dimension_is_refused(index_copy):
-    manifest_path = index_copy / "manifest.json"
+    manifest_path = current(index_copy) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["model"]["dimension"] = 768
     manifest_path.write_text(json.dumps(manifest))
@@ -111,7 +112,7 @@ def test_index_of_another_dimension_is_refused(index_copy):
 
 
 def test_corrupted_index_is_refused(index_copy):
-    with open(index_copy / "vectors.faiss", "r+b") as f:
+    with open(current(index_copy) / "vectors.faiss", "r+b") as f:
         f.seek(200)
         f.write(b"\x00\x01\x02\x03")
     with pytest.raises(IndexCorrupt, match="vectors.faiss fails its checksum"):
@@ -119,7 +120,7 @@ def test_corrupted_index_is_refused(index_copy):
 
 
 def test_other_format_version_is_refused(index_copy):
-    manifest_path = index_copy / "manifest.json"
+    manifest_path = current(index_copy) / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["format_version"] = 99
     manifest_path.write_text(json.dumps(manifest))
@@ -129,7 +130,8 @@ def test_other_format_version_is_refused(index_copy):
 
 def test_index_is_plain_data(seed_index):
     # FAISS's own format, SQLite, JSON and .npy arrays: nothing that executes code when loaded
-    files = sorted(str(p.relative_to(seed_index)) for p in seed_index.rglob("*") if p.is_file())
+    generation = current(seed_index)
+    files = sorted(str(p.relative_to(generation)) for p in generation.rglob("*") if p.is_file())
     assert [f for f in files if not f.startswith("lexical/")] == ["manifest.json", "sentences.npy", "store.sqlite",
                                                                   "vectors.faiss"]
     lexical = [f for f in files if f.startswith("lexical/")]
@@ -137,7 +139,7 @@ def test_index_is_plain_data(seed_index):
     assert {Path(f).suffix for f in lexical} == {".json", ".npy"}
     for f in lexical:
         if f.endswith(".npy"):
-            np.load(seed_index / f, allow_pickle=False)  # raises on a pickled array
+            np.load(generation / f, allow_pickle=False)  # raises on a pickled array
 
 
 def test_a_repeated_question_reuses_its_embedding(searcher, monkeypatch):

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import ROOT, free_port
 from search.cli import main as ask
+from search.generations import current
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_serve_uses_the_given_index_without_rebuilding(server):
     url, index, log = server
     status, _, health = get(f"{url}/health")
     assert status == 200 and health["index"] == str(index)
-    assert json.loads((index / "manifest.json").read_text())["built_at"] == health["built_at"]
+    assert json.loads((current(index) / "manifest.json").read_text())["built_at"] == health["built_at"]
     log.seek(0)
     text = log.read()
     assert "gunicorn" in text.lower() and "indexed" not in text

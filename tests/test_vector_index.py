@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from search import vector_index
+from search.generations import current
 
 
 def test_kind_by_size_unless_asked():
@@ -19,7 +20,7 @@ def test_kind_by_size_unless_asked():
 
 def test_ivf_finds_what_exact_search_finds(seed_index):
     # real embeddings: every sentence of the seeds, each also asked as a query
-    vectors = np.load(seed_index / "sentences.npy", allow_pickle=False).astype(np.float32)
+    vectors = np.load(current(seed_index) / "sentences.npy", allow_pickle=False).astype(np.float32)
     exact = vector_index.build(vectors, "flat")
     approximate = vector_index.build(vectors, "ivf")
     assert approximate.nlist == vector_index.nlist_for(len(vectors)) > 1
@@ -36,7 +37,7 @@ def test_an_ivf_index_serves_the_same_answers(tmp_path, searcher):
     from conftest import SEEDS
 
     build([SEEDS], tmp_path / "ivf", options=BuildOptions(vector_index="ivf"))
-    manifest = json.loads((tmp_path / "ivf" / "manifest.json").read_text())
+    manifest = json.loads((current(tmp_path / "ivf") / "manifest.json").read_text())
     assert manifest["vector_index"]["kind"] == "ivf" and manifest["vector_index"]["nprobe"] > 0
     approximate = Searcher.open(tmp_path / "ivf")
     for question in ("How many Russian casualties since 2022", "Which missiles has North Korea sent to Russia?"):
