@@ -237,6 +237,7 @@ def _vector_index(old_index, vectors: np.ndarray, requested: str):
     if kind == "ivf" and isinstance(old_index, faiss.IndexIVF):
         index = faiss.clone_index(old_index)
         index.reset()
+        index.set_direct_map_type(faiss.DirectMap.NoMap)  # _reconstruct made one; the searcher needs none
         index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
         return index
     return vector_index.build(vectors, kind)

@@ -60,6 +60,8 @@ def create_app(config: dict | None = None) -> Flask:
     cannot serve fails at start-up with a clear message rather than on its first request.
     """
     app = Flask(__name__)
+    # "/documents//etc/passwd" is an unknown id (404), not a redirect to a cleaned-up path
+    app.url_map.merge_slashes = False
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("SEARCH")
     app.config.from_mapping(config or {})

@@ -109,8 +109,10 @@ def publish(index_dir: Path, tmp: Path, crashpoint=lambda name: None) -> str:
     return name
 
 
-def collect(index_dir: Path, keep: int = KEEP, grace_s: float = GRACE_S) -> None:
+def collect(index_dir: Path, keep: int | None = None, grace_s: float | None = None) -> None:
     """Remove generations no reader should still need, and a migrated index's old files."""
+    keep = KEEP if keep is None else keep
+    grace_s = GRACE_S if grace_s is None else grace_s
     name = current_name(index_dir)
     if name is None:
         return

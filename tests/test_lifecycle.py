@@ -1,0 +1,198 @@
+"""Index lifecycle: generations, incremental add/replace/remove (the same index a full
+build makes, without re-embedding what did not change), and the layouts an index has had."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SEEDS
+from indexer import build
+from indexer.update import update
+from search import Searcher, generations
+from search.errors import DocumentNotFound
+from search.generations import current
+
+VOLCANO = {"id": "volcano", "title": "Volcano erupts on the Reykjanes peninsula",
+           "text": "A volcano erupted on the Reykjanes peninsula on Monday night, sending lava fountains "
+                   "100 metres into the air.\n\nThe nearby town of Grindavik had been evacuated days earlier "
+                   "as a precaution, officials said, and no one was hurt.\n"}
+QUESTIONS = ["How many Russian casualties since 2022", "Where did the lava fountains rise?",
+             "North Korean troops in Kursk", "KN-23 missiles", "Who was evacuated?"]
+
+
+class CountingEmbedder:
+    """The real model, counting the texts it is asked to embed."""
+
+    def __init__(self, real):
+        self.real, self.texts = real, []
+        self.name, self.backend, self.dimension = real.name, real.backend, real.dimension
+        self.max_tokens, self.count_tokens = real.max_tokens, real.count_tokens
+
+    def embed(self, texts, batch_size=32, progress=False):
+        self.texts.extend(texts)
+        return self.real.embed(texts, batch_size=batch_size)
+
+
+def results(index, mode="hybrid"):
+    searcher = Searcher.open(index, backend=Searcher.open(index, verify=False).manifest["model"]["backend"])
+    return [[(h.text, [(c.doc_id, c.paragraph, c.start, c.end) for c in h.citations], round(h.score, 4))
+             for h in searcher.search(q, k=5, mode=mode)] for q in QUESTIONS]
+
+
+def write_jsonl(path, *docs):
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    return path
+
+
+def same_answers(a, b):
+    """Equal passages, citations and order; scores equal up to float noise."""
+    assert [[(text, cites) for text, cites, _ in hits] for hits in a] == \
+        [[(text, cites) for text, cites, _ in hits] for hits in b]
+    np.testing.assert_allclose([s for hits in a for *_, s in hits], [s for hits in b for *_, s in hits], atol=2e-3)
+
+
+def test_add_then_remove_answers_as_full_builds_do(tmp_path):
+    # fp32: int8's activation scales are set per batch, so a vector depends slightly on its
+    # batch-mates (cosine >= 0.99) and equal answers could differ in the last decimals
+    seeds, full, seeds_only = tmp_path / "seeds", tmp_path / "full", tmp_path / "seeds-only"
+    build([SEEDS], seeds, backend="torch")
+    feed = write_jsonl(tmp_path / "feed.jsonl", VOLCANO)
+    build([SEEDS, feed], full, backend="torch")
+    summary = update(seeds, [feed])
+    assert (summary.added, summary.generation) == (["volcano"], "g000002")
+    assert Searcher.open(seeds, backend="torch").search("Who was evacuated?", k=1)[0].citations[0].doc_id == "volcano"
+    update(seeds, remove=["volcano"])
+    build([SEEDS], seeds_only, backend="torch")
+    for mode in ("hybrid", "dense", "lexical"):
+        same_answers(results(seeds, mode), results(seeds_only, mode))
+    update(seeds, [feed])
+    for mode in ("hybrid", "dense", "lexical"):
+        same_answers(results(seeds, mode), results(full, mode))
+
+
+def test_unchanged_documents_are_not_embedded_again(index_copy, tmp_path, embedder):
+    counting = CountingEmbedder(embedder)
+    feed = write_jsonl(tmp_path / "feed.jsonl", VOLCANO)
+    first = update(index_copy, [feed], embedder=counting)
+    assert first.embedded_passages == 2 and len(counting.texts) > 2  # passages, then their sentences
+    assert all("Grindavik" in t or "lava" in t or "Reykjanes" in t for t in counting.texts)
+
+    counting.texts.clear()
+    again = update(index_copy, [feed, SEEDS], embedder=counting)
+    assert not again.changed and counting.texts == []
+    assert sorted(again.unchanged) == sorted(["volcano"] + [p.stem for p in SEEDS.glob("*.txt")])
+    assert current(index_copy).name == "g000002"  # nothing changed: no new generation
+
+    changed = dict(VOLCANO, text=VOLCANO["text"].replace("Monday", "Tuesday"))
+    replaced = update(index_copy, [write_jsonl(tmp_path / "feed.jsonl", changed)], embedder=counting)
+    assert replaced.replaced == ["volcano"] and replaced.embedded_passages == 2
+    assert not any("Kursk" in t for t in counting.texts)  # the seeds were not embedded again
+    searcher = Searcher.open(index_copy)
+    assert "Tuesday" in searcher.document("volcano")["text"]
+    assert searcher.describe()["documents"] == 6 and searcher.generation == "g000003"
+
+
+def test_removed_documents_are_never_returned(index_copy):
+    doc = "002_2d4b3a8059ce6963"
+    update(index_copy, remove=[doc])
+    searcher = Searcher.open(index_copy)
+    for mode in ("hybrid", "dense", "lexical"):
+        for q in QUESTIONS:
+            assert all(c.doc_id != doc for h in searcher.search(q, k=20, mode=mode, collapse=False)
+                       for c in h.citations)
+    with pytest.raises(DocumentNotFound):
+        searcher.document(doc)
+
+
+def test_unknown_id_to_remove_changes_nothing(index_copy):
+    with pytest.raises(DocumentNotFound, match="no document with id 'nope' in the index; nothing was changed"):
+        update(index_copy, remove=["002_2d4b3a8059ce6963", "nope"])
+    assert current(index_copy).name == "g000001"
+    assert Searcher.open(index_copy).describe()["documents"] == 5
+
+
+def test_same_id_twice_in_one_batch(index_copy, tmp_path):
+    feed = write_jsonl(tmp_path / "feed.jsonl", VOLCANO, dict(VOLCANO, text="Another text altogether."))
+    summary = update(index_copy, [feed])
+    assert summary.added == ["volcano"]
+    assert [s.reason for s in summary.skipped] == [f"duplicate doc_id 'volcano' (first in {feed})"]
+    assert "lava" in Searcher.open(index_copy).document("volcano")["text"]
+    from search.errors import BuildError
+
+    with pytest.raises(BuildError, match="duplicate doc_id 'volcano'.*nothing was changed"):
+        update(index_copy, [feed], strict=True)
+
+
+def test_duplicate_groups_follow_updates(index_copy):
+    op_ed, translation = "000_c7708b97d51473e9", "001_69714012eee412eb"
+    update(index_copy, remove=[translation])
+    searcher = Searcher.open(index_copy)
+    assert searcher.manifest["duplicates"]["grouped_passages"] == 0
+    assert all(len(h.citations) == 1 for h in searcher.search(QUESTIONS[0], k=5))
+    update(index_copy, [SEEDS])  # the translation comes back and is grouped with its original again
+    top = Searcher.open(index_copy).search(QUESTIONS[0], k=1)[0]
+    assert {c.doc_id for c in top.citations} == {op_ed, translation}
+    assert Searcher.open(index_copy).manifest["duplicates"]["grouped_passages"] == 28
+
+
+def test_an_ivf_index_keeps_its_clusters_through_updates(tmp_path):
+    index = tmp_path / "ivf"
+    from indexer.build import BuildOptions
+
+    build([SEEDS], index, options=BuildOptions(vector_index="ivf"))
+    update(index, [write_jsonl(tmp_path / "feed.jsonl", VOLCANO)])
+    searcher = Searcher.open(index)
+    assert searcher.manifest["vector_index"]["kind"] == "ivf"
+    assert "lava" in searcher.search("lava fountains", k=1, mode="dense")[0].text
+
+
+def test_old_generations_are_collected(index_copy, tmp_path, monkeypatch):
+    monkeypatch.setattr(generations, "GRACE_S", 0.0)
+    for n in range(4):
+        update(index_copy, documents=[], srcs=[write_jsonl(tmp_path / "feed.jsonl",
+                                                           dict(VOLCANO, text=VOLCANO["text"] + f"Update {n}."))])
+    names = sorted(p.name for p in (index_copy / "generations").iterdir())
+    assert names == ["g000003", "g000004", "g000005"]  # the current one and KEEP=2 before it
+    assert (index_copy / "CURRENT").read_text().strip() == "g000005"
+
+
+def test_a_single_directory_index_is_read_and_migrated(seed_index, tmp_path):
+    legacy = tmp_path / "legacy"
+    shutil.copytree(current(seed_index), legacy)  # the layout before generations
+    assert Searcher.open(legacy).describe()["generation"] is None
+    assert results(legacy) == results(seed_index)
+    update(legacy, [write_jsonl(tmp_path / "feed.jsonl", VOLCANO)])
+    assert sorted(p.name for p in legacy.iterdir()) == [".lock", "CURRENT", "generations"]
+    assert Searcher.open(legacy).describe()["documents"] == 6
+
+
+def test_a_corrupt_pointer_is_refused_clearly(index_copy):
+    from search.errors import IndexCorrupt
+
+    (index_copy / "CURRENT").write_text("../../etc\n")
+    with pytest.raises(IndexCorrupt, match="CURRENT names '../../etc', not a generation"):
+        Searcher.open(index_copy)
+
+
+def test_cli_add_and_remove(index_copy, tmp_path):
+    feed = write_jsonl(tmp_path / "feed.jsonl", VOLCANO)
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "indexer", *args, "--index", str(index_copy)],
+                              cwd=ROOT, capture_output=True, text=True)
+
+    added = run("add", str(feed))
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("added 1, replaced 0, removed 0, unchanged 0; skipped 0: 6 documents")
+    assert "g000002" in added.stdout
+    missing = run("remove", "volcano", "nope")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "indexer: error: no document with id 'nope' in the index; nothing was changed"
+    removed = run("remove", "volcano")
+    assert removed.returncode == 0 and removed.stdout.startswith("added 0, replaced 0, removed 1")
+    vectors = np.load(current(index_copy) / "sentences.npy", allow_pickle=False)
+    assert len(vectors) == Searcher.open(index_copy).manifest["counts"]["sentences"]
