@@ -21,7 +21,7 @@ import numpy as np
 
 from search import generations, store, vector_index
 from search.embedder import get_embedder
-from search.errors import BuildError, DocumentNotFound
+from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
 
 from . import duplicates, sources
 from .build import Additions, recorded_options, write_lexical, write_manifest
@@ -69,6 +69,7 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
     Raises:
         IndexNotFound, IndexCorrupt, IndexMismatch: no usable index at `index_dir`.
         DocumentNotFound: an id in `remove` is not in the index.
+        WouldEmptyIndex: the update would remove every document.
         BuildError: (with `strict`) a bad input, or two inputs with the same id.
     """
     started = time.perf_counter()
@@ -149,7 +150,8 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
             if doc.doc_id in gone:  # its old version goes: the new one is not an article
                 summary.removed.append(doc.doc_id)
     if not len(kept) + len(batch.texts):
-        raise BuildError("the update would leave the index empty; build a new one instead")
+        raise WouldEmptyIndex("the update would leave the index without documents; nothing was changed "
+                              "(build a new index instead)")
     conn.commit()
     lexical_files = write_lexical(conn, tmp, options)
     crashpoint("update:lexical")

@@ -20,12 +20,13 @@ import uuid
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from . import metrics
 from .errors import BadRequest, Forbidden, SearchError, Unauthorized
 from .live import LiveSearcher
 from .responses import dumps, error_body, search_body
-from .searcher import Searcher
+from .searcher import Searcher, check_mode
 
 log = logging.getLogger("search.app")
 access_log = logging.getLogger("search.access")
@@ -62,6 +63,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     # "/documents//etc/passwd" is an unknown id (404), not a redirect to a cleaned-up path
     app.url_map.merge_slashes = False
+    app.url_map.converters["doc_id"] = DocIdConverter
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("SEARCH")
     app.config.from_mapping(config or {})
@@ -85,6 +87,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     register_documents(app, live)
     return app
+
+
+class DocIdConverter(PathConverter):
+    """A document id in a path: like <path:...>, but an id with a line break reaches the
+    view (and its 400 naming the problem) instead of failing to route (a bare 404)."""
+
+    regex = r"[^/][\s\S]*?"
 
 
 def _flag(value) -> bool:
@@ -117,10 +126,14 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
         collapse = body.get("collapse", True)
         if not isinstance(collapse, bool):
             raise BadRequest("invalid_collapse", f"collapse must be true or false, got {collapse!r}")
-        return _json(search_body(live.get(), body["query"], body.get("k", app.config["DEFAULT_K"]),
-                                 body.get("mode"), collapse))
+        k = body.get("k", app.config["DEFAULT_K"])
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)  # JSON has one number type: 5.0 is the integer 5
+        if "mode" in body:
+            check_mode(body["mode"])  # an explicit null is not "the default"
+        return _json(search_body(live.get(), body["query"], k, body.get("mode"), collapse))
 
-    @app.get("/documents/<path:doc_id>")
+    @app.get("/documents/<doc_id:doc_id>")
     def document(doc_id: str):
         # a lookup by id in the store: nothing here names a file, so "../" is just an unknown id
         return _json(live.get().document(doc_id))
@@ -128,6 +141,12 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
     @app.get("/health")
     def health():
         return _json({"status": "ok", **live.get().describe(), "reloads": live.reloads})
+
+    @app.get("/openapi.json")
+    def openapi():
+        from .openapi import DOCUMENT
+
+        return _json(DOCUMENT)
 
     @app.get("/metrics")
     def metrics_view():

@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -111,9 +110,11 @@ def real_index(work: Path, corpus: Path, count: int) -> dict:
     seconds = time.perf_counter() - started
     import faiss
 
-    index = faiss.read_index(str(work / "real-index" / "vectors.faiss"))
+    from .generations import current
+
+    index = faiss.read_index(str(current(work / "real-index") / "vectors.faiss"))
     vectors = np.vstack([index.reconstruct(i) for i in range(index.ntotal)])
-    return {"dir": work / "real-index", "articles": articles, "passages": summary.passages,
+    return {"dir": current(work / "real-index"), "root": work / "real-index", "articles": articles, "passages": summary.passages,
             "vectors": vectors, "index_passages_per_s": round(summary.passages / seconds, 1)}
 
 
@@ -296,7 +297,7 @@ def full_index(work: Path, base: dict, size: int) -> Path:
     from indexer import build
 
     target = work / f"index-{size}"
-    if (target / "manifest.json").exists():
+    if (target / "CURRENT").exists():
         return target
     with sqlite3.connect(base["dir"] / "store.sqlite") as db:
         db.row_factory = sqlite3.Row
@@ -328,6 +329,7 @@ def full_index(work: Path, base: dict, size: int) -> Path:
 
 def service_part(work: Path, base: dict, size: int, questions: list[str], args) -> dict:
     from .searcher import Searcher
+    from .served import gunicorn, process_tree
 
     index = full_index(work, base, size)
     # index load: opening the index in a fresh process once the model is loaded
@@ -336,28 +338,18 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
         "get_embedder().embed(['load the model first']); t = time.perf_counter(); "
         f"Searcher.open({str(index)!r}); print(json.dumps(time.perf_counter() - t))")],
         check=True, capture_output=True, text=True, cwd=ROOT)
-    port = _free_port()
-    env = {**os.environ, "SEARCH_INDEX": str(index), "SEARCH_WORKERS": str(args.workers),
-           "SEARCH_THREADS": str(args.threads), "SEARCH_MODE": args.mode, "SEARCH_ACCESS_LOG": "off",
+    env = {"SEARCH_WORKERS": str(args.workers), "SEARCH_THREADS": str(args.threads), "SEARCH_MODE": args.mode,
            # questions repeat across rounds: measure the model's work, not the cache's
            "SEARCH_QUERY_CACHE": "0"}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:search.gunicorn_conf",
-                               "--bind", f"127.0.0.1:{port}", "search.wsgi:app"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        _wait_healthy(port, server)
+    with gunicorn(index, env) as (port, server):
         paths = [f"/search?k=5&q={_quote(q)}" for q in questions]
         for path in paths:  # warm every worker
             _get(port, path)
         single = _timed_requests(port, paths * 3)
         qps, errors = _load(port, paths, args.clients, args.seconds)
-        processes = _process_tree(server.pid)
+        processes = process_tree(server.pid)
         memory = sum(rss_mb(pid) for pid in processes)
         proportional = sum(pss_mb(pid) for pid in processes)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     return {"passages": Searcher.open(index).manifest["counts"]["passages"],
             "index_load_s": round(json.loads(probe.stdout), 2),
             "http_p50_ms": round(float(np.percentile(single, 50)), 2),
@@ -373,39 +365,10 @@ def _quote(text: str) -> str:
     return quote(text)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(port: int, path: str, conn: http.client.HTTPConnection | None = None) -> int:
-    own = conn is None
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        if own:
-            conn.close()
+    from .served import get
 
-
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("the service exited while starting")
-        try:
-            if _get(port, "/health") == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the service did not become healthy")
+    return get(port, path, conn)[0]
 
 
 def _timed_requests(port: int, paths: list[str]) -> list[float]:
@@ -446,11 +409,6 @@ def _load(port: int, paths: list[str], clients: int, seconds: float) -> tuple[fl
     for w in workers:
         w.join()
     return sum(done) / (time.monotonic() - started), sum(errors)
-
-
-def _process_tree(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [pid] + [int(p) for p in out.split()]
 
 
 def machine() -> dict:

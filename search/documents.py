@@ -16,7 +16,7 @@ from .live import LiveSearcher
 
 
 def register(app: Flask, live: LiveSearcher) -> None:
-    @app.put("/documents/<path:doc_id>")
+    @app.put("/documents/<doc_id:doc_id>")
     def put_document(doc_id: str):
         authorize(app)
         doc = parse_document(doc_id, app.config["MAX_DOCUMENT_BODY"])
@@ -28,10 +28,9 @@ def register(app: Flask, live: LiveSearcher) -> None:
         return _json({"doc_id": doc_id, "status": status, "generation": searcher.generation,
                       "passages": searcher.document(doc_id)["passages"]}, 201 if summary.added else 200)
 
-    @app.delete("/documents/<path:doc_id>")
+    @app.delete("/documents/<doc_id:doc_id>")
     def delete_document(doc_id: str):
         authorize(app)
-        check_doc_id(doc_id)
         from indexer.update import update
 
         live.get().document(doc_id)  # 404 before taking the writer lock

@@ -55,6 +55,13 @@ class IndexCorrupt(SearchError):
     status = 503
 
 
+class WouldEmptyIndex(SearchError):
+    """An update that would remove every document (build a new index instead)."""
+
+    code = "would_empty_index"
+    status = 409
+
+
 class DocumentNotFound(SearchError):
     code = "document_not_found"
     status = 404
@@ -64,3 +71,4 @@ class BuildError(SearchError):
     """An index build was refused (no usable input, or --strict and a bad file)."""
 
     code = "build_error"
+    status = 400  # over HTTP: the document given could not be indexed

@@ -5,7 +5,11 @@ survive fork). Requests are short and CPU-bound; threads let a worker overlap I/
 JSON work with another request's model call.
 """
 
+import json
 import os
+import re
+
+from gunicorn import util
 
 bind = os.environ.get("SEARCH_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("SEARCH_WORKERS", "2"))
@@ -40,3 +44,20 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# Requests gunicorn refuses itself (a request line over limit_request_line, malformed
+# headers) get the service's JSON error body too, not gunicorn's HTML page.
+limit_request_line = 8190  # gunicorn's maximum: long questions fit; longer ones go by POST
+
+
+def _json_error(sock, status_int, reason, mesg):
+    code = re.sub(r"\W+", "_", reason.lower()).strip("_")
+    hint = " (send long questions with POST /search)" if status_int == 414 else ""
+    body = json.dumps({"error": {"code": code, "message": (mesg or reason) + hint}})
+    util.write_nonblock(sock, (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+                               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                               f"{body}").encode("latin1"))
+
+
+util.write_error = _json_error

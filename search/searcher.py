@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,11 @@ from .ranking import MODES, Ranking, Weights, blend_sentences, fuse, lexical_sco
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
+# A query needs one character that is not white space (Python's idea of it, which
+# includes the separators \x1c-\x1f); spelled out so that /openapi.json states the same
+# rule to the JSON Schema regex dialect.
+NONBLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_NONBLANK = re.compile(NONBLANK)
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
     """Check a query, k and mode as a caller gave them; raise BadRequest saying what is wrong."""
     if not isinstance(query, str):
         raise BadRequest("invalid_query", "query must be a string")
-    if not query.strip():
+    if not _NONBLANK.search(query):
         raise BadRequest("empty_query", "query is empty: ask a question in words")
     if len(query) > MAX_QUERY_CHARS:
         raise BadRequest("query_too_long", f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")

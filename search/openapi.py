@@ -1,0 +1,129 @@
+"""The HTTP API as an OpenAPI 3.1 document, served at `/openapi.json`.
+
+Written out by hand next to the views it describes; tests/test_fuzz.py holds the two
+together: schemathesis generates requests from this document against the live service
+and checks every answer against it (status codes, content types, bodies).
+"""
+
+from __future__ import annotations
+
+from .app import DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS
+from .ranking import MODES
+from .searcher import MAX_K, MAX_QUERY_CHARS, NONBLANK
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+INTEGER = {"type": "integer"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict:
+    reasons = {400: "Bad input: the message names the problem", 401: "No API key", 403: "Writes disabled, or a wrong API key",
+               404: "No such document", 405: "Method not allowed", 413: "Body too large",
+               409: "The change would leave the index without documents",
+               414: "Request line too long: send long questions with POST",
+               503: "The index cannot be served"}
+    return {str(s): _json(_ref("Error"), reasons[s]) for s in statuses}
+
+
+def _object(properties: dict, required: list[str] | None = None) -> dict:
+    return {"type": "object", "properties": properties, "required": required or list(properties),
+            "additionalProperties": False}
+
+
+SCHEMAS = {
+    "Error": _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}),
+    "Citation": _object({"doc_id": {"type": "string"}, "title": NULLABLE_STRING, "source": {"type": "string"},
+                         "paragraph": INTEGER, "start": INTEGER, "end": INTEGER}),
+    "Highlight": _object({"start": INTEGER, "end": INTEGER, "doc_start": INTEGER, "doc_end": INTEGER,
+                          "text": {"type": "string"}}),
+    "Hit": _object({"rank": INTEGER, "score": {"type": "number"}, "text": {"type": "string"},
+                    "citations": {"type": "array", "items": _ref("Citation"), "minItems": 1},
+                    "highlight": {"oneOf": [_ref("Highlight"), {"type": "null"}]}}),
+    "SearchResults": _object({"query": {"type": "string"}, "k": INTEGER, "mode": {"enum": list(MODES)},
+                              "collapse": {"type": "boolean"}, "took_ms": {"type": "number"},
+                              "results": {"type": "array", "items": _ref("Hit")}}),
+    "SearchRequest": {"type": "object", "required": ["query"], "additionalProperties": False, "properties": {
+        "query": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NONBLANK},
+        "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
+        "mode": {"enum": list(MODES)}, "collapse": {"type": "boolean"}}},
+    "Document": _object({"doc_id": {"type": "string"}, "title": NULLABLE_STRING, "source": {"type": "string"},
+                         "url": NULLABLE_STRING, "published": NULLABLE_STRING, "text": {"type": "string"},
+                         "passages": INTEGER}),
+    "DocumentWrite": {"type": "object", "required": ["text"], "additionalProperties": False, "properties": {
+        "text": {"type": "string", "minLength": 1, "maxLength": MAX_DOCUMENT_CHARS},
+        **{key: {"type": "string"} for key in sorted(DOCUMENT_FIELDS - {"text"})}}},
+    "WriteResult": {"type": "object", "required": ["doc_id", "status", "generation"], "additionalProperties": False,
+                    "properties": {"doc_id": {"type": "string"},
+                                   "status": {"enum": ["added", "replaced", "unchanged", "removed"]},
+                                   "generation": NULLABLE_STRING, "passages": INTEGER}},
+    "Health": _object({"status": {"const": "ok"}, "index": {"type": "string"}, "generation": NULLABLE_STRING,
+                       "format_version": INTEGER, "model": {"type": "string"}, "dimension": INTEGER,
+                       "documents": INTEGER, "passages": INTEGER, "built_at": {"type": "string"},
+                       "vector_index": {"type": "string"}, "mode": {"enum": list(MODES)}, "reloads": INTEGER}),
+}
+
+DOC_ID = {"name": "doc_id", "in": "path", "required": True,
+          "schema": {"type": "string", "minLength": 1, "maxLength": MAX_DOC_ID_CHARS}}
+SEARCH_PARAMETERS = [
+    {"name": "q", "in": "query", "required": True, "description": "the question",
+     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NONBLANK}},
+    {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 5}},
+    {"name": "mode", "in": "query", "schema": {"enum": list(MODES)}},
+    {"name": "collapse", "in": "query", "schema": {"type": "boolean", "default": True}},
+]
+WRITE_SECURITY = [{"bearer": []}, {"apiKey": []}]
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "newsearch", "version": "1",
+             "description": "Semantic search over news articles: ranked passages with the exact span they "
+                            "came from. Every error is {\"error\": {\"code\", \"message\"}}."},
+    "paths": {
+        "/search": {
+            "get": {"operationId": "search", "summary": "The passages that best answer a question",
+                    "parameters": SEARCH_PARAMETERS,
+                    "responses": {"200": _json(_ref("SearchResults"), "Ranked passages"),
+                                  **_errors(400, 414, 503)}},
+            "post": {"operationId": "searchPost", "summary": "The same search, the question in a JSON body",
+                     "requestBody": {"required": True,
+                                     "content": {"application/json": {"schema": _ref("SearchRequest")}}},
+                     "responses": {"200": _json(_ref("SearchResults"), "Ranked passages"),
+                                   **_errors(400, 413, 503)}},
+        },
+        "/documents/{doc_id}": {
+            "get": {"operationId": "getDocument", "summary": "A whole indexed document",
+                    "parameters": [DOC_ID],
+                    "responses": {"200": _json(_ref("Document"), "The document"), **_errors(400, 404)}},
+            "put": {"operationId": "putDocument", "summary": "Add or replace a document (needs the API key)",
+                    "parameters": [DOC_ID], "security": WRITE_SECURITY,
+                    "requestBody": {"required": True,
+                                    "content": {"application/json": {"schema": _ref("DocumentWrite")}}},
+                    "responses": {"200": _json(_ref("WriteResult"), "Replaced, or unchanged"),
+                                  "201": _json(_ref("WriteResult"), "Added"),
+                                  **_errors(400, 401, 403, 409, 413)}},
+            "delete": {"operationId": "deleteDocument", "summary": "Remove a document (needs the API key)",
+                       "parameters": [DOC_ID], "security": WRITE_SECURITY,
+                       "responses": {"200": _json(_ref("WriteResult"), "Removed"),
+                                     **_errors(400, 401, 403, 404, 409)}},
+        },
+        "/health": {"get": {"operationId": "health", "summary": "The index served",
+                            "responses": {"200": _json(_ref("Health"), "Serving")}}},
+        "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "Prometheus text format",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                  "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
+    },
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+    },
+}

@@ -1,0 +1,68 @@
+"""The production server as a child process on 127.0.0.1, for the scripts that measure
+or attack it (scripts/bench, scripts/fuzz, scripts/loadtest) and the tests that do."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str, conn: http.client.HTTPConnection | None = None,
+        headers: dict | None = None) -> tuple[int, bytes]:
+    """(status, body) of one GET, on `conn` (kept alive) or a connection of its own."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        if own:
+            conn.close()
+
+
+@contextmanager
+def gunicorn(index: Path, env: dict | None = None, log=subprocess.DEVNULL, timeout: float = 300):
+    """gunicorn serving `index` as production does; yields (port, process) once healthy."""
+    port = free_port()
+    env = {**os.environ, "SEARCH_INDEX": str(index), "SEARCH_ACCESS_LOG": "off", **(env or {})}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:search.gunicorn_conf",
+                               "--bind", f"127.0.0.1:{port}", "search.wsgi:app"],
+                              cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError("the service exited while starting")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the service did not become healthy")
+            try:
+                if get(port, "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        yield port, server
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def process_tree(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [pid] + [int(p) for p in out.split()]
