@@ -270,9 +270,9 @@ def _skip(summary: BuildSummary, item: sources.Skipped, strict: bool) -> None:
 
 
 def _insert(conn, doc: sources.Document, title: str | None, passages, first_id: int) -> None:
-    conn.execute("INSERT INTO documents (doc_id, title, source, url, published, sha256, text) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                 (doc.doc_id, title, doc.source, doc.url, doc.published,
+    conn.execute("INSERT INTO documents (doc_id, title, source, url, published, author, sha256, text) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 (doc.doc_id, title, doc.source, doc.url, doc.published, doc.author,
                   hashlib.sha256(doc.text.encode()).hexdigest(), doc.text))
     conn.executemany('INSERT INTO passages (id, doc_id, paragraph, start, "end", text) VALUES (?, ?, ?, ?, ?, ?)',
                      [(first_id + i, doc.doc_id, p.paragraph, p.start, p.end, doc.text[p.start:p.end])

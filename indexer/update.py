@@ -205,8 +205,9 @@ def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tup
     conn.execute("CREATE TEMP TABLE smap (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")
     conn.executemany("INSERT INTO smap VALUES (?, ?)", zip(kept_sentences.tolist(), range(len(kept_sentences))))
     # in rowid order: the document BM25 index's rows follow it
-    conn.execute("INSERT INTO documents (doc_id, title, source, url, published, sha256, text) "
-                 "SELECT doc_id, title, source, url, published, sha256, text FROM old.documents "
+    author = "author" if store.has_author(conn, "old") else "NULL"
+    conn.execute("INSERT INTO documents (doc_id, title, source, url, published, author, sha256, text) "
+                 f"SELECT doc_id, title, source, url, published, {author}, sha256, text FROM old.documents "
                  "WHERE doc_id NOT IN (SELECT doc_id FROM gone) ORDER BY rowid")
     conn.execute('INSERT INTO passages (id, doc_id, paragraph, start, "end", text) '
                  'SELECT m.new, p.doc_id, p.paragraph, p.start, p."end", p.text '

@@ -48,7 +48,7 @@ DEFAULTS = {
 }
 MAX_DOCUMENT_CHARS = 1_000_000
 MAX_DOC_ID_CHARS = 200
-DOCUMENT_FIELDS = {"text", "title", "url", "published"}
+DOCUMENT_FIELDS = {"text", "title", "url", "published", "author"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 SEARCH_FIELDS = {"query", "k", "mode", "collapse"}
 SEARCH_PARAMS = {"q", "k", "mode", "collapse"}

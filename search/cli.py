@@ -95,6 +95,8 @@ def render(body: dict, emphasis: tuple[str, str] = ("**", "**")) -> str:
         c, *others = hit["citations"]
         head = f"[{hit['rank']}] score {hit['score']:.3f} · {c['source']} · paragraph {c['paragraph']}"
         lines = [head] + ([f"    “{c['title']}”"] if c.get("title") else [])
+        byline = " · ".join(filter(None, [c.get("author"), c.get("published")]))
+        lines += [f"    {byline}"] if byline else []
         text = hit["text"]
         if hit.get("highlight"):
             h = hit["highlight"]

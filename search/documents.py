@@ -48,7 +48,7 @@ def check_doc_id(doc_id: str) -> None:
 
 
 def parse_document(doc_id: str, max_body: int):
-    """The document a PUT body describes: {"text", "title"?, "url"?, "published"?}."""
+    """The document a PUT body describes: {"text", "title"?, "url"?, "published"?, "author"?}."""
     from indexer.sources import Document
 
     check_doc_id(doc_id)
@@ -74,7 +74,7 @@ def parse_document(doc_id: str, max_body: int):
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise BadRequest("invalid_document", "text contains a lone surrogate: send valid Unicode text") from None
-    for key in ("title", "url", "published"):
+    for key in ("title", "url", "published", "author"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise BadRequest(f"invalid_{key}", f'"{key}" must be a string')
     title = (body.get("title") or "").strip() or None
@@ -84,4 +84,4 @@ def parse_document(doc_id: str, max_body: int):
         raise BadRequest("empty_document", "text has no article text once page cruft is removed")
     url = body.get("url") or None
     return Document(doc_id=doc_id, text=text, source=url or doc_id, title=title,
-                    url=url, published=body.get("published") or None)
+                    url=url, published=body.get("published") or None, author=body.get("author") or None)

@@ -40,7 +40,8 @@ def _object(properties: dict, required: list[str] | None = None) -> dict:
 SCHEMAS = {
     "Error": _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}),
     "Citation": _object({"doc_id": {"type": "string"}, "title": NULLABLE_STRING, "source": {"type": "string"},
-                         "paragraph": INTEGER, "start": INTEGER, "end": INTEGER}),
+                         "paragraph": INTEGER, "start": INTEGER, "end": INTEGER, "published": NULLABLE_STRING,
+                         "author": NULLABLE_STRING}),
     "Highlight": _object({"start": INTEGER, "end": INTEGER, "doc_start": INTEGER, "doc_end": INTEGER,
                           "text": {"type": "string"}}),
     "Hit": _object({"rank": INTEGER, "score": {"type": "number"}, "text": {"type": "string"},
@@ -54,7 +55,8 @@ SCHEMAS = {
         "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
         "mode": {"enum": list(MODES)}, "collapse": {"type": "boolean"}}},
     "Document": _object({"doc_id": {"type": "string"}, "title": NULLABLE_STRING, "source": {"type": "string"},
-                         "url": NULLABLE_STRING, "published": NULLABLE_STRING, "text": {"type": "string"},
+                         "url": NULLABLE_STRING, "published": NULLABLE_STRING, "author": NULLABLE_STRING,
+                         "text": {"type": "string"},
                          "passages": INTEGER}),
     "DocumentWrite": {"type": "object", "required": ["text"], "additionalProperties": False, "properties": {
         "text": {"type": "string", "minLength": 1, "maxLength": MAX_DOCUMENT_CHARS},

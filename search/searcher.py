@@ -41,6 +41,8 @@ class Citation:
     paragraph: int  # 1-based paragraph ordinal in the cleaned article
     start: int  # the document's original text[start:end] is the passage
     end: int
+    published: str | None = None  # as the source dated it
+    author: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Searcher:
         self._document_row = np.zeros(self._vectors.ntotal, dtype=np.int64)
         self._document_row[pairs[:, 0]] = np.searchsorted(rowids, pairs[:, 1])
         self._group_of, self._group_members = self._duplicate_groups()
+        self._author = "d.author" if store.has_author(self._db) else "NULL"
 
     def _duplicate_groups(self) -> tuple[np.ndarray, dict[int, list[int]]]:
         """passage id -> its near-duplicate group (-1: none), and each group's passages.
@@ -360,13 +363,15 @@ class Searcher:
     def _passages(self, ids: set[int]) -> dict[int, dict]:
         marks = ",".join("?" * len(ids))
         cursor = self._db.execute(
-            f'SELECT p.id, p.doc_id, p.paragraph, p.start, p."end", p.text, d.title, d.source '
-            f"FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({marks})", sorted(ids))
+            f'SELECT p.id, p.doc_id, p.paragraph, p.start, p."end", p.text, d.title, d.source, d.published, '
+            f"{self._author} AS author FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({marks})",
+            sorted(ids))
         return {row["id"]: dict(row) for row in cursor}
 
     @staticmethod
     def _citation(row: dict) -> Citation:
-        return Citation(row["doc_id"], row["title"], row["source"], row["paragraph"], row["start"], row["end"])
+        return Citation(row["doc_id"], row["title"], row["source"], row["paragraph"], row["start"], row["end"],
+                        row["published"], row["author"])
 
     def document(self, doc_id: str) -> dict:
         """A document's metadata, full text and passage count.
@@ -375,7 +380,7 @@ class Searcher:
             DocumentNotFound: no document with that id in the index.
         """
         row = self._db.execute(
-            "SELECT doc_id, title, source, url, published, text, "
+            f"SELECT doc_id, title, source, url, published, {self._author} AS author, text, "
             "(SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) AS passages "
             "FROM documents d WHERE doc_id = ?", (doc_id,)).fetchone()
         if row is None:

@@ -38,6 +38,7 @@ CREATE TABLE documents (
     source    TEXT NOT NULL,   -- file name, or the article's URL when it has one
     url       TEXT,
     published TEXT,
+    author    TEXT,            -- (added after format 2 was released: older stores lack it)
     sha256    TEXT NOT NULL,   -- of the document's text, to spot changed documents
     text      TEXT NOT NULL    -- the original text: passage offsets index into it
 );
@@ -133,3 +134,8 @@ def connect(path: Path, readonly: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def has_author(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    """Whether the store records authors (stores written before they were added do not)."""
+    return any(row[1] == "author" for row in conn.execute(f"PRAGMA {schema}.table_info(documents)"))

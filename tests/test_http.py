@@ -21,7 +21,7 @@ def test_get_search_answers_with_cited_passages(client):
     assert set(top) == {"rank", "score", "text", "citations", "highlight"}
     assert "710,000" in top["text"] and top["rank"] == 1
     citation = top["citations"][0]
-    assert set(citation) == {"doc_id", "title", "source", "paragraph", "start", "end"}
+    assert set(citation) == {"doc_id", "title", "source", "paragraph", "start", "end", "published", "author"}
     assert citation["doc_id"] in {"000_c7708b97d51473e9", "001_69714012eee412eb"}
     # the op-ed exists in two translations: one result citing both
     assert {c["doc_id"] for c in top["citations"]} == {"000_c7708b97d51473e9", "001_69714012eee412eb"}

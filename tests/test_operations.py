@@ -80,7 +80,7 @@ def test_put_search_replace_delete(writable):
     ({"text": "close\nComments\n"}, "empty_document"),  # nothing left once page cruft is dropped
     ({"text": "ab\x00\x01\x02" * 100}, "binary_document"),
     ({"text": "x" * 1_000_001}, "document_too_long"),
-    ({"text": "fine", "author": "someone"}, "unknown_field"),
+    ({"text": "fine", "byline": "someone"}, "unknown_field"),
     ({"text": "fine", "title": 7}, "invalid_title"),
     ({"text": "lone \ud800 surrogate"}, "invalid_document"),
 ])
