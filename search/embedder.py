@@ -134,6 +134,12 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = embed_threads() or 0  # 0: onnxruntime's default, one per core
             options.inter_op_num_threads = 1
+            # onnxruntime's arena keeps the peak of every batch it ran (a batch of 64 long
+            # passages: ~700 MB, for good); a service that embeds one question at a time and
+            # a rare document turns it off ($SEARCH_EMBED_ARENA=off, as gunicorn_conf does):
+            # same query speed here, memory handed back after each batch
+            options.enable_cpu_mem_arena = os.environ.get("SEARCH_EMBED_ARENA", "on").lower() not in (
+                "off", "false", "0")
             self._session = onnxruntime.InferenceSession(str(directory / MODEL_FILE), options,
                                                          providers=["CPUExecutionProvider"])
         return self._session

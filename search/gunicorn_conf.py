@@ -24,6 +24,9 @@ errorlog = "-"
 # One model thread per worker: two workers on two cores, not four threads fighting for them.
 if not (os.environ.get("SEARCH_EMBED_THREADS") or os.environ.get("SEARCH_TORCH_THREADS")):
     os.environ["SEARCH_EMBED_THREADS"] = "1"
+# Workers hand the model's batch memory back (search/embedder.py): a PUT of a long article
+# must not leave a worker hundreds of MB larger for good.
+os.environ.setdefault("SEARCH_EMBED_ARENA", "off")
 
 # /metrics adds up every worker's counts: prometheus_client's multiprocess mode keeps them
 # in files here (set before any worker imports it; emptied at each start).
