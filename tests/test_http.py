@@ -200,3 +200,27 @@ def test_default_mode_from_the_environment(monkeypatch, seed_index):
 def test_lexical_query_without_matches_is_an_empty_answer(client, query):
     r = client.get("/search", query_string={"q": query, "mode": "lexical"})
     assert r.status_code == 200 and r.get_json()["results"] == []
+
+
+@pytest.mark.parametrize("query", ["war\x00casualties", "\x01\x02 Russian casualties \x7f", "Kim\u200bJong-un",
+                                   "Путин и Ким: 710,000 casualties? 金正恩 ميزان", "\u202eRTL override casualties",
+                                   "😀 missiles 🚀", "a" * 1000])
+def test_odd_but_valid_queries_are_answered(client, query):
+    for r in (client.get("/search", query_string={"q": query}), client.post("/search", json={"query": query})):
+        assert r.status_code == 200, r.get_data(as_text=True)
+        assert r.get_json()["query"] == query
+
+
+@pytest.mark.parametrize("query", ["\x1c\x1d\x1e\x1f", "\u3000\u2003", "\x85\xa0\t"])
+def test_blank_in_any_script_is_an_empty_query(client, query):
+    error(client.get("/search", query_string={"q": query}), 400, "empty_query")
+
+
+def test_a_megabyte_body_is_refused_by_its_size(client):
+    body = json.dumps({"query": "war " * 262_144})  # ~1 MB of otherwise valid JSON
+    error(client.post("/search", data=body, content_type="application/json"), 413, "request_entity_too_large")
+
+
+@pytest.mark.parametrize("k", ["1e3", "0x10", "+5", " 5", "5 ", "٥", "NaN", "-0", "1" * 400])
+def test_k_in_any_other_spelling_is_refused(client, k):
+    error(client.get("/search", query_string={"q": "war", "k": k}), 400, "invalid_k")
