@@ -26,7 +26,8 @@ from . import metrics
 from .errors import BadRequest, Forbidden, SearchError, Unauthorized
 from .live import LiveSearcher
 from .responses import dumps, error_body, search_body
-from .searcher import Searcher, check_mode
+from .context import DEFAULT_MAX_CHARS
+from .searcher import Filters, Searcher, check_mode
 
 log = logging.getLogger("search.app")
 access_log = logging.getLogger("search.access")
@@ -50,8 +51,11 @@ MAX_DOCUMENT_CHARS = 1_000_000
 MAX_DOC_ID_CHARS = 200
 DOCUMENT_FIELDS = {"text", "title", "url", "published", "author"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-SEARCH_FIELDS = {"query", "k", "mode", "collapse"}
-SEARCH_PARAMS = {"q", "k", "mode", "collapse"}
+FILTERS = {"doc_id", "source", "published_from", "published_to"}
+SEARCH_FIELDS = {"query", "k", "mode", "collapse", "offset"} | FILTERS
+SEARCH_PARAMS = {"q", "k", "mode", "collapse", "offset"} | FILTERS
+CONTEXT_PARAMS = {"q", "k", "mode", "collapse", "max_chars"} | FILTERS
+REPEATABLE = {"doc_id", "source"}  # ?doc_id=a&doc_id=b: either document
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -107,15 +111,10 @@ def _json(body: dict, status: int = 200) -> Response:
 def _register_routes(app: Flask, live: LiveSearcher) -> None:
     @app.get("/search")
     def search_get():
-        args = request.args
-        _reject_unknown(set(args), SEARCH_PARAMS, "parameter")
-        repeated = sorted(key for key in args if len(args.getlist(key)) > 1)
-        if repeated:
-            raise BadRequest("repeated_parameter", f"parameter {repeated[0]!r} is given more than once")
-        if "q" not in args:
-            raise BadRequest("missing_query", "missing query: pass the question as ?q=...")
-        return _json(search_body(live.get(), args["q"], _parse_k(args.get("k"), app.config["DEFAULT_K"]),
-                                 args.get("mode"), _parse_bool("collapse", args.get("collapse", "true"))))
+        args = _query_args(SEARCH_PARAMS)
+        return _json(search_body(live.get(), args["q"], _parse_int("k", args.get("k"), app.config["DEFAULT_K"]),
+                                 args.get("mode"), _parse_bool("collapse", args.get("collapse", "true")),
+                                 _parse_int("offset", args.get("offset"), 0), _filters(args.getlist)))
 
     @app.post("/search")
     def search_post():
@@ -126,12 +125,23 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
         collapse = body.get("collapse", True)
         if not isinstance(collapse, bool):
             raise BadRequest("invalid_collapse", f"collapse must be true or false, got {collapse!r}")
-        k = body.get("k", app.config["DEFAULT_K"])
-        if isinstance(k, float) and k.is_integer():
-            k = int(k)  # JSON has one number type: 5.0 is the integer 5
+        k, offset = _integral(body.get("k", app.config["DEFAULT_K"])), _integral(body.get("offset", 0))
         if "mode" in body:
             check_mode(body["mode"])  # an explicit null is not "the default"
-        return _json(search_body(live.get(), body["query"], k, body.get("mode"), collapse))
+        for key in FILTERS & set(body):
+            if body[key] is None:  # an explicit null is not "no filter"
+                raise BadRequest(f"invalid_{key}", f"{key} must be given a value, not null")
+        filters = Filters.of(**{key: body[key] for key in FILTERS if key in body})
+        return _json(search_body(live.get(), body["query"], k, body.get("mode"), collapse, offset, filters))
+
+    @app.get("/context")
+    def context():
+        args = _query_args(CONTEXT_PARAMS)
+        searcher = live.get()
+        body = searcher.context(args["q"], _parse_int("k", args.get("k"), app.config["DEFAULT_K"]),
+                                _parse_int("max_chars", args.get("max_chars"), DEFAULT_MAX_CHARS), args.get("mode"),
+                                _parse_bool("collapse", args.get("collapse", "true")), _filters(args.getlist))
+        return _json(body)
 
     @app.get("/documents/<doc_id:doc_id>")
     def document(doc_id: str):
@@ -154,12 +164,34 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
         return Response(body, content_type=content_type)
 
 
-def _parse_k(raw: str | None, default: int) -> int:
+def _query_args(known: set[str]):
+    """The query string, checked: known names, each once (but the repeatable filters), q given."""
+    args = request.args
+    _reject_unknown(set(args), known, "parameter")
+    repeated = sorted(key for key in args if len(args.getlist(key)) > 1 and key not in REPEATABLE)
+    if repeated:
+        raise BadRequest("repeated_parameter", f"parameter {repeated[0]!r} is given more than once")
+    if "q" not in args:
+        raise BadRequest("missing_query", "missing query: pass the question as ?q=...")
+    return args
+
+
+def _filters(values) -> Filters:
+    return Filters.of(values("doc_id"), values("source"), (values("published_from") or [None])[0],
+                      (values("published_to") or [None])[0])
+
+
+def _parse_int(name: str, raw: str | None, default: int) -> int:
     if raw is None:
         return default
     if not re.fullmatch(r"[0-9]{1,6}", raw):
-        raise BadRequest("invalid_k", f"k must be an integer from 1 to 100, got {raw!r}")
+        raise BadRequest(f"invalid_{name}", f"{name} must be a whole number, got {raw!r}")
     return int(raw)  # the range is checked with the query
+
+
+def _integral(value):
+    """JSON has one number type: 5.0 is the integer 5."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _parse_bool(name: str, raw: str) -> bool:

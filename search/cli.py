@@ -30,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="ranking: hybrid (BM25 + dense, the default), dense or lexical")
     parser.add_argument("--no-collapse", action="store_true",
                         help="show near-duplicate passages (translations, syndicated copies) separately")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many results (the next page)")
+    parser.add_argument("--doc-id", action="append", help="answer only from this document (repeatable)")
+    parser.add_argument("--source", action="append", help="answer only from this source (repeatable)")
+    parser.add_argument("--published-from", metavar="YYYY-MM-DD", help="only documents published on or after")
+    parser.add_argument("--published-to", metavar="YYYY-MM-DD", help="only documents published on or before")
+    parser.add_argument("--context", action="store_true",
+                        help="print prompt-ready context: numbered passages with their sources")
+    parser.add_argument("--max-chars", type=int, default=4000, help="--context's character budget (default 4000)")
     parser.add_argument("--url", help="ask a running service (e.g. http://127.0.0.1:8000) instead of the index")
     parser.add_argument("--json", action="store_true", help="print the HTTP response body as JSON")
     args = parser.parse_args(argv)
@@ -39,9 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     except AskError as e:
         print(f"ask: error: {e}", file=sys.stderr)
         return 2
-    bold = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("**", "**")
-    print(_dumps(body) if args.json else render(body, bold))
+    try:
+        _print(body, args)
+    except BrokenPipeError:  # `ask ... | head`: the reader has what it wanted
+        sys.stderr.close()
     return 0
+
+
+def _print(body: dict, args) -> None:
+    bold = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("**", "**")
+    if args.json:
+        print(_dumps(body))
+    elif args.context:
+        print(body["context"] or f"No passages found for {body['query']!r}.")
+    else:
+        print(render(body, bold))
 
 
 class AskError(Exception):
@@ -57,23 +77,31 @@ def _dumps(body: dict) -> str:
 def _local(args) -> dict:
     from .errors import SearchError
     from .responses import search_body
-    from .searcher import Searcher, validate_query
+    from .searcher import Filters, Searcher, validate_query
 
     try:
         validate_query(args.question, args.k, args.mode or "hybrid")  # before paying for loading the model
+        filters = Filters.of(args.doc_id, args.source, args.published_from, args.published_to)
         searcher = Searcher.open(args.index, model=args.model)
-        return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse)
+        if args.context:
+            return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters)
+        return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters)
     except SearchError as e:
         raise AskError(str(e)) from None
 
 
 def _remote(args) -> dict:
     url = args.url
-    params = {"q": args.question, "k": args.k, **({"mode": args.mode} if args.mode else {}),
-              **({"collapse": "false"} if args.no_collapse else {})}
+    params = [("q", args.question), ("k", args.k)] + [("mode", args.mode)] * bool(args.mode) \
+        + [("collapse", "false")] * args.no_collapse + [("doc_id", d) for d in args.doc_id or []] \
+        + [("source", s) for s in args.source or []] \
+        + [("published_from", args.published_from)] * bool(args.published_from) \
+        + [("published_to", args.published_to)] * bool(args.published_to)
+    params += [("max_chars", args.max_chars)] if args.context else [("offset", args.offset)] * bool(args.offset)
     query = urllib.parse.urlencode(params)
+    route = "context" if args.context else "search"
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/search?{query}", timeout=60) as response:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/{route}?{query}", timeout=60) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as e:
         try:

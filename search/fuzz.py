@@ -37,7 +37,8 @@ def fuzz(index: Path, examples: int = 300, runs: int = 1, seed: int | None = Non
             outcomes = [_run(port, key, examples, seed) for _ in range(runs)]
             metrics = get(port, "/metrics")[1].decode()
             log.seek(0)
-            tracebacks = log.read().count("Traceback")
+            server_log = log.read()
+            tracebacks = server_log.count("Traceback")
     statuses: dict[str, int] = {}
     for status, count in re.findall(r'^search_requests_total\{[^}]*status="(\d+)"\} ([0-9.e+]+)$', metrics, re.M):
         statuses[status] = statuses.get(status, 0) + int(float(count))
@@ -45,6 +46,7 @@ def fuzz(index: Path, examples: int = 300, runs: int = 1, seed: int | None = Non
     return {"runs": runs, "generated": sum(o["generated"] for o in outcomes),
             "requests": sum(statuses.values()), "by_status": dict(sorted(statuses.items())),
             "server_errors": server_errors, "tracebacks": tracebacks,
+            "first_traceback": server_log[server_log.find("Traceback"):][:4000] if tracebacks else None,
             "failed_runs": [o["summary"] for o in outcomes if not o["passed"]],
             "passed": server_errors == 0 and tracebacks == 0 and all(o["passed"] for o in outcomes)}
 

@@ -91,15 +91,17 @@ class LexicalIndex:
 
         return cls(bm25s.BM25.load(str(directory), mmap=True, allow_pickle=False, load_vocab=True))
 
-    def search(self, query: str, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: str, depth: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the best `depth` texts, best first, ties by row; rows
-        matching no query term are left out."""
+        matching no query term, or false in `mask`, are left out."""
         vocab = self._retriever.vocab_dict
         ids = list(dict.fromkeys(vocab[t] for t in terms(query) if t in vocab))  # each term once
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         if not ids:
             return empty
         scores = np.asarray(self._retriever.get_scores(ids), dtype=np.float64)
+        if mask is not None:
+            scores = np.where(mask, scores, 0.0)
         matched = np.flatnonzero(scores > 0)
         if not len(matched):
             return empty

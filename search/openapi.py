@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from .app import DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS
 from .ranking import MODES
-from .searcher import MAX_K, MAX_QUERY_CHARS, NONBLANK
+from .context import MAX_CHARS
+from .searcher import MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, NONBLANK
 
 NULLABLE_STRING = {"type": ["string", "null"]}
+DATE = "^[0-9]{4}-[01][0-9]-[0-3][0-9]$"
 INTEGER = {"type": "integer"}
 
 
@@ -47,13 +49,29 @@ SCHEMAS = {
     "Hit": _object({"rank": INTEGER, "score": {"type": "number"}, "text": {"type": "string"},
                     "citations": {"type": "array", "items": _ref("Citation"), "minItems": 1},
                     "highlight": {"oneOf": [_ref("Highlight"), {"type": "null"}]}}),
-    "SearchResults": _object({"query": {"type": "string"}, "k": INTEGER, "mode": {"enum": list(MODES)},
+    "SearchResults": _object({"query": {"type": "string"}, "k": INTEGER, "offset": INTEGER,
+                              "mode": {"enum": list(MODES)},
                               "collapse": {"type": "boolean"}, "took_ms": {"type": "number"},
                               "results": {"type": "array", "items": _ref("Hit")}}),
     "SearchRequest": {"type": "object", "required": ["query"], "additionalProperties": False, "properties": {
         "query": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NONBLANK},
         "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
-        "mode": {"enum": list(MODES)}, "collapse": {"type": "boolean"}}},
+        "mode": {"enum": list(MODES)}, "collapse": {"type": "boolean"},
+        "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        "doc_id": {"oneOf": [{"type": "string", "minLength": 1},
+                             {"type": "array", "items": {"type": "string", "minLength": 1}}]},
+        "source": {"oneOf": [{"type": "string", "minLength": 1},
+                             {"type": "array", "items": {"type": "string", "minLength": 1}}]},
+        "published_from": {"type": "string", "pattern": DATE}, "published_to": {"type": "string", "pattern": DATE}}},
+    "Context": _object({"query": {"type": "string"}, "context": {"type": "string"}, "chars": INTEGER,
+                        "max_chars": INTEGER, "sources": {"type": "array", "items": _ref("ContextSource")}}),
+    "ContextSource": _object({"n": INTEGER, "doc_id": {"type": "string"}, "title": NULLABLE_STRING,
+                              "source": {"type": "string"}, "paragraph": INTEGER, "start": INTEGER, "end": INTEGER,
+                              "published": NULLABLE_STRING, "author": NULLABLE_STRING, "score": {"type": "number"},
+                              "complete": {"type": "boolean"},
+                              "also": {"type": "array", "items": _object({"doc_id": {"type": "string"},
+                                                                          "source": {"type": "string"},
+                                                                          "paragraph": INTEGER})}}),
     "Document": _object({"doc_id": {"type": "string"}, "title": NULLABLE_STRING, "source": {"type": "string"},
                          "url": NULLABLE_STRING, "published": NULLABLE_STRING, "author": NULLABLE_STRING,
                          "text": {"type": "string"},
@@ -73,12 +91,27 @@ SCHEMAS = {
 
 DOC_ID = {"name": "doc_id", "in": "path", "required": True,
           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_DOC_ID_CHARS}}
-SEARCH_PARAMETERS = [
+FILTER_PARAMETERS = [
+    {"name": "doc_id", "in": "query", "style": "form", "explode": True, "description": "any of these documents",
+     "schema": {"type": "array", "items": {"type": "string", "minLength": 1}}},
+    {"name": "source", "in": "query", "style": "form", "explode": True, "description": "any of these sources",
+     "schema": {"type": "array", "items": {"type": "string", "minLength": 1}}},
+    {"name": "published_from", "in": "query", "schema": {"type": "string", "pattern": DATE}},
+    {"name": "published_to", "in": "query", "schema": {"type": "string", "pattern": DATE}},
+]
+QUESTION_PARAMETERS = [
     {"name": "q", "in": "query", "required": True, "description": "the question",
      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NONBLANK}},
     {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 5}},
     {"name": "mode", "in": "query", "schema": {"enum": list(MODES)}},
     {"name": "collapse", "in": "query", "schema": {"type": "boolean", "default": True}},
+]
+SEARCH_PARAMETERS = QUESTION_PARAMETERS + FILTER_PARAMETERS + [
+    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}},
+]
+CONTEXT_PARAMETERS = QUESTION_PARAMETERS + FILTER_PARAMETERS + [
+    {"name": "max_chars", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_CHARS,
+                                                    "default": 4000}},
 ]
 WRITE_SECURITY = [{"bearer": []}, {"apiKey": []}]
 
@@ -98,6 +131,11 @@ DOCUMENT = {
                                      "content": {"application/json": {"schema": _ref("SearchRequest")}}},
                      "responses": {"200": _json(_ref("SearchResults"), "Ranked passages"),
                                    **_errors(400, 413, 503)}},
+        },
+        "/context": {
+            "get": {"operationId": "context", "summary": "The passages as numbered, cited text for a prompt",
+                    "parameters": CONTEXT_PARAMETERS,
+                    "responses": {"200": _json(_ref("Context"), "Prompt-ready context"), **_errors(400, 414, 503)}},
         },
         "/documents/{doc_id}": {
             "get": {"operationId": "getDocument", "summary": "A whole indexed document",

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import time
 
-from .searcher import Searcher
+from .searcher import Filters, Searcher
 
 
-def search_body(searcher: Searcher, query: str, k: int, mode: str | None = None, collapse: bool = True) -> dict:
+def search_body(searcher: Searcher, query: str, k: int, mode: str | None = None, collapse: bool = True,
+                offset: int = 0, filters: Filters = Filters()) -> dict:
     """The body of a successful `/search` response."""
     started = time.perf_counter()
-    hits = searcher.search(query, k, mode=mode, collapse=collapse)
+    hits = searcher.search(query, k, mode=mode, collapse=collapse, offset=offset, filters=filters)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
-    return {"query": query, "k": k, "mode": searcher.mode if mode is None else mode, "collapse": collapse, "took_ms": took_ms,
-            "results": [hit.to_dict() for hit in hits]}
+    return {"query": query, "k": k, "offset": offset, "mode": searcher.mode if mode is None else mode,
+            "collapse": collapse, "took_ms": took_ms, "results": [hit.to_dict() for hit in hits]}
 
 
 def error_body(code: str, message: str) -> dict:

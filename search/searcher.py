@@ -60,6 +60,41 @@ class Hit:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Which documents a search may answer from; empty fields do not filter."""
+
+    doc_id: tuple[str, ...] = ()  # any of these documents
+    source: tuple[str, ...] = ()  # any of these sources (file names or URLs)
+    published_from: str | None = None  # YYYY-MM-DD, inclusive; documents without a date never match
+    published_to: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.doc_id or self.source or self.published_from or self.published_to)
+
+    @classmethod
+    def of(cls, doc_id=None, source=None, published_from=None, published_to=None) -> "Filters":
+        """From what a caller gave (a string or a list for the ids and sources), checked."""
+        def strings(name: str, value) -> tuple[str, ...]:
+            values = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) \
+                else () if value is None else None
+            if values is None or not all(isinstance(v, str) and v for v in values):
+                raise BadRequest(f"invalid_{name}", f"{name} must be a non-empty string or a list of them")
+            return values
+
+        filters = cls(strings("doc_id", doc_id), strings("source", source), published_from, published_to)
+        for name in ("published_from", "published_to"):
+            value = getattr(filters, name)
+            if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
+                raise BadRequest(f"invalid_{name}", f"{name} must be a date as YYYY-MM-DD, got {value!r}")
+        return filters
+
+
+_DATE = re.compile(r"[0-9]{4}-[01][0-9]-[0-3][0-9]")
+# Results are pages of one ranking 1,000 passages deep: offset + k (k <= 100) stays in it.
+MAX_OFFSET = 900
+
+
 def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
     """Check a query, k and mode as a caller gave them; raise BadRequest saying what is wrong."""
     if not isinstance(query, str):
@@ -76,6 +111,11 @@ def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
         raise BadRequest("invalid_k", f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     check_mode(mode)
     return query, k
+
+
+def check_offset(offset, k: int) -> None:
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest("invalid_offset", f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r}")
 
 
 def check_mode(mode) -> None:
@@ -127,6 +167,7 @@ class Searcher:
         self._sentence_range = self._sentence_ranges() if self._sentence_vectors is not None else None
         self._passage_lexical = LexicalIndex.load(self.index_dir / store.PASSAGE_LEXICAL)
         self._document_lexical = LexicalIndex.load(self.index_dir / store.DOCUMENT_LEXICAL)
+        self._document_lexical_size = int(self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
         # passage id -> its document's row in the document BM25 index (position by rowid)
         rowids = np.array([r for (r,) in self._db.execute("SELECT rowid FROM documents ORDER BY rowid")])
         pairs = np.array(self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)")
@@ -205,7 +246,7 @@ class Searcher:
         return conn
 
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
-               highlight: bool = True) -> list[Hit]:
+               highlight: bool = True, offset: int = 0, filters: Filters = Filters()) -> list[Hit]:
         """The `k` passages that best answer `query`, best first.
 
         Args:
@@ -214,18 +255,26 @@ class Searcher:
             mode: "hybrid" (BM25 fused with dense), "dense" or "lexical"; default: the searcher's.
             collapse: merge passages that say the same thing into one result citing every source.
             highlight: pick each result's answering sentence.
+            offset: skip this many results, 0..900 (paging: pages are slices of one
+                ranking, so they never overlap).
+            filters: answer only from these documents, sources or dates (`Filters`). A
+                result the unfiltered search ranks keeps its place among the filtered ones;
+                matching passages it does not rank follow them.
 
         Raises:
-            BadRequest: empty or over-long query, k outside 1..100, unknown mode.
+            BadRequest: empty or over-long query, k outside 1..100, unknown mode, bad
+                offset or filter.
         """
-        return self.search_batch([query], k, mode, collapse, highlight)[0]
+        return self.search_batch([query], k, mode, collapse, highlight, offset, filters)[0]
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
-                     collapse: bool = True, highlight: bool = True) -> list[list[Hit]]:
+                     collapse: bool = True, highlight: bool = True, offset: int = 0,
+                     filters: Filters = Filters()) -> list[list[Hit]]:
         """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
             validate_query(query, k, mode)
+        check_offset(offset, k)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         # BM25 in the background while the model encodes the queries (onnxruntime and
@@ -233,8 +282,81 @@ class Searcher:
         lexical = self._pool.submit(self._lexical_rankings, queries, depth) if mode != "dense" else None
         vectors = self._query_vectors(queries)
         rankings = self._rank(queries, vectors, depth, mode, lexical.result() if lexical else None)
-        return [self._hits(query, vector, ranked, k, collapse, highlight)
+        allowed = self._allowed(filters) if filters else None
+        if allowed is not None:
+            rankings = [self._filtered(query, vector, ranked, allowed, depth, mode)
+                        for query, vector, ranked in zip(queries, vectors, rankings)]
+        return [self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed)
                 for query, vector, ranked in zip(queries, vectors, rankings)]
+
+    def context(self, query: str, k: int = 5, max_chars: int = 4000, mode: str | None = None,
+                collapse: bool = True, filters: Filters = Filters()) -> dict:
+        """The search's passages as numbered, cited text for a model's prompt (search/context.py).
+
+        Returns:
+            {"query", "context": the text, "chars": its length, "max_chars", "sources": one
+            per [n], with the document span its text comes from}.
+
+        Raises:
+            BadRequest: as `search`, or max_chars outside 1..100,000.
+        """
+        from . import context
+
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 1 <= max_chars <= context.MAX_CHARS:
+            raise BadRequest("invalid_max_chars",
+                             f"max_chars must be an integer from 1 to {context.MAX_CHARS}, got {max_chars!r}")
+        hits = self.search(query, k, mode, collapse, highlight=False, filters=filters)
+        spans = [[(s["start"], s["end"]) for s in self._db.execute(
+            'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '
+            "WHERE p.doc_id = ? AND p.start = ? ORDER BY s.id", (h.citations[0].doc_id, h.citations[0].start))]
+            for h in hits]
+        text, sources = context.build(hits, spans, max_chars)
+        return {"query": query, "context": text, "chars": len(text), "max_chars": max_chars, "sources": sources}
+
+    def _allowed(self, filters: Filters) -> np.ndarray:
+        """Passage id -> whether the filters let it answer."""
+        where, params = [], []
+        if filters.doc_id:
+            where.append(f"d.doc_id IN ({','.join('?' * len(filters.doc_id))})")
+            params += filters.doc_id
+        if filters.source:
+            where.append(f"d.source IN ({','.join('?' * len(filters.source))})")
+            params += filters.source
+        if filters.published_from:
+            where.append("substr(d.published, 1, 10) >= ?")
+            params.append(filters.published_from)
+        if filters.published_to:
+            where.append("substr(d.published, 1, 10) <= ?")
+            params.append(filters.published_to)
+        ids = [i for (i,) in self._db.execute(
+            f"SELECT p.id FROM passages p JOIN documents d USING (doc_id) WHERE {' AND '.join(where)}", params)]
+        allowed = np.zeros(self._vectors.ntotal, dtype=bool)
+        allowed[ids] = True
+        return allowed
+
+    def _filtered(self, query: str, vector: np.ndarray, ranked: Ranking, allowed: np.ndarray, depth: int,
+                  mode: str) -> Ranking:
+        """The unfiltered ranking's allowed passages in its order; when the filters leave
+        fewer than `depth` there and more exist, a search among the allowed passages only
+        adds the rest after them (their scores capped so the list stays in order)."""
+        ids, scores = ranked
+        keep = allowed[ids]
+        ids, scores = ids[keep], scores[keep]
+        wanted = min(depth, int(allowed.sum()))
+        if len(ids) >= wanted:
+            return ids, scores
+        lexical = None
+        if mode != "dense":
+            document_mask = np.zeros(self._document_lexical_size, dtype=bool)
+            document_mask[self._document_row[allowed]] = True
+            lexical = [(self._passage_lexical.search(query, depth, allowed),
+                        self._document_lexical.search(query, depth, document_mask))]
+        more_ids, more_scores = self._rank([query], vector[None, :], depth, mode, lexical, allowed=allowed)[0]
+        new = ~np.isin(more_ids, ids)
+        more_ids, more_scores = more_ids[new], more_scores[new]
+        if len(scores):
+            more_scores = np.minimum(more_scores, scores[-1])
+        return np.concatenate((ids, more_ids)), np.concatenate((scores, more_scores))
 
     def rank(self, queries: list[str], depth: int, mode: str | None = None,
              weights: Weights = Weights()) -> list[list[tuple[str, float]]]:
@@ -251,12 +373,12 @@ class Searcher:
         return out
 
     def _rank(self, queries, vectors, depth: int, mode: str, lexical=None,
-              weights: Weights = Weights()) -> list[Ranking]:
+              weights: Weights = Weights(), allowed: np.ndarray | None = None) -> list[Ranking]:
         depth = min(depth, self._vectors.ntotal)
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         dense: list[Ranking] = [empty] * len(queries)
         if mode != "lexical":
-            all_scores, all_ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth)
+            all_scores, all_ids = self._dense_search(np.asarray(vectors, dtype=np.float32), depth, allowed)
             dense = [(ids[ids >= 0], scores[ids >= 0].astype(np.float64)) for scores, ids in zip(all_scores, all_ids)]
             if self._sentence_range is not None and weights.sentence > 0:
                 dense = [blend_sentences(ranked, self._best_sentences(vector, ranked[0][:self.SENTENCE_DEPTH]),
@@ -272,6 +394,18 @@ class Searcher:
             rankings.append(ranking(*scores) if mode == "lexical" else fuse(dense_ranked, scores, weights.dense,
                                                                                         weights.dense_floor))
         return rankings
+
+    def _dense_search(self, vectors: np.ndarray, depth: int, allowed: np.ndarray | None):
+        if allowed is None:
+            return self._vectors.search(vectors, depth)
+        import faiss
+
+        # a bitmap of the allowed ids: the index skips the rest while it scans
+        selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+        ivf = faiss.try_extract_index_ivf(self._vectors)
+        params = (faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe) if ivf is not None
+                  else faiss.SearchParameters(sel=selector))
+        return self._vectors.search(vectors, depth, params=params)
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:
         """Query embeddings, from the cache of recent ones when asked before. Each query is
@@ -313,17 +447,22 @@ class Searcher:
         best[has] = np.maximum.reduceat(scores, offsets)
         return best
 
-    def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int,
-              collapse: bool, highlight: bool = True) -> list[Hit]:
-        results = (self._collapse(ranked, k) if collapse
-                   else [(pid, score, [pid]) for pid, score in zip(ranked[0][:k].tolist(), ranked[1][:k].tolist())])
+    def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int, collapse: bool,
+              highlight: bool = True, offset: int = 0, allowed: np.ndarray | None = None) -> list[Hit]:
+        ids, scores = ranked
+        results = (self._collapse(ranked, offset + k, allowed) if collapse
+                   else [(pid, score, [pid]) for pid, score in zip(ids[:offset + k].tolist(),
+                                                                    scores[:offset + k].tolist())])[offset:]
+        if not results:
+            return []
         rows = self._passages({pid for _, _, members in results for pid in members})
         best = self._highlights(query, vector, [(pid, rows[pid]) for pid, _, _ in results]) if highlight else {}
         return [Hit(rank, round(score, 6), rows[pid]["text"], [self._citation(rows[m]) for m in members], best.get(pid))
-                for rank, (pid, score, members) in enumerate(results, 1)]
+                for rank, (pid, score, members) in enumerate(results, offset + 1)]
 
-    def _collapse(self, ranked: Ranking, k: int) -> list[tuple[int, float, list[int]]]:
-        """Merge near-duplicate passages into one result, its members ordered best first."""
+    def _collapse(self, ranked: Ranking, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float, list[int]]]:
+        """Merge near-duplicate passages into one result, its members ordered best first
+        (only the members the filters allow)."""
         ids, scores = ranked
         groups = self._group_of[ids]
         results, taken = [], set()
@@ -332,14 +471,14 @@ class Searcher:
                 results.append((pid, score, [pid]))
             elif group not in taken:
                 taken.add(group)
-                results.append((pid, score, self._members_best_first(group, ids)))
+                results.append((pid, score, self._members_best_first(group, ids, allowed)))
             if len(results) == k:
                 break
         return results
 
-    def _members_best_first(self, group: int, ids: np.ndarray) -> list[int]:
+    def _members_best_first(self, group: int, ids: np.ndarray, allowed: np.ndarray | None = None) -> list[int]:
         """A group's passages in ranking order, the unranked last."""
-        members = self._group_members[group]
+        members = [m for m in self._group_members[group] if allowed is None or allowed[m]]
         at = np.flatnonzero(np.isin(ids, members))
         position = dict(zip(ids[at].tolist(), at.tolist()))
         return sorted(members, key=lambda m: (position.get(m, len(ids)), m))

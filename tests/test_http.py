@@ -14,7 +14,7 @@ def test_get_search_answers_with_cited_passages(client):
     r = client.get("/search", query_string={"q": QUESTION, "k": 3})
     assert r.status_code == 200 and r.mimetype == "application/json"
     body = r.get_json()
-    assert set(body) == {"query", "k", "mode", "collapse", "took_ms", "results"}
+    assert set(body) == {"query", "k", "offset", "mode", "collapse", "took_ms", "results"}
     assert (body["query"], body["k"], len(body["results"])) == (QUESTION, 3, 3)
     assert (body["mode"], body["collapse"]) == ("hybrid", True)
     top = body["results"][0]
