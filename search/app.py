@@ -88,8 +88,10 @@ def create_app(config: dict | None = None) -> Flask:
     _register_request_log(app)
     _register_routes(app, live)
     from .documents import register as register_documents
+    from .web import register as register_web
 
     register_documents(app, live)
+    register_web(app, live)
     return app
 
 

@@ -1,0 +1,95 @@
+"""The search page in a real headless Chromium (Debian's, driven by Playwright) against
+the production server: type a question, see the right passage first, follow its
+citation to the document at that passage. Screenshots go to artifacts/."""
+
+import shutil
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test "
+                                                         "installs it where it can: root and apt-get)")
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def site(seed_index):
+    from search.served import gunicorn
+
+    with gunicorn(seed_index, {"SEARCH_WORKERS": "1"}) as (port, _):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+def test_ask_read_and_follow_the_citation(site, browser):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(site + "/")
+    assert page.evaluate("document.activeElement.id") == "q"  # the box has the focus: just type
+    page.keyboard.type("How many Russian casualties since 2022?")
+    page.keyboard.press("Enter")
+    first = page.locator("#results > li.result").first
+    first.wait_for()
+    assert "710,000" in first.locator(".text").inner_text()
+    assert "710,000" in first.locator("mark").inner_text()  # the answering sentence is marked
+    assert "query=" not in page.url and "q=How+many" in page.url  # the address can be shared
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "search-page.png"), full_page=True)
+
+    sources = first.locator(".sources a")
+    assert sources.count() == 2  # the op-ed and its translation say the same
+    sources.first.click()
+    page.wait_for_url("**/read/**")
+    mark = page.locator("mark#passage")
+    assert "710,000" in mark.inner_text()
+    assert mark.is_visible() and page.evaluate(
+        "(() => { const r = document.getElementById('passage').getBoundingClientRect();"
+        " return r.top >= 0 && r.top < window.innerHeight; })()")  # scrolled to the passage
+    page.screenshot(path=str(ARTIFACTS / "read-page.png"))
+    page.go_back()
+    page.locator("#results > li.result").first.wait_for()  # the results come back with the address
+    assert page.input_value("#q") == "How many Russian casualties since 2022?"
+
+
+def test_keyboard_and_phone(site, browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(site + "/?q=KN-23")
+    page.locator("#results > li.result").first.wait_for()
+    assert "KN-23" in page.locator("#results > li.result").first.inner_text()
+    # nothing wider than the phone's screen
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.locator("#results a").first.focus()
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.press("Control+A")
+    page.keyboard.type("   ")
+    page.keyboard.press("Enter")  # blank: nothing sent, the old results stay
+    assert page.locator("#results > li.result").count() > 0
+    page.fill("#q", "x" * 1000 + "y")  # the box takes 1,000 characters, as the service does
+    assert len(page.input_value("#q")) == 1000
+    page.fill("#q", "Who is Lukashenko?")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('status').textContent.includes('Who is Lukashenko?')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "search-phone.png"), full_page=True)
+
+
+def test_page_uses_nothing_from_elsewhere(site, browser):
+    page = browser.new_page()
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(site + "/?q=Lukashenko")
+    page.locator("#results > li.result").first.wait_for()
+    assert requested and all(url.startswith(site) for url in requested), requested
