@@ -1,7 +1,9 @@
 """`ask "question"`: search from the command line, locally or against a running service.
 
 It loads, searches and prints; it never builds anything. `--json` prints exactly the body
-the HTTP service answers with.
+the HTTP service answers with. On a terminal the results are laid out with rich (the
+answering sentence emphasised, sources aligned); piped, they are plain text. With no
+question, `ask` reads questions one per line and answers each (the model loads once).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .ranking import MODES
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ask", description="Ask a question of the news index.")
-    parser.add_argument("question", help="the question, in plain words")
+    parser.add_argument("question", nargs="?", help="the question, in plain words (none: ask interactively)")
     parser.add_argument("--k", type=int, default=5, help="how many passages (1-100, default 5)")
     parser.add_argument("--index", default=os.environ.get("SEARCH_INDEX", "index"),
                         help="index directory (default: $SEARCH_INDEX or ./index)")
@@ -41,27 +43,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="ask a running service (e.g. http://127.0.0.1:8000) instead of the index")
     parser.add_argument("--json", action="store_true", help="print the HTTP response body as JSON")
     args = parser.parse_args(argv)
-
     try:
-        body = _remote(args) if args.url else _local(args)
+        if args.question is None:
+            return _interactive(args)
+        return _answer(args)
+    except BrokenPipeError:  # `ask ... | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
+
+
+def _answer(args, searcher=None) -> int:
+    try:
+        body = _remote(args) if args.url else _local(args, searcher)
     except AskError as e:
         print(f"ask: error: {e}", file=sys.stderr)
         return 2
-    try:
-        _print(body, args)
-    except BrokenPipeError:  # `ask ... | head`: the reader has what it wanted
-        sys.stderr.close()
+    _print(body, args)
     return 0
 
 
+def _interactive(args) -> int:
+    """Questions from stdin, one a line, until an empty line or end of input."""
+    from .errors import SearchError
+    from .searcher import Searcher
+
+    searcher = None
+    if not args.url:
+        try:
+            searcher = Searcher.open(args.index, model=args.model)
+        except SearchError as e:
+            print(f"ask: error: {e}", file=sys.stderr)
+            return 2
+    prompt = sys.stdin.isatty()
+    if prompt:
+        print("Ask a question (an empty line or Ctrl-D to stop).", file=sys.stderr)
+    worst = 0
+    while True:
+        try:
+            line = input("? " if prompt else "")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line.strip():
+            break
+        args.question = line.strip()
+        worst = max(worst, _answer(args, searcher))
+        print()
+    return worst
+
+
 def _print(body: dict, args) -> None:
-    bold = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("**", "**")
     if args.json:
         print(_dumps(body))
     elif args.context:
         print(body["context"] or f"No passages found for {body['query']!r}.")
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(rich_render(body))
     else:
-        print(render(body, bold))
+        print(render(body))
 
 
 class AskError(Exception):
@@ -74,7 +114,7 @@ def _dumps(body: dict) -> str:
     return dumps(body)
 
 
-def _local(args) -> dict:
+def _local(args, searcher=None) -> dict:
     from .errors import SearchError
     from .responses import search_body
     from .searcher import Filters, Searcher, validate_query
@@ -82,7 +122,7 @@ def _local(args) -> dict:
     try:
         validate_query(args.question, args.k, args.mode or "hybrid")  # before paying for loading the model
         filters = Filters.of(args.doc_id, args.source, args.published_from, args.published_to)
-        searcher = Searcher.open(args.index, model=args.model)
+        searcher = searcher or Searcher.open(args.index, model=args.model)
         if args.context:
             return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters)
         return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters)
@@ -135,6 +175,39 @@ def render(body: dict, emphasis: tuple[str, str] = ("**", "**")) -> str:
         lines += [f"    also: {o['source']} · paragraph {o['paragraph']}" for o in others]
         blocks.append("\n".join(lines).replace("\x01", emphasis[0]).replace("\x02", emphasis[1]))
     return "\n\n".join(blocks)
+
+
+def rich_render(body: dict):
+    """The response laid out for a terminal: a header line per result (rank, score, then
+    the source, right-aligned), the title, the passage with its answering sentence in bold,
+    and the other sources that say the same."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    if not body["results"]:
+        return Text(f"No passages found for {body['query']!r}.", style="yellow")
+    parts = []
+    for hit in body["results"]:
+        c, *others = hit["citations"]
+        head = Table.grid(expand=True)
+        head.add_column(ratio=1)
+        head.add_column(justify="right")
+        head.add_row(Text.assemble((f"[{hit['rank']}] ", "bold cyan"), (f"score {hit['score']:.3f}", "dim")),
+                     Text(f"{c['source']} · paragraph {c['paragraph']}", style="cyan"))
+        parts.append(head)
+        byline = " · ".join(filter(None, [c.get("author"), c.get("published")]))
+        if c.get("title") or byline:
+            parts.append(Padding(Text(" — ".join(filter(None, [c.get("title"), byline])), style="italic"), (0, 4)))
+        text = Text(hit["text"])
+        if hit.get("highlight"):
+            text.stylize("bold yellow", hit["highlight"]["start"], hit["highlight"]["end"])
+        parts.append(Padding(text, (0, 4)))
+        for o in others:
+            parts.append(Padding(Text(f"also: {o['source']} · paragraph {o['paragraph']}", style="dim"), (0, 4)))
+        parts.append(Text(""))
+    return Group(*parts)
 
 
 if __name__ == "__main__":

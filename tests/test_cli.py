@@ -61,6 +61,50 @@ def test_ask_errors_go_to_stderr_with_nonzero_exit(capsys, tmp_path, seed_index)
     assert code != 0 and "k must be an integer from 1 to 100" in err
 
 
-def test_ask_console_script_usage_error():
-    r = subprocess.run([sys.executable, "-m", "search.cli"], cwd=ROOT, capture_output=True, text=True)
+def test_ask_console_script_usage_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "search.cli", "--bogus"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "usage: ask" in r.stderr and "Traceback" not in r.stderr
+    # no question and no index: the error says what to run, before reading any question
+    r = subprocess.run([sys.executable, "-m", "search.cli", "--index", str(tmp_path / "none")], cwd=ROOT,
+                       capture_output=True, text=True, input="KN-23\n")
+    assert r.returncode == 2 and "ask: error: no index at" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_on_a_terminal_results_are_laid_out_with_rich(seed_index):
+    from rich.console import Console
+
+    from search.cli import rich_render
+    from search.responses import search_body
+    from search import Searcher
+
+    body = search_body(Searcher.open(seed_index), QUESTION, 2)
+    console = Console(record=True, width=100, force_terminal=True, color_system="truecolor")
+    console.print(rich_render(body))
+    plain, styled = console.export_text(clear=False), console.export_text(styles=True)
+    first = plain.split("[2]")[0]
+    assert first.startswith("[1] score ") and "paragraph 7" in first.splitlines()[0]
+    assert first.splitlines()[0].rstrip().endswith("paragraph 7")  # the source, right-aligned
+    assert "710,000" in first and "also: " in first  # the translation that says the same
+    assert "\x1b[1;33m" in styled  # the answering sentence in bold yellow
+
+
+def test_piped_output_is_plain_text(seed_index):
+    done = subprocess.run([sys.executable, "-m", "search.cli", QUESTION, "--k", "2", "--index", str(seed_index)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and "\x1b[" not in done.stdout and done.stdout.startswith("[1] score ")
+
+
+def test_ask_without_a_question_reads_them_one_a_line(seed_index):
+    done = subprocess.run([sys.executable, "-m", "search.cli", "--k", "1", "--index", str(seed_index)], cwd=ROOT,
+                          input="How many Russian casualties since 2022\n   \nnever asked\n", capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("[1] score ") == 1 and "710,000" in done.stdout  # stopped at the blank line
+    bad = subprocess.run([sys.executable, "-m", "search.cli", "--k", "0", "--index", str(seed_index)], cwd=ROOT,
+                         input="KN-23\nLukashenko\n", capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("ask: error: k must be an integer from 1 to 100") == 2
+
+
+def test_ask_context(capsys, seed_index):
+    code, out, _ = run_ask(capsys, QUESTION, "--context", "--max-chars", "800", "--index", str(seed_index))
+    assert code == 0 and out.startswith("[1] ") and len(out.rstrip("\n")) <= 800 and "Source: " in out
