@@ -47,9 +47,11 @@ def register(app: Flask, live: LiveSearcher) -> None:
 def _load_writer() -> None:
     """Load the indexer's code now, once per worker, rather than in the first PUT: the
     worker's memory is then what it will stay at, and the first write is not the slowest."""
-    from indexer.chunk import sentences
-    from indexer.update import update  # noqa: F401
+    import importlib
 
+    from indexer.chunk import sentences
+
+    importlib.import_module("indexer.update")
     sentences("Warm up the sentence splitter. It loads its rules once.", 0, 56)
 
 
