@@ -54,7 +54,7 @@ class BuildSummary:
         if not self.rebuilt:
             return f"index at {self.index_dir} is up to date ({self.documents} documents, {self.passages} passages)"
         return (f"indexed {self.documents} documents, {self.passages} passages in {self.seconds:.1f} s; "
-                f"skipped {len(self.skipped)} -> {self.index_dir}")
+                f"skipped {len(self.skipped)} -> {self.index_dir}" + (f" {self.generation}" if self.generation else ""))
 
 
 def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = None, strict: bool = False,
@@ -68,7 +68,7 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
             generation (readers of the old one keep it until they reload).
         model: sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2).
         strict: fail on the first unreadable, empty or malformed input instead of skipping it.
-        progress: show a progress bar while embedding.
+        progress: show progress bars (articles read, passages and sentences embedded).
         if_changed: do nothing when the index there was built from the same inputs and model.
         options: chunking and embedding choices (see BuildOptions).
         backend: how the model runs, "onnx-int8" or "torch" (default: $SEARCH_EMBED_BACKEND,
@@ -175,7 +175,9 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     conn.executescript(store.SCHEMA)
     batch = Additions(embedder, options)
     seen: dict[str, str] = {}
-    for path in files:
+    from tqdm import tqdm
+
+    for path in tqdm(files, desc="reading", unit="file", disable=not progress):
         for item in sources.read(path):
             if isinstance(item, sources.Document) and item.doc_id in seen:
                 item = sources.Skipped(str(path), f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})")

@@ -1,6 +1,7 @@
 """Index builds with the real model: summary, manifest, bad input, atomicity."""
 
 import json
+import re
 import shutil
 import signal
 import sqlite3
@@ -186,3 +187,42 @@ def test_cli_build_prints_summary_and_fails_clearly(tmp_path):
                           "--index", str(tmp_path / "j")], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1
     assert "indexer: error: nothing to index: " in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_build_shows_progress_on_a_terminal_and_a_summary(tmp_path):
+    import os
+    import pty
+    import threading
+
+    import fcntl
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()  # stderr is a terminal: progress bars are drawn
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # of a usual size
+    seen = bytearray()
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    done = subprocess.run([sys.executable, "-m", "indexer", "build", str(SEEDS), "--index", str(tmp_path / "i")],
+                          cwd=ROOT, stderr=terminal, stdout=subprocess.PIPE, text=True)
+    os.close(terminal)
+    reader.join(timeout=10)
+    os.close(controller)
+    drawn = seen.decode("utf-8", "replace")
+    assert done.returncode == 0
+    assert "reading: 100%" in drawn and "embedding: 100%" in drawn, drawn[-500:]
+    assert re.fullmatch(r"indexed 5 documents, \d+ passages in [\d.]+ s; skipped 0 -> \S+ g000001\n", done.stdout)
+    piped = subprocess.run([sys.executable, "-m", "indexer", "build", str(SEEDS), "--index", str(tmp_path / "j")],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert "embedding" not in piped.stderr  # no bars in a log file
