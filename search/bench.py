@@ -297,7 +297,9 @@ def full_index(work: Path, base: dict, size: int) -> Path:
     from indexer import build
 
     target = work / f"index-{size}"
-    if (target / "CURRENT").exists():
+    from .generations import current
+
+    if (current(target) / "manifest.json").exists():  # built by an earlier run (--work)
         return target
     with sqlite3.connect(base["dir"] / "store.sqlite") as db:
         db.row_factory = sqlite3.Row

@@ -134,6 +134,8 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = embed_threads() or 0  # 0: onnxruntime's default, one per core
             options.inter_op_num_threads = 1
+            if os.environ.get("SEARCH_EMBED_SPIN", "on").lower() in ("off", "false", "0"):
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             # onnxruntime's arena keeps the peak of every batch it ran (a batch of 64 long
             # passages: ~700 MB, for good); a service that embeds one question at a time and
             # a rare document turns it off ($SEARCH_EMBED_ARENA=off, as gunicorn_conf does):
