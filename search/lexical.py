@@ -63,6 +63,9 @@ def query_terms(text: str) -> set[str]:
     return {t for t in _TOKEN.findall(_fold(text)) if t not in STOP_WORDS}
 
 
+NO_TERMS = "\x00"
+
+
 class LexicalIndex:
     """A bm25s index whose row i is the i-th text given to `build`."""
 
@@ -76,7 +79,13 @@ class LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each build at DEBUG level
 
         retriever = bm25s.BM25(k1=K1, b=B, method="robertson")
-        retriever.index([terms(t) for t in texts], show_progress=False)
+        corpus = [terms(t) for t in texts]
+        if corpus and not any(corpus):
+            # bm25s cannot index a corpus without a single term (symbols, stop words only:
+            # an index left with such documents after an update); one term no query can
+            # produce (queries are letter and digit runs) keeps it searchable, matching nothing
+            corpus[0] = [NO_TERMS]
+        retriever.index(corpus, show_progress=False)
         return cls(retriever)
 
     def save(self, directory: Path) -> list[Path]:

@@ -5,9 +5,14 @@ scripts/fuzz runs the same with more examples and runs."""
 from search.fuzz import fuzz
 
 
+# A fixed seed keeps CI's run the same from one commit to the next; scripts/fuzz explores
+# with fresh seeds (and its findings become fixes, and cases here).
+SEED = 20261122
+
+
 def test_fuzzed_service_never_fails_and_matches_its_openapi_document(seed_index):
-    result = fuzz(seed_index, examples=100)
-    assert not result["failed_runs"], "\n".join(result["failed_runs"])
+    result = fuzz(seed_index, examples=100, seed=SEED)
+    assert not result["failed_runs"], "\n".join(result["failed_runs"] + [result["first_traceback"] or ""])
     assert result["server_errors"] == 0 and result["tracebacks"] == 0, result
     assert result["generated"] >= 500 and result["requests"] >= result["generated"]
     # the fuzzer got past validation and the key check: documents were written and deleted

@@ -158,3 +158,15 @@ def test_a_weak_dense_match_does_not_outrank_the_exact_lexical_one():
     assert floored[1] == pytest.approx(0.65 * 0.4) and floored[2] == pytest.approx(0.35)
     plain = as_dict(fuse(dense, lexical, dense_weight=0.65, dense_floor=0.0))
     assert plain[1] == pytest.approx(0.65) and plain[1] > plain[2]
+
+
+def test_a_lexical_index_of_texts_without_terms_builds_and_matches_nothing(tmp_path):
+    # an update can leave an index whose documents have only symbols and stop words
+    from search.lexical import LexicalIndex
+
+    index = LexicalIndex.build(["€€€ — ¿?", "the of and"])
+    index.save(tmp_path / "lexical")
+    loaded = LexicalIndex.load(tmp_path / "lexical")
+    for query in ("euro", "the", "\x00", "€€€"):
+        ids, scores = loaded.search(query, 10)
+        assert len(ids) == 0 and len(scores) == 0
