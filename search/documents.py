@@ -6,11 +6,11 @@ Disabled unless SEARCH_API_KEY is set, and then only with that key.
 
 from __future__ import annotations
 
-import json
 
 from flask import Flask, request
 
-from .app import DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS, _json, _reject_unknown, authorize
+from .app import (DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS, _json, _json_object, _reject_unknown,
+                  authorize)
 from .errors import BadRequest
 from .live import LiveSearcher
 
@@ -82,15 +82,7 @@ def parse_document(doc_id: str, max_body: int):
 
     check_doc_id(doc_id)
     request.max_content_length = max_body  # larger than a search's limit, still bounded
-    if request.mimetype != "application/json":
-        raise BadRequest("unsupported_media_type",
-                         f"send the document as application/json, not {request.mimetype or 'no content type'!r}")
-    try:
-        body = json.loads(request.get_data())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest("invalid_json", f"body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("invalid_json", f"body must be a JSON object, not {type(body).__name__}")
+    body = _json_object()
     _reject_unknown(set(body), DOCUMENT_FIELDS, "field")
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
