@@ -6,7 +6,6 @@ Disabled unless SEARCH_API_KEY is set, and then only with that key.
 
 from __future__ import annotations
 
-
 from flask import Flask, request
 
 from .app import (DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS, _json, _json_object, _reject_unknown,
