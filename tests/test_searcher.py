@@ -44,6 +44,16 @@ def test_hits_are_ranked_and_cited(searcher):
         assert c.source == f"{c.doc_id}.txt"
 
 
+def test_hit_dict_holds_every_field(searcher):
+    import dataclasses
+
+    hits = searcher.search("Kim Jong Un", k=10)  # collapsed hits cite several sources
+    assert any(len(h.citations) > 1 for h in hits) and all(h.highlight for h in hits)
+    assert [h.to_dict() for h in hits] == [dataclasses.asdict(h) for h in hits]
+    no_highlight = searcher.search("Kim Jong Un", k=1, highlight=False)[0]
+    assert no_highlight.to_dict() == dataclasses.asdict(no_highlight)
+
+
 def test_citation_offsets_slice_the_original_file(searcher):
     from conftest import SEEDS
 
