@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip embedding sentences (highlights fall back to word overlap)")
     b.add_argument("--vector-index", choices=("auto", "flat", "ivf"), default="auto",
                    help="exact flat search, approximate IVF-SQ8, or auto: flat up to 50,000 passages")
+    b.add_argument("--vector-store", default=os.environ.get("SEARCH_VECTOR_STORE", "faiss"),
+                   metavar="faiss|milvus://HOST:PORT/COLLECTION",
+                   help="where the passage vectors live: this index directory (faiss, the default) or a "
+                        "Milvus server (default: $SEARCH_VECTOR_STORE or faiss)")
     b.add_argument("--backend", choices=("onnx-int8", "torch"), default=os.environ.get("SEARCH_EMBED_BACKEND"),
                    help="how the model runs: int8 ONNX or plain fp32 torch (default: $SEARCH_EMBED_BACKEND "
                         "or onnx-int8)")
@@ -43,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
                              help="index directory to update (default: $SEARCH_INDEX or ./index)")
     a.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
     args = parser.parse_args(argv)
+    if args.command == "build":
+        from search.vector_store import parse
+
+        try:
+            parse(args.vector_store)
+        except ValueError as e:
+            parser.error(str(e))
 
     logging.basicConfig(format="%(name)s: %(levelname)s: %(message)s", level=logging.WARNING)
     from search.errors import SearchError
@@ -63,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                         options=BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens,
                                              title_context=args.title_context,
                                              sentence_vectors=not args.no_sentence_vectors,
-                                             vector_index=args.vector_index),
+                                             vector_index=args.vector_index, vector_store=args.vector_store),
                         backend=args.backend)
     except SearchError as e:
         print(f"indexer: error: {e}", file=sys.stderr)

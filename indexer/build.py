@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from search import generations, store, vector_index
+from search import generations, store, vector_index, vector_store
 from search.lexical import LexicalIndex
 from search.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
@@ -38,6 +38,7 @@ class BuildOptions:
     title_context: bool = False  # embed and index each passage together with its title
     sentence_vectors: bool = True  # embed every sentence too, to highlight answers
     vector_index: str = "auto"  # "flat" (exact), "ivf" (IVF-SQ8), or "auto": by size
+    vector_store: str = "faiss"  # or milvus://host:port/collection (search/vector_store.py)
 
 
 @dataclass
@@ -167,7 +168,6 @@ class Additions:
 
 def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, batch_size: int,
            inputs: dict, started: float, options: BuildOptions) -> BuildSummary:
-    import faiss
     import numpy as np
 
     summary = BuildSummary(tmp, skipped=skipped)
@@ -199,14 +199,14 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     crashpoint("build:embedded")
     # Cosine similarity = inner product of L2-normalised vectors (Embedder.embed normalises).
     index = vector_index.build(vectors, vector_index.choose(len(vectors), options.vector_index))
-    faiss.write_index(index, str(tmp / store.VECTORS))
+    described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)
     crashpoint("build:vectors")
     grouped = duplicates.groups(vectors, batch.doc_of, index)
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
     conn.commit()
     conn.close()
     crashpoint("build:store")
-    data_files = [store.VECTORS, store.STORE] + lexical_files
+    data_files = vector_files + [store.STORE] + lexical_files
     if options.sentence_vectors:
         sentence_vectors = embedder.embed(batch.sentence_texts, batch_size=batch_size * 2, progress=progress)
         # float32, as the searcher scores them: casting float16 rows back costs numpy ~2 ms
@@ -224,7 +224,7 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
                    "sentences": len(batch.sentence_texts)},
         "inputs": inputs,
     }
-    write_manifest(tmp, manifest, index, grouped, data_files, started)
+    write_manifest(tmp, manifest, described, grouped, data_files, started)
     return summary
 
 
@@ -242,11 +242,12 @@ def write_lexical(conn, directory: Path, options: BuildOptions) -> list[str]:
     return [str(p.relative_to(directory)) for p in written]
 
 
-def write_manifest(directory: Path, manifest: dict, index, grouped: dict, data_files: list[str],
+def write_manifest(directory: Path, manifest: dict, vectors: dict, grouped: dict, data_files: list[str],
                    started: float, point: str = "build:manifest") -> None:
-    """The manifest, last: what the build or update recorded, plus what every build records."""
+    """The manifest, last: what the build or update recorded, plus what every build
+    records; `vectors` describes where the vectors are (vector_store.publish)."""
     manifest |= {
-        "vector_index": vector_index.describe(index),
+        "vector_index": vectors,
         "duplicates": {"threshold": duplicates.THRESHOLD, "grouped_passages": len(grouped),
                        "groups": len(set(grouped.values()))},
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

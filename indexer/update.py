@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search import generations, store, vector_index
+from search import generations, store, vector_index, vector_store
 from search.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
 
@@ -156,13 +156,17 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     lexical_files = write_lexical(conn, tmp, options)
     crashpoint("update:lexical")
 
-    old_index = faiss.read_index(str(old_dir / store.VECTORS))
+    if vector_store.parse(options.vector_store) is None:
+        old_index = faiss.read_index(str(old_dir / store.VECTORS))
+        kept_vectors = _reconstruct(old_index, kept)
+    else:  # the old generation's Milvus collection holds them
+        old_index, kept_vectors = None, vector_store.open_store(manifest, old_dir).vectors(kept)
     new_vectors = (embedder.embed(batch.texts, batch_size=batch_size) if batch.texts
-                   else np.empty((0, old_index.d), dtype=np.float32))
+                   else np.empty((0, embedder.dimension), dtype=np.float32))
     crashpoint("update:embedded")
-    vectors = np.vstack([_reconstruct(old_index, kept), new_vectors]).astype(np.float32)
+    vectors = np.vstack([kept_vectors.reshape(len(kept), -1), new_vectors]).astype(np.float32)
     index = _vector_index(old_index, vectors, options.vector_index)
-    faiss.write_index(index, str(tmp / store.VECTORS))
+    described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)
     crashpoint("update:vectors")
     doc_of = [d for (d,) in conn.execute("SELECT doc_id FROM passages ORDER BY id")]
     grouped = _groups(conn, old_dir / store.STORE, kept, vectors, doc_of, index)
@@ -170,7 +174,7 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     conn.commit()
     summary.documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
     conn.close()
-    data_files = [store.VECTORS, store.STORE] + lexical_files
+    data_files = vector_files + [store.STORE] + lexical_files
     if options.sentence_vectors:
         old_sentences = np.load(old_dir / store.SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
         new_sentences = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2) if batch.sentence_texts
@@ -187,7 +191,7 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
     write_manifest(tmp, {**manifest, "counts": counts, "updated_from": summary.generation,
                          "changes": {k: len(v) for k, v in changes.items()}},
-                   index, grouped, data_files, started, point="update:manifest")
+                   described, grouped, data_files, started, point="update:manifest")
 
 
 def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -55,6 +55,13 @@ class IndexCorrupt(SearchError):
     status = 503
 
 
+class VectorStoreError(SearchError):
+    """The vector store an index names cannot be reached or read (a Milvus server down)."""
+
+    code = "vector_store_unavailable"
+    status = 503
+
+
 class WouldEmptyIndex(SearchError):
     """An update that would remove every document (build a new index instead)."""
 

@@ -25,6 +25,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import vector_store
 from .errors import IndexCorrupt
 
 POINTER = "CURRENT"
@@ -129,6 +130,7 @@ def collect(index_dir: Path, keep: int | None = None, grace_s: float | None = No
         superseded = parent / f"g{successor:06d}"
         if superseded.exists() and now - superseded.stat().st_mtime < grace_s:
             continue
+        vector_store.drop_collection_of(parent / f"g{old:06d}")  # a Milvus-backed generation's vectors
         shutil.rmtree(parent / f"g{old:06d}", ignore_errors=True)
     for path in index_dir.glob(f".{POINTER}.tmp-*"):
         if not _alive(path.name.rsplit("-", 1)[1]):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import generations, store, vector_index
+from . import generations, store, vector_store
 from .embedder import Embedder, canonical_model_name, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
@@ -153,7 +153,10 @@ class Searcher:
         self.embedder = embedder
         self.mode = mode
         nprobe = os.environ.get("SEARCH_NPROBE")
-        self._vectors = vector_index.load(self.index_dir / store.VECTORS, int(nprobe) if nprobe else None)
+        # the passage vectors: this generation's faiss file, or the Milvus collection its
+        # manifest names (search/vector_store.py)
+        self._vectors = vector_store.open_store(manifest, self.index_dir, int(nprobe) if nprobe else None)
+        self._count = self._vectors.count()
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
         # threads gain nothing on such small products, and they busy-wait after each call,
         # starving the query encoding that runs next (dense p50 ~100 ms instead of ~20
@@ -179,7 +182,7 @@ class Searcher:
         rowids = np.array([r for (r,) in self._db.execute("SELECT rowid FROM documents ORDER BY rowid")])
         pairs = np.array(self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)")
                          .fetchall(), dtype=np.int64).reshape(-1, 2)
-        self._document_row = np.zeros(self._vectors.ntotal, dtype=np.int64)
+        self._document_row = np.zeros(self._count, dtype=np.int64)
         self._document_row[pairs[:, 0]] = np.searchsorted(rowids, pairs[:, 1])
         self._group_of, self._group_members = self._duplicate_groups()
         self._author = "d.author" if store.has_author(self._db) else "NULL"
@@ -188,7 +191,7 @@ class Searcher:
         """passage id -> its near-duplicate group (-1: none), and each group's passages.
         Held in memory: collapse looks up every ranked passage, and the table is small
         (one row per passage that has a copy)."""
-        group_of = np.full(self._vectors.ntotal, -1, dtype=np.int64)
+        group_of = np.full(self._count, -1, dtype=np.int64)
         members: dict[int, list[int]] = {}
         for pid, group in self._db.execute("SELECT passage_id, group_id FROM duplicates ORDER BY passage_id"):
             group_of[pid] = group
@@ -198,7 +201,7 @@ class Searcher:
     def _sentence_ranges(self) -> np.ndarray:
         """[first sentence id, sentence count] per passage id: a passage's sentences are
         consecutive rows of sentences.npy."""
-        ranges = np.zeros((self._vectors.ntotal, 2), dtype=np.int64)
+        ranges = np.zeros((self._count, 2), dtype=np.int64)
         for pid, first, count in self._db.execute(
                 "SELECT passage_id, MIN(id), COUNT(*) FROM sentences GROUP BY passage_id"):
             ranges[pid] = (first, count)
@@ -353,7 +356,7 @@ class Searcher:
             params.append(filters.published_to)
         ids = [i for (i,) in self._db.execute(
             f"SELECT p.id FROM passages p JOIN documents d USING (doc_id) WHERE {' AND '.join(where)}", params)]
-        allowed = np.zeros(self._vectors.ntotal, dtype=bool)
+        allowed = np.zeros(self._count, dtype=bool)
         allowed[ids] = True
         return allowed
 
@@ -397,11 +400,11 @@ class Searcher:
 
     def _rank(self, queries, vectors, depth: int, mode: str, lexical=None,
               weights: Weights = Weights(), allowed: np.ndarray | None = None) -> list[Ranking]:
-        depth = min(depth, self._vectors.ntotal)
+        depth = min(depth, self._count)
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         dense: list[Ranking] = [empty] * len(queries)
         if mode != "lexical":
-            all_scores, all_ids = self._dense_search(np.asarray(vectors, dtype=np.float32), depth, allowed)
+            all_scores, all_ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth, allowed)
             dense = [(ids[ids >= 0], scores[ids >= 0].astype(np.float64)) for scores, ids in zip(all_scores, all_ids)]
             if self._sentence_range is not None and weights.sentence > 0:
                 dense = [blend_sentences(ranked, self._best_sentences(vector, ranked[0][:self.SENTENCE_DEPTH]),
@@ -417,18 +420,6 @@ class Searcher:
             rankings.append(ranking(*scores) if mode == "lexical" else fuse(dense_ranked, scores, weights.dense,
                                                                                         weights.dense_floor))
         return rankings
-
-    def _dense_search(self, vectors: np.ndarray, depth: int, allowed: np.ndarray | None):
-        if allowed is None:
-            return self._vectors.search(vectors, depth)
-        import faiss
-
-        # a bitmap of the allowed ids: the index skips the rest while it scans
-        selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
-        ivf = faiss.try_extract_index_ivf(self._vectors)
-        params = (faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe) if ivf is not None
-                  else faiss.SearchParameters(sel=selector))
-        return self._vectors.search(vectors, depth, params=params)
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:
         """Query embeddings, from the cache of recent ones when asked before. Each query is

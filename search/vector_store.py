@@ -1,0 +1,276 @@
+"""Where the passage vectors live, behind one small interface with two backends.
+
+    faiss   (default) the generation's own vectors.faiss, memory-mapped in the process
+    milvus  a collection on a Milvus server: `--vector-store milvus://host:port/collection`
+
+Everything else an index holds (passages, citations, BM25, sentence vectors, duplicate
+groups) stays in the generation directory, so fusion, collapse and highlighting do not
+know which backend answered. Every store answers the same five calls: `add`, `remove`,
+`search`, `count`, `describe`; a search returns (scores, ids) per query the way faiss
+does, ids of -1 padding a short list.
+
+A Milvus-backed generation owns one collection, `<collection>_<generation token>`, written
+before the generation is published and named in its manifest: readers of the previous
+generation keep searching the previous collection, exactly as they keep its files, and
+the collection is dropped when its generation is collected.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import VectorStoreError
+
+FAISS = "faiss"
+_MILVUS_URI = re.compile(r"milvus://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})/"
+                         r"(?P<collection>[A-Za-z_][A-Za-z0-9_]{0,200})")
+# Milvus answers at most 16,384 hits a query; the searcher asks for 1,000.
+MILVUS_MAX_LIMIT = 16384
+# Rows per insert request: well under gRPC's 64 MB message limit at 384 floats a row.
+INSERT_BATCH = 2000
+
+
+class VectorStore(Protocol):
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> None: ...
+
+    def search(self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def count(self) -> int: ...
+
+    def describe(self) -> dict: ...
+
+
+@dataclass(frozen=True)
+class MilvusAddress:
+    host: str
+    port: int
+    collection: str  # the base name; each generation adds its own suffix
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def parse(spec: str | None) -> MilvusAddress | None:
+    """None for the default embedded store ("faiss" or nothing), else a Milvus address."""
+    if spec is None or spec.strip() in ("", FAISS):
+        return None
+    match = _MILVUS_URI.fullmatch(spec.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ValueError(f"vector store must be 'faiss' or milvus://host:port/collection "
+                         f"(collection: letters, digits, _), got {spec!r}")
+    return MilvusAddress(match["host"].strip("[]"), int(match["port"]), match["collection"])
+
+
+class FaissStore:
+    """A faiss index: flat (exact) or IVF-SQ8, built by search/vector_index.py."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> None:
+        self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def search(self, vectors, k, allowed=None):
+        import faiss
+
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if allowed is None:
+            return self.index.search(vectors, k)
+        # a bitmap of the allowed ids: the index skips the rest while it scans
+        selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+        ivf = faiss.try_extract_index_ivf(self.index)
+        params = (faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe) if ivf is not None
+                  else faiss.SearchParameters(sel=selector))
+        return self.index.search(vectors, k, params=params)
+
+    def count(self) -> int:
+        return int(self.index.ntotal)
+
+    def describe(self) -> dict:
+        from . import vector_index
+
+        return {"backend": FAISS, **vector_index.describe(self.index)}
+
+    def save(self, directory: Path) -> list[str]:
+        import faiss
+
+        from . import store
+
+        faiss.write_index(self.index, str(directory / store.VECTORS))
+        return [store.VECTORS]
+
+
+class MilvusStore:
+    """One collection on a Milvus server (a cluster, or `milvus-lite server` on one machine),
+    through pymilvus's MilvusClient: the client code is the same for both.
+
+    Exact search (FLAT, inner product) up to FLAT_LIMIT passages, so that both backends
+    return the same passages in the same order; HNSW above, where a cluster earns its keep.
+    """
+
+    FLAT_LIMIT = 1_000_000
+
+    def __init__(self, address: MilvusAddress, collection: str, client=None):
+        self.address, self.collection = address, collection
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            try:
+                from pymilvus import MilvusClient
+            except ImportError as exc:
+                raise VectorStoreError("the milvus vector store needs pymilvus: pip install '.[milvus]'") from exc
+            try:
+                self._client = MilvusClient(uri=self.address.uri, timeout=10)
+            except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for one failure
+                raise VectorStoreError(f"cannot reach Milvus at {self.address.uri}: {exc}") from exc
+        return self._client
+
+    @classmethod
+    def create(cls, address: MilvusAddress, dimension: int, expected: int) -> "MilvusStore":
+        """A new, empty collection for one generation."""
+        from pymilvus import DataType, MilvusClient
+
+        store = cls(address, f"{address.collection}_{uuid.uuid4().hex[:12]}")
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(dimension))
+        params = store.client.prepare_index_params()
+        if expected <= cls.FLAT_LIMIT:
+            params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
+        else:
+            params.add_index(field_name="vector", index_type="HNSW", metric_type="IP",
+                             params={"M": 16, "efConstruction": 200})
+        store.client.create_collection(store.collection, schema=schema, index_params=params)
+        return store
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids, vectors = np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), INSERT_BATCH):
+            rows = [{"id": int(i), "vector": v.tolist()}
+                    for i, v in zip(ids[start:start + INSERT_BATCH], vectors[start:start + INSERT_BATCH])]
+            self.client.insert(self.collection, rows)
+
+    def ready(self) -> None:
+        """Make what was added searchable (flush and load the collection)."""
+        self.client.flush(self.collection)
+        self.client.load_collection(self.collection)
+
+    def remove(self, ids: np.ndarray) -> None:
+        self.client.delete(self.collection, ids=[int(i) for i in ids])
+
+    def search(self, vectors, k, allowed=None):
+        vectors = np.asarray(vectors, dtype=np.float32)
+        k = min(int(k), MILVUS_MAX_LIMIT)
+        scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(vectors), k), -1, dtype=np.int64)
+        expression = ""
+        if allowed is not None:
+            allowed_ids = np.flatnonzero(allowed)
+            if not len(allowed_ids):
+                return scores, ids
+            expression = f"id in [{','.join(map(str, allowed_ids.tolist()))}]"
+        try:
+            answers = self.client.search(self.collection, data=vectors.tolist(), limit=k, filter=expression,
+                                         search_params={"metric_type": "IP", "params": {"ef": max(k, 64)}})
+        except Exception as exc:  # noqa: BLE001
+            raise VectorStoreError(f"Milvus search in {self.collection} failed: {exc}") from exc
+        for row, hits in enumerate(answers):
+            for j, hit in enumerate(hits[:k]):
+                ids[row, j], scores[row, j] = int(hit["id"]), float(hit["distance"])
+        return scores, ids
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of `ids`, in that order (an update keeps them)."""
+        ids = [int(i) for i in ids]
+        out = np.empty((len(ids), 0), dtype=np.float32)
+        rows = {}
+        for start in range(0, len(ids), INSERT_BATCH):
+            for row in self.client.query(self.collection, ids=ids[start:start + INSERT_BATCH],
+                                         output_fields=["vector"]):
+                rows[int(row["id"])] = row["vector"]
+        if ids:
+            out = np.asarray([rows[i] for i in ids], dtype=np.float32)
+        return out
+
+    def count(self) -> int:
+        return int(self.client.get_collection_stats(self.collection)["row_count"])
+
+    def describe(self) -> dict:
+        return {"backend": "milvus", "type": "Milvus collection", "kind": "milvus",
+                "uri": f"milvus://{self.address.host}:{self.address.port}/{self.address.collection}",
+                "collection": self.collection, "metric": "inner_product"}
+
+    def drop(self) -> None:
+        if self.client.has_collection(self.collection):
+            self.client.drop_collection(self.collection)
+
+
+def publish(spec: str | None, index, vectors: np.ndarray, directory: Path) -> tuple[dict, list[str]]:
+    """Put a new generation's vectors where `spec` says: `index` (the faiss index the
+    indexer built, which also finds duplicates) written into `directory`, or `vectors`
+    (row i is passage i) inserted into a new Milvus collection. Returns the manifest's
+    record of the store and the files written."""
+    address = parse(spec)
+    if address is None:
+        store = FaissStore(index)
+        return store.describe(), store.save(directory)
+    store = MilvusStore.create(address, vectors.shape[1], len(vectors))
+    try:
+        store.add(np.arange(len(vectors)), vectors)
+        store.ready()
+    except BaseException:
+        store.drop()  # a failed build leaves no collection behind
+        raise
+    return store.describe(), []
+
+
+def open_store(manifest: dict, index_dir: Path, nprobe: int | None = None) -> FaissStore | MilvusStore:
+    """The vector store a generation's manifest names (its own faiss file by default)."""
+    described = manifest.get("vector_index", {})
+    if described.get("backend") == "milvus":
+        store = MilvusStore(parse(described["uri"]), described["collection"])
+        try:
+            store.client.load_collection(store.collection)
+        except VectorStoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise VectorStoreError(f"Milvus collection {store.collection} cannot be loaded: {exc}") from exc
+        return store
+    from . import store as files
+    from . import vector_index
+
+    return FaissStore(vector_index.load(index_dir / files.VECTORS, nprobe))
+
+
+def drop_collection_of(generation_dir: Path) -> None:
+    """Drop the Milvus collection a generation being collected owns (best effort: an
+    unreachable server leaves it for the next collection, or an operator)."""
+    import json
+
+    try:
+        described = json.loads((generation_dir / "manifest.json").read_text(encoding="utf-8"))["vector_index"]
+    except (OSError, ValueError, KeyError):
+        return
+    if described.get("backend") != "milvus":
+        return
+    try:
+        MilvusStore(parse(described["uri"]), described["collection"]).drop()
+    except Exception:  # noqa: BLE001
+        import logging
+
+        logging.getLogger(__name__).warning("could not drop Milvus collection %s", described.get("collection"))

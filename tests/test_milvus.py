@@ -1,0 +1,211 @@
+"""The milvus vector store against a real Milvus server: `milvus-lite server` on loopback,
+reached over gRPC by the same MilvusClient code a cluster would be."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SEEDS, free_port
+
+pymilvus = pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install '.[milvus]')")
+pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install '.[milvus]')")
+
+QUESTIONS = [
+    "How many North Korean troops are in Russia?",
+    "What gift did Putin give Kim Jong-un?",
+    "Lukashenko",
+    "How did Ukraine strike targets inside Russia?",
+]
+
+
+@pytest.fixture(scope="module")
+def milvus(tmp_path_factory):
+    """(host, port) of a Milvus server started for this module and stopped after it."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus")
+    server = subprocess.Popen([str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"milvus-lite server exited: {server.stderr.read().decode()[-2000:]}")
+            try:
+                pymilvus.MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=2).list_collections()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield "127.0.0.1", port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def milvus_index(milvus, tmp_path_factory, embedder) -> Path:
+    from indexer import BuildOptions, build
+
+    index = tmp_path_factory.mktemp("milvus-seed") / "index"
+    build([SEEDS], index, options=BuildOptions(vector_store=f"milvus://{milvus[0]}:{milvus[1]}/news"))
+    return index
+
+
+def _client(milvus):
+    return pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
+
+
+def test_the_seam_answers_alike_on_both_backends(milvus, embedder):
+    from search import vector_index
+    from search.vector_store import FaissStore, MilvusStore, parse
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((500, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    local = FaissStore(vector_index.build(vectors, "flat"))
+    remote = MilvusStore.create(parse(f"milvus://{milvus[0]}:{milvus[1]}/seam"), 384, len(vectors))
+    try:
+        remote.add(np.arange(len(vectors)), vectors)
+        remote.ready()
+        assert remote.count() == local.count() == 500
+        queries = vectors[:3] + 0.05 * rng.standard_normal((3, 384)).astype(np.float32)
+        (ls, li), (rs, ri) = local.search(queries, 10), remote.search(queries, 10)
+        assert (li == ri).all() and np.allclose(ls, rs, atol=1e-5)
+        allowed = np.zeros(500, dtype=bool)
+        allowed[[7, 70, 170, 400]] = True
+        (_, li), (_, ri) = local.search(queries, 10, allowed), remote.search(queries, 10, allowed)
+        assert sorted(ri[0][ri[0] >= 0]) == [7, 70, 170, 400] and (li == ri).all()
+        np.testing.assert_allclose(remote.vectors(np.array([5, 1])), vectors[[5, 1]], atol=1e-6)
+        remote.remove(np.array([0, 1]))
+        local.remove(np.array([0, 1]))
+        assert remote.count() == local.count() == 498
+        assert remote.describe()["backend"] == "milvus" and local.describe()["backend"] == "faiss"
+    finally:
+        remote.drop()
+    assert not _client(milvus).has_collection(remote.collection)
+
+
+def test_an_index_on_milvus_keeps_no_vectors_of_its_own(milvus_index, milvus):
+    from search.generations import current
+
+    manifest = json.loads((current(milvus_index) / "manifest.json").read_text())
+    described = manifest["vector_index"]
+    assert described["backend"] == "milvus" and described["uri"] == f"milvus://{milvus[0]}:{milvus[1]}/news"
+    assert described["collection"].startswith("news_") and _client(milvus).has_collection(described["collection"])
+    assert not (current(milvus_index) / "vectors.faiss").exists()
+    assert "vectors.faiss" not in manifest["checksums"]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_same_passages_in_the_same_order_as_faiss(milvus_index, searcher, mode):
+    from search import Searcher
+
+    remote = Searcher.open(milvus_index)
+    assert remote.describe()["vector_index"] == "Milvus collection"
+    for question in QUESTIONS:
+        for collapse in (True, False):
+            ours = remote.search(question, k=10, mode=mode, collapse=collapse)
+            theirs = searcher.search(question, k=10, mode=mode, collapse=collapse)
+            assert [(h.text, h.citations, h.highlight) for h in ours] == \
+                   [(h.text, h.citations, h.highlight) for h in theirs]
+            assert np.allclose([h.score for h in ours], [h.score for h in theirs], atol=1e-5)
+
+
+def test_filters_and_context_through_milvus(milvus_index, searcher):
+    from search import Searcher
+    from search.searcher import Filters
+
+    remote = Searcher.open(milvus_index)
+    doc = searcher.search("Lukashenko", k=1)[0].citations[0].doc_id
+    only = Filters.of(doc_id=[doc])
+    ours = remote.search("North Korean troops", k=5, filters=only)
+    assert ours and {c.doc_id for h in ours for c in h.citations} == {doc}
+    assert [h.text for h in ours] == [h.text for h in searcher.search("North Korean troops", k=5, filters=only)]
+    ours, theirs = (s.context("What gift did Putin give Kim Jong-un?", k=3) for s in (remote, searcher))
+    assert ours["context"] == theirs["context"]
+    for a, b in zip(ours["sources"], theirs["sources"], strict=True):  # scores agree to float noise
+        assert a.pop("score") == pytest.approx(b.pop("score"), abs=1e-5) and a == b
+
+
+def test_the_http_service_answers_from_milvus(milvus_index, searcher):
+    from search.app import create_app
+
+    client = create_app({"INDEX": str(milvus_index), "TESTING": True}).test_client()
+    response = client.get("/search", query_string={"q": "What gift did Putin give Kim Jong-un?", "k": 3})
+    assert response.status_code == 200
+    expected = searcher.search("What gift did Putin give Kim Jong-un?", k=3)
+    assert [r["text"] for r in response.get_json()["results"]] == [h.text for h in expected]
+    assert client.get("/health").get_json()["vector_index"] == "Milvus collection"
+
+
+def test_updates_write_a_new_collection_and_drop_collected_ones(milvus, tmp_path, embedder):
+    from indexer import BuildOptions, build
+    from indexer.update import update
+    from search import Searcher
+    from search.generations import collect, current
+
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "lighthouse.txt").write_text(
+        "Lighthouse keeper retires after 40 years\n\nThe last keeper of the Fastnet lighthouse retired on "
+        "Friday after forty years of tending its lamp through Atlantic storms.\n", encoding="utf-8")
+    index = tmp_path / "index"
+    build([articles], index, options=BuildOptions(vector_store=f"milvus://{milvus[0]}:{milvus[1]}/updates"))
+
+    def collection():
+        return json.loads((current(index) / "manifest.json").read_text())["vector_index"]["collection"]
+
+    first = collection()
+    (articles / "harbour.txt").write_text(
+        "Harbour seals return to the Thames\n\nA survey counted 1,234 harbour seals along the Thames estuary "
+        "this summer, the most since records began, conservationists said.\n", encoding="utf-8")
+    assert update(index, srcs=[articles / "harbour.txt"]).added == ["harbour"]
+    second = collection()
+    client = _client(milvus)
+    assert second != first and client.has_collection(second) and client.has_collection(first)
+    searcher = Searcher.open(index)
+    assert searcher.describe()["passages"] == 2
+    hit = searcher.search("How many seals live in the Thames?", k=1)[0]
+    assert "1,234 harbour seals" in hit.text and hit.citations[0].doc_id == "harbour"
+    keeper = searcher.search("Who looked after the Fastnet lamp?", k=1)[0]
+    assert keeper.citations[0].doc_id == "lighthouse"  # a kept passage, its vector read back from Milvus
+    update(index, remove=["harbour"])
+    third = collection()
+    assert Searcher.open(index).describe()["passages"] == 1
+    collect(index, keep=0, grace_s=0)
+    assert not client.has_collection(first) and not client.has_collection(second)  # their generations went
+    assert client.has_collection(third)
+
+
+def test_an_unreachable_server_is_a_clear_error(milvus_index, tmp_path):
+    from search import Searcher
+    from search.errors import VectorStoreError
+    from search.generations import current
+
+    index = tmp_path / "index"
+    shutil.copytree(milvus_index, index)
+    path = current(index) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["vector_index"]["uri"] = f"milvus://127.0.0.1:{free_port()}/news"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(VectorStoreError, match="Milvus"):
+        Searcher.open(index, verify=False)
+
+
+def test_the_cli_checks_the_store_address(tmp_path, capsys):
+    from indexer.__main__ import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["build", str(SEEDS), "--index", str(tmp_path / "i"), "--vector-store", "milvus://nowhere/x"])
+    assert exit.value.code == 2
+    assert "milvus://host:port/collection" in capsys.readouterr().err
