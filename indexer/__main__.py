@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="how the model runs: int8 ONNX or plain fp32 torch (default: $SEARCH_EMBED_BACKEND "
                         "or onnx-int8)")
     b.add_argument("--batch-size", type=int, default=32, help="passages embedded per batch (default 32)")
+    b.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="embed in this process, or with Ray Data over model actors (a local Ray cluster, "
+                        "or the one $RAY_ADDRESS names); the index is the same")
+    b.add_argument("--actors", type=int, help="model actors for --engine ray (default: one per cluster CPU)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     a = commands.add_parser("add", help="add or replace articles in an existing index (changed ones only)")
     a.add_argument("sources", nargs="+", metavar="SRC", help="article files or directories of them")
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             parse(args.vector_store)
         except ValueError as e:
             parser.error(str(e))
+        if args.actors is not None and (args.engine != "ray" or args.actors < 1):
+            parser.error("--actors needs --engine ray and a count of 1 or more")
 
     logging.basicConfig(format="%(name)s: %(levelname)s: %(message)s", level=logging.WARNING)
     from search.errors import SearchError
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                                              title_context=args.title_context,
                                              sentence_vectors=not args.no_sentence_vectors,
                                              vector_index=args.vector_index, vector_store=args.vector_store),
-                        backend=args.backend)
+                        backend=args.backend, engine=args.engine, actors=args.actors)
     except SearchError as e:
         print(f"indexer: error: {e}", file=sys.stderr)
         return 1

@@ -27,6 +27,7 @@ from .clean import clean
 from .crashpoints import crashpoint
 
 log = logging.getLogger("indexer")
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ class BuildSummary:
 
 def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = None, strict: bool = False,
           progress: bool = False, batch_size: int = 32, if_changed: bool = False,
-          options: BuildOptions = BuildOptions(), backend: str | None = None, embedder=None) -> BuildSummary:
+          options: BuildOptions = BuildOptions(), backend: str | None = None, embedder=None,
+          engine: str = "local", actors: int | None = None) -> BuildSummary:
     """Build an index of the articles in `srcs` at `index_dir`.
 
     Args:
@@ -76,6 +78,9 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
             else search.embedder.DEFAULT_BACKEND).
         embedder: an object with the `search.embedder.Embedder` interface to use instead
             (scripts/bench replays recorded vectors through it).
+        engine: "local" (this process) or "ray": embed with Ray Data over `actors` model
+            actors (default: one per CPU of the cluster; RAY_ADDRESS names a cluster,
+            else a local one starts). The index written is the same.
 
     Returns:
         What was indexed and skipped.
@@ -87,7 +92,23 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
     index_dir = Path(index_dir)
     files, skipped = sources.discover(srcs)
     inputs = {"fingerprint": sources.fingerprint(files), "files": [p.name for p in files]}
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     embedder = embedder or get_embedder(canonical_model_name(model), backend)
+    if engine == "ray":
+        from .ray_engine import RayEmbedder
+
+        embedder = RayEmbedder(embedder, actors)
+    try:
+        return _build(index_dir, files, skipped, inputs, embedder, strict, progress, batch_size, if_changed,
+                      options, started)
+    finally:
+        if engine == "ray":
+            embedder.close()
+
+
+def _build(index_dir, files, skipped, inputs, embedder, strict, progress, batch_size, if_changed, options,
+           started) -> BuildSummary:
     with generations.writer(index_dir):
         if if_changed and _is_current(index_dir, inputs, embedder, options):
             manifest = store.read_manifest(generations.current(index_dir))

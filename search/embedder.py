@@ -93,6 +93,12 @@ class Embedder:
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def batches(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
+        """The rows of `texts` in the batches sentence-transformers' `encode` runs (longest
+        first), so that a distributed build can run the same ones."""
+        order = np.argsort([-len(t) for t in texts])  # encode's own order, its default sort
+        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
     def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Embed `texts` as float32 unit vectors, shape (len(texts), dimension)."""
         if not texts:
@@ -167,18 +173,28 @@ class OnnxEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self._truncating.encode_batch(list(texts))
-        # similar lengths batched together: padding is wasted work
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        batches = range(0, len(texts), batch_size)
+        batches = self._batches(encodings, batch_size)
         if progress:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="embedding", unit="batch")
-        for start in batches:
-            rows = order[start:start + batch_size]
+        for rows in batches:
             out[rows] = session.run(None, self._feed([encodings[i] for i in rows]))[0]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def batches(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
+        """The rows of `texts` in the batches `embed` runs: int8 inference scales
+        activations per batch, so a distributed build that runs these same batches
+        (indexer/ray_engine.py) gets the very same vectors."""
+        self._load()
+        return self._batches(self._truncating.encode_batch(list(texts)), batch_size)
+
+    @staticmethod
+    def _batches(encodings, batch_size: int) -> list[np.ndarray]:
+        # similar lengths batched together: padding is wasted work
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
     def _feed(self, encodings) -> dict[str, np.ndarray]:
         width = max(len(e.ids) for e in encodings)
