@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--backend", choices=("torch", "onnx-int8"),
                         help="how the model runs (default: $SEARCH_EMBED_BACKEND or the project default)")
+    parser.add_argument("--vector-store", default="faiss",
+                        help="faiss (default) or milvus://host:port/collection: where the corpus vectors live")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"where built indexes are kept (default {CACHE})")
     args = parser.parse_args(argv)
 
@@ -107,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     # sentence vectors take part in chunked dense scoring; a whole-document index (MTEB's
     # setup, to check the pipeline against the published figure) has none, as there
     options = BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens, title_context=True,
-                           sentence_vectors=not args.no_chunking)
+                           sentence_vectors=not args.no_chunking, vector_store=args.vector_store)
     from search.embedder import get_embedder
 
     embedder = get_embedder(backend=args.backend)
     # one cached index per build options and backend (their vectors differ)
-    tag = ("whole" if args.no_chunking else f"chunks{args.max_tokens or ''}") + f"-{embedder.backend}"
+    tag = (("whole" if args.no_chunking else f"chunks{args.max_tokens or ''}") + f"-{embedder.backend}"
+           + ("-milvus" if args.vector_store != "faiss" else ""))
     index = articles.parent / f"index-{tag}"
     summary = build([articles], index, options=options, if_changed=True, progress=sys.stderr.isatty(),
                     embedder=embedder)

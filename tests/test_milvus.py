@@ -202,6 +202,20 @@ def test_an_unreachable_server_is_a_clear_error(milvus_index, tmp_path):
         Searcher.open(index, verify=False)
 
 
+def test_a_lost_collection_is_a_503_not_a_traceback(milvus_index):
+    from search import Searcher
+    from search.app import create_app
+
+    searcher = Searcher.open(milvus_index)
+    client = create_app({"SEARCHER": searcher, "TESTING": True}).test_client()
+    searcher._vectors.collection = "news_gone"  # what a dropped collection or a dead cluster looks like
+    response = client.get("/search", query_string={"q": "Lukashenko", "mode": "dense"})
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "vector_store_unavailable" and "news_gone" in error["message"]
+    assert client.get("/search", query_string={"q": "Lukashenko", "mode": "lexical"}).status_code == 200
+
+
 def test_the_cli_checks_the_store_address(tmp_path, capsys):
     from indexer.__main__ import main
 
