@@ -4,8 +4,8 @@ is published, without stopping or failing a request.
 A request takes `live.get()` once and uses that searcher to the end, so it sees one
 generation throughout. At most once a second `get()` looks at the index's `CURRENT`
 pointer (one small read); on a new generation a background thread opens it while the old
-one keeps answering, then swaps the reference. The old searcher is closed a while later,
-when the requests that took it are long done.
+one keeps answering, then swaps the reference. The old searcher is freed when the last
+request that took it finishes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ log = logging.getLogger("search.live")
 
 class LiveSearcher:
     CHECK_S = 1.0  # how often a request may look at the pointer
-    RETIRE_S = 60.0  # an old searcher is closed this long after the swap
 
     def __init__(self, root: str | Path, open_searcher: Callable[[], Searcher], check_s: float = CHECK_S,
                  initial: Searcher | None = None):
@@ -73,12 +72,10 @@ class LiveSearcher:
     def _swap(self, new: Searcher) -> None:
         old = self._searcher
         if new.generation == old.generation:  # nothing newer after all
-            new.close()
             return
+        # requests still running hold the old searcher; it is freed (and its generation's
+        # mapped files with it) when the last of them finishes
         self._searcher = new
         self.reloads += 1
         self.on_swap(new)
         log.info("serving %s generation %s (was %s)", self.root, new.generation, old.generation)
-        retire = threading.Timer(self.RETIRE_S, old.close)
-        retire.daemon = True
-        retire.start()

@@ -11,8 +11,6 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,8 +167,6 @@ class Searcher:
         self._sentence_vectors = (np.asarray(np.load(sentence_file, mmap_mode="r", allow_pickle=False))
                                   if sentence_file.exists() else None)
         self._local = threading.local()  # one read-only SQLite connection per thread
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lexical")
-        self._flight_lock, self._in_flight = threading.Lock(), 0  # searches running now
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.query_cache_size = int(os.environ.get("SEARCH_QUERY_CACHE", self.QUERY_CACHE))
         self._cache_lock = threading.Lock()
@@ -287,33 +283,16 @@ class Searcher:
         check_offset(offset, k)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
-        with self._flight() as alone:
-            # Alone, BM25 runs in the background while the model encodes the queries
-            # (onnxruntime and numpy's big operations release the GIL): ~1 ms less latency.
-            # Beside other searches the cores are busy anyway, and the handoff only costs
-            # CPU (~0.8 ms a query here): then it runs inline.
-            lexical = (self._pool.submit(self._lexical_rankings, queries, depth)
-                       if mode != "dense" and alone else None)
-            vectors = self._query_vectors(queries)
-            rankings = self._rank(queries, vectors, depth, mode, lexical.result() if lexical else None)
-            allowed = self._allowed(filters) if filters else None
-            if allowed is not None:
-                rankings = [self._filtered(query, vector, ranked, allowed, depth, mode)
-                            for query, vector, ranked in zip(queries, vectors, rankings)]
-            return [self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed)
-                    for query, vector, ranked in zip(queries, vectors, rankings)]
-
-    @contextmanager
-    def _flight(self):
-        """Count a search while it runs; yields whether it is the only one."""
-        with self._flight_lock:
-            self._in_flight += 1
-            alone = self._in_flight == 1
-        try:
-            yield alone
-        finally:
-            with self._flight_lock:
-                self._in_flight -= 1
+        # BM25 runs inline: in a thread beside the model it saved ~1 ms for a lone caller
+        # in process, nothing over HTTP (p50 9.8 ms either way), and cost CPU under load
+        vectors = self._query_vectors(queries)
+        rankings = self._rank(queries, vectors, depth, mode)
+        allowed = self._allowed(filters) if filters else None
+        if allowed is not None:
+            rankings = [self._filtered(query, vector, ranked, allowed, depth, mode)
+                        for query, vector, ranked in zip(queries, vectors, rankings)]
+        return [self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed)
+                for query, vector, ranked in zip(queries, vectors, rankings)]
 
     def context(self, query: str, k: int = 5, max_chars: int = 4000, mode: str | None = None,
                 collapse: bool = True, filters: Filters = Filters()) -> dict:
@@ -539,11 +518,6 @@ class Searcher:
         if row is None:
             raise DocumentNotFound(f"no document with id {doc_id!r} in the index")
         return dict(row)
-
-    def close(self) -> None:
-        """Stop the lexical threads; searches already running finish first. (A service that
-        swapped in a newer generation closes the old searcher once its requests are done.)"""
-        self._pool.shutdown(wait=True)
 
     def describe(self) -> dict:
         """The manifest summary that /health reports."""
