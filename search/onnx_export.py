@@ -3,13 +3,8 @@
 sentence-transformers' own ONNX route needs `optimum-onnx`, which pins a transformers
 older than the one sentence-transformers 6 requires, so the export is done here with the
 same tools it uses underneath: `torch.onnx.export` of the model's transformer with its
-pooling folded into the graph, onnxruntime's transformer optimizer (fused attention,
-layer norms and GELU), then its dynamic int8 quantisation (per-channel int8 weights, the
-configuration sentence-transformers ships as `model_qint8_avx512`).
-
-The fusion matters on a CPU without VNNI (this one): quantising the unfused graph leaves
-attention in fp32 pieces, and int8 embedded 1.03-1.15x the fp32 rate; with the fused
-Attention quantised too, 1.46x (scripts/bench), at the same cosine with fp32 (0.993).
+pooling folded into the graph, then onnxruntime's dynamic int8 quantisation (per-channel
+int8 weights, the configuration sentence-transformers ships as `model_qint8_avx512`).
 
 An export is made once per model and kept under the cache directory, keyed by the model
 files' identity and the library versions, and written atomically: a crash mid-export
@@ -28,7 +23,7 @@ import warnings
 from pathlib import Path
 
 # Bump when the exported graph or its config changes meaning.
-EXPORT_VERSION = 2  # 2: the graph is fused before quantisation
+EXPORT_VERSION = 1
 MODEL_FILE = "model_int8.onnx"
 CONFIG_FILE = "export.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -82,16 +77,13 @@ def exported_model(location: Path) -> Path:
 
 
 def _export(location: Path, out: Path) -> None:
-    import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    # eager attention traces as the MatMul/Softmax pattern the optimizer fuses; torch's
-    # scaled_dot_product_attention does not fuse
-    model = SentenceTransformer(str(location), device="cpu", model_kwargs={"attn_implementation": "eager"})
+    model = SentenceTransformer(str(location), device="cpu")
     dimension = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
                  else model.get_sentence_embedding_dimension())
     transformer, pooling = _pipeline(model)
@@ -113,45 +105,17 @@ def _export(location: Path, out: Path) -> None:
                           opset_version=17, dynamo=False)
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.ERROR)  # the optimizer and quantize_dynamic log hints at INFO/WARNING
+    root.setLevel(logging.ERROR)  # quantize_dynamic logs a hint about static-quantisation preprocessing
     try:
-        graph_file = _fused(fp32, transformer.auto_model.config, model.tokenizer, inputs)
-        quantize_dynamic(str(graph_file), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(str(fp32), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True)
     finally:
         root.setLevel(level)
-    for scratch in out.glob("model_fp32*.onnx"):
-        scratch.unlink()
+    fp32.unlink()
     shutil.copyfile(tokenizer_file, out / TOKENIZER_FILE)
     config = {"export_version": EXPORT_VERSION, "source": str(location), "inputs": inputs, "pooling": pooling,
               "max_seq_length": int(model.max_seq_length),
               "dimension": int(dimension)}
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
-def _fused(fp32: Path, config, tokenizer, inputs: list[str]) -> Path:
-    """`fp32` with onnxruntime's BERT fusions applied, if they keep its answers; else
-    `fp32` itself (a model whose graph the optimizer does not know stays unfused)."""
-    import numpy as np
-    import onnxruntime
-    from onnxruntime.transformers import optimizer
-
-    fused = fp32.with_name("model_fp32_fused.onnx")
-    try:
-        optimizer.optimize_model(str(fp32), model_type="bert", num_heads=int(getattr(config, "num_attention_heads", 0)),
-                                 hidden_size=int(getattr(config, "hidden_size", 0)),
-                                 opt_level=0).save_model_to_file(str(fused))
-    except Exception as exc:  # noqa: BLE001 - any failure means: keep the plain graph
-        logging.getLogger(__name__).warning("graph fusion failed (%s); exporting the plain graph", exc)
-        return fp32
-    # a fusion must not change what the model says: compare on texts of two lengths, padded
-    sample = tokenizer(["a short one", "a longer sentence to check that fused attention masks padding "
-                        "the same way the plain graph does"], padding=True, return_tensors="np")
-    feed = {name: sample[name].astype(np.int64) for name in inputs}
-    plain, joined = (onnxruntime.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, feed)[0]
-                     for f in (fp32, fused))
-    cosine = (plain * joined).sum(1) / (np.linalg.norm(plain, axis=1) * np.linalg.norm(joined, axis=1))
-    return fused if float(cosine.min()) > 0.9999 else fp32
 
 
 def _pipeline(model) -> tuple[object, str]:

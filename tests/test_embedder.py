@@ -36,13 +36,8 @@ def test_batches_of_mixed_lengths_embed_as_one_at_a_time(paragraphs):
     texts = [paragraphs[0], "Kim Jong Un", paragraphs[5] * 3]
     together = fast.embed(texts, batch_size=2)
     alone = np.vstack([fast.embed([t]) for t in texts])
-    exact = get_embedder(backend="torch").embed(texts)
-    # not bit-identical: dynamic quantisation scales activations per batch, so a short
-    # text padded beside a long one moves a little; both stay the model's answer (a
-    # mishandled padding mask would drop the short one's cosine far below this)
-    for vectors in (together, alone):
-        assert ((vectors * exact).sum(axis=1) >= 0.98).all()
-    assert ((together * alone).sum(axis=1) >= 0.98).all()
+    # not bit-identical: dynamic quantisation scales activations per batch
+    assert ((together * alone).sum(axis=1) >= 0.99).all()
     assert fast.embed([]).shape == (0, 384)
 
 
