@@ -197,15 +197,16 @@ class MilvusStore:
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of `ids`, in that order (an update keeps them)."""
         ids = [int(i) for i in ids]
-        out = np.empty((len(ids), 0), dtype=np.float32)
         rows = {}
         for start in range(0, len(ids), INSERT_BATCH):
             for row in self.client.query(self.collection, ids=ids[start:start + INSERT_BATCH],
                                          output_fields=["vector"]):
                 rows[int(row["id"])] = row["vector"]
-        if ids:
-            out = np.asarray([rows[i] for i in ids], dtype=np.float32)
-        return out
+        missing = [i for i in ids if i not in rows]
+        if missing:  # never carry a passage forward without its vector
+            raise VectorStoreError(f"Milvus collection {self.collection} lacks {len(missing)} of the vectors "
+                                   f"asked for (first: id {missing[0]})")
+        return np.asarray([rows[i] for i in ids], dtype=np.float32).reshape(len(ids), -1)
 
     def count(self) -> int:
         return int(self.client.get_collection_stats(self.collection)["row_count"])
@@ -244,11 +245,10 @@ def open_store(manifest: dict, index_dir: Path, nprobe: int | None = None) -> Fa
     described = manifest.get("vector_index", {})
     if described.get("backend") == "milvus":
         store = MilvusStore(parse(described["uri"]), described["collection"])
+        client = store.client  # VectorStoreError when the server cannot be reached
         try:
-            store.client.load_collection(store.collection)
-        except VectorStoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001
+            client.load_collection(store.collection)
+        except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for one failure
             raise VectorStoreError(f"Milvus collection {store.collection} cannot be loaded: {exc}") from exc
         return store
     from . import store as files
