@@ -94,16 +94,21 @@ def _embedder(backend: str | None = None):
     return get_embedder(backend=backend)
 
 
+def corpus_articles(corpus: Path, count: int, target: Path, prefix: str = "") -> Path:
+    """The first `count` documents of a BEIR corpus.jsonl as an articles .jsonl at `target`."""
+    with open(corpus, encoding="utf-8") as src, open(target, "w", encoding="utf-8") as out:
+        for _, line in zip(range(count), src):
+            doc = json.loads(line)
+            out.write(json.dumps({"id": f"{prefix}{doc['_id']}", "title": doc.get("title") or None,
+                                  "text": doc["text"]}) + "\n")
+    return target
+
+
 def real_index(work: Path, corpus: Path, count: int) -> dict:
     """Index the seeds and `count` SciFact documents for real; the total indexing rate."""
     from indexer import build
 
-    articles = work / "real.jsonl"
-    with open(corpus, encoding="utf-8") as src, open(articles, "w", encoding="utf-8") as out:
-        for n, line in zip(range(count), src):
-            doc = json.loads(line)
-            out.write(json.dumps({"id": f"scifact-{doc['_id']}", "title": doc.get("title") or None,
-                                  "text": doc["text"]}) + "\n")
+    articles = corpus_articles(corpus, count, work / "real.jsonl", prefix="scifact-")
     _embedder().embed(["warm up the model before the clock starts"])
     started = time.perf_counter()
     summary = build([ROOT / "seeds", articles], work / "real-index")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import SCIFACT
+from .bench import SCIFACT, corpus_articles
 
 
 def _vectors(index: Path) -> np.ndarray:
@@ -38,11 +38,7 @@ def bench_ray(documents: int, corpus: Path, work: Path) -> dict:
 
     from .embedder import get_embedder
 
-    articles = work / "articles.jsonl"
-    with open(corpus, encoding="utf-8") as src, open(articles, "w", encoding="utf-8") as out:
-        for _, line in zip(range(documents), src):
-            doc = json.loads(line)
-            out.write(json.dumps({"id": doc["_id"], "title": doc.get("title") or None, "text": doc["text"]}) + "\n")
+    articles = corpus_articles(corpus, documents, work / "articles.jsonl")
     get_embedder().embed(["load the model before the clock starts"])
     options = BuildOptions(vector_index="flat")  # exact: vectors compare as stored
     runs, reference = {}, None

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .bench import SCIFACT
+from .bench import SCIFACT, corpus_articles
 
 ARTICLE = {"id": "bench-update-article", "title": "Researchers map a new antibiotic target",
            "text": "Researchers have mapped a protein pocket in drug-resistant bacteria that a new class of "
@@ -33,11 +33,7 @@ def bench_update(documents: int, corpus: Path, work: Path) -> dict:
 
     from .embedder import get_embedder
 
-    articles = work / "articles.jsonl"
-    with open(corpus, encoding="utf-8") as src, open(articles, "w", encoding="utf-8") as out:
-        for _, line in zip(range(documents), src):
-            doc = json.loads(line)
-            out.write(json.dumps({"id": doc["_id"], "title": doc.get("title") or None, "text": doc["text"]}) + "\n")
+    articles = corpus_articles(corpus, documents, work / "articles.jsonl")
     get_embedder().embed(["warm up the model before the clocks start"])
     index = work / "index"
     started = time.perf_counter()
