@@ -220,14 +220,12 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     crashpoint("build:embedded")
     # Cosine similarity = inner product of L2-normalised vectors (Embedder.embed normalises).
     index = vector_index.build(vectors, vector_index.choose(len(vectors), options.vector_index))
-    described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)
-    crashpoint("build:vectors")
     grouped = duplicates.groups(vectors, batch.doc_of, index)
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
     conn.commit()
     conn.close()
     crashpoint("build:store")
-    data_files = vector_files + [store.STORE] + lexical_files
+    data_files = [store.STORE] + lexical_files
     if options.sentence_vectors:
         sentence_vectors = embedder.embed(batch.sentence_texts, batch_size=batch_size * 2, progress=progress)
         # float32, as the searcher scores them: casting float16 rows back costs numpy ~2 ms
@@ -235,6 +233,10 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
         np.save(tmp / store.SENTENCE_VECTORS, sentence_vectors.astype(np.float32), allow_pickle=False)
         data_files.append(store.SENTENCE_VECTORS)
         crashpoint("build:sentences")
+    # last before the manifest: a build that fails before this leaves no Milvus collection behind
+    described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)
+    data_files += vector_files
+    crashpoint("build:vectors")
     manifest = {
         "format_version": store.FORMAT_VERSION,
         "model": {"name": embedder.name, "backend": embedder.backend, "dimension": embedder.dimension,

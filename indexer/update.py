@@ -166,15 +166,13 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     crashpoint("update:embedded")
     vectors = np.vstack([kept_vectors.reshape(len(kept), -1), new_vectors]).astype(np.float32)
     index = _vector_index(old_index, vectors, options.vector_index)
-    described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)
-    crashpoint("update:vectors")
     doc_of = [d for (d,) in conn.execute("SELECT doc_id FROM passages ORDER BY id")]
     grouped = _groups(conn, old_dir / store.STORE, kept, vectors, doc_of, index)
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
     conn.commit()
     summary.documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
     conn.close()
-    data_files = vector_files + [store.STORE] + lexical_files
+    data_files = [store.STORE] + lexical_files
     if options.sentence_vectors:
         old_sentences = np.load(old_dir / store.SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
         new_sentences = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2) if batch.sentence_texts
@@ -183,6 +181,10 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
                 np.vstack([old_sentences[kept_sentences], new_sentences]).astype(np.float32), allow_pickle=False)
         data_files.append(store.SENTENCE_VECTORS)
         crashpoint("update:sentences")
+    # last before the manifest: an update that fails before this leaves no Milvus collection behind
+    described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)
+    data_files += vector_files
+    crashpoint("update:vectors")
     summary.passages = len(vectors)
     summary.embedded_passages = len(batch.texts)
     counts = {"documents": summary.documents, "passages": summary.passages,

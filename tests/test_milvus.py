@@ -202,6 +202,35 @@ def test_an_unreachable_server_is_a_clear_error(milvus_index, tmp_path):
         Searcher.open(index, verify=False)
 
 
+def test_a_failed_build_leaves_no_collection_and_the_old_index(milvus, milvus_index, embedder, tmp_path):
+    from indexer import BuildOptions, build
+    from search import Searcher
+
+    class FailsOnSentences:  # the real model, failing at the build's second model pass
+        def __init__(self, real):
+            self.real, self.calls = real, 0
+            self.name, self.backend, self.dimension, self.max_tokens = (real.name, real.backend, real.dimension,
+                                                                        real.max_tokens)
+
+        def count_tokens(self, text):
+            return self.real.count_tokens(text)
+
+        def embed(self, texts, batch_size=32, progress=False):
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("the machine ran out of something")
+            return self.real.embed(texts, batch_size, progress)
+
+    index = tmp_path / "index"
+    shutil.copytree(milvus_index, index)
+    before = set(_client(milvus).list_collections())
+    with pytest.raises(RuntimeError, match="ran out"):
+        build([SEEDS], index, embedder=FailsOnSentences(embedder),
+              options=BuildOptions(vector_store=f"milvus://{milvus[0]}:{milvus[1]}/news"))
+    assert set(_client(milvus).list_collections()) == before
+    assert Searcher.open(index).search("Lukashenko", k=1)  # the previous generation still answers
+
+
 def test_a_lost_collection_is_a_503_not_a_traceback(milvus_index):
     from search import Searcher
     from search.app import create_app
