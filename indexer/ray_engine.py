@@ -18,8 +18,6 @@ import os
 
 import numpy as np
 
-log = logging.getLogger("indexer")
-
 
 class _ModelActor:
     """One model per actor process; called with one planned batch at a time."""

@@ -17,6 +17,8 @@ the collection is dropped when its generation is collected.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -123,9 +125,14 @@ class MilvusStore:
 
     FLAT_LIMIT = 1_000_000
 
-    def __init__(self, address: MilvusAddress, collection: str, client=None):
+    def __init__(self, address: MilvusAddress, collection: str):
         self.address, self.collection = address, collection
-        self._client = client
+        self._client = None
+
+    @classmethod
+    def named(cls, described: dict) -> "MilvusStore":
+        """The collection a manifest's `vector_index` record names."""
+        return cls(parse(described["uri"]), described["collection"])
 
     @property
     def client(self):
@@ -244,7 +251,7 @@ def open_store(manifest: dict, index_dir: Path, nprobe: int | None = None) -> Fa
     """The vector store a generation's manifest names (its own faiss file by default)."""
     described = manifest.get("vector_index", {})
     if described.get("backend") == "milvus":
-        store = MilvusStore(parse(described["uri"]), described["collection"])
+        store = MilvusStore.named(described)
         client = store.client  # VectorStoreError when the server cannot be reached
         try:
             client.load_collection(store.collection)
@@ -260,8 +267,6 @@ def open_store(manifest: dict, index_dir: Path, nprobe: int | None = None) -> Fa
 def drop_collection_of(generation_dir: Path) -> None:
     """Drop the Milvus collection a generation being collected owns (best effort: an
     unreachable server leaves it for the next collection, or an operator)."""
-    import json
-
     try:
         described = json.loads((generation_dir / "manifest.json").read_text(encoding="utf-8"))["vector_index"]
     except (OSError, ValueError, KeyError):
@@ -269,8 +274,6 @@ def drop_collection_of(generation_dir: Path) -> None:
     if described.get("backend") != "milvus":
         return
     try:
-        MilvusStore(parse(described["uri"]), described["collection"]).drop()
+        MilvusStore.named(described).drop()
     except Exception:  # noqa: BLE001
-        import logging
-
         logging.getLogger(__name__).warning("could not drop Milvus collection %s", described.get("collection"))
