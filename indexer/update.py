@@ -160,11 +160,13 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
         old_index = faiss.read_index(str(old_dir / store.VECTORS))
         kept_vectors = _reconstruct(old_index, kept)
     else:  # the old generation's Milvus collection holds them
-        old_index, kept_vectors = None, vector_store.open_store(manifest, old_dir).vectors(kept)
+        old_index = None
+        kept_vectors = (vector_store.open_store(manifest, old_dir).vectors(kept) if len(kept)
+                        else np.empty((0, embedder.dimension), dtype=np.float32))
     new_vectors = (embedder.embed(batch.texts, batch_size=batch_size) if batch.texts
                    else np.empty((0, embedder.dimension), dtype=np.float32))
     crashpoint("update:embedded")
-    vectors = np.vstack([kept_vectors.reshape(len(kept), -1), new_vectors]).astype(np.float32)
+    vectors = np.vstack([kept_vectors, new_vectors]).astype(np.float32)
     index = _vector_index(old_index, vectors, options.vector_index)
     doc_of = [d for (d,) in conn.execute("SELECT doc_id FROM passages ORDER BY id")]
     grouped = _groups(conn, old_dir / store.STORE, kept, vectors, doc_of, index)

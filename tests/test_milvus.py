@@ -182,9 +182,16 @@ def test_updates_write_a_new_collection_and_drop_collected_ones(milvus, tmp_path
     update(index, remove=["harbour"])
     third = collection()
     assert Searcher.open(index).describe()["passages"] == 1
+    # the only document, changed: nothing is kept from the old collection
+    (articles / "lighthouse.txt").write_text(
+        "Lighthouse keeper retires after 41 years\n\nThe last keeper of the Fastnet lighthouse retired on "
+        "Friday after forty-one years of tending its lamp through Atlantic storms.\n", encoding="utf-8")
+    assert update(index, srcs=[articles / "lighthouse.txt"]).replaced == ["lighthouse"]
+    assert "forty-one years" in Searcher.open(index).search("Fastnet keeper", k=1)[0].text
+    fourth = collection()
     collect(index, keep=0, grace_s=0)
-    assert not client.has_collection(first) and not client.has_collection(second)  # their generations went
-    assert client.has_collection(third)
+    assert not any(client.has_collection(c) for c in (first, second, third))  # their generations went
+    assert client.has_collection(fourth)
 
 
 def test_an_unreachable_server_is_a_clear_error(milvus_index, tmp_path):
