@@ -175,7 +175,7 @@ class Additions:
         first_id = self.first_passage + len(self.texts)
         _insert(conn, doc, cleaned.title, passages, first_id)
         for i, p in enumerate(passages, first_id):
-            spans = p.sentences
+            spans = sentences(doc.text, p.start, p.end)
             first = self.first_sentence + len(self.sentence_texts)
             conn.executemany('INSERT INTO sentences (id, passage_id, start, "end") VALUES (?, ?, ?, ?)',
                              [(first + j, i, a, b) for j, (a, b) in enumerate(spans)])
@@ -283,10 +283,7 @@ def write_manifest(directory: Path, manifest: dict, vectors: dict, grouped: dict
 
 def _passages(text: str, cleaned, embedder, max_tokens: int, options: BuildOptions) -> list[Passage]:
     if not options.chunking:
-        if not cleaned.lines:
-            return []
-        start, end = cleaned.lines[0].start, cleaned.lines[-1].end
-        return [Passage(1, start, end, tuple(sentences(text, start, end)))]
+        return [Passage(1, cleaned.lines[0].start, cleaned.lines[-1].end)] if cleaned.lines else []
     # the title rides along with every passage when embedded: leave room for it
     room = max_tokens - (embedder.count_tokens(cleaned.title) + 1 if options.title_context and cleaned.title else 0)
     return chunk(text, cleaned, embedder.count_tokens, max(room, max_tokens // 2))

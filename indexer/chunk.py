@@ -14,8 +14,7 @@ from typing import Callable
 
 from .clean import SENTENCE_END, Cleaned
 
-# 2: a split paragraph's pieces keep the paragraph's sentence spans (1 segmented each piece again)
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 1
 # Fewer words than this and a paragraph is a fragment (a byline, a dateline) even when
 # it ends like a sentence; a paragraph that does not end like a sentence (a heading)
 # is a fragment below HEADING_WORDS.
@@ -28,7 +27,6 @@ class Passage:
     paragraph: int  # 1-based ordinal of its (first) paragraph in the cleaned article
     start: int      # original[start:end] is the passage's text
     end: int
-    sentences: tuple[tuple[int, int], ...] = ()  # its sentences' spans, absolute offsets
 
 
 @dataclass
@@ -103,22 +101,19 @@ def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def split_long(text: str, start: int, end: int, count_tokens: Callable[[str], int],
-               max_tokens: int) -> list[tuple[int, int, tuple[tuple[int, int], ...]]]:
+               max_tokens: int) -> list[tuple[int, int]]:
     """Pack whole sentences into pieces of at most `max_tokens` word pieces; a single
-    sentence over the limit is cut between words. Each piece comes with its sentences'
-    spans: those of the paragraph, segmented once (segmenting each piece again cost
-    ~8 ms an article, a tenth of a build), and a cut sentence's part as one span."""
-    spans = sentences(text, start, end)
+    sentence over the limit is cut between words."""
     if count_tokens(text[start:end]) <= max_tokens:
-        return [(start, end, tuple(spans))]
-    pieces: list[tuple[int, int, tuple[tuple[int, int], ...]]] = []
-    for a, b in spans:
+        return [(start, end)]
+    pieces: list[tuple[int, int]] = []
+    for a, b in sentences(text, start, end):
         if pieces and count_tokens(text[pieces[-1][0]:b]) <= max_tokens:
-            pieces[-1] = (pieces[-1][0], b, pieces[-1][2] + ((a, b),))
+            pieces[-1] = (pieces[-1][0], b)
         elif count_tokens(text[a:b]) <= max_tokens:
-            pieces.append((a, b, ((a, b),)))
+            pieces.append((a, b))
         else:
-            pieces.extend((wa, wb, ((wa, wb),)) for wa, wb in _split_words(text, a, b, count_tokens, max_tokens))
+            pieces.extend(_split_words(text, a, b, count_tokens, max_tokens))
     return pieces
 
 
@@ -140,6 +135,6 @@ def chunk(text: str, cleaned: Cleaned, count_tokens: Callable[[str], int], max_t
     """The passages of one cleaned article, in order."""
     passages = []
     for para in join_fragments(text, paragraphs(cleaned)):
-        for a, b, spans in split_long(text, para.start, para.end, count_tokens, max_tokens):
-            passages.append(Passage(para.ordinal, a, b, spans))
+        for a, b in split_long(text, para.start, para.end, count_tokens, max_tokens):
+            passages.append(Passage(para.ordinal, a, b))
     return passages

@@ -52,31 +52,11 @@ def test_long_paragraph_splits_at_sentence_boundaries_with_exact_offsets():
     assert " ".join(out) == text
 
 
-def test_pieces_carry_the_paragraphs_sentences_segmented_once(monkeypatch):
-    import indexer.chunk as chunking
-
-    calls = []
-    monkeypatch.setattr(chunking, "sentences", lambda *a: calls.append(a) or sentences(*a))
-    sentence = "The U.S. said on Monday that the deployment was real and large. "
-    text = f"{BODY}\n\n" + (sentence * 12).strip()
-    got = chunk(text, clean(text), words, 40)
-    assert len(calls) == 2  # once for each paragraph, none again for the long one's pieces
-    assert got[0].sentences == ((0, len(BODY)),)
-    pieces = got[1:]
-    assert len(pieces) > 1
-    for p in pieces:
-        assert [text[a:b] for a, b in p.sentences] == [sentence.strip()] * len(p.sentences)
-        assert (p.sentences[0][0], p.sentences[-1][1]) == (p.start, p.end)
-    assert sum(len(p.sentences) for p in pieces) == 12
-
-
 def test_a_sentence_longer_than_the_window_is_cut_between_words():
     text = " ".join(f"word{i}" for i in range(100)) + "."
     out = passages(text, max_tokens=30)
     assert all(words(p) <= 30 for p in out)
     assert " ".join(out) == text
-    # each cut part is one span: the segmenter is not asked to find sentences in a fragment
-    assert all(p.sentences == ((p.start, p.end),) for p in chunk(text, clean(text), words, 30))
 
 
 def test_offsets_are_absolute_and_ordinals_count_paragraphs():
