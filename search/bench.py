@@ -362,8 +362,20 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
             "http_p50_ms": round(float(np.percentile(single, 50)), 2),
             "http_p99_ms": round(float(np.percentile(single, 99)), 2),
             "qps_16_clients": round(qps, 1), "errors": errors, "rss_mb": round(memory, 1),
-            "pss_mb": round(proportional, 1),
+            "pss_mb": round(proportional, 1), "mapped_files_mb": mapped_files_mb(index),
             "service": {"workers": args.workers, "threads": args.threads, "mode": args.mode}}
+
+
+def mapped_files_mb(index: Path) -> float:
+    """Size of the index files a worker memory-maps (vectors, sentence vectors, BM25 arrays).
+    A short run's RSS holds only the pages its queries touched (and the kernel's fault-
+    around neighbours); a long-running worker's grows towards all of them, shared with the
+    other workers and reclaimable, but counted in each one's RSS."""
+    from .generations import current
+
+    directory = current(index)
+    files = [directory / "vectors.faiss", directory / "sentences.npy", *(directory / "lexical").rglob("*.npy")]
+    return round(sum(f.stat().st_size for f in files if f.exists()) / 2**20, 1)
 
 
 def _quote(text: str) -> str:
@@ -433,7 +445,7 @@ def table(out: dict) -> str:
     keys = ["passages", "vector_index", "embed_passages_per_s", "baseline_fp32_passages_per_s", "cosine_agreement",
             "index_passages_per_s", "query_encode_p50_ms", "vector_search_p50_ms", "vector_search_p99_ms",
             "recall_at_10", "vectors_file_mb", "vectors_rss_mb", "vector_load_s", "index_load_s", "http_p50_ms", "http_p99_ms",
-            "qps_16_clients", "errors", "rss_mb", "pss_mb"]
+            "qps_16_clients", "errors", "rss_mb", "pss_mb", "mapped_files_mb"]
     sizes = list(out["sizes"])
     width = max(len(k) for k in keys)
     lines = [f"{'size':<{width}}  " + "  ".join(f"{s:>12}" for s in sizes)]
