@@ -371,10 +371,12 @@ def mapped_files_mb(index: Path) -> float:
     A short run's RSS holds only the pages its queries touched (and the kernel's fault-
     around neighbours); a long-running worker's grows towards all of them, shared with the
     other workers and reclaimable, but counted in each one's RSS."""
+    from . import store
     from .generations import current
 
     directory = current(index)
-    files = [directory / "vectors.faiss", directory / "sentences.npy", *(directory / "lexical").rglob("*.npy")]
+    files = [directory / store.VECTORS, directory / store.SENTENCE_VECTORS,
+             *(directory / store.PASSAGE_LEXICAL).glob("*.npy"), *(directory / store.DOCUMENT_LEXICAL).glob("*.npy")]
     return round(sum(f.stat().st_size for f in files if f.exists()) / 2**20, 1)
 
 
