@@ -60,8 +60,9 @@ class RayEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         self._start(progress)
-        actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // actors)
+        cluster_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        actors = self.actors or cluster_cpus
+        cpus = max(1, cluster_cpus // actors)
         plan = self.local.batches(texts, batch_size)
         items = [{"rows": rows.tolist(), "texts": [texts[i] for i in rows]} for rows in plan]
         # one planned batch per call, so that every actor runs exactly the batches planned

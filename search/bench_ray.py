@@ -26,11 +26,13 @@ from .bench import SCIFACT, corpus_articles
 def _vectors(index: Path) -> np.ndarray:
     import faiss
 
+    from . import store
     from .generations import current
 
-    flat = faiss.read_index(str(current(index) / "vectors.faiss"))
+    directory = current(index)
+    flat = faiss.read_index(str(directory / store.VECTORS))
     inner = faiss.downcast_index(flat.index) if hasattr(flat, "index") else flat
-    return np.vstack([inner.reconstruct_n(0, inner.ntotal), np.load(current(index) / "sentences.npy")])
+    return np.vstack([inner.reconstruct_n(0, inner.ntotal), np.load(directory / store.SENTENCE_VECTORS)])
 
 
 def bench_ray(documents: int, corpus: Path, work: Path) -> dict:

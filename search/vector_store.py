@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import VectorStoreError
+from .store import MANIFEST, VECTORS
 
 FAISS = "faiss"
 _MILVUS_URI = re.compile(r"milvus://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})/"
@@ -109,10 +110,8 @@ class FaissStore:
     def save(self, directory: Path) -> list[str]:
         import faiss
 
-        from . import store
-
-        faiss.write_index(self.index, str(directory / store.VECTORS))
-        return [store.VECTORS]
+        faiss.write_index(self.index, str(directory / VECTORS))
+        return [VECTORS]
 
 
 class MilvusStore:
@@ -258,17 +257,16 @@ def open_store(manifest: dict, index_dir: Path, nprobe: int | None = None) -> Fa
         except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for one failure
             raise VectorStoreError(f"Milvus collection {store.collection} cannot be loaded: {exc}") from exc
         return store
-    from . import store as files
     from . import vector_index
 
-    return FaissStore(vector_index.load(index_dir / files.VECTORS, nprobe))
+    return FaissStore(vector_index.load(index_dir / VECTORS, nprobe))
 
 
 def drop_collection_of(generation_dir: Path) -> None:
     """Drop the Milvus collection a generation being collected owns (best effort: an
     unreachable server leaves it for the next collection, or an operator)."""
     try:
-        described = json.loads((generation_dir / "manifest.json").read_text(encoding="utf-8"))["vector_index"]
+        described = json.loads((generation_dir / MANIFEST).read_text(encoding="utf-8"))["vector_index"]
     except (OSError, ValueError, KeyError):
         return
     if described.get("backend") != "milvus":
