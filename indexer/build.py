@@ -18,6 +18,7 @@ from pathlib import Path
 
 from search import generations, store, vector_index, vector_store
 from search.lexical import LexicalIndex
+from search.sentence_vectors import save as save_sentence_vectors
 from search.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
 
@@ -228,10 +229,7 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     data_files = [store.STORE] + lexical_files
     if options.sentence_vectors:
         sentence_vectors = embedder.embed(batch.sentence_texts, batch_size=batch_size * 2, progress=progress)
-        # float32, as the searcher scores them: casting float16 rows back costs numpy ~2 ms
-        # per query at depth 1000, more than the rest of the sentence scoring together
-        np.save(tmp / store.SENTENCE_VECTORS, sentence_vectors.astype(np.float32), allow_pickle=False)
-        data_files.append(store.SENTENCE_VECTORS)
+        data_files += save_sentence_vectors(tmp, sentence_vectors)
         crashpoint("build:sentences")
     # last before the manifest: a build that fails before this leaves no Milvus collection behind
     described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)
@@ -270,6 +268,7 @@ def write_manifest(directory: Path, manifest: dict, vectors: dict, grouped: dict
     """The manifest, last: what the build or update recorded, plus what every build
     records; `vectors` describes where the vectors are (vector_store.publish)."""
     manifest |= {
+        "format_version": store.FORMAT_VERSION,  # an update rewrites an older index's files in this one
         "vector_index": vectors,
         "duplicates": {"threshold": duplicates.THRESHOLD, "grouped_passages": len(grouped),
                        "groups": len(set(grouped.values()))},

@@ -22,6 +22,8 @@ import numpy as np
 from search import generations, store, vector_index, vector_store
 from search.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
+from search.sentence_vectors import SentenceVectors
+from search.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources
 from .build import Additions, recorded_options, write_lexical, write_manifest
@@ -176,12 +178,12 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     conn.close()
     data_files = [store.STORE] + lexical_files
     if options.sentence_vectors:
-        old_sentences = np.load(old_dir / store.SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
+        # kept rows are re-quantised from their dequantised values, which gives the same codes
+        old_sentences = SentenceVectors.open(old_dir)
         new_sentences = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2) if batch.sentence_texts
-                         else np.empty((0, old_sentences.shape[1]), dtype=np.float32))
-        np.save(tmp / store.SENTENCE_VECTORS,
-                np.vstack([old_sentences[kept_sentences], new_sentences]).astype(np.float32), allow_pickle=False)
-        data_files.append(store.SENTENCE_VECTORS)
+                         else np.empty((0, old_sentences.dimension), dtype=np.float32))
+        data_files += save_sentence_vectors(
+            tmp, np.vstack([old_sentences.rows(kept_sentences), new_sentences]))
         crashpoint("update:sentences")
     # last before the manifest: an update that fails before this leaves no Milvus collection behind
     described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)

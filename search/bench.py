@@ -301,9 +301,10 @@ def full_index(work: Path, base: dict, size: int) -> Path:
 
     from indexer import build
 
-    target = work / f"index-{size}"
     from .generations import current
+    from .sentence_vectors import SentenceVectors
 
+    target = work / f"index-{size}"
     if (current(target) / "manifest.json").exists():  # built by an earlier run (--work)
         return target
     with sqlite3.connect(base["dir"] / "store.sqlite") as db:
@@ -312,7 +313,7 @@ def full_index(work: Path, base: dict, size: int) -> Path:
             "SELECT d.doc_id, d.title, d.text, COUNT(p.id) AS n FROM documents d JOIN passages p USING (doc_id) "
             "GROUP BY d.doc_id ORDER BY d.rowid")]
         passages = [r[0] for r in db.execute("SELECT text FROM passages ORDER BY id")]
-    vectors = np.load(base["dir"] / "sentences.npy", allow_pickle=False)
+    vectors = SentenceVectors.open(base["dir"]).all()
     with sqlite3.connect(base["dir"] / "store.sqlite") as db:
         spans = db.execute('SELECT s.id, s.start, s."end", p.doc_id FROM sentences s JOIN passages p '
                            'ON p.id = s.passage_id ORDER BY s.id').fetchall()

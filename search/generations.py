@@ -37,8 +37,9 @@ LOCK = ".lock"
 KEEP = 2
 GRACE_S = 120.0
 _NAME = re.compile(r"g[0-9]{6,}")
-# What the single-directory layout held at the top level; removed once migrated.
-LEGACY_FILES = ("manifest.json", "vectors.faiss", "sentences.npy", "store.sqlite", "lexical")
+# What the single-directory layout held at the top level; removed once migrated (with the
+# scales a format-3 generation adds, for a generation copied out to a directory of its own).
+LEGACY_FILES = ("manifest.json", "vectors.faiss", "sentences.npy", "sentence_scales.npy", "store.sqlite", "lexical")
 
 
 def current_name(index_dir: Path) -> str | None:

@@ -22,6 +22,7 @@ from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
 from .lexical import LexicalIndex
 from .ranking import MODES, Ranking, Weights, blend_sentences, fuse, lexical_scores, ranking, union
+from .sentence_vectors import SentenceVectors
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -161,11 +162,8 @@ class Searcher:
         # here; the full pipeline 52 ms instead of 37 from BLAS alone).
         faiss.omp_set_num_threads(1)
         threadpoolctl.threadpool_limits(1, user_api="blas")
-        sentence_file = self.index_dir / store.SENTENCE_VECTORS
         # memory-mapped: a query reads only its candidate passages' sentences
-        # (as a plain array over the mapped pages: slicing an np.memmap is slower)
-        self._sentence_vectors = (np.asarray(np.load(sentence_file, mmap_mode="r", allow_pickle=False))
-                                  if sentence_file.exists() else None)
+        self._sentence_vectors = SentenceVectors.open(self.index_dir)
         self._local = threading.local()  # one read-only SQLite connection per thread
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.query_cache_size = int(os.environ.get("SEARCH_QUERY_CACHE", self.QUERY_CACHE))
@@ -436,7 +434,7 @@ class Searcher:
         first, count = ranges[has, 0], ranges[has, 1]
         offsets = np.concatenate(([0], np.cumsum(count)[:-1]))  # where each passage's run starts
         rows = np.repeat(first - offsets, count) + np.arange(count.sum())
-        scores = np.asarray(self._sentence_vectors[rows], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+        scores = self._sentence_vectors.scores(rows, vector)
         best[has] = np.maximum.reduceat(scores, offsets)
         return best
 
@@ -487,7 +485,7 @@ class Searcher:
         for pid, row in hits:
             sentences, vectors = spans[pid], None
             if self._sentence_vectors is not None and sentences:
-                vectors = self._sentence_vectors[sentences[0]["id"]:sentences[-1]["id"] + 1]
+                vectors = self._sentence_vectors.rows(slice(sentences[0]["id"], sentences[-1]["id"] + 1))
             out[pid] = best_sentence(query, vector, row["start"], row["text"],
                                      [(s["start"], s["end"]) for s in sentences], vectors)
         return out

@@ -3,9 +3,10 @@
 An index directory holds these files and nothing executable (no pickle):
 
 - `vectors.faiss`  FAISS index of L2-normalised passage vectors, ids = passage ids;
-- `sentences.npy`  L2-normalised float32 vectors of every passage sentence, row = sentence id
-                   (for ranking and highlighting; a plain .npy array, loaded with
-                   allow_pickle=False; indexes written with float16 still load);
+- `sentences.npy`  int8 codes of the L2-normalised vector of every passage sentence, row =
+                   sentence id, and `sentence_scales.npy` their float32 scales (for ranking and
+                   highlighting; plain .npy arrays, loaded with allow_pickle=False; see
+                   search/sentence_vectors.py). Format 2 held float32 or float16 rows there;
 - `store.sqlite`   documents, passages, sentences, near-duplicate groups;
 - `lexical/`       BM25 indexes (bm25s: .npy arrays and JSON) of the passages, row =
                    passage id, and of whole documents, row = document's position by rowid;
@@ -21,10 +22,13 @@ from pathlib import Path
 
 from .errors import IndexCorrupt, IndexMismatch, IndexNotFound
 
-FORMAT_VERSION = 2  # 2: BM25 moved from FTS5 tables to lexical/ (bm25s)
+# 2: BM25 moved from FTS5 tables to lexical/ (bm25s); 3: int8 sentence vectors
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)  # a format-2 index differs only in its sentence vectors' dtype
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 SENTENCE_VECTORS = "sentences.npy"
+SENTENCE_SCALES = "sentence_scales.npy"
 STORE = "store.sqlite"
 PASSAGE_LEXICAL = "lexical/passages"
 # A passage's lexical score mixes in its document's: the words of a query are often
@@ -94,10 +98,10 @@ def read_manifest(index_dir: Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise IndexCorrupt(f"index at {index_dir} has an unreadable manifest ({e}): {build_hint(index_dir)}") from e
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMATS:
         raise IndexMismatch(
             f"index at {index_dir} has format version {manifest.get('format_version')!r}, this version "
-            f"reads {FORMAT_VERSION}: {build_hint(index_dir)} to rebuild it")
+            f"reads {' and '.join(map(str, READABLE_FORMATS))}: {build_hint(index_dir)} to rebuild it")
     return manifest
 
 

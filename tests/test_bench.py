@@ -5,10 +5,11 @@ import numpy as np
 
 from search.bench import NOISE, replicated
 from search.generations import current
+from search.sentence_vectors import SentenceVectors
 
 
 def test_replicas_follow_the_real_vectors_at_a_known_distance(seed_index):
-    real = np.load(current(seed_index) / "sentences.npy", allow_pickle=False).astype(np.float32)
+    real = SentenceVectors.open(current(seed_index)).all()
     out = replicated(real, 3 * len(real) + 5)
     assert out.shape == (3 * len(real) + 5, real.shape[1])
     np.testing.assert_array_equal(out[:len(real)], real)

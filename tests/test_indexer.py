@@ -32,14 +32,14 @@ def test_seed_build_summary_and_manifest(tmp_path):
     assert (summary.documents, len(summary.skipped)) == (5, 0)
     assert str(summary).startswith(f"indexed 5 documents, {summary.passages} passages in ")
     manifest = json.loads((current(tmp_path / "index") / "manifest.json").read_text())
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == 3
     assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "onnx-int8", "dimension": 384,
                                  "normalized": True, "max_tokens": 254}
     assert manifest["counts"] == {"documents": 5, "passages": summary.passages, "skipped": 0,
                                   "sentences": manifest["counts"]["sentences"]}
     assert manifest["counts"]["sentences"] > summary.passages
     assert {name for name in manifest["checksums"] if not name.startswith("lexical/")} == {
-        "vectors.faiss", "store.sqlite", "sentences.npy"}
+        "vectors.faiss", "store.sqlite", "sentences.npy", "sentence_scales.npy"}
     assert any(name.startswith("lexical/passages/") for name in manifest["checksums"])
     assert any(name.startswith("lexical/documents/") for name in manifest["checksums"])
     assert manifest["inputs"]["files"] == sorted(p.name for p in SEEDS.glob("*.txt"))

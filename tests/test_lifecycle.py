@@ -15,6 +15,7 @@ from indexer.update import update
 from search import Searcher, generations
 from search.errors import DocumentNotFound
 from search.generations import current
+from search.sentence_vectors import SentenceVectors
 
 VOLCANO = {"id": "volcano", "title": "Volcano erupts on the Reykjanes peninsula",
            "text": "A volcano erupted on the Reykjanes peninsula on Monday night, sending lava fountains "
@@ -194,5 +195,5 @@ def test_cli_add_and_remove(index_copy, tmp_path):
     assert missing.stderr.strip() == "indexer: error: no document with id 'nope' in the index; nothing was changed"
     removed = run("remove", "volcano")
     assert removed.returncode == 0 and removed.stdout.startswith("added 0, replaced 0, removed 1")
-    vectors = np.load(current(index_copy) / "sentences.npy", allow_pickle=False)
+    vectors = SentenceVectors.open(current(index_copy))
     assert len(vectors) == Searcher.open(index_copy).manifest["counts"]["sentences"]

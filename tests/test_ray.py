@@ -20,10 +20,11 @@ def _vectors(index: Path) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
     from search.generations import current
+    from search.sentence_vectors import SentenceVectors
 
     flat = faiss.read_index(str(current(index) / "vectors.faiss"))
     passages = faiss.downcast_index(flat.index).reconstruct_n(0, flat.ntotal)
-    return passages, np.load(current(index) / "sentences.npy")
+    return passages, SentenceVectors.open(current(index)).all()
 
 
 def _rows(index: Path) -> list:

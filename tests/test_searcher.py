@@ -142,8 +142,8 @@ def test_index_is_plain_data(seed_index):
     # FAISS's own format, SQLite, JSON and .npy arrays: nothing that executes code when loaded
     generation = current(seed_index)
     files = sorted(str(p.relative_to(generation)) for p in generation.rglob("*") if p.is_file())
-    assert [f for f in files if not f.startswith("lexical/")] == ["manifest.json", "sentences.npy", "store.sqlite",
-                                                                  "vectors.faiss"]
+    assert [f for f in files if not f.startswith("lexical/")] == ["manifest.json", "sentence_scales.npy", "sentences.npy",
+                                                                  "store.sqlite", "vectors.faiss"]
     lexical = [f for f in files if f.startswith("lexical/")]
     assert {f.split("/")[1] for f in lexical} == {"passages", "documents"}
     assert {Path(f).suffix for f in lexical} == {".json", ".npy"}

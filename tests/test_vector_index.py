@@ -8,6 +8,7 @@ import pytest
 
 from search import vector_index
 from search.generations import current
+from search.sentence_vectors import SentenceVectors
 
 
 def test_kind_by_size_unless_asked():
@@ -20,7 +21,7 @@ def test_kind_by_size_unless_asked():
 
 def test_ivf_finds_what_exact_search_finds(seed_index):
     # real embeddings: every sentence of the seeds, each also asked as a query
-    vectors = np.load(current(seed_index) / "sentences.npy", allow_pickle=False).astype(np.float32)
+    vectors = SentenceVectors.open(current(seed_index)).all()
     exact = vector_index.build(vectors, "flat")
     approximate = vector_index.build(vectors, "ivf")
     assert approximate.nlist == vector_index.nlist_for(len(vectors)) > 1

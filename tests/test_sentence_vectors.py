@@ -1,0 +1,84 @@
+"""int8 sentence vectors: how close they stay to the model's float32 vectors, and format-2
+indexes (float32 rows, no scales) still searched and updated."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from search import Searcher, sentence_vectors, store
+from search.generations import current
+from search.sentence_vectors import SentenceVectors
+
+
+@pytest.fixture(scope="module")
+def real_vectors(seed_index) -> np.ndarray:
+    """The seeds' passage vectors as the model gave them (the seed index is flat float32)."""
+    import faiss
+
+    flat = faiss.read_index(str(current(seed_index) / store.VECTORS))
+    return faiss.downcast_index(flat.index).reconstruct_n(0, flat.ntotal)
+
+
+def test_quantised_rows_keep_their_direction_and_scores(real_vectors):
+    codes, scales = sentence_vectors.quantize(real_vectors)
+    assert codes.dtype == np.int8 and scales.dtype == np.float32 and np.abs(codes).max() == 127
+    restored = SentenceVectors(codes, scales)
+    rows = restored.rows(slice(None))
+    cosine = (rows * real_vectors).sum(1) / np.linalg.norm(rows, axis=1)
+    assert cosine.min() > 0.9999
+    # a query's scores against any rows: as the float32 vectors give them, to ~1e-3
+    query = real_vectors[7]
+    picked = np.array([3, 0, 11, 5])
+    np.testing.assert_allclose(restored.scores(picked, query), real_vectors[picked] @ query, atol=3e-3)
+    np.testing.assert_allclose(restored.scores(picked, query), rows[picked] @ query, rtol=1e-5)
+    np.testing.assert_array_equal(sentence_vectors.quantize(rows)[0], codes)  # re-quantising changes nothing
+
+
+def test_a_zero_row_and_no_rows_quantise():
+    codes, scales = sentence_vectors.quantize(np.zeros((1, 4), dtype=np.float32))
+    assert codes.tolist() == [[0, 0, 0, 0]] and np.isfinite(scales).all()
+    codes, scales = sentence_vectors.quantize(np.empty((0, 4), dtype=np.float32))
+    assert codes.shape == (0, 4) and scales.shape == (0,)
+
+
+def _as_format_2(index_dir):
+    """Rewrite an index's sentence vectors the way format 2 stored them: float32 rows."""
+    generation = current(index_dir)
+    rows = SentenceVectors.open(generation).rows(slice(None))
+    np.save(generation / store.SENTENCE_VECTORS, rows, allow_pickle=False)
+    (generation / store.SENTENCE_SCALES).unlink()
+    manifest = json.loads((generation / store.MANIFEST).read_text())
+    manifest["format_version"] = 2
+    del manifest["checksums"][store.SENTENCE_SCALES]
+    manifest["checksums"][store.SENTENCE_VECTORS] = store.file_sha256(generation / store.SENTENCE_VECTORS)
+    (generation / store.MANIFEST).write_text(json.dumps(manifest))
+    return rows
+
+
+def test_a_format_2_index_searches_as_before_and_updates_to_format_3(searcher, index_copy, tmp_path):
+    from indexer.update import update
+
+    from conftest import SEEDS
+
+    rows = _as_format_2(index_copy)
+    old = Searcher.open(index_copy)
+    assert old.manifest["format_version"] == 2
+    for question in ("How many North Korean soldiers were sent?", "Which countries founded BRICS?"):
+        ours, theirs = searcher.search(question, k=5), old.search(question, k=5)
+        assert [h.text for h in theirs] == [h.text for h in ours]
+        assert [h.highlight for h in theirs] == [h.highlight for h in ours]
+        np.testing.assert_allclose([h.score for h in theirs], [h.score for h in ours], atol=1e-5)
+
+    article = tmp_path / "new.txt"
+    article.write_text(next(SEEDS.glob("*.txt")).read_text().replace("Korea", "Corea"))
+    update(index_copy, [article])
+    generation = current(index_copy)
+    manifest = json.loads((generation / store.MANIFEST).read_text())
+    assert manifest["format_version"] == 3 and store.SENTENCE_SCALES in manifest["checksums"]
+    updated = SentenceVectors.open(generation)
+    assert len(updated) == manifest["counts"]["sentences"] > len(rows)
+    # the kept sentences come first, in their old order: the same vectors, now as int8 rows
+    np.testing.assert_allclose(updated.rows(slice(0, len(rows))), rows, rtol=1e-6, atol=1e-8)
+    assert Searcher.open(index_copy).search("How many North Korean soldiers were sent?", k=1)[0].highlight
