@@ -14,6 +14,7 @@ exact figure or name matches as written, the way a phrase query did.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import unicodedata
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import IndexCorrupt
 from .ranking import ranking
 
 # Lucene's default English stop set: words that match nearly every passage.
@@ -69,8 +71,15 @@ NO_TERMS = "\x00"
 class LexicalIndex:
     """A bm25s index whose row i is the i-th text given to `build`."""
 
-    def __init__(self, retriever):
-        self._retriever = retriever
+    # The files bm25s's `BM25.save` writes (and `load` reads).
+    ARRAYS = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy", "indptr": "indptr.csc.index.npy"}
+    VOCAB = "vocab.index.json"
+    PARAMS = "params.index.json"
+
+    def __init__(self, matrix: dict, vocab: dict[str, int], retriever=None):
+        self._matrix = matrix  # bm25s's term-by-row CSC arrays, and "num_docs"
+        self._vocab = vocab  # term -> its column
+        self._retriever = retriever  # the bm25s index, when built here (to save)
 
     @classmethod
     def build(cls, texts: list[str]) -> "LexicalIndex":
@@ -86,7 +95,7 @@ class LexicalIndex:
             # produce (queries are letter and digit runs) keeps it searchable, matching nothing
             corpus[0] = [NO_TERMS]
         retriever.index(corpus, show_progress=False)
-        return cls(retriever)
+        return cls(retriever.scores, retriever.vocab_dict, retriever)
 
     def save(self, directory: Path) -> list[Path]:
         """Write the index (numpy arrays and JSON, nothing pickled); the files written."""
@@ -96,19 +105,23 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path) -> "LexicalIndex":
-        import bm25s
-
-        retriever = bm25s.BM25.load(str(directory), mmap=True, allow_pickle=False, load_vocab=True)
-        # plain arrays over the same mapped pages: each slice of an np.memmap builds
-        # another memmap object, ~0.5 ms a query over the 40-odd slices a search takes
-        retriever.scores = {key: np.asarray(value) if isinstance(value, np.ndarray) else value
-                            for key, value in retriever.scores.items()}
-        return cls(retriever)
+        """Read what `save` wrote, the arrays memory-mapped. Read here rather than by
+        bm25s's `BM25.load`: importing bm25s brings scipy, 17 MB more in every service
+        worker, and searching needs only these arrays (see `_scores`)."""
+        params = json.loads((directory / cls.PARAMS).read_text(encoding="utf-8"))
+        if params.get("method") != "robertson":  # `_scores` adds no non-occurrence part
+            raise IndexCorrupt(f"{directory} holds a {params.get('method')!r} BM25 index, not robertson")
+        # plain arrays over the mapped pages: each slice of an np.memmap builds another
+        # memmap object, ~0.5 ms a query over the 40-odd slices a search takes
+        matrix = {key: np.asarray(np.load(directory / name, mmap_mode="r", allow_pickle=False))
+                  for key, name in cls.ARRAYS.items()}
+        matrix["num_docs"] = params["num_docs"]
+        return cls(matrix, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8")))
 
     def search(self, query: str, depth: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the best `depth` texts, best first, ties by row; rows
         matching no query term, or false in `mask`, are left out."""
-        vocab = self._retriever.vocab_dict
+        vocab = self._vocab
         ids = list(dict.fromkeys(vocab[t] for t in terms(query) if t in vocab))  # each term once
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         if not ids:
@@ -130,7 +143,7 @@ class LexicalIndex:
         np.add.at into a float32 array that is then converted: ~0.2 ms less a search at
         100k rows. Robertson BM25 scores nothing for an absent term, so no
         non-occurrence part is added (bm25s's BM25L and BM25+ would need it)."""
-        matrix = self._retriever.scores
+        matrix = self._matrix
         indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
         rows = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in term_ids])
         weights = np.concatenate([data[indptr[t]:indptr[t + 1]] for t in term_ids])

@@ -21,6 +21,7 @@ from . import generations, store, vector_store
 from .embedder import Embedder, canonical_model_name, embed_threads, get_embedder
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
+from .idle import IdleCores
 from .lexical import LexicalIndex
 from .ranking import MODES, Ranking, Weights, blend_sentences, fuse, lexical_scores, ranking, union
 from .sentence_vectors import SentenceVectors
@@ -129,10 +130,20 @@ def check_mode(mode) -> None:
 
 
 @functools.cache
-def _spare_core() -> bool:
-    """Whether a core is left over while the model encodes a query."""
+def _idle_cores() -> IdleCores | None:
     cores = len(os.sched_getaffinity(0))
-    return cores > (embed_threads() or cores)
+    if cores <= (embed_threads() or cores):
+        return None  # the model takes every core
+    try:
+        return IdleCores()
+    except OSError:
+        return None  # no /proc/stat (not Linux): BM25 runs inline
+
+
+def _spare_core() -> bool:
+    """Whether a core would sit idle while the model encodes a query (search/idle.py)."""
+    idle = _idle_cores()
+    return idle is not None and idle.spare()
 
 
 @functools.cache

@@ -1,0 +1,33 @@
+"""The BM25 index as the service reads it: bm25s's files, read without bm25s."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from search import IndexCorrupt, store
+from search.generations import current
+from search.lexical import LexicalIndex, terms
+
+
+def test_scores_are_bm25s_own(seed_index):
+    import bm25s
+
+    directory = current(seed_index) / store.PASSAGE_LEXICAL
+    ours = LexicalIndex.load(directory)
+    theirs = bm25s.BM25.load(str(directory), allow_pickle=False)
+    for question in ("How many North Korean soldiers were sent?", "Lukashenko foreign troops", "Kursk incursion"):
+        words = [t for t in terms(question) if t in theirs.vocab_dict]
+        assert words
+        np.testing.assert_allclose(ours._scores([theirs.vocab_dict[t] for t in words]),
+                                   theirs.get_scores(words), rtol=1e-5)
+
+
+def test_an_index_of_another_bm25_variant_is_refused(seed_index, tmp_path):
+    directory = tmp_path / "passages"
+    shutil.copytree(current(seed_index) / store.PASSAGE_LEXICAL, directory)
+    params = json.loads((directory / LexicalIndex.PARAMS).read_text())
+    (directory / LexicalIndex.PARAMS).write_text(json.dumps(params | {"method": "bm25+"}))
+    with pytest.raises(IndexCorrupt, match="'bm25\\+' BM25 index, not robertson"):
+        LexicalIndex.load(directory)
