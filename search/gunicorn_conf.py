@@ -43,6 +43,13 @@ def on_starting(server):
         os.remove(path)
 
 
+def post_worker_init(worker):
+    # Logged once the worker has loaded the model and index, just before it takes
+    # connections: until then gunicorn's other workers take them all, and a kept-alive
+    # connection stays with the worker that accepted it (search/served.py waits for these).
+    worker.log.info("worker %s ready", worker.pid)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -37,30 +37,47 @@ def get(port: int, path: str, conn: http.client.HTTPConnection | None = None,
 
 
 @contextmanager
-def gunicorn(index: Path, env: dict | None = None, log=subprocess.DEVNULL, timeout: float = 300):
-    """gunicorn serving `index` as production does; yields (port, process) once healthy."""
+def gunicorn(index: Path, env: dict | None = None, log=None, timeout: float = 300):
+    """gunicorn serving `index` as production does; yields (port, process) once every
+    worker is ready. `log`: a file for the server's log (default: a temporary one)."""
+    import tempfile
+    from contextlib import nullcontext
+
     port = free_port()
     env = {**os.environ, "SEARCH_INDEX": str(index), "SEARCH_ACCESS_LOG": "off", **(env or {})}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:search.gunicorn_conf",
-                               "--bind", f"127.0.0.1:{port}", "search.wsgi:app"],
-                              cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+    workers = int(env.get("SEARCH_WORKERS", "2"))
+    with tempfile.NamedTemporaryFile("w+", prefix="gunicorn-", suffix=".log") if log is None else nullcontext(log) as log:
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:search.gunicorn_conf",
+                                   "--bind", f"127.0.0.1:{port}", "search.wsgi:app"],
+                                  cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            # Healthy is not enough: a worker still loading takes no connections, and
+            # the first one ready would keep every kept-alive client (a bench's 16
+            # clients all on one worker: ~150 requests/s instead of ~180).
+            while not (_ready_workers(log.name) >= workers and _healthy(port)):
+                if server.poll() is not None:
+                    raise RuntimeError("the service exited while starting")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the service did not become healthy")
+                time.sleep(0.3)
+            yield port, server
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+def _ready_workers(log_path: str) -> int:
+    """Workers that logged they are ready (search/gunicorn_conf.py's post_worker_init)."""
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        return sum(1 for line in f if line.rstrip().endswith(" ready") and "] worker " in line)
+
+
+def _healthy(port: int) -> bool:
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError("the service exited while starting")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the service did not become healthy")
-            try:
-                if get(port, "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.3)
-        yield port, server
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        return get(port, "/health")[0] == 200
+    except OSError:
+        return False
 
 
 def process_tree(pid: int) -> list[int]:
