@@ -43,7 +43,7 @@ def model_location(name: str) -> str:
 # How the model runs: int8 ONNX (onnxruntime) or the plain sentence-transformers fp32
 # path. Measured here (2 cores, AVX-512 without VNNI; scripts/bench, scripts/evaluate):
 # int8 encodes a one-line question in ~3-4 ms against ~17 ms and embeds passages 1.0-1.3x
-# as fast, at cosine 0.993 with fp32 and SciFact hybrid nDCG@10 0.7397 against 0.7440.
+# as fast, at cosine 0.993 with fp32 and SciFact hybrid nDCG@10 0.7397 against 0.7442.
 BACKENDS = ("onnx-int8", "torch")
 DEFAULT_BACKEND = "onnx-int8"
 
