@@ -43,13 +43,16 @@ class Weights:
 Ranking = tuple[np.ndarray, np.ndarray]
 
 
-# (numpy's own lexsort and unique cost 3-10x these sorts at this size.)
+# (numpy's own lexsort and unique cost 3-10x these sorts at this size. A ranking's ids
+# are distinct, so sorting them needs no stable sort: numpy's default one is AVX-512
+# here, 2.5x faster on 1,000 ids. Scores are often equal, and there the stable sort,
+# which uses the runs, beat an unstable one followed by putting ties back in order.)
 
 def ranking(ids, scores) -> Ranking:
     """(ids, scores) sorted best first, ties by id."""
     ids, scores = np.asarray(ids, dtype=np.int64), np.asarray(scores, dtype=np.float64)
     if not _is_sorted(ids):
-        by_id = np.argsort(ids, kind="stable")
+        by_id = np.argsort(ids)
         ids, scores = ids[by_id], scores[by_id]
     order = np.argsort(-scores, kind="stable")  # stable: equal scores keep id order
     return ids[order], scores[order]
@@ -68,7 +71,7 @@ def lookup(ranked: Ranking, ids: np.ndarray, default: float = 0.0) -> np.ndarray
     out = np.full(len(ids), default, dtype=np.float64)
     if len(keys):
         if not _is_sorted(keys):
-            order = np.argsort(keys, kind="stable")
+            order = np.argsort(keys)
             keys, values = keys[order], values[order]
         at = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
         found = keys[at] == ids
