@@ -317,11 +317,11 @@ class Searcher:
                 for query, vector, ranked in zip(queries, vectors, rankings)]
 
     def _vectors_and_rankings(self, queries: list[str], depth: int, mode: str) -> tuple[np.ndarray, list[Ranking]]:
-        """The queries' vectors and rankings. When nothing else runs in this process,
-        BM25 runs on the spare core while the model encodes (at 100k passages, 1 ms off
-        a lone caller's 10.4 ms over HTTP). Under load every core is busy and the
-        hand-off would only add CPU, so it runs inline, as it does when the vectors are
-        cached and the model has nothing to do."""
+        """The queries' vectors and rankings. When no other search runs in this process
+        and a core of the machine is idle (search/idle.py), BM25 runs there while the
+        model encodes (at 100k passages, 11.4 -> 10.4 ms for a lone caller over HTTP).
+        Under load every core is busy and the hand-off would only add CPU, so it runs
+        inline, as it does when the vectors are cached and the model has nothing to do."""
         with self._in_flight_lock:
             self._in_flight += 1
             alone = self._in_flight == 1

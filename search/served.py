@@ -46,16 +46,16 @@ def gunicorn(index: Path, env: dict | None = None, log=None, timeout: float = 30
     port = free_port()
     env = {**os.environ, "SEARCH_INDEX": str(index), "SEARCH_ACCESS_LOG": "off", **(env or {})}
     workers = int(env.get("SEARCH_WORKERS", "2"))
-    with tempfile.NamedTemporaryFile("w+", prefix="gunicorn-", suffix=".log") if log is None else nullcontext(log) as log:
+    with tempfile.NamedTemporaryFile("w+", prefix="gunicorn-", suffix=".log") if log is None else nullcontext(log) as out:
         server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:search.gunicorn_conf",
                                    "--bind", f"127.0.0.1:{port}", "search.wsgi:app"],
-                                  cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+                                  cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
         try:
             deadline = time.monotonic() + timeout
             # Healthy is not enough: a worker still loading takes no connections, and
             # the first one ready would keep every kept-alive client (a bench's 16
             # clients all on one worker: ~150 requests/s instead of ~180).
-            while not (_ready_workers(log.name) >= workers and _healthy(port)):
+            while not (_ready_workers(out.name) >= workers and _healthy(port)):
                 if server.poll() is not None:
                     raise RuntimeError("the service exited while starting")
                 if time.monotonic() > deadline:
