@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from search import generations, store, vector_index, vector_store
-from search.lexical import LexicalIndex
-from search.sentence_vectors import save as save_sentence_vectors
 from search.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
+from search.lexical import LexicalIndex
+from search.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources
 from .chunk import CHUNKER_VERSION, Passage, chunk, sentences
@@ -190,8 +190,6 @@ class Additions:
 
 def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, batch_size: int,
            inputs: dict, started: float, options: BuildOptions) -> BuildSummary:
-    import numpy as np
-
     summary = BuildSummary(tmp, skipped=skipped)
     conn = store.connect(tmp / store.STORE, readonly=False)
     conn.executescript(store.SCHEMA)

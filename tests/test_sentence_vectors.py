@@ -2,7 +2,6 @@
 indexes (float32 rows, no scales) still searched and updated."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
