@@ -395,7 +395,7 @@ def mapped_files_mb(index: Path) -> float:
     from .generations import current
 
     directory = current(index)
-    files = [directory / store.VECTORS, directory / store.SENTENCE_VECTORS,
+    files = [directory / store.VECTORS, directory / store.SENTENCE_VECTORS, directory / store.SENTENCE_SCALES,
              *(directory / store.PASSAGE_LEXICAL).glob("*.npy"), *(directory / store.DOCUMENT_LEXICAL).glob("*.npy")]
     return round(sum(f.stat().st_size for f in files if f.exists()) / 2**20, 1)
 

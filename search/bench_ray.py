@@ -28,11 +28,12 @@ def _vectors(index: Path) -> np.ndarray:
 
     from . import store
     from .generations import current
+    from .sentence_vectors import SentenceVectors
 
     directory = current(index)
     flat = faiss.read_index(str(directory / store.VECTORS))
     inner = faiss.downcast_index(flat.index) if hasattr(flat, "index") else flat
-    return np.vstack([inner.reconstruct_n(0, inner.ntotal), np.load(directory / store.SENTENCE_VECTORS)])
+    return np.vstack([inner.reconstruct_n(0, inner.ntotal), SentenceVectors.open(directory).rows(slice(None))])
 
 
 def bench_ray(documents: int, corpus: Path, work: Path) -> dict:
