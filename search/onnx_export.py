@@ -23,7 +23,9 @@ import warnings
 from pathlib import Path
 
 # Bump when the exported graph or its config changes meaning.
-EXPORT_VERSION = 1
+# 3: attention traced in its plain (eager) form, not torch's SDPA (2 was a fused graph,
+# reverted in 74bdb63: a version number is never reused, so its cached exports stay unread).
+EXPORT_VERSION = 3
 MODEL_FILE = "model_int8.onnx"
 CONFIG_FILE = "export.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -93,6 +95,7 @@ def _export(location: Path, out: Path) -> None:
     inputs = [name for name in ("input_ids", "attention_mask", "token_type_ids")
               if name in model.tokenizer.model_input_names]
     sample = model.tokenizer(["an example sentence to trace the graph"], return_tensors="pt")
+    _plain_attention(transformer.auto_model)
     graph = _Pooled(transformer.auto_model, pooling, inputs).eval()
     fp32 = out / "model_fp32.onnx"
     # the tracer warns about every data-dependent branch of the model code: expected here
@@ -116,6 +119,19 @@ def _export(location: Path, out: Path) -> None:
               "max_seq_length": int(model.max_seq_length),
               "dimension": int(dimension)}
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _plain_attention(encoder) -> None:
+    """Trace attention as plain matmul-softmax-matmul rather than torch's SDPA: the SDPA
+    export's extra mask and reshape nodes cost onnxruntime time at every layer. Same
+    maths; with all-MiniLM-L6-v2 at one thread here the int8 model embeds passages ~20%
+    faster (12.8 -> 15.4 a second) and one-line questions ~5% faster, cosine with fp32
+    0.9913 against 0.9911 (scripts/bench prints both rates)."""
+    if hasattr(encoder, "set_attn_implementation"):
+        try:
+            encoder.set_attn_implementation("eager")
+        except (ValueError, NotImplementedError):  # a model with no eager attention: export as it is
+            pass
 
 
 def _pipeline(model) -> tuple[object, str]:
