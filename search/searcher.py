@@ -23,7 +23,7 @@ from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
 from .idle import IdleCores
 from .lexical import LexicalIndex
-from .ranking import MODES, Ranking, Weights, blend_sentences, fuse, lexical_scores, ranking, union
+from .ranking import MODES, Ranking, Weights, blended, by_id, fuse, lexical_scores, ranking, union
 from .sentence_vectors import SentenceVectors
 
 MAX_K = 100
@@ -395,8 +395,8 @@ class Searcher:
         if mode != "dense":
             document_mask = np.zeros(self._document_lexical_size, dtype=bool)
             document_mask[self._document_row[allowed]] = True
-            lexical = [(self._passage_lexical.search(query, depth, allowed),
-                        self._document_lexical.search(query, depth, document_mask))]
+            lexical = [(self._passage_lexical.best(query, depth, allowed),
+                        self._document_lexical.best(query, depth, document_mask))]
         more_ids, more_scores = self._rank([query], vector[None, :], depth, mode, lexical, allowed=allowed)[0]
         new = ~np.isin(more_ids, ids)
         more_ids, more_scores = more_ids[new], more_scores[new]
@@ -427,11 +427,12 @@ class Searcher:
             all_scores, all_ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth, allowed)
             dense = [(ids[ids >= 0], scores[ids >= 0].astype(np.float64)) for scores, ids in zip(all_scores, all_ids)]
             if self._sentence_range is not None and weights.sentence > 0:
-                dense = [blend_sentences(ranked, self._best_sentences(vector, ranked[0][:self.SENTENCE_DEPTH]),
-                                         weights.sentence)
+                dense = [(ranked[0], blended(ranked, self._best_sentences(vector, ranked[0][:self.SENTENCE_DEPTH]),
+                                             weights.sentence))
                          for ranked, vector in zip(dense, vectors)]
             if mode == "dense":
-                return dense
+                return [ranking(*scored) for scored in dense]
+            dense = [by_id(*scored) for scored in dense]  # fusion looks scores up by id
         rankings = []
         for (passages, documents), dense_ranked in zip(lexical or self._lexical_rankings(queries, depth), dense):
             candidates = union(passages[0], dense_ranked[0])
@@ -462,8 +463,9 @@ class Searcher:
         return out
 
     def _lexical_rankings(self, queries: list[str], depth: int) -> list[tuple[Ranking, Ranking]]:
-        """(BM25 ranking of passages by id, BM25 ranking of documents by row) per query."""
-        return [(self._passage_lexical.search(q, depth), self._document_lexical.search(q, depth)) for q in queries]
+        """(BM25's best passages by id, BM25's best documents by row) per query, each in
+        id order with its scores (LexicalIndex.best)."""
+        return [(self._passage_lexical.best(q, depth), self._document_lexical.best(q, depth)) for q in queries]
 
     def _best_sentences(self, vector: np.ndarray, pids: np.ndarray) -> np.ndarray:
         """Each passage's best sentence similarity to the query; NaN for a passage
