@@ -31,3 +31,14 @@ def test_an_index_of_another_bm25_variant_is_refused(seed_index, tmp_path):
     (directory / LexicalIndex.PARAMS).write_text(json.dumps(params | {"method": "bm25+"}))
     with pytest.raises(IndexCorrupt, match="'bm25\\+' BM25 index, not robertson"):
         LexicalIndex.load(directory)
+
+
+def test_best_holds_the_rows_search_ranks_in_row_order(seed_index):
+    index = LexicalIndex.load(current(seed_index) / store.PASSAGE_LEXICAL)
+    for question, depth in (("North Korean soldiers in Kursk", 1000), ("Russia Ukraine war troops", 5)):
+        ranked_ids, ranked_scores = index.search(question, depth)
+        rows, scores = index.best(question, depth)
+        assert len(rows) == len(ranked_ids) > 0
+        assert (np.diff(rows) > 0).all()  # row order, each once
+        by_row = dict(zip(ranked_ids.tolist(), ranked_scores.tolist()))
+        assert dict(zip(rows.tolist(), scores.tolist())) == by_row

@@ -170,3 +170,13 @@ def test_a_lexical_index_of_texts_without_terms_builds_and_matches_nothing(tmp_p
     for query in ("euro", "the", "\x00", "€€€"):
         ids, scores = loaded.search(query, 10)
         assert len(ids) == 0 and len(scores) == 0
+
+
+def test_fusion_gives_the_same_ranking_from_lists_in_id_order():
+    rng = np.random.default_rng(3)
+    dense = ranking(rng.choice(500, 200, replace=False), rng.random(200))
+    lexical = (np.arange(0, 500, 2), np.round(rng.random(250), 1))  # rounded: many ties
+    in_id_order = (np.sort(dense[0]), dense[1][np.argsort(dense[0])])
+    a, b = fuse(dense, lexical), fuse(in_id_order, lexical)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
