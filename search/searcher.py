@@ -328,7 +328,7 @@ class Searcher:
         try:
             lexical = None
             if alone and mode == "hybrid" and _spare_core() and not all(q in self._query_cache for q in queries):
-                lexical = _helper().submit(self._lexical_rankings, queries, depth)
+                lexical = _helper().submit(self._lexical_best, queries, depth)
             vectors = self._query_vectors(queries)
             return vectors, self._rank(queries, vectors, depth, mode, lexical.result() if lexical else None)
         finally:
@@ -434,7 +434,7 @@ class Searcher:
                 return [ranking(*scored) for scored in dense]
             dense = [by_id(*scored) for scored in dense]  # fusion looks scores up by id
         rankings = []
-        for (passages, documents), dense_ranked in zip(lexical or self._lexical_rankings(queries, depth), dense):
+        for (passages, documents), dense_ranked in zip(lexical or self._lexical_best(queries, depth), dense):
             candidates = union(passages[0], dense_ranked[0])
             scores = lexical_scores(passages, documents, candidates, self._document_row[candidates],
                                     weights.document)
@@ -462,7 +462,7 @@ class Searcher:
             out[i] = vector
         return out
 
-    def _lexical_rankings(self, queries: list[str], depth: int) -> list[tuple[Ranking, Ranking]]:
+    def _lexical_best(self, queries: list[str], depth: int) -> list[tuple[Ranking, Ranking]]:
         """(BM25's best passages by id, BM25's best documents by row) per query, each in
         id order with its scores (LexicalIndex.best)."""
         return [(self._passage_lexical.best(q, depth), self._document_lexical.best(q, depth)) for q in queries]
