@@ -234,7 +234,6 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     data_files += vector_files
     crashpoint("build:vectors")
     manifest = {
-        "format_version": store.FORMAT_VERSION,
         "model": {"name": embedder.name, "backend": embedder.backend, "dimension": embedder.dimension,
                   "normalized": True, "max_tokens": embedder.max_tokens},
         "chunker_version": CHUNKER_VERSION,

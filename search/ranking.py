@@ -50,10 +50,7 @@ Ranking = tuple[np.ndarray, np.ndarray]
 
 def ranking(ids, scores) -> Ranking:
     """(ids, scores) sorted best first, ties by id."""
-    ids, scores = np.asarray(ids, dtype=np.int64), np.asarray(scores, dtype=np.float64)
-    if not _is_sorted(ids):
-        by_id = np.argsort(ids)
-        ids, scores = ids[by_id], scores[by_id]
+    ids, scores = by_id(ids, scores)
     order = np.argsort(-scores, kind="stable")  # stable: equal scores keep id order
     return ids[order], scores[order]
 
