@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from search.embedder import BACKENDS
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="indexer", description="Build a search index from news articles.")
@@ -33,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
                    metavar="faiss|milvus://HOST:PORT/COLLECTION",
                    help="where the passage vectors live: this index directory (faiss, the default) or a "
                         "Milvus server (default: $SEARCH_VECTOR_STORE or faiss)")
-    b.add_argument("--backend", choices=("onnx-int8", "torch"), default=os.environ.get("SEARCH_EMBED_BACKEND"),
-                   help="how the model runs: int8 ONNX or plain fp32 torch (default: $SEARCH_EMBED_BACKEND "
-                        "or onnx-int8)")
+    b.add_argument("--backend", choices=BACKENDS, default=os.environ.get("SEARCH_EMBED_BACKEND"),
+                   help="how the model runs: int8 ONNX, plain fp32 torch, or torch with bf16 matrix products "
+                        "where the CPU has AMX or AVX-512 BF16 (default: $SEARCH_EMBED_BACKEND or onnx-int8)")
     b.add_argument("--batch-size", type=int, default=32, help="passages embedded per batch (default 32)")
     b.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="embed in this process, or with Ray Data over model actors (a local Ray cluster, "

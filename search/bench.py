@@ -126,6 +126,17 @@ def real_index(work: Path, corpus: Path, count: int) -> dict:
             "vectors": vectors, "index_passages_per_s": round(summary.passages / seconds, 1)}
 
 
+# Why a backend is not measured on a CPU (its embedder would fall back to another one).
+UNAVAILABLE = {"torch-bf16": "this CPU has neither AMX nor AVX-512 BF16"}
+
+
+def available_backends() -> list[str]:
+    """The backends this CPU runs as themselves (bf16 needs bf16 instructions)."""
+    from .embedder import BACKENDS, native_bf16
+
+    return [b for b in BACKENDS if b != "torch-bf16" or native_bf16()]
+
+
 def embedding_rates(base: dict, sample: int = 384) -> dict:
     """Passages/s of each backend and of sentence-transformers' own fp32 encode, on the
     same passages, and the default's mean cosine with fp32."""
@@ -143,7 +154,7 @@ def embedding_rates(base: dict, sample: int = 384) -> dict:
     reference = plain.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
     baseline = len(texts) / (time.perf_counter() - started)
     rates, agreement = {}, {}
-    for backend in BACKENDS:
+    for backend in available_backends():
         embedder = _embedder(backend)
         embedder.embed(texts[:8])
         started = time.perf_counter()
@@ -156,7 +167,8 @@ def embedding_rates(base: dict, sample: int = 384) -> dict:
             "speedup_vs_baseline": round(rates[default] / baseline, 2),
             "cosine_agreement": agreement[default],
             "by_backend": {b: {"passages_per_s": rates[b], "cosine_agreement": agreement[b],
-                               "speedup_vs_baseline": round(rates[b] / baseline, 2)} for b in BACKENDS},
+                               "speedup_vs_baseline": round(rates[b] / baseline, 2)} if b in rates
+                           else {"unavailable": UNAVAILABLE[b]} for b in BACKENDS},
             "embed_sample_passages": len(texts), "default_backend": DEFAULT_BACKEND}
 
 
@@ -165,11 +177,9 @@ def question_texts() -> list[str]:
 
 
 def query_encoding() -> dict:
-    from .embedder import BACKENDS
-
     questions = question_texts()
     out = {}
-    for backend in BACKENDS:
+    for backend in available_backends():
         embedder = _embedder(backend)
         embedder.embed(questions[:2], batch_size=1)
         times = []

@@ -40,12 +40,25 @@ def model_location(name: str) -> str:
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
 
 
-# How the model runs: int8 ONNX (onnxruntime) or the plain sentence-transformers fp32
-# path. Measured here (2 cores, AVX-512 without VNNI; scripts/bench, scripts/evaluate):
-# int8 encodes a one-line question in ~3-4 ms against ~17 ms and embeds passages 1.0-1.3x
-# as fast, at cosine 0.993 with fp32 and SciFact hybrid nDCG@10 0.7397 against 0.7442.
-BACKENDS = ("onnx-int8", "torch")
+# How the model runs: int8 ONNX (onnxruntime), the plain sentence-transformers fp32 path,
+# or that path with its matrix products in bf16 (torch autocast). Measured here (2 cores,
+# AVX-512 without VNNI, AMX or BF16; scripts/bench, scripts/evaluate): int8 encodes a
+# one-line question in ~3-4 ms against ~15 ms and embeds passages 1.3-1.5x as fast, at
+# cosine 0.993 with fp32 and SciFact hybrid nDCG@10 0.7397 against 0.7442. onnxruntime
+# picks its int8 kernels by CPU at run time (AVX-512 VNNI and AMX ones where present).
+BACKENDS = ("onnx-int8", "torch", "torch-bf16")
 DEFAULT_BACKEND = "onnx-int8"
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX, or AVX-512 BF16). Elsewhere torch
+    emulates bf16, and autocast embeds ~3x slower than fp32 (13 against 40 passages/s here)."""
+    try:
+        import torch.cpu
+
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except (ImportError, AttributeError):  # a torch without these probes: assume not
+        return False
 
 
 def _slices(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -114,6 +127,22 @@ class Embedder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class Bf16Embedder(Embedder):
+    """The fp32 model with its matrix products in bf16 (torch autocast), for CPUs with AMX
+    or AVX-512 BF16: cosine 0.99998 with fp32 on the bench's passages. Chosen only where
+    `native_bf16()`; `get_embedder` falls back to fp32 elsewhere."""
+
+    backend = "torch-bf16"
+
+    def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            vectors = super().embed(texts, batch_size, progress)
+        # normalised again in float32: bf16 keeps ~3 digits, and cosine is an inner product
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 class OnnxEmbedder:
@@ -234,8 +263,9 @@ def embed_threads() -> int | None:
 def get_embedder(name: str | None = None, backend: str | None = None) -> Embedder | OnnxEmbedder:
     """The process-wide embedder for `name` (one model load per process).
 
-    `backend` ("onnx-int8" or "torch"; default $SEARCH_EMBED_BACKEND, else DEFAULT_BACKEND)
-    picks how it runs. A model the ONNX export does not understand runs on torch.
+    `backend` ("onnx-int8", "torch" or "torch-bf16"; default $SEARCH_EMBED_BACKEND, else
+    DEFAULT_BACKEND) picks how it runs. A model the ONNX export does not understand runs on
+    torch, and so does bf16 on a CPU without bf16 instructions.
     """
     backend = backend or os.environ.get("SEARCH_EMBED_BACKEND") or DEFAULT_BACKEND
     if backend not in BACKENDS:
@@ -247,6 +277,12 @@ def get_embedder(name: str | None = None, backend: str | None = None) -> Embedde
 def _embedder_for(canonical_name: str, backend: str) -> Embedder | OnnxEmbedder:
     if backend == "torch":
         return Embedder(canonical_name)
+    if backend == "torch-bf16":
+        if native_bf16():
+            return Bf16Embedder(canonical_name)
+        warnings.warn("this CPU has neither AMX nor AVX-512 BF16, and emulated bf16 runs ~3x slower "
+                      "than fp32: embedding with torch (fp32) instead", stacklevel=3)
+        return _embedder_for(canonical_name, "torch")
     from .onnx_export import UnsupportedModel
 
     embedder = OnnxEmbedder(canonical_name)

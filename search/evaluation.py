@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from .embedder import BACKENDS
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "eval"
 DEPTH = 1000  # passages ranked per query: enough for Recall@100 over documents
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--document-weight", help="share(s) of document BM25 in lexical scores, e.g. 0,0.5,0.7")
     parser.add_argument("--dense-floor", help="cosine(s) below which the dense side is scaled down, e.g. 0,0.3,0.4")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--backend", choices=("torch", "onnx-int8"),
+    parser.add_argument("--backend", choices=BACKENDS,
                         help="how the model runs (default: $SEARCH_EMBED_BACKEND or the project default)")
     parser.add_argument("--vector-store", default="faiss",
                         help="faiss (default) or milvus://host:port/collection: where the corpus vectors live")

@@ -1,5 +1,5 @@
-"""The two ways the model runs: int8 ONNX (the default) and plain fp32 torch, with the
-real bundled model."""
+"""The ways the model runs: int8 ONNX (the default), plain fp32 torch and torch with bf16
+products, with the real bundled model."""
 
 import numpy as np
 import pytest
@@ -82,3 +82,22 @@ def test_a_model_the_export_does_not_understand_runs_on_torch(tmp_path, recwarn)
     embedder = get_embedder(str(tmp_path / "with-dense"), backend="onnx-int8")
     assert embedder.backend == "torch" and embedder.dimension == 64
     assert any("embedding with torch instead" in str(w.message) for w in recwarn)
+
+
+def test_bf16_runs_only_where_the_cpu_has_bf16_instructions(monkeypatch, paragraphs, recwarn):
+    from search import embedder as module
+
+    # uncached: get_embedder keeps one embedder per process for each backend asked for
+    monkeypatch.setattr(module, "native_bf16", lambda: False)
+    fallback = module._embedder_for.__wrapped__(DEFAULT_MODEL, "torch-bf16")
+    assert fallback is get_embedder(backend="torch") and fallback.backend == "torch"
+    assert any("embedding with torch (fp32) instead" in str(w.message) for w in recwarn)
+
+    monkeypatch.setattr(module, "native_bf16", lambda: True)
+    bf16 = module._embedder_for.__wrapped__(DEFAULT_MODEL, "torch-bf16")
+    assert isinstance(bf16, module.Bf16Embedder) and bf16.backend == "torch-bf16"
+    texts = paragraphs[:12]  # emulated bf16 is slow on a CPU without it: a few suffice
+    vectors, reference = bf16.embed(texts), get_embedder(backend="torch").embed(texts)
+    assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert (vectors * reference).sum(axis=1).min() >= 0.999
+    assert not np.array_equal(vectors, reference)  # the products did run in bf16
