@@ -7,7 +7,7 @@ pooling folded into the graph, then onnxruntime's dynamic int8 quantisation (per
 int8 weights, the configuration sentence-transformers ships as `model_qint8_avx512`).
 
 An export is made once per model and kept under the cache directory, keyed by the model
-files' identity and the library versions, and written atomically: a crash mid-export
+files' contents and the library versions, and written atomically: a crash mid-export
 leaves no half file that a later run would load.
 """
 
@@ -45,17 +45,70 @@ def cache_root() -> Path:
 
 
 def export_key(location: Path) -> str:
-    """Identity of a model directory's files plus the tools that export it: a changed file
-    or an upgraded torch/onnxruntime makes a new export rather than reusing a stale one."""
+    """Identity of a model directory's contents plus the tools that export it: a changed
+    file or an upgraded torch/onnxruntime makes a new export rather than reusing a stale
+    one, while the same files installed again (a fresh virtualenv: new paths and mtimes)
+    reuse the export they already have. Before, each reinstall left a 23 MB export behind."""
     # versions from package metadata: importing torch here would cost every search
     # process ~250 MB for a library it never calls once the export exists
     from importlib.metadata import version
 
     digest = hashlib.sha256(f"{EXPORT_VERSION} {version('torch')} {version('onnxruntime')}".encode())
+    known = _read_digests()
+    seen = {}
     for path in sorted(p for p in location.rglob("*") if p.is_file() and ".git" not in p.parts):
         stat = path.stat()
-        digest.update(f"{path.relative_to(location)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+        stamp = f"{path} {stat.st_size} {stat.st_mtime_ns}"
+        seen[stamp] = known.get(stamp) or _file_digest(path)
+        digest.update(f"{path.relative_to(location)} {seen[stamp]}\n".encode())
+    if not seen.keys() <= known.keys():
+        _write_digests(known, seen)
     return digest.hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# Content digests by file path, size and mtime: hashing the bundled model's 87 MB takes
+# ~0.25 s, paid once per install rather than at every process start.
+DIGESTS_FILE = "model-digests.json"
+
+
+def _read_digests() -> dict[str, str]:
+    try:
+        known = json.loads((cache_root() / DIGESTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or unreadable: hash again
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _write_digests(known: dict[str, str], seen: dict[str, str]) -> None:
+    """Add `seen` to the digests, dropping those of files gone or changed since; best effort
+    (a read-only cache only means hashing again), written whole by a rename."""
+    current = {stamp: value for stamp, value in known.items() if _still(stamp)} | seen
+    directory = cache_root()
+    staged = None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=directory, prefix=f".{DIGESTS_FILE}-", delete=False) as f:
+            staged = Path(f.name)
+            json.dump(current, f)
+        os.replace(staged, directory / DIGESTS_FILE)
+    except OSError:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+
+
+def _still(stamp: str) -> bool:
+    """Whether the file a digest was taken of is still there, unchanged."""
+    path, size, mtime = stamp.rsplit(" ", 2)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    return f"{stat.st_size} {stat.st_mtime_ns}" == f"{size} {mtime}"
 
 
 def exported_model(location: Path) -> Path:

@@ -101,3 +101,23 @@ def test_bf16_runs_only_where_the_cpu_has_bf16_instructions(monkeypatch, paragra
     assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert (vectors * reference).sum(axis=1).min() >= 0.999
     assert not np.array_equal(vectors, reference)  # the products did run in bf16
+
+
+def test_the_same_model_files_installed_again_reuse_their_export(monkeypatch, tmp_path):
+    import shutil
+
+    monkeypatch.setenv("SEARCH_CACHE", str(tmp_path / "cache"))
+    location = onnx_export.Path(model_location(DEFAULT_MODEL))
+    # a fresh virtualenv's copy: same bytes, other paths and mtimes
+    reinstalled = tmp_path / "venv" / location.name
+    shutil.copytree(location, reinstalled, copy_function=shutil.copy)
+    key = onnx_export.export_key(location)
+    assert onnx_export.export_key(reinstalled) == key
+
+    hashed = []
+    monkeypatch.setattr(onnx_export, "_file_digest", lambda path: hashed.append(path) or "x")
+    assert onnx_export.export_key(location) == key and hashed == []  # digests remembered, not redone
+
+    config = reinstalled / "config.json"
+    config.write_text(config.read_text() + " ")  # changed contents: another export
+    assert onnx_export.export_key(reinstalled) != key and hashed == [config]
