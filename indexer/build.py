@@ -75,8 +75,8 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
         progress: show progress bars (articles read, passages and sentences embedded).
         if_changed: do nothing when the index there was built from the same inputs and model.
         options: chunking and embedding choices (see BuildOptions).
-        backend: how the model runs, "onnx-int8" or "torch" (default: $SEARCH_EMBED_BACKEND,
-            else search.embedder.DEFAULT_BACKEND).
+        backend: how the model runs, "onnx-int8", "torch" or "torch-bf16" (default:
+            $SEARCH_EMBED_BACKEND, else search.embedder.DEFAULT_BACKEND).
         embedder: an object with the `search.embedder.Embedder` interface to use instead
             (scripts/bench replays recorded vectors through it).
         engine: "local" (this process) or "ray": embed with Ray Data over `actors` model

@@ -239,7 +239,7 @@ class Searcher:
                 all-MiniLM-L6-v2); it must be the one the index was built with.
             verify: check the index files against the manifest's checksums.
             mode: the default ranking, "hybrid", "dense" or "lexical".
-            backend: how the model runs, "torch" or "onnx-int8" (default:
+            backend: how the model runs, "onnx-int8", "torch" or "torch-bf16" (default:
                 $SEARCH_EMBED_BACKEND, else search.embedder.DEFAULT_BACKEND).
 
         Raises:
