@@ -72,7 +72,8 @@ def test_export_is_cached_and_never_half_written(monkeypatch, tmp_path):
     assert sorted(p.name for p in first.iterdir()) == ["export.json", "model_int8.onnx", "tokenizer.json"]
 
 
-def test_a_model_the_export_does_not_understand_runs_on_torch(tmp_path, recwarn):
+def test_a_model_the_export_does_not_understand_runs_on_torch(monkeypatch, tmp_path, recwarn):
+    monkeypatch.setenv("SEARCH_CACHE", str(tmp_path / "cache"))  # its digests stay out of the user's cache
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.models import Dense
 
