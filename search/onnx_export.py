@@ -8,7 +8,7 @@ int8 weights, the configuration sentence-transformers ships as `model_qint8_avx5
 
 An export is made once per model and kept under the cache directory, keyed by the model
 files' contents and the library versions, and written atomically: a crash mid-export
-leaves no half file that a later run would load.
+leaves no half file that a later run would load. Making one drops those unused for a month.
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ def exported_model(location: Path) -> Path:
     location = Path(location).resolve()
     target = cache_root() / "onnx" / f"{location.name}-{export_key(location)}"
     if (target / CONFIG_FILE).exists():
+        _mark_used(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -128,7 +129,40 @@ def exported_model(location: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _prune(target.parent, keep=target)
     return target
+
+
+# An export no process has opened for this long is dropped when another one is made: one
+# per upgrade of torch, onnxruntime or the model would otherwise stay for good (23 MB each).
+UNUSED_DAYS = 30
+
+
+def _mark_used(export: Path) -> None:
+    try:
+        os.utime(export / CONFIG_FILE)
+    except OSError:  # a read-only cache: its exports are simply never pruned
+        pass
+
+
+def _prune(directory: Path, keep: Path) -> None:
+    """Remove exports (and staging left by a killed export) unused for UNUSED_DAYS. Each is
+    renamed away before it is deleted, so nothing ever sees half of one."""
+    import time
+
+    cutoff = time.time() - UNUSED_DAYS * 86400
+    for export in directory.iterdir():
+        if export == keep or not export.is_dir():
+            continue
+        config = export / CONFIG_FILE
+        try:
+            if (config if config.exists() else export).stat().st_mtime > cutoff:
+                continue
+            doomed = export.with_name(f".pruned-{export.name}-{os.getpid()}")
+            export.rename(doomed)
+        except OSError:  # gone already, or another process is pruning it
+            continue
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _export(location: Path, out: Path) -> None:

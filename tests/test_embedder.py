@@ -122,3 +122,26 @@ def test_the_same_model_files_installed_again_reuse_their_export(monkeypatch, tm
     config = reinstalled / "config.json"
     config.write_text(config.read_text() + " ")  # changed contents: another export
     assert onnx_export.export_key(reinstalled) != key and hashed == [config]
+
+
+def test_a_new_export_drops_exports_unused_for_a_month(monkeypatch, tmp_path):
+    import os
+    import time
+
+    monkeypatch.setenv("SEARCH_CACHE", str(tmp_path / "cache"))
+    exports = tmp_path / "cache" / "onnx"
+    month_ago = time.time() - (onnx_export.UNUSED_DAYS + 1) * 86400
+    for name in ("model-old", "model-in-use", ".model-killed-staging"):
+        (exports / name).mkdir(parents=True)
+        if not name.startswith("."):
+            (exports / name / onnx_export.CONFIG_FILE).write_text("{}")
+    for path in [*exports.rglob("*")]:
+        os.utime(path, (month_ago, month_ago))
+    onnx_export._mark_used(exports / "model-in-use")  # opened today by some process
+
+    def fake_export(source, out):  # the real one is tested above; only the pruning is new here
+        (out / onnx_export.CONFIG_FILE).write_text("{}")
+
+    monkeypatch.setattr(onnx_export, "_export", fake_export)
+    made = onnx_export.exported_model(onnx_export.Path(model_location(DEFAULT_MODEL)))
+    assert sorted(p.name for p in exports.iterdir()) == sorted([made.name, "model-in-use"])
