@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -57,8 +58,7 @@ def export_key(location: Path) -> str:
     known = _read_digests()
     seen = {}
     for path in sorted(p for p in location.rglob("*") if p.is_file() and ".git" not in p.parts):
-        stat = path.stat()
-        stamp = f"{path} {stat.st_size} {stat.st_mtime_ns}"
+        stamp = _stamp(path)
         seen[stamp] = known.get(stamp) or _file_digest(path)
         digest.update(f"{path.relative_to(location)} {seen[stamp]}\n".encode())
     if not seen.keys() <= known.keys():
@@ -101,14 +101,18 @@ def _write_digests(known: dict[str, str], seen: dict[str, str]) -> None:
             staged.unlink(missing_ok=True)
 
 
+def _stamp(path: Path | str) -> str:
+    """A file as a digest remembers it: its path, size and mtime."""
+    stat = os.stat(path)
+    return f"{path} {stat.st_size} {stat.st_mtime_ns}"
+
+
 def _still(stamp: str) -> bool:
     """Whether the file a digest was taken of is still there, unchanged."""
-    path, size, mtime = stamp.rsplit(" ", 2)
     try:
-        stat = os.stat(path)
+        return _stamp(stamp.rsplit(" ", 2)[0]) == stamp
     except OSError:
         return False
-    return f"{stat.st_size} {stat.st_mtime_ns}" == f"{size} {mtime}"
 
 
 def exported_model(location: Path) -> Path:
@@ -148,8 +152,6 @@ def _mark_used(export: Path) -> None:
 def _prune(directory: Path, keep: Path) -> None:
     """Remove exports (and staging left by a killed export) unused for UNUSED_DAYS. Each is
     renamed away before it is deleted, so nothing ever sees half of one."""
-    import time
-
     cutoff = time.time() - UNUSED_DAYS * 86400
     for export in directory.iterdir():
         if export == keep or not export.is_dir():

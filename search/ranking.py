@@ -90,15 +90,10 @@ def by_id(ids, scores) -> tuple[np.ndarray, np.ndarray]:
     return ids[order], scores[order]
 
 
-def blend_sentences(ranked: Ranking, best_sentence: np.ndarray, weight: float = SENTENCE_WEIGHT) -> Ranking:
-    """Re-score dense hits as a mix of passage and best-sentence similarity. `best_sentence`
-    is aligned with the head of the ranking (it may be shorter); NaN, or past its end,
-    where a passage has no sentence score, which keeps the passage's own."""
-    return ranking(ranked[0], blended(ranked, best_sentence, weight))
-
-
 def blended(ranked: Ranking, best_sentence: np.ndarray, weight: float = SENTENCE_WEIGHT) -> np.ndarray:
-    """The scores `blend_sentences` gives, in the order of `ranked`."""
+    """Dense hits' scores as a mix of passage and best-sentence similarity, in the order of
+    `ranked`. `best_sentence` is aligned with the head of the ranking (it may be shorter);
+    NaN, or past its end, where a passage has no sentence score, which keeps the passage's own."""
     ids, scores = ranked
     best = scores.copy()
     head = best_sentence[:len(scores)]

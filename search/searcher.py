@@ -469,7 +469,7 @@ class Searcher:
 
     def _best_sentences(self, vector: np.ndarray, pids: np.ndarray) -> np.ndarray:
         """Each passage's best sentence similarity to the query; NaN for a passage
-        without sentence vectors (and for none of `pids`, where blend_sentences keeps the
+        without sentence vectors (and for none of `pids`, where `blended` keeps the
         passage's own score)."""
         best = np.full(len(pids), np.nan)
         ranges = self._sentence_range[pids]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from search.lexical import terms
-from search.ranking import blend_sentences, fuse, lexical_scores, normalise, ranking
+from search.ranking import blended as blended_scores, fuse, lexical_scores, normalise, ranking
 from search.generations import current
 
 OP_ED = {"000_c7708b97d51473e9", "001_69714012eee412eb"}
@@ -114,7 +114,8 @@ def test_equal_scores_rank_by_passage_id():
 
 
 def test_sentence_blend_keeps_the_passage_score_without_sentences():
-    blended = blend_sentences(ranking([1, 2], [0.8, 0.6]), np.array([0.2, np.nan]), weight=0.5)
+    ranked = ranking([1, 2], [0.8, 0.6])
+    blended = ranking(ranked[0], blended_scores(ranked, np.array([0.2, np.nan]), weight=0.5))
     assert as_dict(blended) == pytest.approx({1: 0.5, 2: 0.6})
     assert blended[0].tolist() == [2, 1]
 
