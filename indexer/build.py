@@ -197,8 +197,12 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     seen: dict[str, str] = {}
     from tqdm import tqdm
 
-    for path in tqdm(files, desc="reading", unit="file", disable=not progress):
+    # counted by document, not file: one .jsonl file can hold a whole corpus (minutes of
+    # cleaning and sentence splitting that a bar by file would show as 0/1)
+    reading = tqdm(desc="reading", unit=" documents", disable=not progress)
+    for path in files:
         for item in sources.read(path):
+            reading.update()
             if isinstance(item, sources.Document) and item.doc_id in seen:
                 item = sources.Skipped(str(path), f"duplicate doc_id {item.doc_id!r} (first in {seen[item.doc_id]})")
             if isinstance(item, sources.Skipped):
@@ -207,6 +211,7 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
                 seen[item.doc_id] = str(path)
             else:
                 _skip(summary, sources.Skipped(str(path), f"document {item.doc_id!r} has no article text"), strict)
+    reading.close()
     crashpoint("build:read")
     if not batch.texts:
         raise BuildError("nothing to index: " + ("; ".join(map(str, summary.skipped)) or "no .txt or .jsonl files"))

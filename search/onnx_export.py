@@ -26,7 +26,8 @@ from pathlib import Path
 # Bump when the exported graph or its config changes meaning.
 # 3: attention traced in its plain (eager) form, not torch's SDPA (2 was a fused graph,
 # reverted in 74bdb63: a version number is never reused, so its cached exports stay unread).
-EXPORT_VERSION = 3
+# 4: weights quantised to 7 bits (reduce_range), so that every CPU computes the same vectors.
+EXPORT_VERSION = 4
 MODEL_FILE = "model_int8.onnx"
 CONFIG_FILE = "export.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -199,7 +200,13 @@ def _export(location: Path, out: Path) -> None:
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic logs a hint about static-quantisation preprocessing
     try:
-        quantize_dynamic(str(fp32), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True)
+        # reduce_range: 7-bit weights. onnxruntime's u8s8 kernels for CPUs without VNNI
+        # (AVX2, AVX-512 without VNNI) add pairs of u8*s8 products in int16 with
+        # saturation (vpmaddubsw), so 8-bit weights overflow there and those CPUs rank
+        # differently from VNNI and AMX ones, whose int32 sums are exact. With weights in
+        # -64..63 no pair can overflow, and every kernel computes the same integers.
+        quantize_dynamic(str(fp32), str(out / MODEL_FILE), weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=True)
     finally:
         root.setLevel(level)
     fp32.unlink()

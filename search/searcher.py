@@ -177,6 +177,7 @@ class Searcher:
         self.manifest = manifest
         self.embedder = embedder
         self.mode = mode
+        self.weights = Weights()  # how the ranking signals combine (search.ranking)
         nprobe = os.environ.get("SEARCH_NPROBE")
         # the passage vectors: this generation's faiss file, or the Milvus collection its
         # manifest names (search/vector_store.py)
@@ -405,7 +406,7 @@ class Searcher:
         return np.concatenate((ids, more_ids)), np.concatenate((scores, more_scores))
 
     def rank(self, queries: list[str], depth: int, mode: str | None = None,
-             weights: Weights = Weights()) -> list[list[tuple[str, float]]]:
+             weights: Weights | None = None) -> list[list[tuple[str, float]]]:
         """Ranked (doc_id, score) lists, a document scored by its best passage: the
         evaluation harness's view, without the k limit of `search`."""
         mode = self.mode if mode is None else mode
@@ -419,7 +420,8 @@ class Searcher:
         return out
 
     def _rank(self, queries, vectors, depth: int, mode: str, lexical=None,
-              weights: Weights = Weights(), allowed: np.ndarray | None = None) -> list[Ranking]:
+              weights: Weights | None = None, allowed: np.ndarray | None = None) -> list[Ranking]:
+        weights = weights or self.weights
         depth = min(depth, self._count)
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         dense: list[Ranking] = [empty] * len(queries)
