@@ -137,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dense-weight", help="hybrid fusion weight(s) of the dense score, e.g. 0.5,0.6,0.7")
     parser.add_argument("--sentence-weight", help="weight(s) of the best sentence in dense scores, e.g. 0,0.3,0.5")
     parser.add_argument("--document-weight", help="share(s) of document evidence in a passage's score, e.g. 0,0.3,0.5")
-    parser.add_argument("--dense-floor", help="cosine(s) below which the dense side is scaled down, e.g. 0,0.3,0.4")
     parser.add_argument("--weight", action="append", default=[], metavar="NAME=V1,V2",
                         help=f"any ranking weight and the values to try (repeatable): {', '.join(WEIGHT_NAMES)}")
     parser.add_argument("--folds", choices=("weeks",),
@@ -182,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 WEIGHT_NAMES = tuple(f.name for f in fields(Weights))
-_FLAGS = {"dense": "dense_weight", "sentence": "sentence_weight", "document": "document_weight",
-          "dense_floor": "dense_floor"}
+_FLAGS = {"dense": "dense_weight", "sentence": "sentence_weight", "document": "document_weight"}
 
 
 def _grid(parser, args) -> list[Weights]:

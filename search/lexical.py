@@ -60,6 +60,25 @@ def terms(text: str) -> list[str]:
     return out
 
 
+# Words that make a sentence a question, not what it asks about ("What did ... say",
+# "How many ... could ..."): matched as terms, they favour passages that merely share the
+# phrasing. Dropped from queries only; written in capitals ("WHO") they stay, as a name.
+QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how do does did done has have had would could should can might "
+    "must shall am been being according".split())
+
+
+def search_terms(query: str) -> list[str]:
+    """The BM25 terms of a query: `terms` without its question words (or their
+    contractions: "Who's")."""
+    return terms(" ".join(unit for unit in query.split() if unit.isupper() or not _is_question_word(unit)))
+
+
+def _is_question_word(unit: str) -> bool:
+    tokens = _TOKEN.findall(_fold(unit))
+    return bool(tokens) and tokens[0] in QUESTION_WORDS
+
+
 def query_terms(text: str) -> set[str]:
     """The content words of a query, unstemmed, for word-overlap highlighting."""
     return {t for t in _TOKEN.findall(_fold(text)) if t not in STOP_WORDS}
@@ -127,7 +146,7 @@ class LexicalIndex:
         """The rows `search` ranks and their scores, in row order. Fusion looks scores up
         by row and never needs them by score: this spares a search two sorts."""
         vocab = self._vocab
-        ids = list(dict.fromkeys(vocab[t] for t in terms(query) if t in vocab))  # each term once
+        ids = list(dict.fromkeys(vocab[t] for t in search_terms(query) if t in vocab))  # each term once
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         if not ids:
             return empty

@@ -6,6 +6,7 @@ serialise the same `Hit` and `Citation` dataclasses.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -23,7 +24,7 @@ from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
 from .idle import IdleCores
 from .lexical import LexicalIndex
-from .ranking import MODES, Ranking, Weights, blended, by_id, fuse, lexical_scores, ranking, union
+from .ranking import MODES, Ranking, Weights, blended, by_id, fuse, ranking
 from .sentence_vectors import SentenceVectors
 
 MAX_K = 100
@@ -435,14 +436,23 @@ class Searcher:
             if mode == "dense":
                 return [ranking(*scored) for scored in dense]
             dense = [by_id(*scored) for scored in dense]  # fusion looks scores up by id
-        rankings = []
-        for (passages, documents), dense_ranked in zip(lexical or self._lexical_best(queries, depth), dense):
-            candidates = union(passages[0], dense_ranked[0])
-            scores = lexical_scores(passages, documents, candidates, self._document_row[candidates],
-                                    weights.document)
-            rankings.append(ranking(*scores) if mode == "lexical" else fuse(dense_ranked, scores, weights.dense,
-                                                                                        weights.dense_floor))
-        return rankings
+        lexical = lexical or self._lexical_best(queries, depth)
+        if mode == "lexical":  # BM25 alone, passage and article evidence combined as in hybrid
+            weights = dataclasses.replace(weights, dense=0.0, document_dense=0.0)
+        else:
+            dense = [self._with_lexical_hits(vector, ranked, passages[0])
+                     for vector, ranked, (passages, _) in zip(vectors, dense, lexical)]
+        return [fuse(dense_ranked, passages, documents, self._document_row, weights)
+                for (passages, documents), dense_ranked in zip(lexical, dense)]
+
+    def _with_lexical_hits(self, vector: np.ndarray, dense: Ranking, lexical_ids: np.ndarray) -> Ranking:
+        """The dense list (by id) with the cosines of the passages only BM25 found: without
+        them such a passage, and its article, would count as the least similar of all."""
+        missing = lexical_ids[~np.isin(lexical_ids, dense[0], assume_unique=True)]
+        if not len(missing):
+            return dense
+        return by_id(np.concatenate((dense[0], missing)),
+                     np.concatenate((dense[1], self._vectors.scores(vector, missing).astype(np.float64))))
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:
         """Query embeddings, from the cache of recent ones when asked before. Each query is

@@ -58,3 +58,52 @@ def test_evaluate_runs_every_query_and_reuses_its_index(seed_dataset, tmp_path, 
         assert result["mode"] == mode and result["queries"] == len(queries)
         assert result["recall@100"] == 1.0  # five documents: every relevant one is retrieved
     assert results["hybrid"]["mrr@10"] >= 0.8
+
+
+def test_cross_validation_scores_each_week_with_the_setting_the_other_weeks_chose():
+    from search.evaluation import cross_validate, week_of
+
+    assert week_of("2022-06-16") == "2022-W24" and week_of("2022-06-23") == "2022-W25"
+    folds = {"a1": "w1", "a2": "w1", "b1": "w2"}
+    # setting X wins week 1 and loses week 2, setting Y the other way round
+    x = {"a1": {"ndcg@10": 1.0}, "a2": {"ndcg@10": 1.0}, "b1": {"ndcg@10": 0.0}}
+    y = {"a1": {"ndcg@10": 0.5}, "a2": {"ndcg@10": 0.5}, "b1": {"ndcg@10": 0.9}}
+    for scores in (x, y):
+        for q in scores:
+            scores[q].update({"mrr@10": scores[q]["ndcg@10"], "recall@10": 0.0, "recall@100": 0.0})
+    result = cross_validate([({"name": "x"}, x), ({"name": "y"}, y)], folds)
+    # week 1 is scored with y (the best on week 2), week 2 with x (the best on week 1)
+    assert [c["name"] for c in result["chosen"]] == ["y", "x"]
+    assert result["folds"] == 2 and result["ndcg@10"] == pytest.approx((0.5 + 0.5 + 0.0) / 3, abs=1e-4)
+
+
+def test_evaluate_grid_and_folds(seed_dataset, tmp_path, capsys):
+    # every seed question dated, in two weeks: two settings, and the cross-validated line
+    dated = tmp_path / "dated"
+    dated.mkdir()
+    (dated / "qrels").mkdir()
+    (dated / "corpus.jsonl").write_text((seed_dataset / "corpus.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    (dated / "qrels" / "test.tsv").write_text((seed_dataset / "qrels" / "test.tsv").read_text(encoding="utf-8"),
+                                              encoding="utf-8")
+    with open(seed_dataset / "queries.jsonl", encoding="utf-8") as src, \
+            open(dated / "queries.jsonl", "w", encoding="utf-8") as out:
+        for n, line in enumerate(src):
+            out.write(json.dumps({**json.loads(line), "question_date": "2022-06-16" if n % 2 else "2022-06-23"}) + "\n")
+    assert main([str(dated), "--json", "--cache", str(tmp_path / "cache"), "--weight", "document=0,0.4",
+                 "--folds", "weeks"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["weights"]["document"] for line in lines[:2]] == [0.0, 0.4]
+    assert lines[2]["cross_validation"] == "weeks" and lines[2]["folds"] == 2
+    with pytest.raises(SystemExit):
+        main([str(dated), "--weight", "nonsense=1"])
+    assert "--weight takes NAME=V1,V2" in capsys.readouterr().err
+
+
+def test_evaluate_the_seed_questions_passage_by_passage(tmp_path, capsys):
+    from conftest import ROOT
+
+    assert main([str(ROOT / "tests" / "data" / "seed_questions.json"), "--json", "--cache", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["questions"] == len(seed_questions())
+    assert result["top3"] >= result["questions"] - 2 and result["first"] >= 0.8 * result["questions"]
+    assert result["op_ed_cited_alone"] == 0

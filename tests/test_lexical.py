@@ -42,3 +42,12 @@ def test_best_holds_the_rows_search_ranks_in_row_order(seed_index):
         assert (np.diff(rows) > 0).all()  # row order, each once
         by_row = dict(zip(ranked_ids.tolist(), ranked_scores.tolist()))
         assert dict(zip(rows.tolist(), scores.tolist())) == by_row
+
+
+def test_question_words_are_not_searched_for():
+    from search.lexical import search_terms, terms
+
+    assert search_terms("What did Zelensky say, according to Kyiv?") == ["zelenski", "sai", "kyiv"]
+    assert search_terms("Who's in charge?") == ["charg"]
+    assert search_terms("What did WHO declare?") == ["who", "declar"]  # in capitals: a name
+    assert terms("What did Zelensky say?")[:1] == ["what"]  # documents keep every word

@@ -43,3 +43,21 @@ def test_an_ivf_index_serves_the_same_answers(tmp_path, searcher):
     approximate = Searcher.open(tmp_path / "ivf")
     for question in ("How many Russian casualties since 2022", "Which missiles has North Korea sent to Russia?"):
         assert approximate.search(question, k=1)[0].text == searcher.search(question, k=1)[0].text
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_store_scores_given_passages_as_its_search_does(tmp_path, kind):
+    # fusion asks for the cosines of passages only BM25 found; they must be the search's own
+    import faiss
+
+    from search.vector_store import FaissStore
+
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    faiss.write_index(vector_index.build(vectors, kind), str(tmp_path / "v.faiss"))
+    store = FaissStore(vector_index.load(tmp_path / "v.faiss"))  # memory-mapped, as served
+    query = vectors[11]
+    scores, ids = store.search(query[None, :], 50)
+    picked = ids[0][[0, 7, 49]]
+    np.testing.assert_allclose(store.scores(query, picked), scores[0][[0, 7, 49]], rtol=1e-5, atol=1e-5)
