@@ -36,8 +36,10 @@ def test_batches_of_mixed_lengths_embed_as_one_at_a_time(paragraphs):
     texts = [paragraphs[0], "Kim Jong Un", paragraphs[5] * 3]
     together = fast.embed(texts, batch_size=2)
     alone = np.vstack([fast.embed([t]) for t in texts])
-    # not bit-identical: dynamic quantisation scales activations per batch
-    assert ((together * alone).sum(axis=1) >= 0.99).all()
+    # not bit-identical: dynamic quantisation scales activations per batch, here a three-word
+    # name with a long paragraph, which a build never batches together (it batches by
+    # length): cosine 0.986 with 7-bit weights (0.99 with 8-bit ones)
+    assert ((together * alone).sum(axis=1) >= 0.98).all()
     assert fast.embed([]).shape == (0, 384)
 
 
@@ -145,3 +147,20 @@ def test_a_new_export_drops_exports_unused_for_a_month(monkeypatch, tmp_path):
     monkeypatch.setattr(onnx_export, "_export", fake_export)
     made = onnx_export.exported_model(onnx_export.Path(model_location(DEFAULT_MODEL)))
     assert sorted(p.name for p in exports.iterdir()) == sorted([made.name, "model-in-use"])
+
+
+def test_the_int8_export_has_7_bit_weights_that_every_cpu_multiplies_exactly(embedder):
+    # 8-bit weights overflow the int16 pair sums of the kernels for CPUs without VNNI, and
+    # such CPUs then rank differently (search/int8_check.py shows it under qemu's AVX2 CPU)
+    import onnx
+    from onnx import numpy_helper
+
+    from search.embedder import _model_directory
+    from search.int8_check import mismatches
+    from search.onnx_export import MODEL_FILE, exported_model
+
+    model = onnx.load(str(exported_model(_model_directory(embedder.name)) / MODEL_FILE))
+    weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(weights) >= 36  # every MatMul of the six layers
+    assert all(w.min() >= -64 and w.max() <= 64 for w in weights)  # pairs of u8 products stay in int16
+    assert mismatches(7) == 0  # and this CPU computes such products exactly
