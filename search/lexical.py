@@ -68,15 +68,21 @@ QUESTION_WORDS = frozenset(
     "must shall am been being according".split())
 
 
-def search_terms(query: str) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def search_terms(query: str) -> tuple[str, ...]:
     """The BM25 terms of a query: `terms` without its question words (or their
-    contractions: "Who's")."""
-    return terms(" ".join(unit for unit in query.split() if unit.isupper() or not _is_question_word(unit)))
+    contractions: "Who's"). Kept for recent queries: a search asks twice, for passages
+    and for whole articles."""
+    units, folded = query.split(), _fold(query).split()
+    if len(folded) != len(units):  # folding made or joined a space (rare): fold unit by unit
+        folded = [_fold(unit) for unit in units]
+    return tuple(terms(" ".join(unit for unit, low in zip(units, folded)
+                                if unit.isupper() or not _is_question_word(low))))
 
 
-def _is_question_word(unit: str) -> bool:
-    tokens = _TOKEN.findall(_fold(unit))
-    return bool(tokens) and tokens[0] in QUESTION_WORDS
+def _is_question_word(folded_unit: str) -> bool:
+    token = _TOKEN.search(folded_unit)
+    return token is not None and token.group() in QUESTION_WORDS
 
 
 def query_terms(text: str) -> set[str]:

@@ -440,18 +440,21 @@ class Searcher:
         if mode == "lexical":  # BM25 alone, passage and article evidence combined as in hybrid
             weights = dataclasses.replace(weights, dense=0.0, document_dense=0.0)
         else:
-            dense = [self._with_lexical_hits(vector, ranked, passages[0])
+            dense = [self._with_lexical_hits(vector, ranked, passages)
                      for vector, ranked, (passages, _) in zip(vectors, dense, lexical)]
         return [fuse(dense_ranked, passages, documents, self._document_row, weights)
                 for (passages, documents), dense_ranked in zip(lexical, dense)]
 
-    def _with_lexical_hits(self, vector: np.ndarray, dense: Ranking, lexical_ids: np.ndarray) -> Ranking:
+    def _with_lexical_hits(self, vector: np.ndarray, dense: Ranking, lexical: Ranking) -> Ranking:
         """The dense list (by id) with the cosines of the passages only BM25 found: without
-        them such a passage, and its article, would count as the least similar of all."""
-        missing = lexical_ids[~np.isin(lexical_ids, dense[0], assume_unique=True)]
+        them such a passage, and its article, would count as the least similar of all
+        (looking up only BM25's best 300 of them cost SciFact 0.003 nDCG@10 and 0.007 Recall@100)."""
+        ids = dense[0]  # in id order, as are BM25's
+        at = np.minimum(np.searchsorted(ids, lexical[0]), max(len(ids) - 1, 0))
+        missing = lexical[0][ids[at] != lexical[0]] if len(ids) else lexical[0]
         if not len(missing):
             return dense
-        return by_id(np.concatenate((dense[0], missing)),
+        return by_id(np.concatenate((ids, missing)),
                      np.concatenate((dense[1], self._vectors.scores(vector, missing).astype(np.float64))))
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:

@@ -81,11 +81,14 @@ class FaissStore:
 
     def __init__(self, index):
         self.index = index
+        self._flat = None  # (vectors, row of each id), made on first use by `scores`
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._flat = None  # the vectors may move
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> None:
+        self._flat = None
         self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
     def search(self, vectors, k, allowed=None):
@@ -104,12 +107,35 @@ class FaissStore:
     def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The query's inner product with the stored vectors of `ids` (IVF-SQ8: of their
         8-bit codes, as its search scores them)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        vector = np.asarray(vector, dtype=np.float32)
+        if self._flat is None:
+            self._flat = self._flat_rows()
+        if self._flat is not False:
+            rows, position = self._flat
+            return rows[position[ids]] @ vector
+        return self.index.reconstruct_batch(ids) @ vector
+
+    def _flat_rows(self):
+        """A flat index's vectors as an array over its memory (no copy) and each id's row in
+        it; False for IVF, whose reconstruct goes through an id -> list map made here once
+        (milliseconds, 8 bytes a vector). Reading rows directly is twice as fast as faiss's
+        reconstruct_batch for the few hundred a search asks for."""
         import faiss
 
         ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
-            ivf.make_direct_map()  # id -> list position: milliseconds, 8 bytes a vector
-        return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64)) @ np.asarray(vector, dtype=np.float32)
+        if ivf is not None:
+            if ivf.direct_map.type == faiss.DirectMap.NoMap:
+                ivf.make_direct_map()
+            return False
+        flat = faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap2) else None
+        if not isinstance(flat, faiss.IndexFlat):
+            return False
+        rows = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
+        ids = faiss.vector_to_array(self.index.id_map)
+        position = np.zeros(int(ids.max()) + 1 if len(ids) else 0, dtype=np.int64)
+        position[ids] = np.arange(len(ids))
+        return rows, position
 
     def count(self) -> int:
         return int(self.index.ntotal)
