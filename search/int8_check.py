@@ -1,6 +1,6 @@
 """Whether this CPU's int8 kernels compute the int8 model's products exactly.
 
-    scripts/int8-check [--json]
+    scripts/int8-check [--json] [--save vectors.npy | --compare vectors.npy]
     qemu-x86_64 -cpu max .venv/bin/python -m search.int8_check   # a CPU without VNNI (AVX2)
 
 onnxruntime multiplies u8 activations by s8 weights with a kernel chosen by CPU: AMX and
@@ -9,6 +9,9 @@ pairs of products in int16 with saturation (vpmaddubsw), which 8-bit weights ove
 The export quantises weights to 7 bits (search/onnx_export.py) so that no pair can. This
 runs one MatMulInteger of the model's shape with each weight width and counts the
 results that differ from exact integer arithmetic: 0 for 7 bits on every CPU.
+
+`--save` also embeds a few seed paragraphs with the default model and keeps the vectors;
+`--compare` embeds them again (on another CPU, or under qemu) and reports the cosines.
 """
 
 from __future__ import annotations
@@ -56,13 +59,37 @@ def cpu_flags() -> list[str]:
     return sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "avx_vnni"))
 
 
+def seed_paragraphs(count: int) -> list[str]:
+    """The first `count` paragraphs of the seed articles, in file order."""
+    from pathlib import Path
+
+    seeds = Path(__file__).resolve().parent.parent / "seeds"
+    lines = [line.strip() for path in sorted(seeds.glob("*.txt"))
+             for line in path.read_text(encoding="utf-8").splitlines() if len(line.split()) >= 8]
+    return lines[:count]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="int8-check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", metavar="FILE", help="embed --texts seed paragraphs and save the vectors (.npy)")
+    parser.add_argument("--compare", metavar="FILE", help="embed them again and compare with the saved vectors")
+    parser.add_argument("--texts", type=int, default=12, help="how many seed paragraphs (default 12: qemu is slow)")
     args = parser.parse_args(argv)
     size = 64 * 1536
     result = {"results": size, "differ_8bit_weights": mismatches(8), "differ_7bit_weights": mismatches(7),
               "cpu_flags": cpu_flags()}
+    if args.save or args.compare:
+        from .embedder import get_embedder
+
+        vectors = get_embedder().embed(seed_paragraphs(args.texts))
+        if args.save:
+            np.save(args.save, vectors)
+        else:
+            saved = np.load(args.compare, allow_pickle=False)
+            cosine = (saved * vectors).sum(axis=1)
+            result.update({"texts": len(vectors), "cosine_min": round(float(cosine.min()), 8),
+                           "max_abs_difference": float(np.abs(saved - vectors).max())})
     print(json.dumps(result) if args.json else "  ".join(f"{k} {v}" for k, v in result.items()))
     return 0 if result["differ_7bit_weights"] == 0 else 1
 

@@ -51,8 +51,8 @@ class Citation:
 @dataclass(frozen=True)
 class Hit:
     rank: int
-    # dense: cosine similarity (mixed with the best sentence's); lexical: BM25 of passage
-    # and document, normalised and mixed, in 0..1; hybrid: the fused score, in 0..1
+    # dense: cosine similarity (mixed with the best sentence's); hybrid and lexical: the
+    # fused score (search.ranking.fuse) scaled to 0..1 over the candidates, the best 1
     score: float
     text: str
     # every source that says this, best first (one unless near-duplicates were collapsed)
