@@ -87,7 +87,7 @@ def read(path: Path) -> Iterator[Document | Skipped]:
         text = text[1:]  # a byte-order mark is not part of the article
     if not text.strip():
         yield Skipped(str(path), "empty")
-    elif path.suffix == ".jsonl":
+    elif path.suffix.lower() == ".jsonl":
         yield from _read_jsonl(path, text)
     elif path.suffix.lower() in MARKDOWN:
         yield _read_markdown(path, text)

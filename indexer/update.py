@@ -106,7 +106,7 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         tmp = generations.scratch(index_dir)
         try:
             _write(old_dir, manifest, tmp, [d for d in incoming if d.doc_id in changed],
-                   set(summary.removed) | set(summary.replaced), embedder, batch_size, summary, started)
+                   set(summary.removed) | set(summary.replaced), embedder, batch_size, summary, started, strict)
             summary.generation = generations.publish(index_dir, tmp, crashpoint)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -135,7 +135,7 @@ def _read(files: list[Path], documents: list[sources.Document], skipped: list[so
 
 
 def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Document], gone: set[str],
-           embedder, batch_size: int, summary: UpdateSummary, started: float) -> None:
+           embedder, batch_size: int, summary: UpdateSummary, started: float, strict: bool = False) -> None:
     import faiss
 
     options = recorded_options(manifest)
@@ -146,6 +146,9 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     batch = Additions(embedder, options, first_passage=len(kept), first_sentence=len(kept_sentences))
     for doc in incoming:
         if not batch.add(conn, doc):
+            if strict:  # a bad input changes nothing, the old version of its document included
+                raise BuildError(f"{doc.source}: document {doc.doc_id!r} has no article text "
+                                 "(--strict: nothing was changed)")
             summary.skipped.append(sources.Skipped(doc.source, f"document {doc.doc_id!r} has no article text"))
             summary.added = [d for d in summary.added if d != doc.doc_id]
             summary.replaced = [d for d in summary.replaced if d != doc.doc_id]

@@ -19,6 +19,7 @@ import time
 import uuid
 
 from flask import Flask, Response, g, request
+from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
@@ -69,8 +70,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.merge_slashes = False
     app.url_map.converters["doc_id"] = DocIdConverter
     app.config.from_mapping(DEFAULTS)
-    app.config.from_prefixed_env("SEARCH")
+    # SEARCH_* values are taken as written: Flask's default JSON-decodes them, which made
+    # SEARCH_API_KEY=1e3 the float 1000.0 (so "Bearer 1e3" was refused) and
+    # SEARCH_API_KEY=null no key at all; the numeric ones are converted below
+    app.config.from_prefixed_env("SEARCH", loads=str)
     app.config.from_mapping(config or {})
+    for name in INTEGER_SETTINGS:
+        app.config[name] = _setting_int(name, app.config[name])
     initial = app.config.get("SEARCHER")
     root = initial.root if initial else app.config["INDEX"]
     opener = functools.partial(Searcher.open, str(root), model=app.config["MODEL"],
@@ -100,6 +106,18 @@ class DocIdConverter(PathConverter):
     view (and its 400 naming the problem) instead of failing to route (a bare 404)."""
 
     regex = r"[^/][\s\S]*?"
+
+
+INTEGER_SETTINGS = ("DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY")
+
+
+def _setting_int(name: str, value) -> int:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"SEARCH_{name} must be an integer, got {value!r}") from None
 
 
 def _flag(value) -> bool:
@@ -232,7 +250,14 @@ def _register_request_log(app: Flask) -> None:
         access_log.addHandler(handler)
         access_log.setLevel(logging.INFO)
         access_log.propagate = False
-    origins = {o.strip() for o in str(app.config["CORS_ORIGINS"] or "").split(",") if o.strip()}
+    origins = sorted({o.strip() for o in str(app.config["CORS_ORIGINS"] or "").split(",") if o.strip()})
+    if origins:
+        # flask-cors answers the browser's preflight (OPTIONS with Access-Control-Request-*)
+        # with the methods and headers allowed, which a JSON POST /search or a PUT with a
+        # key needs; plain responses get Access-Control-Allow-Origin and Vary: Origin
+        CORS(app, origins="*" if "*" in origins else origins, methods=["GET", "POST", "PUT", "DELETE"],
+             allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-Id"],
+             expose_headers=["X-Request-Id"], max_age=600, vary_header=True)
 
     @app.before_request
     def start():
@@ -244,10 +269,6 @@ def _register_request_log(app: Flask) -> None:
     def finish(response: Response) -> Response:
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         response.headers["X-Request-Id"] = g.get("request_id", "")
-        origin = request.headers.get("Origin")
-        if origin and (origin in origins or "*" in origins):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
         route = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.observe_request(request.method, route, response.status_code, seconds)
         if enabled:

@@ -197,3 +197,15 @@ def test_cli_add_and_remove(index_copy, tmp_path):
     assert removed.returncode == 0 and removed.stdout.startswith("added 0, replaced 0, removed 1")
     vectors = SentenceVectors.open(current(index_copy))
     assert len(vectors) == Searcher.open(index_copy).manifest["counts"]["sentences"]
+
+
+def test_strict_keeps_a_document_whose_replacement_is_only_page_cruft(index_copy, tmp_path):
+    from search.errors import BuildError
+
+    update(index_copy, [write_jsonl(tmp_path / "feed.jsonl", VOLCANO)])
+    before = current(index_copy)
+    cruft = write_jsonl(tmp_path / "cruft.jsonl", dict(VOLCANO, text="close\nComments\nNo time to read?\n"))
+    with pytest.raises(BuildError, match="'volcano' has no article text.*--strict: nothing was changed"):
+        update(index_copy, [cruft], strict=True)
+    assert current(index_copy) == before
+    assert "lava" in Searcher.open(index_copy).document("volcano")["text"]

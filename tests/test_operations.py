@@ -188,3 +188,33 @@ def test_cors_is_off_unless_configured(client, index_copy):
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://chat.example"
     other = app.test_client().get("/health", headers={"Origin": "https://x.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+@pytest.mark.parametrize("key", ["1e3", "null", "2024", "true"])
+def test_an_api_key_from_the_environment_is_the_string_written(monkeypatch, index_copy, key):
+    # Flask's from_prefixed_env JSON-decodes by default: "1e3" became 1000.0, "null" no key
+    monkeypatch.setenv("SEARCH_API_KEY", key)
+    monkeypatch.setenv("SEARCH_DEFAULT_K", "3")
+    app = create_app({"INDEX": str(index_copy), "TESTING": True})
+    assert app.config["API_KEY"] == key and app.config["DEFAULT_K"] == 3
+    client = app.test_client()
+    assert client.delete("/documents/none", headers={"Authorization": f"Bearer {key}"}).status_code == 404
+    assert client.delete("/documents/none", headers={"Authorization": "Bearer 1000.0"}).status_code == 403
+    monkeypatch.setenv("SEARCH_DEFAULT_K", "three")
+    with pytest.raises(ValueError, match="SEARCH_DEFAULT_K must be an integer, got 'three'"):
+        create_app({"INDEX": str(index_copy)})
+
+
+@pytest.mark.parametrize("configured", ["https://chat.example", "*"])
+def test_a_cors_preflight_is_answered_in_full(index_copy, configured):
+    app = create_app({"INDEX": str(index_copy), "CORS_ORIGINS": configured, "TESTING": True})
+    preflight = app.test_client().options("/search", headers={
+        "Origin": "https://chat.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] in ("https://chat.example", "*")
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "content-type" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    answer = app.test_client().post("/search", json={"query": "KN-23", "k": 1}, headers={"Origin": "https://chat.example"})
+    assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] in ("https://chat.example", "*")
+    assert "X-Request-Id" in answer.headers["Access-Control-Expose-Headers"]

@@ -67,3 +67,10 @@ def test_metadata_reaches_the_citations(tmp_path):
     assert "4.5 per cent" in ferry.text
     assert (ferry.citations[0].author, ferry.citations[0].published) == ("Mark Ellis", "2024-11-21")
     assert searcher.document("ferry-strike")["author"] == "Mark Ellis"
+
+
+def test_a_jsonl_file_is_read_by_record_whatever_the_case_of_its_extension(tmp_path):
+    path = tmp_path / "FEED.JSONL"
+    path.write_text('{"id": "a", "text": "One article."}\n{"id": "b", "text": "Another article."}\n',
+                    encoding="utf-8")
+    assert [(d.doc_id, d.text) for d in read(path)] == [("a", "One article."), ("b", "Another article.")]

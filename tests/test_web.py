@@ -93,3 +93,22 @@ def test_page_uses_nothing_from_elsewhere(site, browser):
     page.goto(site + "/?q=Lukashenko")
     page.locator("#results > li.result").first.wait_for()
     assert requested and all(url.startswith(site) for url in requested), requested
+
+
+def test_a_page_on_another_origin_posts_a_json_search(site, seed_index, browser):
+    # the page is served by one server, the API by another that allows its origin: the
+    # browser sends a preflight first and refuses the POST unless it is answered in full
+    from search.served import gunicorn
+
+    with gunicorn(seed_index, {"SEARCH_WORKERS": "1", "SEARCH_CORS_ORIGINS": site}) as (port, _):
+        api = f"http://127.0.0.1:{port}"
+        page = browser.new_page()
+        page.goto(site + "/")
+        answer = page.evaluate("""async (api) => {
+            const r = await fetch(api + "/search", {method: "POST", headers: {"Content-Type": "application/json"},
+                                                   body: JSON.stringify({query: "KN-23", k: 1})});
+            return {status: r.status, body: await r.json()};
+        }""", api)
+        page.close()
+    assert answer["status"] == 200
+    assert "KN-23" in answer["body"]["results"][0]["text"]
