@@ -142,6 +142,7 @@ def _is_current(index_dir: Path, inputs: dict, embedder, options: BuildOptions) 
     return (manifest.get("inputs", {}).get("fingerprint") == inputs["fingerprint"]
             and manifest["model"]["name"] == embedder.name
             and manifest["model"].get("backend", "torch") == embedder.backend
+            and manifest["model"].get("export_version") == getattr(embedder, "export_version", None)
             and manifest.get("chunker_version") == CHUNKER_VERSION
             and asdict(recorded_options(manifest)) == asdict(options))
 
@@ -240,7 +241,9 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     crashpoint("build:vectors")
     manifest = {
         "model": {"name": embedder.name, "backend": embedder.backend, "dimension": embedder.dimension,
-                  "normalized": True, "max_tokens": embedder.max_tokens},
+                  "normalized": True, "max_tokens": embedder.max_tokens,
+                  **({"export_version": embedder.export_version}
+                     if getattr(embedder, "export_version", None) is not None else {})},
         "chunker_version": CHUNKER_VERSION,
         "options": asdict(options),
         "counts": {"documents": summary.documents, "passages": summary.passages, "skipped": len(summary.skipped),

@@ -41,6 +41,7 @@ class RayEmbedder:
         self.local = embedder  # tokenises for chunking and plans batches in the driver
         self.actors = actors
         self.name, self.backend = embedder.name, embedder.backend
+        self.export_version = getattr(embedder, "export_version", None)
         self._started = False
 
     @property

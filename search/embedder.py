@@ -151,6 +151,14 @@ class OnnxEmbedder:
 
     backend = "onnx-int8"
 
+    @property
+    def export_version(self) -> int:
+        """The export's format (search/onnx_export.py): an index records it, since another
+        export gives other vectors."""
+        from .onnx_export import EXPORT_VERSION
+
+        return EXPORT_VERSION
+
     def __init__(self, name: str | None = None):
         self.name = canonical_model_name(name)
         self._session = None

@@ -155,6 +155,18 @@ def test_if_changed_skips_an_up_to_date_index(index_copy, tmp_path):
     assert Searcher.open(index_copy).describe()["documents"] == 6
 
 
+def test_if_changed_rebuilds_an_index_made_by_another_export_of_the_model(index_copy):
+    # another export gives other vectors: an index of the old one is not up to date
+    path = current(index_copy) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    from search.onnx_export import EXPORT_VERSION
+
+    assert manifest["model"]["export_version"] == EXPORT_VERSION
+    manifest["model"]["export_version"] = EXPORT_VERSION - 1
+    path.write_text(json.dumps(manifest))
+    assert build([SEEDS], index_copy, if_changed=True).rebuilt
+
+
 def test_killed_build_leaves_the_old_index_loadable(index_copy, tmp_path):
     before = json.loads((current(index_copy) / "manifest.json").read_text())
     big = tmp_path / "big.jsonl"  # enough text that the build is still embedding when killed
