@@ -76,6 +76,15 @@ def parse(spec: str | None) -> MilvusAddress | None:
     return MilvusAddress(match["host"].strip("[]"), int(match["port"]), match["collection"])
 
 
+def filtered_nprobe(ivf, allowed: np.ndarray) -> int:
+    """Clusters to probe when only `allowed` passages may answer: as many more as the filter
+    is selective, so that the probed clusters hold as many allowed passages as an
+    unfiltered search sees (all of them, for a filter that allows 1 in nprobe/nlist or
+    fewer). Probing the usual few would miss allowed passages an exact search finds."""
+    share = max(float(np.count_nonzero(allowed)) / max(len(allowed), 1), 1e-9)
+    return int(min(ivf.nlist, np.ceil(ivf.nprobe / share)))
+
+
 class FaissStore:
     """A faiss index: flat (exact) or IVF-SQ8, built by search/vector_index.py."""
 
@@ -100,7 +109,7 @@ class FaissStore:
         # a bitmap of the allowed ids: the index skips the rest while it scans
         selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
         ivf = faiss.try_extract_index_ivf(self.index)
-        params = (faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe) if ivf is not None
+        params = (faiss.SearchParametersIVF(sel=selector, nprobe=filtered_nprobe(ivf, allowed)) if ivf is not None
                   else faiss.SearchParameters(sel=selector))
         return self.index.search(vectors, k, params=params)
 
