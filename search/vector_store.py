@@ -76,6 +76,25 @@ def parse(spec: str | None) -> MilvusAddress | None:
     return MilvusAddress(match["host"].strip("[]"), int(match["port"]), match["collection"])
 
 
+def id_expression(allowed: np.ndarray) -> str:
+    """A Milvus filter expression for the ids `allowed` marks: ranges of consecutive ids
+    (a document's passages are), of the allowed ones or, when that is shorter, of the
+    others negated. Listing every allowed id made a broad filter an expression of up to
+    every id in the collection, which Milvus refused."""
+    def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+        return list(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist()))
+
+    def ranges(spans: list[tuple[int, int]]) -> str:
+        return " or ".join(f"id == {a}" if a == b else f"(id >= {a} and id <= {b})" for a, b in spans)
+
+    allowed = np.asarray(allowed, dtype=bool)
+    kept, others = runs(allowed), runs(~allowed)
+    if not others:
+        return "id >= 0"
+    return ranges(kept) if len(kept) <= len(others) else f"not ({ranges(others)})"
+
+
 def filtered_nprobe(ivf, allowed: np.ndarray) -> int:
     """Clusters to probe when only `allowed` passages may answer: as many more as the filter
     is selective, so that the probed clusters hold as many allowed passages as an
@@ -236,7 +255,7 @@ class MilvusStore:
             allowed_ids = np.flatnonzero(allowed)
             if not len(allowed_ids):
                 return scores, ids
-            expression = f"id in [{','.join(map(str, allowed_ids.tolist()))}]"
+            expression = id_expression(allowed)
         try:
             answers = self.client.search(self.collection, data=vectors.tolist(), limit=k, filter=expression,
                                          search_params={"metric_type": "IP", "params": {"ef": max(k, 64)}})

@@ -85,6 +85,11 @@ def test_the_seam_answers_alike_on_both_backends(milvus, embedder):
         allowed[[7, 70, 170, 400]] = True
         (_, li), (_, ri) = local.search(queries, 10, allowed), remote.search(queries, 10, allowed)
         assert sorted(ri[0][ri[0] >= 0]) == [7, 70, 170, 400] and (li == ri).all()
+        best = int(local.search(queries, 1)[1][0][0])
+        broad = np.ones(500, dtype=bool)
+        broad[[best, 250]] = False  # every passage but two, the best one among them
+        (_, li), (_, ri) = local.search(queries, 10, broad), remote.search(queries, 10, broad)
+        assert (li == ri).all() and broad[ri[ri >= 0]].all() and best not in ri[0]
         np.testing.assert_allclose(remote.vectors(np.array([5, 1])), vectors[[5, 1]], atol=1e-6)
         remote.remove(np.array([0, 1]))
         local.remove(np.array([0, 1]))

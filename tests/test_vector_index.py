@@ -85,3 +85,16 @@ def test_a_selective_filter_on_an_ivf_index_finds_what_exact_search_finds(tmp_pa
     recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
     assert recall >= 0.99
     assert allowed[found[found >= 0]].all()
+
+
+def test_a_milvus_filter_is_ranges_of_ids_the_shorter_way_round():
+    from search.vector_store import id_expression
+
+    allowed = np.zeros(10, dtype=bool)
+    allowed[[2, 3, 4, 7]] = True
+    assert id_expression(allowed) == "(id >= 2 and id <= 4) or id == 7"
+    assert id_expression(~allowed) == "not ((id >= 2 and id <= 4) or id == 7)"
+    assert id_expression(np.ones(5, dtype=bool)) == "id >= 0"
+    broad = np.ones(1_000_000, dtype=bool)
+    broad[[10, 500_000]] = False  # a filter allowing all but two passages stays short
+    assert id_expression(broad) == "not (id == 10 or id == 500000)"
