@@ -60,9 +60,12 @@ def split_lines(text: str) -> list[Line]:
     """The non-blank lines of `text` with their stripped offsets."""
     lines, offset, after_blank = [], 0, True
     for raw in text.split("\n"):
-        stripped = raw.strip()
+        # a byte-order mark opens the file, not the article; offsets still count it, so
+        # that text[start:end] of the file as read is the passage
+        body = raw.lstrip("\ufeff") if offset == 0 else raw
+        stripped = body.strip()
         if stripped:
-            start = offset + len(raw) - len(raw.lstrip())
+            start = offset + len(raw) - len(body.lstrip())
             lines.append(Line(start, start + len(stripped), stripped, after_blank))
         after_blank = not stripped
         offset += len(raw) + 1

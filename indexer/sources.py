@@ -83,14 +83,16 @@ def read(path: Path) -> Iterator[Document | Skipped]:
     except UnicodeDecodeError as e:
         yield Skipped(str(path), f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})")
         return
-    if text.startswith("\ufeff"):
-        text = text[1:]  # a byte-order mark is not part of the article
-    if not text.strip():
+    # a byte-order mark is not part of the article; a plain text file keeps it in its
+    # text all the same, so that passage offsets index the file as read (the cleaner
+    # skips it), while a record's or a page's offsets index what was taken out of it
+    unmarked = text[1:] if text.startswith("\ufeff") else text
+    if not unmarked.strip():
         yield Skipped(str(path), "empty")
     elif path.suffix.lower() == ".jsonl":
-        yield from _read_jsonl(path, text)
+        yield from _read_jsonl(path, unmarked)
     elif path.suffix.lower() in MARKDOWN:
-        yield _read_markdown(path, text)
+        yield _read_markdown(path, unmarked)
     else:
         yield Document(doc_id=path.stem, text=text, source=path.name)
 

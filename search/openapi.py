@@ -39,12 +39,16 @@ def _object(properties: dict, required: list[str] | None = None) -> dict:
             "additionalProperties": False}
 
 
+# Offsets count Unicode code points of the document's text, as Python's str indexes it
+# (not UTF-16 units: a JavaScript caller slices Array.from(text)).
+OFFSET = {**INTEGER, "description": "a Unicode code point offset into the document's text (not UTF-16 units)"}
+
 SCHEMAS = {
     "Error": _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}),
     "Citation": _object({"doc_id": {"type": "string"}, "title": NULLABLE_STRING, "source": {"type": "string"},
-                         "paragraph": INTEGER, "start": INTEGER, "end": INTEGER, "published": NULLABLE_STRING,
+                         "paragraph": INTEGER, "start": OFFSET, "end": OFFSET, "published": NULLABLE_STRING,
                          "author": NULLABLE_STRING}),
-    "Highlight": _object({"start": INTEGER, "end": INTEGER, "doc_start": INTEGER, "doc_end": INTEGER,
+    "Highlight": _object({"start": OFFSET, "end": OFFSET, "doc_start": OFFSET, "doc_end": OFFSET,
                           "text": {"type": "string"}}),
     "Hit": _object({"rank": INTEGER, "score": {"type": "number"}, "text": {"type": "string"},
                     "citations": {"type": "array", "items": _ref("Citation"), "minItems": 1},

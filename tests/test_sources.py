@@ -74,3 +74,17 @@ def test_a_jsonl_file_is_read_by_record_whatever_the_case_of_its_extension(tmp_p
     path.write_text('{"id": "a", "text": "One article."}\n{"id": "b", "text": "Another article."}\n',
                     encoding="utf-8")
     assert [(d.doc_id, d.text) for d in read(path)] == [("a", "One article."), ("b", "Another article.")]
+
+
+def test_offsets_of_a_file_with_a_byte_order_mark_index_the_file_as_read(tmp_path):
+    article = ("Volcano erupts near Grindavik\n\nA volcano erupted on the Reykjanes peninsula on Monday night, "
+               "sending lava fountains 100 metres into the air.\n\nThe town had been evacuated days earlier.\n")
+    (tmp_path / "marked.txt").write_bytes(b"\xef\xbb\xbf" + article.encode("utf-8"))
+    build([tmp_path / "marked.txt"], tmp_path / "index")
+    searcher = Searcher.open(tmp_path / "index")
+    hit = searcher.search("Where did the volcano erupt?", k=1)[0]
+    as_read = (tmp_path / "marked.txt").read_text(encoding="utf-8")  # the mark is its first character
+    c = hit.citations[0]
+    assert as_read[c.start:c.end] == hit.text and "Reykjanes" in hit.text
+    assert as_read[hit.highlight.doc_start:hit.highlight.doc_end] == hit.highlight.text
+    assert c.title == "Volcano erupts near Grindavik"  # no mark in the title

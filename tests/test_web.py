@@ -112,3 +112,23 @@ def test_a_page_on_another_origin_posts_a_json_search(site, seed_index, browser)
         page.close()
     assert answer["status"] == 200
     assert "KN-23" in answer["body"]["results"][0]["text"]
+
+
+def test_the_mark_holds_the_answering_sentence_after_an_emoji(tmp_path, browser):
+    # offsets are code points; the page sliced them as UTF-16 units, and an astral
+    # character (an emoji) before the sentence moved the mark by one
+    from indexer import build
+    from search.served import gunicorn
+
+    (tmp_path / "emoji.txt").write_text(
+        "Harbour festival 🎉🎆 draws record crowds\n\nThe festival 🎉 opened on Friday with fireworks over the "
+        "harbour. Organisers counted 40,000 visitors on the first night, a record for the town.\n",
+        encoding="utf-8")
+    build([tmp_path / "emoji.txt"], tmp_path / "index")
+    with gunicorn(tmp_path / "index", {"SEARCH_WORKERS": "1"}) as (port, _):
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/?q=How+many+visitors+came+on+the+first+night")
+        mark = page.locator("#results > li.result mark").first
+        mark.wait_for()
+        assert mark.inner_text().startswith("Organisers counted 40,000 visitors")
+        page.close()

@@ -22,7 +22,11 @@ function passage(hit) {
     p.textContent = hit.text;
     return p;
   }
-  p.append(hit.text.slice(0, h.start), el("mark", "", hit.text.slice(h.start, h.end)), hit.text.slice(h.end));
+  // offsets count Unicode code points (as Python's str does), not UTF-16 units: slice the
+  // text's code points, or an emoji before the sentence would shift the mark
+  const points = Array.from(hit.text);
+  const part = (a, b) => points.slice(a, b).join("");
+  p.append(part(0, h.start), el("mark", "", part(h.start, h.end)), part(h.end));
   return p;
 }
 
