@@ -33,8 +33,10 @@ def test_seed_build_summary_and_manifest(tmp_path):
     assert str(summary).startswith(f"indexed 5 documents, {summary.passages} passages in ")
     manifest = json.loads((current(tmp_path / "index") / "manifest.json").read_text())
     assert manifest["format_version"] == 3
+    from search.onnx_export import EXPORT_VERSION
+
     assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "onnx-int8", "dimension": 384,
-                                 "normalized": True, "max_tokens": 254}
+                                 "normalized": True, "max_tokens": 254, "export_version": EXPORT_VERSION}
     assert manifest["counts"] == {"documents": 5, "passages": summary.passages, "skipped": 0,
                                   "sentences": manifest["counts"]["sentences"]}
     assert manifest["counts"]["sentences"] > summary.passages
