@@ -46,17 +46,26 @@ Ranking = tuple[np.ndarray, np.ndarray]
 
 # (numpy's own lexsort and unique cost 3-10x these sorts at this size. A ranking's ids
 # are distinct, so sorting them needs no stable sort: numpy's default one is AVX-512
-# here, 2.5x faster on 1,000 ids. Fused scores are hardly ever equal, and the default
-# sort orders them 4x faster than the stable one; where some are equal (BM25's often
-# are), the stable sort, which uses the runs, beat fixing the ties after it.)
+# here, 2.5x faster on 1,000 ids. Fused scores are seldom equal (copies of one text),
+# and the default sort orders them 4x faster than the stable one, its few runs of equal
+# scores put in id order after it; where many are equal (BM25's often are), the stable
+# sort, which uses the runs, beat fixing them.)
 
 def ranking(ids, scores) -> Ranking:
     """(ids, scores) sorted best first, ties by id."""
     ids, scores = by_id(ids, scores)
     order = np.argsort(-scores)
     ranked = scores[order]
-    if len(ranked) > 1 and (ranked[1:] == ranked[:-1]).any():
-        order = np.argsort(-scores, kind="stable")  # stable: equal scores keep id order
+    tied = ranked[1:] == ranked[:-1]
+    if tied.any():
+        # runs of equal scores: positions a..b hold one score; ids are in id order, so
+        # sorting a run's positions puts its ids in order
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], tied.view(np.int8), [0]))))
+        if len(edges) > 2 * 256:
+            order = np.argsort(-scores, kind="stable")  # stable: equal scores keep id order
+        else:
+            for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()):
+                order[a:b + 1].sort()
         ranked = scores[order]
     return ids[order], ranked
 
@@ -160,7 +169,7 @@ def fuse(dense: Ranking, passages: Ranking, documents: Ranking, document_row: np
     grouped = rows[order]
     starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
     article = np.empty(len(ids), dtype=np.int64)
-    article[order] = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(ids))))
+    article[order] = np.cumsum(np.concatenate(([True], grouped[1:] != grouped[:-1]))) - 1
     evidence = (weights.document_dense * standardise(np.maximum.reduceat(cosine[order], starts))
                 + (1 - weights.document_dense) * standardise(lookup(documents, grouped[starts])))
     leads = own >= np.maximum.reduceat(own[order], starts)[article]
