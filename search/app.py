@@ -23,7 +23,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
-from . import metrics
+from . import metrics, settings
 from .errors import BadRequest, Forbidden, SearchError, Unauthorized
 from .live import LiveSearcher
 from .responses import dumps, error_body, search_body
@@ -76,11 +76,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_prefixed_env("SEARCH", loads=str)
     app.config.from_mapping(config or {})
     for name in INTEGER_SETTINGS:
-        app.config[name] = _setting_int(name, app.config[name])
+        app.config[name] = settings.integer(name, app.config[name])
     initial = app.config.get("SEARCHER")
     root = initial.root if initial else app.config["INDEX"]
     opener = functools.partial(Searcher.open, str(root), model=app.config["MODEL"],
-                               verify=_flag(app.config["VERIFY"]), mode=str(app.config["MODE"]))
+                               verify=settings.flag(app.config["VERIFY"]), mode=str(app.config["MODE"]))
     live = LiveSearcher(root, opener, check_s=float(app.config["RELOAD_CHECK_S"]), initial=initial)
     metrics.observe_index(live.get())
 
@@ -111,17 +111,6 @@ class DocIdConverter(PathConverter):
 INTEGER_SETTINGS = ("DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY")
 
 
-def _setting_int(name: str, value) -> int:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"SEARCH_{name} must be an integer, got {value!r}") from None
-
-
-def _flag(value) -> bool:
-    return str(value).lower() not in ("false", "0", "off", "no")
 
 
 def _json(body: dict, status: int = 200) -> Response:
@@ -243,7 +232,7 @@ def _json_object() -> dict:
 
 def _register_request_log(app: Flask) -> None:
     """Request ids, CORS when configured, metrics, and one access-log line per request."""
-    enabled = _flag(app.config["ACCESS_LOG"])
+    enabled = settings.flag(app.config["ACCESS_LOG"])
     if enabled and not access_log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

