@@ -48,6 +48,7 @@ DEFAULTS = {
     "CORS_ORIGINS": None,  # SEARCH_CORS_ORIGINS: comma-separated origins allowed to read answers
     "RELOAD_CHECK_S": LiveSearcher.CHECK_S,  # how often the index's CURRENT pointer is looked at
 }
+INTEGER_SETTINGS = ("DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY")  # the rest are strings or switches
 MAX_DOCUMENT_CHARS = 1_000_000
 MAX_DOC_ID_CHARS = 200
 DOCUMENT_FIELDS = {"text", "title", "url", "published", "author"}
@@ -106,11 +107,6 @@ class DocIdConverter(PathConverter):
     view (and its 400 naming the problem) instead of failing to route (a bare 404)."""
 
     regex = r"[^/][\s\S]*?"
-
-
-INTEGER_SETTINGS = ("DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY")
-
-
 
 
 def _json(body: dict, status: int = 200) -> Response:

@@ -272,8 +272,8 @@ def _print(result: dict, as_json: bool) -> None:
     print(json.dumps(result) if as_json else "  ".join(f"{key} {value}" for key, value in result.items()), flush=True)
 
 
-def _weights(text: str | None) -> list[float | None]:
-    return [float(w) for w in text.split(",")] if text else [None]
+def _weights(text: str) -> list[float]:
+    return [float(w) for w in text.split(",")]
 
 
 if __name__ == "__main__":

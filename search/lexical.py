@@ -50,9 +50,14 @@ def _fold(text: str) -> str:
 
 def terms(text: str) -> list[str]:
     """The BM25 terms of a text, in order (repeats kept: they are term frequencies)."""
+    return _terms_of(_fold(text).split())
+
+
+def _terms_of(units: list[str]) -> list[str]:
+    """`terms` of text already folded and split at white space."""
     stem = _stemmer().stemWords
     out: list[str] = []
-    for unit in _fold(text).split():
+    for unit in units:
         tokens = _TOKEN.findall(unit)
         if len(tokens) > 1:
             out.append("".join(tokens))  # the unit as written, e.g. 710,000 -> 710000
@@ -74,8 +79,8 @@ def search_terms(query: str) -> tuple[str, ...]:
     units, folded = query.split(), _fold(query).split()
     if len(folded) != len(units):  # folding made or joined a space (rare): fold unit by unit
         folded = [_fold(unit) for unit in units]
-    return tuple(terms(" ".join(unit for unit, low in zip(units, folded)
-                                if unit.isupper() or not _is_question_word(low))))
+    return tuple(_terms_of([low for unit, low in zip(units, folded)
+                            if unit.isupper() or not _is_question_word(low)]))
 
 
 def _is_question_word(folded_unit: str) -> bool:

@@ -167,9 +167,10 @@ def fuse(dense: Ranking, passages: Ranking, documents: Ranking, document_row: np
     rows = document_row[ids]
     order = np.argsort(rows, kind="stable")
     grouped = rows[order]
-    starts = np.flatnonzero(np.concatenate(([True], grouped[1:] != grouped[:-1])))
+    first = np.concatenate(([True], grouped[1:] != grouped[:-1]))  # an article's first candidate
+    starts = np.flatnonzero(first)
     article = np.empty(len(ids), dtype=np.int64)
-    article[order] = np.cumsum(np.concatenate(([True], grouped[1:] != grouped[:-1]))) - 1
+    article[order] = np.cumsum(first) - 1
     evidence = (weights.document_dense * standardise(np.maximum.reduceat(cosine[order], starts))
                 + (1 - weights.document_dense) * standardise(lookup(documents, grouped[starts])))
     leads = own >= np.maximum.reduceat(own[order], starts)[article]

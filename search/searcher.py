@@ -480,10 +480,9 @@ class Searcher:
 
     def _lexical_best(self, queries: list[str], depth: int) -> list[tuple[Ranking, Ranking]]:
         """(BM25's best passages by id, BM25's best documents by row) per query, each in
-        id order with its scores (LexicalIndex.best)."""
-        analysed = [search_terms(q) for q in queries]
+        id order with its scores (LexicalIndex.best_of), the question analysed once for both."""
         return [(self._passage_lexical.best_of(words, depth), self._document_lexical.best_of(words, depth))
-                for words in analysed]
+                for words in map(search_terms, queries)]
 
     def _best_sentences(self, vector: np.ndarray, pids: np.ndarray) -> np.ndarray:
         """Each passage's best sentence similarity to the query; NaN for a passage
