@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from search.embedder import BACKENDS
+from search.embedding.embedder import BACKENDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
     args = parser.parse_args(argv)
     if args.command == "build":
-        from search.vector_store import parse
+        from search.index.vector_store import parse
 
         try:
             parse(args.vector_store)

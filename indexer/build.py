@@ -1,7 +1,7 @@
 """The build driver: read, clean, chunk, embed, and publish an index generation.
 
 The new index is written to a scratch directory, fsynced, and only then published as the
-next generation (search/generations.py), so a build that crashes or is killed at any
+next generation (search/index/generations.py), so a build that crashes or is killed at any
 point leaves the previous index as it was.
 """
 
@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from search import generations, store, vector_index, vector_store
-from search.embedder import canonical_model_name, get_embedder
+from search.embedding.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
-from search.lexical import LexicalIndex
-from search.sentence_vectors import save as save_sentence_vectors
+from search.index import generations, store, vector_index, vector_store
+from search.index.lexical import LexicalIndex
+from search.index.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources
 from .chunk import CHUNKER_VERSION, Passage, chunk, sentences
@@ -40,7 +40,7 @@ class BuildOptions:
     title_context: bool = False  # embed and index each passage together with its title
     sentence_vectors: bool = True  # embed every sentence too, to highlight answers
     vector_index: str = "auto"  # "flat" (exact), "ivf" (IVF-SQ8), or "auto": by size
-    vector_store: str = "faiss"  # or milvus://host:port/collection (search/vector_store.py)
+    vector_store: str = "faiss"  # or milvus://host:port/collection (search/index/vector_store.py)
 
 
 @dataclass
@@ -76,8 +76,8 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
         if_changed: do nothing when the index there was built from the same inputs and model.
         options: chunking and embedding choices (see BuildOptions).
         backend: how the model runs, "onnx-int8", "torch" or "torch-bf16" (default:
-            $SEARCH_EMBED_BACKEND, else search.embedder.DEFAULT_BACKEND).
-        embedder: an object with the `search.embedder.Embedder` interface to use instead
+            $SEARCH_EMBED_BACKEND, else search.embedding.embedder.DEFAULT_BACKEND).
+        embedder: an object with the `search.embedding.embedder.Embedder` interface to use instead
             (scripts/bench replays recorded vectors through it).
         engine: "local" (this process) or "ray": embed with Ray Data over `actors` model
             actors (default: one per CPU of the cluster; RAY_ADDRESS names a cluster,

@@ -24,7 +24,7 @@ class _ModelActor:
 
     def __init__(self, name: str, backend: str, threads: int):
         os.environ["SEARCH_EMBED_THREADS"] = str(threads)
-        from search.embedder import get_embedder
+        from search.embedding.embedder import get_embedder
 
         self.embedder = get_embedder(name, backend)
 

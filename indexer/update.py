@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from search import generations, store, vector_index, vector_store
-from search.embedder import get_embedder
+from search.embedding.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
-from search.sentence_vectors import SentenceVectors
-from search.sentence_vectors import save as save_sentence_vectors
+from search.index import generations, store, vector_index, vector_store
+from search.index.sentence_vectors import SentenceVectors
+from search.index.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources
 from .build import Additions, recorded_options, write_lexical, write_manifest

@@ -6,14 +6,14 @@
         print(hit.rank, hit.score, hit.citations[0].source, hit.text)
 """
 
-from .errors import BadRequest, DocumentNotFound, IndexCorrupt, IndexMismatch, IndexNotFound, SearchError
+from search.errors import BadRequest, DocumentNotFound, IndexCorrupt, IndexMismatch, IndexNotFound, SearchError
 
 
 def __getattr__(name: str):
     # The searcher (numpy, faiss, ...) is imported on first use: gunicorn's master imports
-    # this package for its settings (search.gunicorn_conf) and is ~25 MB smaller without it.
+    # this package for its settings (search.service.gunicorn_conf) and is ~25 MB smaller without it.
     if name in ("Searcher", "Hit", "Citation"):
-        from . import searcher
+        from search import searcher
 
         return getattr(searcher, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

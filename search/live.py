@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import generations
-from .errors import SearchError
-from .searcher import Searcher
+from search.errors import SearchError
+from search.index import generations
+from search.searcher import Searcher
 
 log = logging.getLogger("search.live")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from .searcher import Filters, Searcher
+from search.searcher import Filters, Searcher
 
 
 def search_body(searcher: Searcher, query: str, k: int, mode: str | None = None, collapse: bool = True,

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import generations, store, vector_store
-from .embedder import Embedder, canonical_model_name, embed_threads, get_embedder
-from .errors import BadRequest, DocumentNotFound
-from .highlight import Highlight, best_sentence
-from .idle import IdleCores
-from .lexical import LexicalIndex, search_terms
-from .ranking import MODES, Ranking, Weights, blended, by_id, fuse, ranking
-from .sentence_vectors import SentenceVectors
+from search.embedding.embedder import Embedder, canonical_model_name, embed_threads, get_embedder
+from search.errors import BadRequest, DocumentNotFound
+from search.index import generations, store, vector_store
+from search.index.lexical import LexicalIndex, search_terms
+from search.index.sentence_vectors import SentenceVectors
+from search.retrieval.fusion import MODES, Ranking, Weights, blended, by_id, fuse, ranking
+from search.retrieval.highlight import Highlight, best_sentence
+from search.retrieval.idle import IdleCores
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -52,7 +52,7 @@ class Citation:
 class Hit:
     rank: int
     # dense: cosine similarity (mixed with the best sentence's); hybrid and lexical: the
-    # fused score (search.ranking.fuse) scaled to 0..1 over the candidates, the best 1
+    # fused score (search.retrieval.fusion.fuse) scaled to 0..1 over the candidates, the best 1
     score: float
     text: str
     # every source that says this, best first (one unless near-duplicates were collapsed)
@@ -142,7 +142,7 @@ def _idle_cores() -> IdleCores | None:
 
 
 def _spare_core() -> bool:
-    """Whether a core would sit idle while the model encodes a query (search/idle.py)."""
+    """Whether a core would sit idle while the model encodes a query (search/retrieval/idle.py)."""
     idle = _idle_cores()
     return idle is not None and idle.spare()
 
@@ -178,10 +178,10 @@ class Searcher:
         self.manifest = manifest
         self.embedder = embedder
         self.mode = mode
-        self.weights = Weights()  # how the ranking signals combine (search.ranking)
+        self.weights = Weights()  # how the ranking signals combine (search.retrieval.fusion)
         nprobe = os.environ.get("SEARCH_NPROBE")
         # the passage vectors: this generation's faiss file, or the Milvus collection its
-        # manifest names (search/vector_store.py)
+        # manifest names (search/index/vector_store.py)
         self._vectors = vector_store.open_store(manifest, self.index_dir, int(nprobe) if nprobe else None)
         self._count = self._vectors.count()
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
@@ -242,7 +242,7 @@ class Searcher:
             verify: check the index files against the manifest's checksums.
             mode: the default ranking, "hybrid", "dense" or "lexical".
             backend: how the model runs, "onnx-int8", "torch" or "torch-bf16" (default:
-                $SEARCH_EMBED_BACKEND, else search.embedder.DEFAULT_BACKEND).
+                $SEARCH_EMBED_BACKEND, else search.embedding.embedder.DEFAULT_BACKEND).
 
         Raises:
             IndexNotFound: no index there (the message says what to run).
@@ -320,7 +320,7 @@ class Searcher:
 
     def _vectors_and_rankings(self, queries: list[str], depth: int, mode: str) -> tuple[np.ndarray, list[Ranking]]:
         """The queries' vectors and rankings. When no other search runs in this process
-        and a core of the machine is idle (search/idle.py), BM25 runs there while the
+        and a core of the machine is idle (search/retrieval/idle.py), BM25 runs there while the
         model encodes (at 100k passages, 11.4 -> 10.4 ms for a lone caller over HTTP).
         Under load every core is busy and the hand-off would only add CPU, so it runs
         inline, as it does when the vectors are cached and the model has nothing to do."""
@@ -339,7 +339,7 @@ class Searcher:
 
     def context(self, query: str, k: int = 5, max_chars: int = 4000, mode: str | None = None,
                 collapse: bool = True, filters: Filters = Filters()) -> dict:
-        """The search's passages as numbered, cited text for a model's prompt (search/context.py).
+        """The search's passages as numbered, cited text for a model's prompt (search/retrieval/context.py).
 
         Returns:
             {"query", "context": the text, "chars": its length, "max_chars", "sources": one
@@ -348,7 +348,7 @@ class Searcher:
         Raises:
             BadRequest: as `search`, or max_chars outside 1..100,000.
         """
-        from . import context
+        from search.retrieval import context
 
         if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 1 <= max_chars <= context.MAX_CHARS:
             raise BadRequest("invalid_max_chars",

@@ -18,7 +18,7 @@ SEEDS = ROOT / "seeds"
 
 @pytest.fixture(scope="session")
 def embedder():
-    from search.embedder import get_embedder
+    from search.embedding.embedder import get_embedder
 
     e = get_embedder()
     e.embed(["load the model now, once, so timing-sensitive tests don't pay for it"])
@@ -43,7 +43,7 @@ def searcher(seed_index):
 
 @pytest.fixture()
 def app(seed_index):
-    from search.app import create_app
+    from search.service.app import create_app
 
     return create_app({"INDEX": str(seed_index), "TESTING": True})
 

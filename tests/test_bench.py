@@ -3,9 +3,9 @@ real-like neighbourhood (speed itself is never asserted in a test)."""
 
 import numpy as np
 
-from search.bench import NOISE, replicated
-from search.generations import current
-from search.sentence_vectors import SentenceVectors
+from search.index.generations import current
+from search.index.sentence_vectors import SentenceVectors
+from tools.bench import NOISE, replicated
 
 
 def test_replicas_follow_the_real_vectors_at_a_known_distance(seed_index):

@@ -7,7 +7,6 @@ import os
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 QUESTION = "How many Russian casualties since 2022"
@@ -62,7 +61,7 @@ def test_mcp_search_context_and_documents(seed_index):
 
 def test_langchain_retriever_returns_cited_documents(searcher):
     pytest.importorskip("langchain_core", reason="the [langchain] extra is not installed")
-    from search.langchain_retriever import NewsRetriever
+    from search.faces.langchain_retriever import NewsRetriever
     from search.searcher import Filters
 
     docs = NewsRetriever(searcher=searcher, k=3).invoke(QUESTION)

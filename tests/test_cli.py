@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from search.cli import main
+
+from search.faces.cli import main
 
 QUESTION = "How many Russian casualties since 2022"
 
@@ -62,10 +63,10 @@ def test_ask_errors_go_to_stderr_with_nonzero_exit(capsys, tmp_path, seed_index)
 
 
 def test_ask_console_script_usage_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "search.cli", "--bogus"], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "search.faces.cli", "--bogus"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "usage: ask" in r.stderr and "Traceback" not in r.stderr
     # no question and no index: the error says what to run, before reading any question
-    r = subprocess.run([sys.executable, "-m", "search.cli", "--index", str(tmp_path / "none")], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "search.faces.cli", "--index", str(tmp_path / "none")], cwd=ROOT,
                        capture_output=True, text=True, input="KN-23\n")
     assert r.returncode == 2 and "ask: error: no index at" in r.stderr and "Traceback" not in r.stderr
 
@@ -73,9 +74,9 @@ def test_ask_console_script_usage_error(tmp_path):
 def test_on_a_terminal_results_are_laid_out_with_rich(seed_index):
     from rich.console import Console
 
-    from search.cli import rich_render
-    from search.responses import search_body
     from search import Searcher
+    from search.faces.cli import rich_render
+    from search.responses import search_body
 
     body = search_body(Searcher.open(seed_index), QUESTION, 2)
     console = Console(record=True, width=100, force_terminal=True, color_system="truecolor")
@@ -89,18 +90,18 @@ def test_on_a_terminal_results_are_laid_out_with_rich(seed_index):
 
 
 def test_piped_output_is_plain_text(seed_index):
-    done = subprocess.run([sys.executable, "-m", "search.cli", QUESTION, "--k", "2", "--index", str(seed_index)],
+    done = subprocess.run([sys.executable, "-m", "search.faces.cli", QUESTION, "--k", "2", "--index", str(seed_index)],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0 and "\x1b[" not in done.stdout and done.stdout.startswith("[1] score ")
 
 
 def test_ask_without_a_question_reads_them_one_a_line(seed_index):
-    done = subprocess.run([sys.executable, "-m", "search.cli", "--k", "1", "--index", str(seed_index)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "search.faces.cli", "--k", "1", "--index", str(seed_index)], cwd=ROOT,
                           input="How many Russian casualties since 2022\n   \nnever asked\n", capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("[1] score ") == 1 and "710,000" in done.stdout  # stopped at the blank line
-    bad = subprocess.run([sys.executable, "-m", "search.cli", "--k", "0", "--index", str(seed_index)], cwd=ROOT,
+    bad = subprocess.run([sys.executable, "-m", "search.faces.cli", "--k", "0", "--index", str(seed_index)], cwd=ROOT,
                          input="KN-23\nLukashenko\n", capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("ask: error: k must be an integer from 1 to 100") == 2
 

@@ -11,10 +11,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import ROOT
+
 from indexer import build
-from search.app import create_app
+from search.service.app import create_app
 
 ARTICLES = [
     {"id": "ports", "title": "Dockworkers strike at three ports",

@@ -4,8 +4,15 @@ products, with the real bundled model."""
 import numpy as np
 import pytest
 
-from search.embedder import DEFAULT_BACKEND, DEFAULT_MODEL, Embedder, OnnxEmbedder, get_embedder, model_location
-from search import onnx_export
+from search.embedding import onnx_export
+from search.embedding.embedder import (
+    DEFAULT_BACKEND,
+    DEFAULT_MODEL,
+    Embedder,
+    OnnxEmbedder,
+    get_embedder,
+    model_location,
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +95,7 @@ def test_a_model_the_export_does_not_understand_runs_on_torch(monkeypatch, tmp_p
 
 
 def test_bf16_runs_only_where_the_cpu_has_bf16_instructions(monkeypatch, paragraphs, recwarn):
-    from search import embedder as module
+    from search.embedding import embedder as module
 
     # uncached: get_embedder keeps one embedder per process for each backend asked for
     monkeypatch.setattr(module, "native_bf16", lambda: False)
@@ -151,13 +158,13 @@ def test_a_new_export_drops_exports_unused_for_a_month(monkeypatch, tmp_path):
 
 def test_the_int8_export_has_7_bit_weights_that_every_cpu_multiplies_exactly(embedder):
     # 8-bit weights overflow the int16 pair sums of the kernels for CPUs without VNNI, and
-    # such CPUs then rank differently (search/int8_check.py shows it under qemu's AVX2 CPU)
+    # such CPUs then rank differently (tools/int8_check.py shows it under qemu's AVX2 CPU)
     import onnx
     from onnx import numpy_helper
 
-    from search.embedder import _model_directory
-    from search.int8_check import mismatches
-    from search.onnx_export import MODEL_FILE, exported_model
+    from search.embedding.embedder import _model_directory
+    from search.embedding.onnx_export import MODEL_FILE, exported_model
+    from tools.int8_check import mismatches
 
     model = onnx.load(str(exported_model(_model_directory(embedder.name)) / MODEL_FILE))
     weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]

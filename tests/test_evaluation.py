@@ -5,10 +5,10 @@ import json
 import math
 
 import pytest
-
 from conftest import SEEDS
-from search.evaluation import load_queries, main, metrics
 from test_quality import seed_questions
+
+from tools.evaluation import load_queries, main, metrics
 
 
 def test_metrics_match_hand_computed_values():
@@ -61,7 +61,7 @@ def test_evaluate_runs_every_query_and_reuses_its_index(seed_dataset, tmp_path, 
 
 
 def test_cross_validation_scores_each_week_with_the_setting_the_other_weeks_chose():
-    from search.evaluation import cross_validate, week_of
+    from tools.evaluation import cross_validate, week_of
 
     assert week_of("2022-06-16") == "2022-W24" and week_of("2022-06-23") == "2022-W25"
     folds = {"a1": "w1", "a2": "w1", "b1": "w2"}

@@ -1,9 +1,8 @@
-"""The live service fuzzed by schemathesis from its own /openapi.json (search/fuzz.py):
+"""The live service fuzzed by schemathesis from its own /openapi.json (tools/fuzz.py):
 no 5xx, no traceback, every answer as the document describes it (JSON errors included).
 scripts/fuzz runs the same with more examples and runs."""
 
-from search.fuzz import fuzz
-
+from tools.fuzz import fuzz
 
 # A fixed seed keeps CI's run the same from one commit to the next; scripts/fuzz explores
 # with fresh seeds (and its findings become fixes, and cases here).

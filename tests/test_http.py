@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from search.app import create_app
 from search.errors import BadRequest, IndexNotFound
+from search.service.app import create_app
 
 QUESTION = "How many Russian casualties since 2022"
 
@@ -173,7 +173,7 @@ def test_unknown_route_and_method(client):
 
 
 def test_model_and_index_load_once_per_process(app, seed_index):
-    from search.embedder import get_embedder
+    from search.embedding.embedder import get_embedder
 
     embedder = get_embedder()
     other = create_app({"INDEX": str(seed_index)})

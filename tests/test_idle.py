@@ -2,7 +2,7 @@
 
 import pytest
 
-from search import idle
+from search.retrieval import idle
 
 
 def _stat(path, idle_ticks, iowait=0):

@@ -10,13 +10,13 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, SEEDS
+from test_clean import CRUFT
+
 from indexer import build
 from search import Searcher
 from search.errors import BuildError
-from test_clean import CRUFT
-from search.generations import current
+from search.index.generations import current
 
 ARTICLE = ("North Korea sent engineers to the Donetsk region to help Russian forces.\n\n"
            "The engineers are said to be building fortifications behind the front line.\n")
@@ -33,7 +33,7 @@ def test_seed_build_summary_and_manifest(tmp_path):
     assert str(summary).startswith(f"indexed 5 documents, {summary.passages} passages in ")
     manifest = json.loads((current(tmp_path / "index") / "manifest.json").read_text())
     assert manifest["format_version"] == 3
-    from search.onnx_export import EXPORT_VERSION
+    from search.embedding.onnx_export import EXPORT_VERSION
 
     assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "onnx-int8", "dimension": 384,
                                  "normalized": True, "max_tokens": 254, "export_version": EXPORT_VERSION}
@@ -161,7 +161,7 @@ def test_if_changed_rebuilds_an_index_made_by_another_export_of_the_model(index_
     # another export gives other vectors: an index of the old one is not up to date
     path = current(index_copy) / "manifest.json"
     manifest = json.loads(path.read_text())
-    from search.onnx_export import EXPORT_VERSION
+    from search.embedding.onnx_export import EXPORT_VERSION
 
     assert manifest["model"]["export_version"] == EXPORT_VERSION
     manifest["model"]["export_version"] = EXPORT_VERSION - 1
@@ -204,13 +204,12 @@ def test_cli_build_prints_summary_and_fails_clearly(tmp_path):
 
 
 def test_cli_build_shows_progress_on_a_terminal_and_a_summary(tmp_path):
+    import fcntl
     import os
     import pty
-    import threading
-
-    import fcntl
     import struct
     import termios
+    import threading
 
     controller, terminal = pty.openpty()  # stderr is a terminal: progress bars are drawn
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # of a usual size

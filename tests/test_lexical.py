@@ -6,9 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from search import IndexCorrupt, store
-from search.generations import current
-from search.lexical import LexicalIndex, terms
+from search import IndexCorrupt
+from search.index import store
+from search.index.generations import current
+from search.index.lexical import LexicalIndex, terms
 
 
 def test_scores_are_bm25s_own(seed_index):
@@ -45,7 +46,7 @@ def test_best_holds_the_rows_search_ranks_in_row_order(seed_index):
 
 
 def test_question_words_are_not_searched_for():
-    from search.lexical import search_terms, terms
+    from search.index.lexical import search_terms, terms
 
     assert search_terms("What did Zelensky say, according to Kyiv?") == ("zelenski", "sai", "kyiv")
     assert search_terms("Who's in charge?") == ("charg",)

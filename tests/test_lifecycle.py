@@ -8,14 +8,15 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, SEEDS
+
 from indexer import build
 from indexer.update import update
-from search import Searcher, generations
+from search import Searcher
 from search.errors import DocumentNotFound
-from search.generations import current
-from search.sentence_vectors import SentenceVectors
+from search.index import generations
+from search.index.generations import current
+from search.index.sentence_vectors import SentenceVectors
 
 VOLCANO = {"id": "volcano", "title": "Volcano erupts on the Reykjanes peninsula",
            "text": "A volcano erupted on the Reykjanes peninsula on Monday night, sending lava fountains "

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SEEDS, free_port
 
 pymilvus = pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install '.[milvus]')")
@@ -66,8 +65,8 @@ def _client(milvus):
 
 
 def test_the_seam_answers_alike_on_both_backends(milvus, embedder):
-    from search import vector_index
-    from search.vector_store import FaissStore, MilvusStore, parse
+    from search.index import vector_index
+    from search.index.vector_store import FaissStore, MilvusStore, parse
 
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((500, 384)).astype(np.float32)
@@ -101,7 +100,7 @@ def test_the_seam_answers_alike_on_both_backends(milvus, embedder):
 
 
 def test_an_index_on_milvus_keeps_no_vectors_of_its_own(milvus_index, milvus):
-    from search.generations import current
+    from search.index.generations import current
 
     manifest = json.loads((current(milvus_index) / "manifest.json").read_text())
     described = manifest["vector_index"]
@@ -143,7 +142,7 @@ def test_filters_and_context_through_milvus(milvus_index, searcher):
 
 
 def test_the_http_service_answers_from_milvus(milvus_index, searcher):
-    from search.app import create_app
+    from search.service.app import create_app
 
     client = create_app({"INDEX": str(milvus_index), "TESTING": True}).test_client()
     response = client.get("/search", query_string={"q": "What gift did Putin give Kim Jong-un?", "k": 3})
@@ -157,7 +156,7 @@ def test_updates_write_a_new_collection_and_drop_collected_ones(milvus, tmp_path
     from indexer import BuildOptions, build
     from indexer.update import update
     from search import Searcher
-    from search.generations import collect, current
+    from search.index.generations import collect, current
 
     articles = tmp_path / "articles"
     articles.mkdir()
@@ -202,7 +201,7 @@ def test_updates_write_a_new_collection_and_drop_collected_ones(milvus, tmp_path
 def test_an_unreachable_server_is_a_clear_error(milvus_index, tmp_path):
     from search import Searcher
     from search.errors import VectorStoreError
-    from search.generations import current
+    from search.index.generations import current
 
     index = tmp_path / "index"
     shutil.copytree(milvus_index, index)
@@ -245,7 +244,7 @@ def test_a_failed_build_leaves_no_collection_and_the_old_index(milvus, milvus_in
 
 def test_a_lost_collection_is_a_503_not_a_traceback(milvus_index):
     from search import Searcher
-    from search.app import create_app
+    from search.service.app import create_app
 
     searcher = Searcher.open(milvus_index)
     client = create_app({"SEARCHER": searcher, "TESTING": True}).test_client()

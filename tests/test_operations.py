@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from indexer.update import update
-from search.app import create_app
-from search.generations import current
+from search.index.generations import current
+from search.service.app import create_app
 
 KEY = "s3cret-key"
 VOLCANO = {"title": "Volcano erupts on the Reykjanes peninsula",

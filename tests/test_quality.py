@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.lexical import terms
-from search.ranking import Weights, blended as blended_scores, fuse, normalise, ranking, standardise
-from search.evaluation import answer_rank
-from search.generations import current
+from search.index.generations import current
+from search.index.lexical import terms
+from search.retrieval.fusion import Weights, fuse, normalise, ranking, standardise
+from search.retrieval.fusion import blended as blended_scores
+from tools.evaluation import answer_rank
 
 OP_ED = {"000_c7708b97d51473e9", "001_69714012eee412eb"}
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SEEDS
 
 pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
@@ -19,8 +18,8 @@ pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
 def _vectors(index: Path) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
-    from search.generations import current
-    from search.sentence_vectors import SentenceVectors
+    from search.index.generations import current
+    from search.index.sentence_vectors import SentenceVectors
 
     flat = faiss.read_index(str(current(index) / "vectors.faiss"))
     passages = faiss.downcast_index(flat.index).reconstruct_n(0, flat.ntotal)
@@ -28,7 +27,7 @@ def _vectors(index: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rows(index: Path) -> list:
-    from search.generations import current
+    from search.index.generations import current
 
     with sqlite3.connect(current(index) / "store.sqlite") as db:
         return db.execute('SELECT p.id, p.doc_id, p.start, p."end", s.id, s.start, s."end" FROM passages p '

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from search import BadRequest, IndexCorrupt, IndexMismatch, IndexNotFound, Searcher
-from search.generations import current
+from search.index.generations import current
 
 # (question as a reader would ask it, acceptable doc ids, words the expected passage holds)
 QUESTIONS = [

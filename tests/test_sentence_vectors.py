@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from search import Searcher, sentence_vectors, store
-from search.generations import current
-from search.sentence_vectors import SentenceVectors
+from search import Searcher
+from search.index import sentence_vectors, store
+from search.index.generations import current
+from search.index.sentence_vectors import SentenceVectors
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +58,9 @@ def _as_format_2(index_dir):
 
 
 def test_a_format_2_index_searches_as_before_and_updates_to_format_3(searcher, index_copy, tmp_path):
-    from indexer.update import update
-
     from conftest import SEEDS
+
+    from indexer.update import update
 
     rows = _as_format_2(index_copy)
     old = Searcher.open(index_copy)

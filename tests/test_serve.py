@@ -10,10 +10,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import ROOT, free_port
-from search.cli import main as ask
-from search.generations import current
+
+from search.faces.cli import main as ask
+from search.index.generations import current
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 import re
 
 import pytest
-
 from conftest import ROOT
+
 from search import settings
-from search.app import DEFAULTS
+from search.service.app import DEFAULTS
 
 # names in the code that are not environment variables
 NOT_VARIABLES = {"SEARCH_FIELDS", "SEARCH_PARAMS", "SEARCH_PARAMETERS"}

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from search import vector_index
-from search.generations import current
-from search.sentence_vectors import SentenceVectors
+from search.index import vector_index
+from search.index.generations import current
+from search.index.sentence_vectors import SentenceVectors
 
 
 def test_kind_by_size_unless_asked():
@@ -32,10 +32,10 @@ def test_ivf_finds_what_exact_search_finds(seed_index):
 
 
 def test_an_ivf_index_serves_the_same_answers(tmp_path, searcher):
+    from conftest import SEEDS
+
     from indexer import BuildOptions, build
     from search import Searcher
-
-    from conftest import SEEDS
 
     build([SEEDS], tmp_path / "ivf", options=BuildOptions(vector_index="ivf"))
     manifest = json.loads((current(tmp_path / "ivf") / "manifest.json").read_text())
@@ -50,7 +50,7 @@ def test_a_store_scores_given_passages_as_its_search_does(tmp_path, kind):
     # fusion asks for the cosines of passages only BM25 found; they must be the search's own
     import faiss
 
-    from search.vector_store import FaissStore
+    from search.index.vector_store import FaissStore
 
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((3000, 32)).astype(np.float32)
@@ -68,7 +68,7 @@ def test_a_selective_filter_on_an_ivf_index_finds_what_exact_search_finds(tmp_pa
     # unprobed, and the filtered search missed allowed passages exact search ranks first
     import faiss
 
-    from search.vector_store import FaissStore
+    from search.index.vector_store import FaissStore
 
     rng = np.random.default_rng(5)
     centres = rng.standard_normal((64, 48)).astype(np.float32)
@@ -88,7 +88,7 @@ def test_a_selective_filter_on_an_ivf_index_finds_what_exact_search_finds(tmp_pa
 
 
 def test_a_milvus_filter_is_ranges_of_ids_the_shorter_way_round():
-    from search.vector_store import id_expression
+    from search.index.vector_store import id_expression
 
     allowed = np.zeros(10, dtype=bool)
     allowed[[2, 3, 4, 7]] = True

@@ -5,7 +5,6 @@ citation to the document at that passage. Screenshots go to artifacts/."""
 import shutil
 
 import pytest
-
 from conftest import ROOT
 
 CHROMIUM = shutil.which("chromium")
@@ -16,7 +15,7 @@ ARTIFACTS = ROOT / "artifacts"
 
 @pytest.fixture(scope="module")
 def site(seed_index):
-    from search.served import gunicorn
+    from tools.served import gunicorn
 
     with gunicorn(seed_index, {"SEARCH_WORKERS": "1"}) as (port, _):
         yield f"http://127.0.0.1:{port}"
@@ -98,7 +97,7 @@ def test_page_uses_nothing_from_elsewhere(site, browser):
 def test_a_page_on_another_origin_posts_a_json_search(site, seed_index, browser):
     # the page is served by one server, the API by another that allows its origin: the
     # browser sends a preflight first and refuses the POST unless it is answered in full
-    from search.served import gunicorn
+    from tools.served import gunicorn
 
     with gunicorn(seed_index, {"SEARCH_WORKERS": "1", "SEARCH_CORS_ORIGINS": site}) as (port, _):
         api = f"http://127.0.0.1:{port}"
@@ -118,7 +117,7 @@ def test_the_mark_holds_the_answering_sentence_after_an_emoji(tmp_path, browser)
     # offsets are code points; the page sliced them as UTF-16 units, and an astral
     # character (an emoji) before the sentence moved the mark by one
     from indexer import build
-    from search.served import gunicorn
+    from tools.served import gunicorn
 
     (tmp_path / "emoji.txt").write_text(
         "Harbour festival 🎉🎆 draws record crowds\n\nThe festival 🎉 opened on Friday with fireworks over the "

@@ -1,0 +1,90 @@
+"""`search-mcp`: the search as a Model Context Protocol server over stdio, for chatbots.
+
+Tools:
+- `search(query, k, doc_id, source, published_from, published_to, offset)`: passages with
+  their citations (the HTTP `/search` results);
+- `context(query, k, max_chars, ...)`: numbered, cited text to paste into a prompt, and
+  its sources (`/context`);
+- `get_document(doc_id)`: a whole document (`/documents/<doc_id>`), also the resource
+  `document://{doc_id}`.
+Bad input is a tool error naming the problem, as the HTTP service words it. The index is
+$SEARCH_INDEX (or --index); a new generation is picked up as the service does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from typing import Any
+
+
+def build_server(index: str):
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from search.errors import SearchError
+    from search.live import LiveSearcher
+    from search.searcher import Filters, Searcher
+
+    live = LiveSearcher(index, functools.partial(Searcher.open, index))
+    server = MCPServer("newsearch", log_level="WARNING", instructions=(
+        "Search a news archive. `search` returns ranked passages, each with citations (document id, "
+        "title, source, paragraph, character span); `context` returns the same as numbered text to quote "
+        "and cite as [n]; `get_document` returns a whole article."))
+
+    def answer(call):
+        try:
+            return call()
+        except SearchError as e:  # the caller's mistake, worded as the HTTP API words it
+            raise ToolError(f"{e.code}: {e}") from None
+
+    @server.tool(structured_output=True, description="Passages of the news archive that best answer a question, with citations.")
+    def search(query: str, k: int = 5, doc_id: list[str] | None = None, source: list[str] | None = None,
+               published_from: str | None = None, published_to: str | None = None, offset: int = 0) -> dict[str, Any]:
+        filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
+        hits = answer(lambda: live.get().search(query, k, offset=offset, filters=filters))
+        return {"query": query, "results": [hit.to_dict() for hit in hits]}
+
+    @server.tool(structured_output=True, description="Prompt-ready context: the best passages as numbered text ([1], [2], ...), each "
+                             "followed by its source line, within max_chars, with the sources as data.")
+    def context(query: str, k: int = 5, max_chars: int = 4000, doc_id: list[str] | None = None,
+                source: list[str] | None = None, published_from: str | None = None,
+                published_to: str | None = None) -> dict[str, Any]:
+        filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
+        return answer(lambda: live.get().context(query, k, max_chars, filters=filters))
+
+    @server.tool(structured_output=True, description="A whole article of the archive by its document id (from a citation).")
+    def get_document(doc_id: str) -> dict[str, Any]:
+        return answer(lambda: live.get().document(doc_id))
+
+    @server.resource("document://{doc_id}", description="A whole article by its document id",
+                     mime_type="application/json")
+    def document(doc_id: str) -> str:
+        import json
+
+        return json.dumps(answer(lambda: live.get().document(doc_id)), ensure_ascii=False)
+
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="search-mcp", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", default=os.environ.get("SEARCH_INDEX", "index"),
+                        help="index directory (default: $SEARCH_INDEX or ./index)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk; never reach for a hub
+    from search.errors import SearchError
+
+    try:
+        server = build_server(args.index)
+    except SearchError as e:
+        print(f"search-mcp: error: {e}", file=sys.stderr)
+        return 1
+    server.run("stdio")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Sentence vectors on disk: one int8 row per sentence and a float32 scale per row.
+
+Every passage sentence has a vector, used to rank passages by their best sentence and to
+highlight it. There are ~5 sentences a passage, so these are the index's largest file, and
+each service worker memory-maps it: a query reads the rows of its few hundred candidate
+passages, and under varied load a worker ends up holding most of the file. As float32 that
+was 743 MB at 100k passages, and the service's memory grew past 1 GB; as int8 rows it is a
+quarter of that. Per-row symmetric quantisation keeps a unit vector's cosine with its
+float32 original above 0.9999 (tests/test_sentence_vectors.py), far below the differences
+between the model's own backends.
+
+Indexes of format 2 hold float32 (or float16) rows and no scales; they still load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from search.index.store import SENTENCE_SCALES as SCALES
+from search.index.store import SENTENCE_VECTORS as CODES
+
+
+def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 codes and per-row scales with codes * scale ≈ vectors."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    peak = np.abs(vectors).max(axis=1) if len(vectors) else np.empty(0, dtype=np.float32)
+    scales = np.where(peak > 0, peak / 127, 1).astype(np.float32)
+    codes = np.clip(np.rint(vectors / scales[:, None]), -127, 127).astype(np.int8)
+    return codes, scales
+
+
+def save(directory: Path, vectors: np.ndarray) -> list[str]:
+    """Write the vectors (float rows, unit length) quantised; returns the files written."""
+    codes, scales = quantize(vectors)
+    np.save(Path(directory) / CODES, codes, allow_pickle=False)
+    np.save(Path(directory) / SCALES, scales, allow_pickle=False)
+    return [CODES, SCALES]
+
+
+class SentenceVectors:
+    """Read-only sentence vectors of an index directory, memory-mapped."""
+
+    def __init__(self, codes: np.ndarray, scales: np.ndarray | None):
+        self._codes = codes
+        self._scales = scales  # None: a format-2 index's float rows
+
+    @classmethod
+    def open(cls, directory: Path) -> "SentenceVectors | None":
+        """The directory's sentence vectors, or None for an index built without them."""
+        directory = Path(directory)
+        if not (directory / CODES).exists():
+            return None
+        # as plain arrays over the mapped pages: indexing an np.memmap is slower
+        codes = np.asarray(np.load(directory / CODES, mmap_mode="r", allow_pickle=False))
+        scales = (np.asarray(np.load(directory / SCALES, mmap_mode="r", allow_pickle=False))
+                  if codes.dtype == np.int8 else None)
+        return cls(codes, scales)
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    @property
+    def dimension(self) -> int:
+        return self._codes.shape[1]
+
+    def rows(self, index: np.ndarray | slice) -> np.ndarray:
+        """The float32 vectors of some rows (an index array or a slice)."""
+        vectors = np.asarray(self._codes[index], dtype=np.float32)
+        return vectors if self._scales is None else vectors * self._scales[index][:, None]
+
+    def scores(self, index: np.ndarray | slice, query: np.ndarray) -> np.ndarray:
+        """Cosine of each of these rows with a unit query vector."""
+        # scaling the products, not the rows: one multiply per row instead of per value
+        products = np.asarray(self._codes[index], dtype=np.float32) @ np.asarray(query, dtype=np.float32)
+        return products if self._scales is None else products * self._scales[index]
+
+    def all(self) -> np.ndarray:
+        """Every row as a float32 unit vector (quantised rows are within 0.2% of unit
+        length), for the bench and tests that stand them in for the model's vectors."""
+        rows = self.rows(slice(None))
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,145 @@
+"""The on-disk index format, shared by the indexer (writer) and the searcher (reader).
+
+An index directory holds these files and nothing executable (no pickle):
+
+- `vectors.faiss`  FAISS index of L2-normalised passage vectors, ids = passage ids;
+- `sentences.npy`  int8 codes of the L2-normalised vector of every passage sentence, row =
+                   sentence id, and `sentence_scales.npy` their float32 scales (for ranking and
+                   highlighting; plain .npy arrays, loaded with allow_pickle=False; see
+                   search/index/sentence_vectors.py). Format 2 held float32 or float16 rows there;
+- `store.sqlite`   documents, passages, sentences, near-duplicate groups;
+- `lexical/`       BM25 indexes (bm25s: .npy arrays and JSON) of the passages, row =
+                   passage id, and of whole documents, row = document's position by rowid;
+- `manifest.json`  what built it (format, model, dimension, chunker), counts, checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+from search.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+
+# 2: BM25 moved from FTS5 tables to lexical/ (bm25s); 3: int8 sentence vectors
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)  # a format-2 index differs only in its sentence vectors' dtype
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+SENTENCE_VECTORS = "sentences.npy"
+SENTENCE_SCALES = "sentence_scales.npy"
+STORE = "store.sqlite"
+PASSAGE_LEXICAL = "lexical/passages"
+# A passage's lexical score mixes in its document's: the words of a query are often
+# spread over an article.
+DOCUMENT_LEXICAL = "lexical/documents"
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id    TEXT PRIMARY KEY,
+    title     TEXT,
+    source    TEXT NOT NULL,   -- file name, or the article's URL when it has one
+    url       TEXT,
+    published TEXT,
+    author    TEXT,            -- (added after format 2 was released: older stores lack it)
+    sha256    TEXT NOT NULL,   -- of the document's text, to spot changed documents
+    text      TEXT NOT NULL    -- the original text: passage offsets index into it
+);
+CREATE TABLE passages (
+    id        INTEGER PRIMARY KEY,  -- the passage's id in vectors.faiss
+    doc_id    TEXT NOT NULL REFERENCES documents(doc_id),
+    paragraph INTEGER NOT NULL,     -- 1-based ordinal of its (first) paragraph
+    start     INTEGER NOT NULL,     -- documents.text[start:end] == text
+    "end"     INTEGER NOT NULL,
+    text      TEXT NOT NULL
+);
+CREATE INDEX passages_doc ON passages(doc_id);
+CREATE TABLE sentences (
+    id         INTEGER PRIMARY KEY,  -- row in sentences.npy
+    passage_id INTEGER NOT NULL REFERENCES passages(id),
+    start      INTEGER NOT NULL,     -- absolute offsets in documents.text
+    "end"      INTEGER NOT NULL
+);
+CREATE INDEX sentences_passage ON sentences(passage_id);
+-- Passages that say the same thing (syndicated or translated copies), found at build time.
+CREATE TABLE duplicates (
+    passage_id INTEGER PRIMARY KEY REFERENCES passages(id),
+    group_id   INTEGER NOT NULL      -- the smallest passage id in the group
+);
+CREATE INDEX duplicates_group ON duplicates(group_id);
+"""
+
+
+def build_hint(index_dir: Path | str) -> str:
+    return f"run `python -m indexer build seeds --index {index_dir}`"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(index_dir: Path) -> dict:
+    """Read and sanity-check `manifest.json`.
+
+    Raises:
+        IndexNotFound: the directory or its manifest is missing.
+        IndexCorrupt: the manifest is not valid JSON.
+        IndexMismatch: the manifest is of another format version.
+    """
+    path = Path(index_dir) / MANIFEST
+    if not path.is_file():
+        raise IndexNotFound(f"no index at {index_dir}: {build_hint(index_dir)} first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IndexCorrupt(f"index at {index_dir} has an unreadable manifest ({e}): {build_hint(index_dir)}") from e
+    if manifest.get("format_version") not in READABLE_FORMATS:
+        raise IndexMismatch(
+            f"index at {index_dir} has format version {manifest.get('format_version')!r}, this version "
+            f"reads {' and '.join(map(str, READABLE_FORMATS))}: {build_hint(index_dir)} to rebuild it")
+    return manifest
+
+
+def verify_checksums(index_dir: Path, manifest: dict) -> None:
+    """Refuse an index whose files differ from what the build wrote."""
+    for name, expected in manifest["checksums"].items():
+        path = Path(index_dir) / name
+        if not path.is_file():
+            raise IndexCorrupt(f"index at {index_dir} is missing {name}: {build_hint(index_dir)} to rebuild it")
+        if file_sha256(path) != expected:
+            raise IndexCorrupt(f"index at {index_dir} is corrupt ({name} fails its checksum): "
+                               f"{build_hint(index_dir)} to rebuild it")
+
+
+def check_model(index_dir: Path, manifest: dict, model_name: str, dimension: int | None = None) -> None:
+    """Refuse to search an index with a model other than the one that built it."""
+    built = manifest["model"]
+    if built["name"] != model_name:
+        raise IndexMismatch(
+            f"index at {index_dir} was built with model {built['name']!r} (dimension {built['dimension']}), "
+            f"not {model_name!r}: search it with SEARCH_MODEL={built['name']!r} (ask --model), "
+            f"or rebuild it with this model: {build_hint(index_dir)} --model {model_name!r}")
+    if dimension is not None and built["dimension"] != dimension:
+        raise IndexMismatch(
+            f"index at {index_dir} holds {built['dimension']}-dimensional vectors but model {model_name!r} "
+            f"makes {dimension}-dimensional ones: {build_hint(index_dir)} to rebuild it")
+
+
+def connect(path: Path, readonly: bool = True) -> sqlite3.Connection:
+    """Open the passage store; read-only unless building."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def has_author(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    """Whether the store records authors (stores written before they were added do not)."""
+    return any(row[1] == "author" for row in conn.execute(f"PRAGMA {schema}.table_info(documents)"))

@@ -1,0 +1,114 @@
+"""`PUT /documents/<doc_id>` and `DELETE /documents/<doc_id>`: change the index under a
+running service. Each write is an incremental update (indexer/update.py) that publishes a
+new generation; this worker serves it before answering, the others within a second or two.
+Disabled unless SEARCH_API_KEY is set, and then only with that key.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+
+from search.errors import BadRequest
+from search.live import LiveSearcher
+from search.service.app import (
+    DOCUMENT_FIELDS,
+    MAX_DOC_ID_CHARS,
+    MAX_DOCUMENT_CHARS,
+    _json,
+    _json_object,
+    _reject_unknown,
+    authorize,
+)
+
+
+def register(app: Flask, live: LiveSearcher) -> None:
+    if app.config.get("API_KEY"):
+        _load_writer()
+    @app.put("/documents/<doc_id:doc_id>")
+    def put_document(doc_id: str):
+        authorize(app)
+        doc = parse_document(doc_id, app.config["MAX_DOCUMENT_BODY"])
+        from indexer.update import update
+
+        # small batches: a worker's memory peak stays near a search's
+        summary = update(live.root, documents=[doc], embedder=live.get().embedder, strict=True, batch_size=8)
+        searcher = live.reload() if summary.changed else live.get()
+        _release_memory()
+        status = "added" if summary.added else "replaced" if summary.replaced else "unchanged"
+        return _json({"doc_id": doc_id, "status": status, "generation": searcher.generation,
+                      "passages": searcher.document(doc_id)["passages"]}, 201 if summary.added else 200)
+
+    @app.delete("/documents/<doc_id:doc_id>")
+    def delete_document(doc_id: str):
+        authorize(app)
+        from indexer.update import update
+
+        live.get().document(doc_id)  # 404 before taking the writer lock
+        update(live.root, remove=[doc_id], embedder=live.get().embedder)
+        generation = live.reload().generation
+        _release_memory()
+        return _json({"doc_id": doc_id, "status": "removed", "generation": generation})
+
+
+def _load_writer() -> None:
+    """Load the indexer's code now, once per worker, rather than in the first PUT: the
+    worker's memory is then what it will stay at, and the first write is not the slowest."""
+    import importlib
+
+    from indexer.chunk import sentences
+
+    importlib.import_module("indexer.update")
+    sentences("Warm up the sentence splitter. It loads its rules once.", 0, 56)
+
+
+def _release_memory() -> None:
+    """Give the update's scratch memory back to the system: glibc keeps what a request
+    thread freed in that thread's arena (~40 MB after a write here, for good otherwise)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
+def check_doc_id(doc_id: str) -> None:
+    if not doc_id.strip() or len(doc_id) > MAX_DOC_ID_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in doc_id):
+        raise BadRequest("invalid_doc_id", f"a document id is 1 to {MAX_DOC_ID_CHARS} printable characters")
+    try:
+        doc_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("invalid_doc_id", "a document id must be valid Unicode text") from None
+
+
+def parse_document(doc_id: str, max_body: int):
+    """The document a PUT body describes: {"text", "title"?, "url"?, "published"?, "author"?}."""
+    from indexer.sources import Document
+
+    check_doc_id(doc_id)
+    request.max_content_length = max_body  # larger than a search's limit, still bounded
+    body = _json_object()
+    _reject_unknown(set(body), DOCUMENT_FIELDS, "field")
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("empty_document", 'missing or empty "text": send the article\'s text')
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise BadRequest("document_too_long", f"text is {len(text)} characters long; the limit is {MAX_DOCUMENT_CHARS}")
+    if "\x00" in text or sum(ord(c) < 32 and c not in "\n\r\t\f" for c in text) > len(text) // 100:
+        raise BadRequest("binary_document", "text holds control characters: send the article's text, not a file")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("invalid_document", "text contains a lone surrogate: send valid Unicode text") from None
+    for key in ("title", "url", "published", "author"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise BadRequest(f"invalid_{key}", f'"{key}" must be a string')
+    title = (body.get("title") or "").strip() or None
+    from indexer.clean import clean
+
+    if not clean(text, title).lines:
+        raise BadRequest("empty_document", "text has no article text once page cruft is removed")
+    url = body.get("url") or None
+    return Document(doc_id=doc_id, text=text, source=url or doc_id, title=title,
+                    url=url, published=body.get("published") or None, author=body.get("author") or None)

@@ -1,0 +1,73 @@
+"""gunicorn settings for this service (`gunicorn -c python:search.service.gunicorn_conf search.service.wsgi:app`).
+
+Each worker loads the model and index once (no --preload: torch's thread pools do not
+survive fork). Requests are short and CPU-bound; threads let a worker overlap I/O and
+JSON work with another request's model call.
+"""
+
+import json
+import os
+import re
+
+from gunicorn import util
+
+bind = os.environ.get("SEARCH_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("SEARCH_WORKERS", "2"))
+threads = int(os.environ.get("SEARCH_THREADS", "4"))
+worker_class = "gthread"
+timeout = 120  # a worker's start includes loading the model
+graceful_timeout = 30
+# The app writes the access log line itself, with the request id (SEARCH_ACCESS_LOG=off
+# drops it); gunicorn's own would be a second line per request.
+accesslog = None
+errorlog = "-"
+# One model thread per worker: two workers on two cores, not four threads fighting for them.
+if not (os.environ.get("SEARCH_EMBED_THREADS") or os.environ.get("SEARCH_TORCH_THREADS")):
+    os.environ["SEARCH_EMBED_THREADS"] = "1"
+# Workers hand the model's batch memory back (search/embedding/embedder.py): a PUT of a long article
+# must not leave a worker hundreds of MB larger for good.
+os.environ.setdefault("SEARCH_EMBED_ARENA", "off")
+
+# /metrics adds up every worker's counts: prometheus_client's multiprocess mode keeps them
+# in files here (set before any worker imports it; emptied at each start).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="search-metrics-")
+
+
+def on_starting(server):
+    import glob
+
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(path)
+
+
+def post_worker_init(worker):
+    # Logged once the worker has loaded the model and index, just before it takes
+    # connections: until then gunicorn's other workers take them all, and a kept-alive
+    # connection stays with the worker that accepted it (tools/served.py waits for these).
+    worker.log.info("worker %s ready", worker.pid)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+# Requests gunicorn refuses itself (a request line over limit_request_line, malformed
+# headers) get the service's JSON error body too, not gunicorn's HTML page.
+limit_request_line = 8190  # gunicorn's maximum: long questions fit; longer ones go by POST
+
+
+def _json_error(sock, status_int, reason, mesg):
+    code = re.sub(r"\W+", "_", reason.lower()).strip("_")
+    hint = " (send long questions with POST /search)" if status_int == 414 else ""
+    body = json.dumps({"error": {"code": code, "message": (mesg or reason) + hint}})
+    util.write_nonblock(sock, (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+                               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                               f"{body}").encode("latin1"))
+
+
+util.write_error = _json_error

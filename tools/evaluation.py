@@ -1,0 +1,280 @@
+"""Retrieval evaluation on a BEIR-format dataset with the project's own indexer and searcher.
+
+    scripts/evaluate DATASET_DIR --split test --mode hybrid [--no-chunking] [--json]
+    scripts/evaluate DATASET_DIR --weight dense=0.5,0.65 --folds weeks   # settings chosen by cross-validation
+    scripts/evaluate tests/data/seed_questions.json                      # the seed questions, passage by passage
+
+The dataset's corpus is indexed once per set of build options and cached under
+.cache/eval/; metrics come from pytrec_eval (trec_eval's own implementation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import hashlib
+import itertools
+import json
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from search.embedding.embedder import BACKENDS
+from search.retrieval.fusion import Weights
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "eval"
+SEEDS = ROOT / "seeds"  # the corpus the seed questions ask about
+DEPTH = 1000  # passages ranked per query: enough for Recall@100 over documents
+
+
+def load_queries(dataset: Path, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The split's queries that have judgements, and the judgements (qrels)."""
+    queries, qrels, _ = load_queries_dated(dataset, split)
+    return queries, qrels
+
+
+def load_queries_dated(dataset: Path, split: str):
+    """`load_queries`, plus each query's `question_date` where the dataset gives one."""
+    qrels: dict[str, dict[str, int]] = {}
+    with open(dataset / "qrels" / f"{split}.tsv", encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    queries, dates = {}, {}
+    with open(dataset / "queries.jsonl", encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record["_id"] in qrels:
+                queries[record["_id"]] = record["text"]
+                if record.get("question_date"):
+                    dates[record["_id"]] = record["question_date"]
+    return queries, qrels, dates
+
+
+def corpus_as_articles(dataset: Path, cache: Path = CACHE) -> Path:
+    """BEIR's corpus.jsonl ({"_id", "title", "text"}) as the indexer's .jsonl articles."""
+    source = dataset / "corpus.jsonl"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = cache / f"{dataset.name}-{digest}" / f"{dataset.name}.jsonl"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        with open(source, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as out:
+            for line in src:
+                doc = json.loads(line)
+                out.write(json.dumps({"id": doc["_id"], "title": doc.get("title") or None, "text": doc["text"]}) + "\n")
+        tmp.rename(target)
+    return target
+
+
+METRICS = {"ndcg@10": "ndcg_cut_10", "recall@10": "recall_10", "recall@100": "recall_100", "mrr@10": "recip_rank"}
+
+
+def metrics(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """nDCG@10, Recall@10, Recall@100 and MRR@10, averaged over the queries, by pytrec_eval."""
+    return mean_metrics(per_query(run, qrels), qrels)
+
+
+def per_query(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]]) -> dict[str, dict[str, float]]:
+    """Each judged query's metrics (zero for a query with no results, as in BEIR)."""
+    import pytrec_eval
+
+    full = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10", "recall.100"}).evaluate(run)
+    top10 = {q: dict(sorted(docs.items(), key=lambda d: -d[1])[:10]) for q, docs in run.items()}
+    mrr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+    return {q: {name: {**full.get(q, {}), **mrr.get(q, {})}.get(key, 0.0) for name, key in METRICS.items()}
+            for q in qrels}
+
+
+def mean_metrics(scores: dict[str, dict[str, float]], queries) -> dict[str, float]:
+    queries = list(queries)
+    return {name: round(sum(scores[q][name] for q in queries) / len(queries), 4) for name in METRICS}
+
+
+def cross_validate(runs: list[tuple[dict, dict[str, dict[str, float]]]], folds: dict[str, str],
+                   target: str = "ndcg@10") -> dict:
+    """Leave one fold out: for each fold, the setting with the best mean `target` over the
+    other folds' queries, scored on the held-out fold's. `runs` pairs each setting with its
+    per-query metrics; `folds` maps each query to its fold (a news question's week)."""
+    held_out: dict[str, dict[str, float]] = {}
+    chosen = []
+    for fold in sorted(set(folds.values())):
+        train = [q for q, f in folds.items() if f != fold]
+        setting, scores = max(runs, key=lambda run: mean_metrics(run[1], train)[target])
+        chosen.append({"fold": fold, **setting})
+        held_out.update({q: scores[q] for q, f in folds.items() if f == fold})
+    return {"folds": len(chosen), **mean_metrics(held_out, held_out), "chosen": chosen}
+
+
+def week_of(date: str) -> str:
+    """A question's ISO week ("2022-W25"): a weekly quiz's questions share one."""
+    year, week, _ = datetime.date.fromisoformat(date[:10]).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def run_queries(searcher, queries: dict[str, str], mode: str, weights) -> dict:
+    ids = list(queries)
+    run = {}
+    for start in range(0, len(ids), 64):
+        batch = ids[start:start + 64]
+        for qid, ranked in zip(batch, searcher.rank([queries[q] for q in batch], DEPTH, mode, weights)):
+            run[qid] = {doc: float(score) for doc, score in ranked}
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset", type=Path,
+                        help="BEIR-format directory (corpus.jsonl, queries.jsonl, qrels/), or a JSON file of "
+                             "questions about seeds/ with their answering passages (tests/data/seed_questions.json)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--mode", default="hybrid", choices=("dense", "lexical", "hybrid"))
+    parser.add_argument("--no-chunking", action="store_true",
+                        help="one passage per document, cut at the model's window (MTEB's setup)")
+    parser.add_argument("--max-tokens", type=int, help="passage window in word pieces (default: the model's)")
+    parser.add_argument("--dense-weight", help="hybrid fusion weight(s) of the dense score, e.g. 0.5,0.6,0.7")
+    parser.add_argument("--sentence-weight", help="weight(s) of the best sentence in dense scores, e.g. 0,0.3,0.5")
+    parser.add_argument("--document-weight", help="share(s) of document evidence in a passage's score, e.g. 0,0.3,0.5")
+    parser.add_argument("--weight", action="append", default=[], metavar="NAME=V1,V2",
+                        help=f"any ranking weight and the values to try (repeatable): {', '.join(WEIGHT_NAMES)}")
+    parser.add_argument("--folds", choices=("weeks",),
+                        help="with several settings: also choose one by leave-one-week-out cross-validation "
+                             "(tuned on the other weeks' questions, scored on the held-out week's)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="how the model runs (default: $SEARCH_EMBED_BACKEND or the project default)")
+    parser.add_argument("--vector-store", default="faiss",
+                        help="faiss (default) or milvus://host:port/collection: where the corpus vectors live")
+    parser.add_argument("--cache", type=Path, default=CACHE, help=f"where built indexes are kept (default {CACHE})")
+    args = parser.parse_args(argv)
+    grid = _grid(parser, args)
+    if args.dataset.suffix == ".json":
+        return _seed_questions(args, grid)
+
+    from search import Searcher
+
+    queries, qrels, dates = load_queries_dated(args.dataset, args.split)
+    if args.folds and len(dates) < len(queries):
+        parser.error(f"--folds weeks needs a question_date for every query; {args.dataset} has {len(dates)} "
+                     f"of {len(queries)}")
+    articles = corpus_as_articles(args.dataset, args.cache)
+    # sentence vectors take part in chunked dense scoring; a whole-document index (MTEB's
+    # setup, to check the pipeline against the published figure) has none, as there
+    index, embedder = _index(args, articles, args.no_chunking, title_context=True)
+    searcher = Searcher.open(index, verify=False, backend=embedder.backend)
+    runs = []
+    for weights in _progress(grid, "settings"):
+        started = time.perf_counter()
+        scores = per_query(run_queries(searcher, queries, args.mode, weights), qrels)
+        runs.append(({"weights": asdict(weights)}, scores))
+        result = {"mode": args.mode, "split": args.split, "chunking": not args.no_chunking,
+                  **({"weights": asdict(weights)} if args.mode != "dense" or len(grid) > 1 else {}),
+                  **mean_metrics(scores, qrels), "queries": len(queries),
+                  "seconds": round(time.perf_counter() - started, 2)}
+        _print(result, args.json)
+    if args.folds:
+        _print({"mode": args.mode, "split": args.split, "cross_validation": args.folds,
+                **cross_validate(runs, {q: week_of(dates[q]) for q in queries})}, args.json)
+    return 0
+
+
+WEIGHT_NAMES = tuple(f.name for f in fields(Weights))
+_FLAGS = {"dense": "dense_weight", "sentence": "sentence_weight", "document": "document_weight"}
+
+
+def _grid(parser, args) -> list[Weights]:
+    """Every combination of the weights asked for (one setting, the defaults, when none is)."""
+    values: dict[str, list[float]] = {name: _weights(getattr(args, flag)) for name, flag in _FLAGS.items()
+                                      if getattr(args, flag)}
+    for item in args.weight:
+        name, _, text = item.partition("=")
+        if name not in WEIGHT_NAMES or not text:
+            parser.error(f"--weight takes NAME=V1,V2 with NAME one of {', '.join(WEIGHT_NAMES)}, got {item!r}")
+        try:
+            values[name] = _weights(text)
+        except ValueError:
+            parser.error(f"--weight {name}: values must be numbers, got {text!r}")
+    names = list(values)
+    return [Weights(**dict(zip(names, combo))) for combo in itertools.product(*values.values())] or [Weights()]
+
+
+def _index(args, articles: Path, no_chunking: bool, title_context: bool, home: Path | None = None):
+    """The cached index of `articles` (under `home`, default beside them) for these build
+    options and backend (built when needed)."""
+    from indexer import BuildOptions, build
+    from search.embedding.embedder import get_embedder
+
+    options = BuildOptions(chunking=not no_chunking, max_tokens=args.max_tokens, title_context=title_context,
+                           sentence_vectors=not no_chunking, vector_store=args.vector_store)
+    embedder = get_embedder(backend=args.backend)
+    # one cached index per build options and backend (their vectors differ)
+    tag = (("whole" if no_chunking else f"chunks{args.max_tokens or ''}") + f"-{embedder.backend}"
+           + ("-milvus" if args.vector_store != "faiss" else ""))
+    index = (home or articles.parent) / f"index-{tag}"
+    print(f"indexing {articles} -> {index} (once; later runs reuse it)", file=sys.stderr)
+    summary = build([articles], index, options=options, if_changed=True, progress=sys.stderr.isatty(),
+                    embedder=embedder)
+    print(summary, file=sys.stderr)
+    return index, embedder
+
+
+def _seed_questions(args, grid: list[Weights]) -> int:
+    """The seed questions asked as a reader would: where the answering passage ranks among
+    the first five results (collapse on), and whether an op-ed answer cites both translations."""
+    from search import Searcher
+
+    questions = json.loads(args.dataset.read_text(encoding="utf-8"))
+    index, embedder = _index(args, SEEDS, no_chunking=False, title_context=False, home=args.cache / "seeds")
+    searcher = Searcher.open(index, verify=False, backend=embedder.backend)
+    for weights in _progress(grid, "settings"):
+        searcher.weights = weights
+        ranks, missing_copy = {}, []
+        for item in questions:
+            hits = searcher.search(item["question"], 5, args.mode)
+            rank, hit = answer_rank(hits, item["answers"])
+            ranks[item["question"]] = rank
+            if hit is not None and {"000", "001"} & {c.doc_id[:3] for c in hit.citations} \
+                    and not {"000", "001"} <= {c.doc_id[:3] for c in hit.citations}:
+                missing_copy.append(item["question"])
+        n = len(questions)
+        result = {"mode": args.mode, "set": str(args.dataset), "questions": n,
+                  **({"weights": asdict(weights)} if len(grid) > 1 else {}),
+                  "first": sum(r == 1 for r in ranks.values()),
+                  "top3": sum(r is not None and r <= 3 for r in ranks.values()),
+                  "top5": sum(r is not None for r in ranks.values()),
+                  "op_ed_cited_alone": len(missing_copy),
+                  "not_first": {q: r for q, r in ranks.items() if r != 1}}
+        _print(result, args.json)
+    return 0
+
+
+def answer_rank(hits, answers) -> tuple[int | None, object]:
+    """The rank of the first hit that answers: a passage of one of an answer's `docs`
+    (by their three-digit prefix) holding its `passage` words; and that hit."""
+    for hit in hits:
+        for answer in answers:
+            if any(c.doc_id[:3] in answer["docs"] for c in hit.citations) and answer["passage"] in hit.text:
+                return hit.rank, hit
+    return None, None
+
+
+def _progress(items: list, unit: str):
+    if len(items) > 1 and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(items, desc="evaluating", unit=f" {unit}")
+    return items
+
+
+def _print(result: dict, as_json: bool) -> None:
+    print(json.dumps(result) if as_json else "  ".join(f"{key} {value}" for key, value in result.items()), flush=True)
+
+
+def _weights(text: str) -> list[float]:
+    return [float(w) for w in text.split(",")]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

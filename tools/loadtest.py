@@ -1,0 +1,209 @@
+"""`scripts/loadtest`: the production server under load while its index changes.
+
+A copy of the index is served by gunicorn as `scripts/serve` runs it (2 workers x 4
+threads). 32 clients send searches over keep-alive connections until --requests are done
+(or --max-seconds pass). A third of the way in, another process adds an article with
+`indexer add` (the workers pick the new generation up by hot reload); two thirds in, a
+client replaces a document with `PUT /documents/<id>` (an update inside a worker). Every
+answer must be a 200 with results; the service's memory is read before and after.
+
+    scripts/loadtest [--index DIR] [--requests 20000] [--clients 32] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from tools.bench import question_texts, rss_mb
+from tools.served import ROOT, get, gunicorn, process_tree
+
+ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm",
+           "text": "A harbour crane collapsed during a storm on Sunday night, damaging two cargo ships.\n\n"
+                   "Port officials said no one was injured and that the harbour would reopen on Tuesday.\n"}
+
+
+def loadtest(index: Path, requests: int, clients: int, max_seconds: float, workers: int, threads: int,
+             warmup: int = 2000) -> dict:
+    key = secrets.token_hex(16)
+    questions = question_texts()
+    paths = [f"/search?k={1 + n % 10}&q={quote(q)}" for n, q in enumerate(questions)]
+    with tempfile.TemporaryDirectory(prefix="loadtest-") as scratch:
+        copy = Path(scratch) / "index"
+        shutil.copytree(index, copy)
+        feed = Path(scratch) / "feed.jsonl"
+        feed.write_text(json.dumps(ARTICLE) + "\n", encoding="utf-8")
+        env = {"SEARCH_API_KEY": key, "SEARCH_WORKERS": str(workers), "SEARCH_THREADS": str(threads)}
+        with open(Path(scratch) / "server.log", "w+") as log, gunicorn(copy, env, log=log) as (port, server):
+            # memory "before" is read once the service has run under this load for a while (its
+            # threads' allocator arenas, model buffers and caches grown to their working size)
+            _Run(port, paths, warmup, clients, max_seconds).go()
+            before = _memory(server.pid)
+            generation_before = _health(port)["generation"]
+            run = _Run(port, paths, requests, clients, max_seconds)
+            run.on_progress(requests // 3, lambda: _add_from_another_process(copy, feed))
+            run.on_progress(2 * requests // 3, lambda: _put_document(port, key, index))
+            run.go()
+            time.sleep(2)  # let a reload that started near the end finish before reading
+            after = _memory(server.pid)
+            health = _health(port)
+            metrics = get(port, "/metrics")[1].decode()
+            log.seek(0)
+            tracebacks = log.read().count("Traceback")
+    times = np.array(run.times)
+    return {"requests": run.done, "failed": run.failed, "failures": run.failures[:10],
+            "p50_ms": round(float(np.percentile(times, 50)), 2), "p99_ms": round(float(np.percentile(times, 99)), 2),
+            "qps": round(run.done / run.seconds, 1), "seconds": round(run.seconds, 1), "clients": clients,
+            "rss_mb_before": round(before, 1), "rss_mb_after": round(after, 1),
+            "reloads": int(_metric(metrics, "search_index_reloads_total")),
+            "generation_before": generation_before, "generation_after": health["generation"],
+            "documents_after": health["documents"], "events": run.events, "tracebacks": tracebacks,
+            "warmup_requests": warmup, "service": {"workers": workers, "threads": threads}}
+
+
+class _Run:
+    """`clients` threads sharing a budget of requests; actions fired at progress marks."""
+
+    def __init__(self, port: int, paths: list[str], requests: int, clients: int, max_seconds: float):
+        self.port, self.paths, self.budget, self.clients = port, paths, requests, clients
+        self.max_seconds = max_seconds
+        self.times: list[float] = []
+        self.done = self.failed = 0
+        self.failures: list[str] = []
+        self.events: list[dict] = []
+        self._marks: list[tuple[int, object]] = []
+        self._event_threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def on_progress(self, count: int, action) -> None:
+        self._marks.append((count, action))
+
+    def go(self) -> None:
+        self._deadline = time.monotonic() + self.max_seconds
+        started = time.monotonic()
+        workers = [threading.Thread(target=self._client, args=(n,)) for n in range(self.clients)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        self.seconds = time.monotonic() - started
+        for t in self._event_threads:
+            t.join()
+
+    def _take(self) -> int | None:
+        with self._lock:
+            if self.done >= self.budget or time.monotonic() > self._deadline:
+                return None
+            self.done += 1
+            n = self.done
+            due = [a for count, a in self._marks if count == n]
+        for action in due:  # beside the clients, none of which stops (an idle keep-alive connection
+            # would be closed by the server after 2 s, and its next request fail for that alone)
+            thread = threading.Thread(target=self._event, args=(n, action))
+            thread.start()
+            self._event_threads.append(thread)
+        return n
+
+    def _event(self, n: int, action) -> None:
+        started = time.monotonic()
+        self.events.append({"at_request": n, **action(), "seconds": round(time.monotonic() - started, 2)})
+
+    def _client(self, n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        while (i := self._take()) is not None:
+            path = self.paths[(i * 7 + n) % len(self.paths)]
+            started = time.perf_counter()
+            try:
+                status, body = get(self.port, path, conn)
+                ok = status == 200 and json.loads(body)["results"]
+                problem = None if ok else f"{status} {body[:200]!r}"
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                problem = f"{type(e).__name__}: {e}"
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            elapsed = (time.perf_counter() - started) * 1000
+            with self._lock:
+                self.times.append(elapsed)
+                if problem:
+                    self.failed += 1
+                    self.failures.append(problem)
+        conn.close()
+
+
+def _add_from_another_process(index: Path, feed: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "indexer", "add", str(feed), "--index", str(index)],
+                          cwd=ROOT, capture_output=True, text=True)
+    return {"event": "indexer add", "ok": done.returncode == 0, "output": (done.stdout or done.stderr).strip()}
+
+
+def _put_document(port: int, key: str, index: Path) -> dict:
+    """Replace the first document of the index, changed by one line, over HTTP."""
+    from search.index import store
+    from search.index.generations import current
+
+    with store.connect(current(index) / store.STORE) as db:
+        doc_id, title, text = db.execute("SELECT doc_id, title, text FROM documents ORDER BY rowid LIMIT 1").fetchone()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    body = json.dumps({"text": text + "\n\nThis article was updated during a load test.\n", "title": title})
+    conn.request("PUT", f"/documents/{quote(doc_id, safe='')}", body=body,
+                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    conn.close()
+    return {"event": "PUT /documents", "ok": response.status in (200, 201), "status": response.status,
+            "output": answer}
+
+
+def _health(port: int) -> dict:
+    return json.loads(get(port, "/health")[1])
+
+
+def _memory(pid: int) -> float:
+    return sum(rss_mb(p) for p in process_tree(pid))
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")
+               or line.startswith(name + "{"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="loadtest", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, default=ROOT / "index", help="index to serve a copy of")
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="stop sending after this long")
+    parser.add_argument("--warmup", type=int, default=2000, help="requests under the same load before measuring")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = loadtest(args.index, args.requests, args.clients, args.max_seconds, args.workers, args.threads,
+                      args.warmup)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['requests']} requests from {result['clients']} clients in {result['seconds']} s "
+              f"({result['qps']}/s): {result['failed']} failed; p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; "
+              f"RSS {result['rss_mb_before']} -> {result['rss_mb_after']} MB; {result['reloads']} reloads, "
+              f"generation {result['generation_before']} -> {result['generation_after']}")
+        for event in result["events"]:
+            print(f"  at request {event['at_request']}: {event['event']} ok={event['ok']} ({event['seconds']} s)")
+    events_ok = len(result["events"]) == 2 and all(e["ok"] for e in result["events"])
+    return 0 if result["failed"] == 0 and result["tracebacks"] == 0 and events_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

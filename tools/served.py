@@ -1,0 +1,85 @@
+"""The production server as a child process on 127.0.0.1, for the scripts that measure
+or attack it (scripts/bench, scripts/fuzz, scripts/loadtest) and the tests that do."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str, conn: http.client.HTTPConnection | None = None,
+        headers: dict | None = None) -> tuple[int, bytes]:
+    """(status, body) of one GET, on `conn` (kept alive) or a connection of its own."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        if own:
+            conn.close()
+
+
+@contextmanager
+def gunicorn(index: Path, env: dict | None = None, log=None, timeout: float = 300):
+    """gunicorn serving `index` as production does; yields (port, process) once every
+    worker is ready. `log`: a file for the server's log (default: a temporary one)."""
+    import tempfile
+    from contextlib import nullcontext
+
+    port = free_port()
+    env = {**os.environ, "SEARCH_INDEX": str(index), "SEARCH_ACCESS_LOG": "off", **(env or {})}
+    workers = int(env.get("SEARCH_WORKERS", "2"))
+    with tempfile.NamedTemporaryFile("w+", prefix="gunicorn-", suffix=".log") if log is None else nullcontext(log) as out:
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:search.service.gunicorn_conf",
+                                   "--bind", f"127.0.0.1:{port}", "search.service.wsgi:app"],
+                                  cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            # Healthy is not enough: a worker still loading takes no connections, and
+            # the first one ready would keep every kept-alive client (a bench's 16
+            # clients all on one worker: ~150 requests/s instead of ~180).
+            while not (_ready_workers(out.name) >= workers and _healthy(port)):
+                if server.poll() is not None:
+                    raise RuntimeError("the service exited while starting")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the service did not become healthy")
+                time.sleep(0.3)
+            yield port, server
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+def _ready_workers(log_path: str) -> int:
+    """Workers that logged they are ready (search/service/gunicorn_conf.py's post_worker_init)."""
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        return sum(1 for line in f if line.rstrip().endswith(" ready") and "] worker " in line)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return get(port, "/health")[0] == 200
+    except OSError:
+        return False
+
+
+def process_tree(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [pid] + [int(p) for p in out.split()]
