@@ -8,18 +8,16 @@ point leaves the previous index as it was.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from search.embedding.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
 from search.index import generations, store, vector_index, vector_store
-from search.index.lexical import LexicalIndex
+from search.index.lexical import write_lexical
 from search.index.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources
@@ -218,7 +216,7 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
         raise BuildError("nothing to index: " + ("; ".join(map(str, summary.skipped)) or "no .txt or .jsonl files"))
     summary.documents, summary.passages = batch.documents, len(batch.texts)
     conn.commit()
-    lexical_files = write_lexical(conn, tmp, options)
+    lexical_files = write_lexical(conn, tmp, options.title_context)
     crashpoint("build:lexical")
 
     vectors = embedder.embed(batch.texts, batch_size=batch_size, progress=progress)
@@ -254,34 +252,17 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     return summary
 
 
-def write_lexical(conn, directory: Path, options: BuildOptions) -> list[str]:
-    """BM25 indexes of the stored passages (as embedded) and of whole documents."""
-    title = "CASE WHEN d.title IS NOT NULL AND d.title != '' THEN d.title || char(10) ELSE '' END"
-    prefix = title if options.title_context else "''"
-    passages = [text for (text,) in conn.execute(
-        f"SELECT {prefix} || p.text "
-        "FROM passages p JOIN documents d USING (doc_id) ORDER BY p.id")]
-    written = LexicalIndex.build(passages).save(directory / store.PASSAGE_LEXICAL)
-    written += LexicalIndex.build([text for (text,) in conn.execute(
-        "SELECT coalesce(title || char(10), '') || text FROM documents ORDER BY rowid")]).save(
-        directory / store.DOCUMENT_LEXICAL)
-    return [str(p.relative_to(directory)) for p in written]
-
-
 def write_manifest(directory: Path, manifest: dict, vectors: dict, grouped: dict, data_files: list[str],
                    started: float, point: str = "build:manifest") -> None:
     """The manifest, last: what the build or update recorded, plus what every build
     records; `vectors` describes where the vectors are (vector_store.publish)."""
     manifest |= {
-        "format_version": store.FORMAT_VERSION,  # an update rewrites an older index's files in this one
         "vector_index": vectors,
         "duplicates": {"threshold": duplicates.THRESHOLD, "grouped_passages": len(grouped),
                        "groups": len(set(grouped.values()))},
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 3),
-        "checksums": {name: store.file_sha256(directory / name) for name in data_files},
     }
-    (directory / store.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    store.write_manifest(directory, manifest, data_files)
     crashpoint(point)
 
 

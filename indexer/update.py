@@ -22,11 +22,12 @@ import numpy as np
 from search.embedding.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
 from search.index import generations, store, vector_index, vector_store
+from search.index.lexical import write_lexical
 from search.index.sentence_vectors import SentenceVectors
 from search.index.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources
-from .build import Additions, recorded_options, write_lexical, write_manifest
+from .build import Additions, recorded_options, write_manifest
 from .crashpoints import crashpoint
 
 log = logging.getLogger("indexer")
@@ -158,7 +159,7 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
         raise WouldEmptyIndex("the update would leave the index without documents; nothing was changed "
                               "(build a new index instead)")
     conn.commit()
-    lexical_files = write_lexical(conn, tmp, options)
+    lexical_files = write_lexical(conn, tmp, options.title_context)
     crashpoint("update:lexical")
 
     if vector_store.parse(options.vector_store) is None:

@@ -23,7 +23,9 @@ from search.errors import BadRequest, DocumentNotFound
 from search.index import generations, store, vector_store
 from search.index.lexical import LexicalIndex, search_terms
 from search.index.sentence_vectors import SentenceVectors
-from search.retrieval.fusion import MODES, Ranking, Weights, blended, by_id, fuse, ranking
+from search.ranked import Ranking, by_id, ranking
+from search.retrieval import context
+from search.retrieval.fusion import MODES, Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
 from search.retrieval.idle import IdleCores
 
@@ -348,8 +350,6 @@ class Searcher:
         Raises:
             BadRequest: as `search`, or max_chars outside 1..100,000.
         """
-        from search.retrieval import context
-
         if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 1 <= max_chars <= context.MAX_CHARS:
             raise BadRequest("invalid_max_chars",
                              f"max_chars must be an integer from 1 to {context.MAX_CHARS}, got {max_chars!r}")

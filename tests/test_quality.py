@@ -10,7 +10,8 @@ import pytest
 
 from search.index.generations import current
 from search.index.lexical import terms
-from search.retrieval.fusion import Weights, fuse, normalise, ranking, standardise
+from search.ranked import ranking
+from search.retrieval.fusion import Weights, fuse, normalise, standardise
 from search.retrieval.fusion import blended as blended_scores
 from tools.evaluation import answer_rank
 

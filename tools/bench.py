@@ -37,6 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.bench_txtai import compare
+from tools.served import pss_mb, rss_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = ROOT.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
 QUESTIONS = ROOT / "tests" / "data" / "seed_questions.json"
@@ -82,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         out["sizes"][str(size)] = row
         print(f"size {size}: done", file=sys.stderr)
     if args.vs_txtai:
-        from tools.bench_txtai import compare
-
         out["vs_txtai"] = compare(work, base, questions, args.clients, args.seconds)
     print(json.dumps(out, indent=2) if args.json else table(out))
     return 0
@@ -257,25 +258,6 @@ def probe_vectors(path: Path, work: Path) -> None:
                       "vector_search_p50_ms": round(float(np.percentile(times, 50)), 3),
                       "vector_search_p99_ms": round(float(np.percentile(times, 99)), 3),
                       "recall_at_10": round(float(recall), 4)}))
-
-
-def pss_mb(pid: int | str) -> float:
-    """Proportional set size: pages shared between workers (the memory-mapped index, the
-    page cache of its files) counted once across them, not once per process as in RSS."""
-    return _proc_mb(pid, "smaps_rollup", "Pss:")
-
-
-def rss_mb(pid: int | str = "self") -> float:
-    return _proc_mb(pid, "status", "VmRSS:")
-
-
-def _proc_mb(pid: int | str, table: str, field: str) -> float:
-    """A kB figure from /proc/<pid>/<table>, in MB."""
-    with open(f"/proc/{pid}/{table}") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 # ---- a full index at size, served ---------------------------------------------------------

@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from tools.served import rss_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -90,7 +92,6 @@ def _ours(work: Path):
 
 
 def measure(side: str, work: Path, clients: int, seconds: float) -> dict:
-    from tools.bench import rss_mb
 
     search, rate = (_txtai if side == "txtai" else _ours)(work)
     questions = json.loads((work / "txtai-questions.json").read_text(encoding="utf-8"))

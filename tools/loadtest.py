@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from tools.bench import question_texts, rss_mb
-from tools.served import ROOT, get, gunicorn, process_tree
+from tools.bench import question_texts
+from tools.served import ROOT, get, gunicorn, process_tree, rss_mb
 
 ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm",
            "text": "A harbour crane collapsed during a storm on Sunday night, damaging two cargo ships.\n\n"

@@ -83,3 +83,22 @@ def _healthy(port: int) -> bool:
 def process_tree(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [pid] + [int(p) for p in out.split()]
+
+
+def pss_mb(pid: int | str) -> float:
+    """Proportional set size: pages shared between workers (the memory-mapped index, the
+    page cache of its files) counted once across them, not once per process as in RSS."""
+    return _proc_mb(pid, "smaps_rollup", "Pss:")
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    return _proc_mb(pid, "status", "VmRSS:")
+
+
+def _proc_mb(pid: int | str, table: str, field: str) -> float:
+    """A kB figure from /proc/<pid>/<table>, in MB."""
+    with open(f"/proc/{pid}/{table}") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return 0.0

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from search.errors import IndexCorrupt
-from search.retrieval.fusion import ranking
+from search.index import store
+from search.ranked import ranking
 
 # Lucene's default English stop set: words that match nearly every passage.
 STOP_WORDS = frozenset(
@@ -187,3 +188,17 @@ class LexicalIndex:
         rows = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in term_ids])
         weights = np.concatenate([data[indptr[t]:indptr[t + 1]] for t in term_ids])
         return np.bincount(rows, weights, minlength=matrix["num_docs"])
+
+
+def write_lexical(conn, directory: Path, title_context: bool) -> list[str]:
+    """BM25 indexes of the stored passages (as embedded) and of whole documents."""
+    title = "CASE WHEN d.title IS NOT NULL AND d.title != '' THEN d.title || char(10) ELSE '' END"
+    prefix = title if title_context else "''"
+    passages = [text for (text,) in conn.execute(
+        f"SELECT {prefix} || p.text "
+        "FROM passages p JOIN documents d USING (doc_id) ORDER BY p.id")]
+    written = LexicalIndex.build(passages).save(directory / store.PASSAGE_LEXICAL)
+    written += LexicalIndex.build([text for (text,) in conn.execute(
+        "SELECT coalesce(title || char(10), '') || text FROM documents ORDER BY rowid")]).save(
+        directory / store.DOCUMENT_LEXICAL)
+    return [str(p.relative_to(directory)) for p in written]

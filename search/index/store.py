@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 from search.errors import IndexCorrupt, IndexMismatch, IndexNotFound
@@ -81,6 +82,17 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_manifest(directory: Path, manifest: dict, data_files: list[str]) -> None:
+    """Write `manifest.json`, the last file of a generation: `manifest` plus the format
+    version, the time, and the checksum of each of `data_files` (names within `directory`)."""
+    manifest |= {
+        "format_version": FORMAT_VERSION,  # an update rewrites an older index's files in this one
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "checksums": {name: file_sha256(directory / name) for name in data_files},
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def read_manifest(index_dir: Path) -> dict:

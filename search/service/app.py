@@ -10,8 +10,6 @@ access log line of the request repeats.
 from __future__ import annotations
 
 import functools
-import hmac
-import json
 import logging
 import re
 import sys
@@ -24,12 +22,29 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from search import settings
-from search.errors import BadRequest, Forbidden, SearchError, Unauthorized
+from search.errors import BadRequest, SearchError
 from search.live import LiveSearcher
-from search.responses import dumps, error_body, search_body
+from search.responses import error_body, search_body
 from search.retrieval.context import DEFAULT_MAX_CHARS
 from search.searcher import Filters, Searcher, check_mode
 from search.service import metrics
+from search.service.documents import register as register_documents
+from search.service.openapi import DOCUMENT
+from search.service.requests import (
+    CONTEXT_PARAMS,
+    FILTERS,
+    SEARCH_FIELDS,
+    SEARCH_PARAMS,
+    filters_from,
+    integral,
+    json_object,
+    json_response,
+    parse_bool,
+    parse_int,
+    query_args,
+    reject_unknown,
+)
+from search.service.web import register as register_web
 
 log = logging.getLogger("search.service.app")
 access_log = logging.getLogger("search.access")
@@ -50,15 +65,7 @@ DEFAULTS = {
     "RELOAD_CHECK_S": LiveSearcher.CHECK_S,  # how often the index's CURRENT pointer is looked at
 }
 INTEGER_SETTINGS = ("DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY")  # the rest are strings or switches
-MAX_DOCUMENT_CHARS = 1_000_000
-MAX_DOC_ID_CHARS = 200
-DOCUMENT_FIELDS = {"text", "title", "url", "published", "author"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-FILTERS = {"doc_id", "source", "published_from", "published_to"}
-SEARCH_FIELDS = {"query", "k", "mode", "collapse", "offset"} | FILTERS
-SEARCH_PARAMS = {"q", "k", "mode", "collapse", "offset"} | FILTERS
-CONTEXT_PARAMS = {"q", "k", "mode", "collapse", "max_chars"} | FILTERS
-REPEATABLE = {"doc_id", "source"}  # ?doc_id=a&doc_id=b: either document
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -95,9 +102,6 @@ def create_app(config: dict | None = None) -> Flask:
     _register_errors(app)
     _register_request_log(app)
     _register_routes(app, live)
-    from search.service.documents import register as register_documents
-    from search.service.web import register as register_web
-
     register_documents(app, live)
     register_web(app, live)
     return app
@@ -110,121 +114,58 @@ class DocIdConverter(PathConverter):
     regex = r"[^/][\s\S]*?"
 
 
-def _json(body: dict, status: int = 200) -> Response:
-    return Response(dumps(body), status=status, mimetype="application/json")
-
-
 def _register_routes(app: Flask, live: LiveSearcher) -> None:
     @app.get("/search")
     def search_get():
-        args = _query_args(SEARCH_PARAMS)
-        return _json(search_body(live.get(), args["q"], _parse_int("k", args.get("k"), app.config["DEFAULT_K"]),
-                                 args.get("mode"), _parse_bool("collapse", args.get("collapse", "true")),
-                                 _parse_int("offset", args.get("offset"), 0), _filters(args.getlist)))
+        args = query_args(SEARCH_PARAMS)
+        return json_response(search_body(live.get(), args["q"], parse_int("k", args.get("k"), app.config["DEFAULT_K"]),
+                                 args.get("mode"), parse_bool("collapse", args.get("collapse", "true")),
+                                 parse_int("offset", args.get("offset"), 0), filters_from(args.getlist)))
 
     @app.post("/search")
     def search_post():
-        body = _json_object()
-        _reject_unknown(set(body), SEARCH_FIELDS, "field")
+        body = json_object()
+        reject_unknown(set(body), SEARCH_FIELDS, "field")
         if "query" not in body:
             raise BadRequest("missing_query", 'missing "query": send {"query": "...", "k": 5}')
         collapse = body.get("collapse", True)
         if not isinstance(collapse, bool):
             raise BadRequest("invalid_collapse", f"collapse must be true or false, got {collapse!r}")
-        k, offset = _integral(body.get("k", app.config["DEFAULT_K"])), _integral(body.get("offset", 0))
+        k, offset = integral(body.get("k", app.config["DEFAULT_K"])), integral(body.get("offset", 0))
         if "mode" in body:
             check_mode(body["mode"])  # an explicit null is not "the default"
         for key in FILTERS & set(body):
             if body[key] is None:  # an explicit null is not "no filter"
                 raise BadRequest(f"invalid_{key}", f"{key} must be given a value, not null")
         filters = Filters.of(**{key: body[key] for key in FILTERS if key in body})
-        return _json(search_body(live.get(), body["query"], k, body.get("mode"), collapse, offset, filters))
+        return json_response(search_body(live.get(), body["query"], k, body.get("mode"), collapse, offset, filters))
 
     @app.get("/context")
     def context():
-        args = _query_args(CONTEXT_PARAMS)
+        args = query_args(CONTEXT_PARAMS)
         searcher = live.get()
-        body = searcher.context(args["q"], _parse_int("k", args.get("k"), app.config["DEFAULT_K"]),
-                                _parse_int("max_chars", args.get("max_chars"), DEFAULT_MAX_CHARS), args.get("mode"),
-                                _parse_bool("collapse", args.get("collapse", "true")), _filters(args.getlist))
-        return _json(body)
+        body = searcher.context(args["q"], parse_int("k", args.get("k"), app.config["DEFAULT_K"]),
+                                parse_int("max_chars", args.get("max_chars"), DEFAULT_MAX_CHARS), args.get("mode"),
+                                parse_bool("collapse", args.get("collapse", "true")), filters_from(args.getlist))
+        return json_response(body)
 
     @app.get("/documents/<doc_id:doc_id>")
     def document(doc_id: str):
         # a lookup by id in the store: nothing here names a file, so "../" is just an unknown id
-        return _json(live.get().document(doc_id))
+        return json_response(live.get().document(doc_id))
 
     @app.get("/health")
     def health():
-        return _json({"status": "ok", **live.get().describe(), "reloads": live.reloads})
+        return json_response({"status": "ok", **live.get().describe(), "reloads": live.reloads})
 
     @app.get("/openapi.json")
     def openapi():
-        from search.service.openapi import DOCUMENT
-
-        return _json(DOCUMENT)
+        return json_response(DOCUMENT)
 
     @app.get("/metrics")
     def metrics_view():
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
-
-
-def _query_args(known: set[str]):
-    """The query string, checked: known names, each once (but the repeatable filters), q given."""
-    args = request.args
-    _reject_unknown(set(args), known, "parameter")
-    repeated = sorted(key for key in args if len(args.getlist(key)) > 1 and key not in REPEATABLE)
-    if repeated:
-        raise BadRequest("repeated_parameter", f"parameter {repeated[0]!r} is given more than once")
-    if "q" not in args:
-        raise BadRequest("missing_query", "missing query: pass the question as ?q=...")
-    return args
-
-
-def _filters(values) -> Filters:
-    return Filters.of(values("doc_id"), values("source"), (values("published_from") or [None])[0],
-                      (values("published_to") or [None])[0])
-
-
-def _parse_int(name: str, raw: str | None, default: int) -> int:
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,6}", raw):
-        raise BadRequest(f"invalid_{name}", f"{name} must be a whole number, got {raw!r}")
-    return int(raw)  # the range is checked with the query
-
-
-def _integral(value):
-    """JSON has one number type: 5.0 is the integer 5."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    value = {"true": True, "1": True, "false": False, "0": False}.get(raw.lower())
-    if value is None:
-        raise BadRequest(f"invalid_{name}", f"{name} must be true or false, got {raw!r}")
-    return value
-
-
-def _reject_unknown(given: set[str], known: set[str], what: str) -> None:
-    unknown = sorted(given - known)
-    if unknown:
-        raise BadRequest(f"unknown_{what}",
-                         f"unknown {what} {unknown[0]!r}; accepted: {', '.join(sorted(known))}")
-
-
-def _json_object() -> dict:
-    if request.mimetype != "application/json":
-        raise BadRequest("unsupported_media_type",
-                         f"send the body as application/json, not {request.mimetype or 'no content type'!r}")
-    try:
-        body = json.loads(request.get_data())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest("invalid_json", f"body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("invalid_json", f"body must be a JSON object, not {type(body).__name__}")
-    return body
 
 
 def _register_request_log(app: Flask) -> None:
@@ -264,26 +205,10 @@ def _register_request_log(app: Flask) -> None:
         return response
 
 
-def authorize(app: Flask) -> None:
-    """Writes need SEARCH_API_KEY: 403 when none is configured, 401 without a key, 403 with
-    a wrong one. The comparison takes the same time whatever the key's first wrong byte."""
-    key = app.config.get("API_KEY")
-    if not key:
-        raise Forbidden("writes_disabled", "document writes are disabled: start the service with SEARCH_API_KEY set")
-    given = request.headers.get("X-API-Key") or ""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        given = token.strip()
-    if not given:
-        raise Unauthorized("missing_api_key", "this route needs the API key: send Authorization: Bearer <key>")
-    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), str(key).encode("utf-8")):
-        raise Forbidden("wrong_api_key", "the API key is wrong")
-
-
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(SearchError)
     def domain_error(e: SearchError):
-        response = _json(error_body(e.code, str(e)), e.status)
+        response = json_response(error_body(e.code, str(e)), e.status)
         if e.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="search"'
         return response
@@ -291,7 +216,7 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
         code = re.sub(r"\W+", "_", (e.name or "error").lower()).strip("_")
-        response = _json(error_body(code, e.description or e.name), e.code or 500)
+        response = json_response(error_body(code, e.description or e.name), e.code or 500)
         for header in ("Allow", "Retry-After"):
             if e.get_response().headers.get(header):
                 response.headers[header] = e.get_response().headers[header]
@@ -301,4 +226,4 @@ def _register_errors(app: Flask) -> None:
     def unexpected(e: Exception):
         # The one place an unexpected error is caught: log it, answer JSON, never HTML.
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _json(error_body("internal_error", "internal error; the service log has the details"), 500)
+        return json_response(error_body("internal_error", "internal error; the service log has the details"), 500)

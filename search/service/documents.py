@@ -10,14 +10,14 @@ from flask import Flask, request
 
 from search.errors import BadRequest
 from search.live import LiveSearcher
-from search.service.app import (
+from search.service.requests import (
     DOCUMENT_FIELDS,
     MAX_DOC_ID_CHARS,
     MAX_DOCUMENT_CHARS,
-    _json,
-    _json_object,
-    _reject_unknown,
     authorize,
+    json_object,
+    json_response,
+    reject_unknown,
 )
 
 
@@ -35,7 +35,7 @@ def register(app: Flask, live: LiveSearcher) -> None:
         searcher = live.reload() if summary.changed else live.get()
         _release_memory()
         status = "added" if summary.added else "replaced" if summary.replaced else "unchanged"
-        return _json({"doc_id": doc_id, "status": status, "generation": searcher.generation,
+        return json_response({"doc_id": doc_id, "status": status, "generation": searcher.generation,
                       "passages": searcher.document(doc_id)["passages"]}, 201 if summary.added else 200)
 
     @app.delete("/documents/<doc_id:doc_id>")
@@ -47,7 +47,7 @@ def register(app: Flask, live: LiveSearcher) -> None:
         update(live.root, remove=[doc_id], embedder=live.get().embedder)
         generation = live.reload().generation
         _release_memory()
-        return _json({"doc_id": doc_id, "status": "removed", "generation": generation})
+        return json_response({"doc_id": doc_id, "status": "removed", "generation": generation})
 
 
 def _load_writer() -> None:
@@ -88,8 +88,8 @@ def parse_document(doc_id: str, max_body: int):
 
     check_doc_id(doc_id)
     request.max_content_length = max_body  # larger than a search's limit, still bounded
-    body = _json_object()
-    _reject_unknown(set(body), DOCUMENT_FIELDS, "field")
+    body = json_object()
+    reject_unknown(set(body), DOCUMENT_FIELDS, "field")
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("empty_document", 'missing or empty "text": send the article\'s text')

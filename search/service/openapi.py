@@ -10,7 +10,7 @@ from __future__ import annotations
 from search.retrieval.context import MAX_CHARS
 from search.retrieval.fusion import MODES
 from search.searcher import MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, NONBLANK
-from search.service.app import DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS
+from search.service.requests import DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 DATE = "^[0-9]{4}-[01][0-9]-[0-3][0-9]$"
