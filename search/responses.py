@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from search.searcher import Filters, Searcher
+from search.query import Filters
+from search.searcher import Searcher
 
 
 def search_body(searcher: Searcher, query: str, k: int, mode: str | None = None, collapse: bool = True,

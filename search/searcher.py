@@ -9,151 +9,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from search.embedding.embedder import Embedder, canonical_model_name, embed_threads, get_embedder
+from search.embedding.embedder import Embedder, canonical_model_name, get_embedder
 from search.errors import BadRequest, DocumentNotFound
+from search.hits import Citation, Hit
 from search.index import generations, store, vector_store
 from search.index.lexical import LexicalIndex, search_terms
 from search.index.sentence_vectors import SentenceVectors
+from search.query import Filters, check_mode, check_offset, validate_query
 from search.ranked import Ranking, by_id, ranking
-from search.retrieval import context
-from search.retrieval.fusion import MODES, Weights, blended, fuse
+from search.retrieval import context, idle
+from search.retrieval.collapse import Duplicates
+from search.retrieval.fusion import Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
-from search.retrieval.idle import IdleCores
-
-MAX_K = 100
-MAX_QUERY_CHARS = 1000
-# A query needs one character that is not white space (Python's idea of it, which
-# includes the separators \x1c-\x1f); spelled out so that /openapi.json states the same
-# rule to the JSON Schema regex dialect.
-NONBLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-_NONBLANK = re.compile(NONBLANK)
-
-
-@dataclass(frozen=True)
-class Citation:
-    doc_id: str
-    title: str | None
-    source: str  # file name, or the article's URL when it has one
-    paragraph: int  # 1-based paragraph ordinal in the cleaned article
-    start: int  # the document's original text[start:end] is the passage
-    end: int
-    published: str | None = None  # as the source dated it
-    author: str | None = None
-
-
-@dataclass(frozen=True)
-class Hit:
-    rank: int
-    # dense: cosine similarity (mixed with the best sentence's); hybrid and lexical: the
-    # fused score (search.retrieval.fusion.fuse) scaled to 0..1 over the candidates, the best 1
-    score: float
-    text: str
-    # every source that says this, best first (one unless near-duplicates were collapsed)
-    citations: list[Citation] = field(default_factory=list)
-    highlight: Highlight | None = None  # the sentence that best answers the query
-
-    def to_dict(self) -> dict:
-        # what dataclasses.asdict gives, without its deep copy of every value (0.85 ms a
-        # response of 5 hits: the fields are flat dataclasses of str and int)
-        return {"rank": self.rank, "score": self.score, "text": self.text,
-                "citations": [dict(vars(c)) for c in self.citations],
-                "highlight": dict(vars(self.highlight)) if self.highlight is not None else None}
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which documents a search may answer from; empty fields do not filter."""
-
-    doc_id: tuple[str, ...] = ()  # any of these documents
-    source: tuple[str, ...] = ()  # any of these sources (file names or URLs)
-    published_from: str | None = None  # YYYY-MM-DD, inclusive; documents without a date never match
-    published_to: str | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.doc_id or self.source or self.published_from or self.published_to)
-
-    @classmethod
-    def of(cls, doc_id=None, source=None, published_from=None, published_to=None) -> "Filters":
-        """From what a caller gave (a string or a list for the ids and sources), checked."""
-        def strings(name: str, value) -> tuple[str, ...]:
-            values = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) \
-                else () if value is None else None
-            if values is None or not all(isinstance(v, str) and v for v in values):
-                raise BadRequest(f"invalid_{name}", f"{name} must be a non-empty string or a list of them")
-            return values
-
-        filters = cls(strings("doc_id", doc_id), strings("source", source), published_from, published_to)
-        for name in ("published_from", "published_to"):
-            value = getattr(filters, name)
-            if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
-                raise BadRequest(f"invalid_{name}", f"{name} must be a date as YYYY-MM-DD, got {value!r}")
-        return filters
-
-
-_DATE = re.compile(r"[0-9]{4}-[01][0-9]-[0-3][0-9]")
-# Results are pages of one ranking 1,000 passages deep: offset + k (k <= 100) stays in it.
-MAX_OFFSET = 900
-
-
-def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
-    """Check a query, k and mode as a caller gave them; raise BadRequest saying what is wrong."""
-    if not isinstance(query, str):
-        raise BadRequest("invalid_query", "query must be a string")
-    if not _NONBLANK.search(query):
-        raise BadRequest("empty_query", "query is empty: ask a question in words")
-    if len(query) > MAX_QUERY_CHARS:
-        raise BadRequest("query_too_long", f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("invalid_query", "query contains a lone surrogate: send valid Unicode text") from None
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise BadRequest("invalid_k", f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-    check_mode(mode)
-    return query, k
-
-
-def check_offset(offset, k: int) -> None:
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise BadRequest("invalid_offset", f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r}")
-
-
-def check_mode(mode) -> None:
-    if mode not in MODES:
-        raise BadRequest("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-
-
-@functools.cache
-def _idle_cores() -> IdleCores | None:
-    cores = len(os.sched_getaffinity(0))
-    if cores <= (embed_threads() or cores):
-        return None  # the model takes every core
-    try:
-        return IdleCores()
-    except OSError:
-        return None  # no /proc/stat (not Linux): BM25 runs inline
-
-
-def _spare_core() -> bool:
-    """Whether a core would sit idle while the model encodes a query (search/retrieval/idle.py)."""
-    idle = _idle_cores()
-    return idle is not None and idle.spare()
-
-
-@functools.cache
-def _helper() -> ThreadPoolExecutor:
-    """This process's one thread for work beside the model (started on first use, so in
-    each gunicorn worker after the fork)."""
-    return ThreadPoolExecutor(1, thread_name_prefix="search-helper")
 
 
 class Searcher:
@@ -209,19 +82,8 @@ class Searcher:
                          .fetchall(), dtype=np.int64).reshape(-1, 2)
         self._document_row = np.zeros(self._count, dtype=np.int64)
         self._document_row[pairs[:, 0]] = np.searchsorted(rowids, pairs[:, 1])
-        self._group_of, self._group_members = self._duplicate_groups()
+        self._duplicates = Duplicates.read(self._db, self._count)
         self._author = "d.author" if store.has_author(self._db) else "NULL"
-
-    def _duplicate_groups(self) -> tuple[np.ndarray, dict[int, list[int]]]:
-        """passage id -> its near-duplicate group (-1: none), and each group's passages.
-        Held in memory: collapse looks up every ranked passage, and the table is small
-        (one row per passage that has a copy)."""
-        group_of = np.full(self._count, -1, dtype=np.int64)
-        members: dict[int, list[int]] = {}
-        for pid, group in self._db.execute("SELECT passage_id, group_id FROM duplicates ORDER BY passage_id"):
-            group_of[pid] = group
-            members.setdefault(group, []).append(pid)
-        return group_of, members
 
     def _sentence_ranges(self) -> np.ndarray:
         """[first sentence id, sentence count] per passage id: a passage's sentences are
@@ -331,8 +193,8 @@ class Searcher:
             alone = self._in_flight == 1
         try:
             lexical = None
-            if alone and mode == "hybrid" and _spare_core() and not all(q in self._query_cache for q in queries):
-                lexical = _helper().submit(self._lexical_best, queries, depth)
+            if alone and mode == "hybrid" and idle.spare_core() and not all(q in self._query_cache for q in queries):
+                lexical = idle.helper().submit(self._lexical_best, queries, depth)
             vectors = self._query_vectors(queries)
             return vectors, self._rank(queries, vectors, depth, mode, lexical.result() if lexical else None)
         finally:
@@ -503,7 +365,7 @@ class Searcher:
     def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int, collapse: bool,
               highlight: bool = True, offset: int = 0, allowed: np.ndarray | None = None) -> list[Hit]:
         ids, scores = ranked
-        results = (self._collapse(ranked, offset + k, allowed) if collapse
+        results = (self._duplicates.collapse(ranked, offset + k, allowed) if collapse
                    else [(pid, score, [pid]) for pid, score in zip(ids[:offset + k].tolist(),
                                                                     scores[:offset + k].tolist())])[offset:]
         if not results:
@@ -512,33 +374,6 @@ class Searcher:
         best = self._highlights(query, vector, [(pid, rows[pid]) for pid, _, _ in results]) if highlight else {}
         return [Hit(rank, round(score, 6), rows[pid]["text"], [self._citation(rows[m]) for m in members], best.get(pid))
                 for rank, (pid, score, members) in enumerate(results, offset + 1)]
-
-    def _collapse(self, ranked: Ranking, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float, list[int]]]:
-        """Merge near-duplicate passages into one result, its members ordered best first
-        (only the members the filters allow)."""
-        ids, scores = ranked
-        results, taken = [], set()
-        # read the ranking a slice at a time: k results are almost always in its first
-        # few k rows, and listing all 2,000 fused rows cost more than the rest of collapse
-        step = 4 * k
-        for start in range(0, len(ids), step):
-            head = slice(start, start + step)
-            for pid, score, group in zip(ids[head].tolist(), scores[head].tolist(), self._group_of[ids[head]].tolist()):
-                if group < 0:
-                    results.append((pid, score, [pid]))
-                elif group not in taken:
-                    taken.add(group)
-                    results.append((pid, score, self._members_best_first(group, ids, allowed)))
-                if len(results) == k:
-                    return results
-        return results
-
-    def _members_best_first(self, group: int, ids: np.ndarray, allowed: np.ndarray | None = None) -> list[int]:
-        """A group's passages in ranking order, the unranked last."""
-        members = [m for m in self._group_members[group] if allowed is None or allowed[m]]
-        at = np.flatnonzero(np.isin(ids, members))
-        position = dict(zip(ids[at].tolist(), at.tolist()))
-        return sorted(members, key=lambda m: (position.get(m, len(ids)), m))
 
     def _highlights(self, query: str, vector: np.ndarray, hits: list[tuple[int, dict]]) -> dict[int, Highlight]:
         """Each hit's answering sentence (one store read for all of them)."""

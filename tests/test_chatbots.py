@@ -61,8 +61,8 @@ def test_mcp_search_context_and_documents(seed_index):
 
 def test_langchain_retriever_returns_cited_documents(searcher):
     pytest.importorskip("langchain_core", reason="the [langchain] extra is not installed")
+    from search import Filters
     from search.faces.langchain_retriever import NewsRetriever
-    from search.searcher import Filters
 
     docs = NewsRetriever(searcher=searcher, k=3).invoke(QUESTION)
     assert len(docs) == 3 and "710,000" in docs[0].page_content

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from indexer import build
-from search import Searcher
-from search.searcher import Filters
+from search import Filters, Searcher
 
 QUESTION = "How many Russian casualties since 2022"
 OP_ED, TRANSLATION, OTHER = "000_c7708b97d51473e9", "001_69714012eee412eb", "002_2d4b3a8059ce6963"

@@ -126,8 +126,7 @@ def test_same_passages_in_the_same_order_as_faiss(milvus_index, searcher, mode):
 
 
 def test_filters_and_context_through_milvus(milvus_index, searcher):
-    from search import Searcher
-    from search.searcher import Filters
+    from search import Filters, Searcher
 
     remote = Searcher.open(milvus_index)
     doc = searcher.search("Lukashenko", k=1)[0].citations[0].doc_id

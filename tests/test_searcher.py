@@ -174,24 +174,24 @@ def test_the_query_cache_is_bounded(searcher, monkeypatch):
 def test_bm25_beside_the_model_ranks_as_inline(searcher, monkeypatch):
     # a lone search runs BM25 on the spare core while the model encodes; the results
     # must be those of running it inline, as under load
-    from search import searcher as module
+    from search.retrieval import idle as module
 
-    helper, handed = module._helper(), []
+    helper, handed = module.helper(), []
 
     class Counting:
         def submit(self, *args):
             handed.append(args[1])
             return helper.submit(*args)
 
-    monkeypatch.setattr(module, "_helper", Counting)
+    monkeypatch.setattr(module, "helper", Counting)
     questions = [q for q, _, _ in QUESTIONS[:4]]
     ranked = {}
     for beside in (True, False):
-        monkeypatch.setattr(module, "_spare_core", lambda: beside)
+        monkeypatch.setattr(module, "spare_core", lambda: beside)
         searcher._query_cache.clear()  # the model has work to do
         ranked[beside] = [[(h.text, h.score) for h in searcher.search(q, k=10)] for q in questions]
     assert ranked[True] == ranked[False]
     assert handed == [[q] for q in questions]  # beside the model only when a core was spare
-    monkeypatch.setattr(module, "_spare_core", lambda: True)
+    monkeypatch.setattr(module, "spare_core", lambda: True)
     searcher.search(questions[0], k=10)
     assert len(handed) == len(questions)  # a cached vector: nothing to overlap with

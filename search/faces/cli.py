@@ -116,8 +116,9 @@ def _dumps(body: dict) -> str:
 
 def _local(args, searcher=None) -> dict:
     from search.errors import SearchError
+    from search.query import Filters, validate_query
     from search.responses import search_body
-    from search.searcher import Filters, Searcher, validate_query
+    from search.searcher import Searcher
 
     try:
         validate_query(args.question, args.k, args.mode or "hybrid")  # before paying for loading the model

@@ -19,7 +19,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from search.searcher import Filters, Searcher
+from search.query import Filters
+from search.searcher import Searcher
 
 
 class NewsRetriever(BaseRetriever):

@@ -26,7 +26,8 @@ def build_server(index: str):
 
     from search.errors import SearchError
     from search.live import LiveSearcher
-    from search.searcher import Filters, Searcher
+    from search.query import Filters
+    from search.searcher import Searcher
 
     live = LiveSearcher(index, functools.partial(Searcher.open, index))
     server = MCPServer("newsearch", log_level="WARNING", instructions=(

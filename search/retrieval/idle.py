@@ -10,9 +10,13 @@ the idle time /proc/stat has counted over the last tenth of a second instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+from search.embedding.embedder import embed_threads
 
 WINDOW_S = 0.1  # how far back "right now" reaches
 SPARE = 0.5  # idle cores, on average over the window, that count as one to spare
@@ -43,3 +47,27 @@ class IdleCores:
                 self._spare = (idle - idle_then) / self._tick / (now - then) >= SPARE
                 self._last = (now, idle)
             return self._spare
+
+
+@functools.cache
+def _idle_cores() -> IdleCores | None:
+    cores = len(os.sched_getaffinity(0))
+    if cores <= (embed_threads() or cores):
+        return None  # the model takes every core
+    try:
+        return IdleCores()
+    except OSError:
+        return None  # no /proc/stat (not Linux): BM25 runs inline
+
+
+def spare_core() -> bool:
+    """Whether a core would sit idle while the model encodes a query."""
+    idle = _idle_cores()
+    return idle is not None and idle.spare()
+
+
+@functools.cache
+def helper() -> ThreadPoolExecutor:
+    """This process's one thread for work beside the model (started on first use, so in
+    each gunicorn worker after the fork)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="search-helper")

@@ -24,9 +24,10 @@ from werkzeug.routing import PathConverter
 from search import settings
 from search.errors import BadRequest, SearchError
 from search.live import LiveSearcher
+from search.query import Filters, check_mode
 from search.responses import error_body, search_body
 from search.retrieval.context import DEFAULT_MAX_CHARS
-from search.searcher import Filters, Searcher, check_mode
+from search.searcher import Searcher
 from search.service import metrics
 from search.service.documents import register as register_documents
 from search.service.openapi import DOCUMENT

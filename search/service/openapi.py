@@ -7,9 +7,9 @@ and checks every answer against it (status codes, content types, bodies).
 
 from __future__ import annotations
 
+from search.query import MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, NONBLANK
 from search.retrieval.context import MAX_CHARS
 from search.retrieval.fusion import MODES
-from search.searcher import MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, NONBLANK
 from search.service.requests import DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS
 
 NULLABLE_STRING = {"type": ["string", "null"]}

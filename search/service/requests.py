@@ -11,8 +11,8 @@ import re
 from flask import Flask, Response, request
 
 from search.errors import BadRequest, Forbidden, Unauthorized
+from search.query import Filters
 from search.responses import dumps
-from search.searcher import Filters
 
 MAX_DOCUMENT_CHARS = 1_000_000
 MAX_DOC_ID_CHARS = 200
