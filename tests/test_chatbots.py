@@ -7,7 +7,8 @@ import os
 import sys
 
 import pytest
-from conftest import ROOT
+
+from helpers import ROOT
 
 QUESTION = "How many Russian casualties since 2022"
 OP_ED = "000_c7708b97d51473e9"

@@ -1,12 +1,11 @@
 """Cruft removal and headline detection: pure text logic, no model."""
 
-from pathlib import Path
 
 import pytest
 
 from indexer.clean import clean, split_lines
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from helpers import SEEDS
 
 
 def seed(prefix: str) -> str:

@@ -5,9 +5,9 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT
-
 from search.faces.cli import main
+
+from helpers import ROOT
 
 QUESTION = "How many Russian casualties since 2022"
 

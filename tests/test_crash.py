@@ -2,7 +2,6 @@
 incremental update (indexer/crashpoints.py); each time the service then loads an index
 whose checksums verify, either the old generation or the complete new one, and answers."""
 
-import json
 import os
 import shutil
 import signal
@@ -11,10 +10,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import ROOT
 
 from indexer import build
 from search.service.app import create_app
+
+from helpers import ROOT, write_jsonl
 
 ARTICLES = [
     {"id": "ports", "title": "Dockworkers strike at three ports",
@@ -26,16 +26,11 @@ NEW = {"id": "vaccine", "title": "Vaccine approved",
        "text": "Regulators approved a new malaria vaccine for children on Thursday.\n\nDoses ship next year."}
 
 
-def write_jsonl(path, docs):
-    path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("crash")
-    base = write_jsonl(root / "base.jsonl", ARTICLES)
-    more = write_jsonl(root / "more.jsonl", [NEW])
+    base = write_jsonl(root / "base.jsonl", *ARTICLES)
+    more = write_jsonl(root / "more.jsonl", NEW)
     index = root / "index"
     build([base], index)
     return root, base, more, index

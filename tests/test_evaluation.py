@@ -5,10 +5,11 @@ import json
 import math
 
 import pytest
-from conftest import SEEDS
 from test_quality import seed_questions
 
 from tools.evaluation import load_queries, main, metrics
+
+from helpers import SEEDS
 
 
 def test_metrics_match_hand_computed_values():
@@ -100,7 +101,7 @@ def test_evaluate_grid_and_folds(seed_dataset, tmp_path, capsys):
 
 
 def test_evaluate_the_seed_questions_passage_by_passage(tmp_path, capsys):
-    from conftest import ROOT
+    from helpers import ROOT
 
     assert main([str(ROOT / "tests" / "data" / "seed_questions.json"), "--json", "--cache", str(tmp_path)]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -7,6 +7,8 @@ import pytest
 from search.errors import BadRequest, IndexNotFound
 from search.service.app import create_app
 
+from helpers import error
+
 QUESTION = "How many Russian casualties since 2022"
 
 
@@ -51,7 +53,7 @@ def test_default_k_is_5(client):
 
 
 def test_document_has_metadata_and_full_text(client):
-    from conftest import SEEDS
+    from helpers import SEEDS
 
     r = client.get("/documents/002_2d4b3a8059ce6963")
     assert r.status_code == 200
@@ -76,14 +78,6 @@ def test_health_reports_the_manifest(client, searcher):
     assert body["status"] == "ok"
     assert body["model"] == "sentence-transformers/all-MiniLM-L6-v2" and body["dimension"] == 384
     assert (body["documents"], body["passages"]) == (5, searcher.describe()["passages"])
-
-
-def error(r, status, code):
-    assert r.status_code == status, r.get_data(as_text=True)
-    assert r.mimetype == "application/json"
-    body = r.get_json()
-    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
-    return body["error"]["message"]
 
 
 @pytest.mark.parametrize("query_string,code", [

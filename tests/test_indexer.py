@@ -10,13 +10,14 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, SEEDS
 from test_clean import CRUFT
 
 from indexer import build
 from search import Searcher
 from search.errors import BuildError
 from search.index.generations import current
+
+from helpers import ROOT, SEEDS
 
 ARTICLE = ("North Korea sent engineers to the Donetsk region to help Russian forces.\n\n"
            "The engineers are said to be building fortifications behind the front line.\n")

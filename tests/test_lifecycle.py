@@ -1,14 +1,12 @@
 """Index lifecycle: generations, incremental add/replace/remove (the same index a full
 build makes, without re-embedding what did not change), and the layouts an index has had."""
 
-import json
 import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, SEEDS
 
 from indexer import build
 from indexer.update import update
@@ -17,6 +15,8 @@ from search.errors import DocumentNotFound
 from search.index import generations
 from search.index.generations import current
 from search.index.sentence_vectors import SentenceVectors
+
+from helpers import ROOT, SEEDS, write_jsonl
 
 VOLCANO = {"id": "volcano", "title": "Volcano erupts on the Reykjanes peninsula",
            "text": "A volcano erupted on the Reykjanes peninsula on Monday night, sending lava fountains "
@@ -43,11 +43,6 @@ def results(index, mode="hybrid"):
     searcher = Searcher.open(index, backend=Searcher.open(index, verify=False).manifest["model"]["backend"])
     return [[(h.text, [(c.doc_id, c.paragraph, c.start, c.end) for c in h.citations], round(h.score, 4))
              for h in searcher.search(q, k=5, mode=mode)] for q in QUESTIONS]
-
-
-def write_jsonl(path, *docs):
-    path.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
-    return path
 
 
 def same_answers(a, b):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SEEDS, free_port
+
+from helpers import SEEDS, free_port
 
 pymilvus = pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install '.[milvus]')")
 pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install '.[milvus]')")

@@ -10,6 +10,8 @@ from indexer.update import update
 from search.index.generations import current
 from search.service.app import create_app
 
+from helpers import error
+
 KEY = "s3cret-key"
 VOLCANO = {"title": "Volcano erupts on the Reykjanes peninsula",
            "text": "A volcano erupted on the Reykjanes peninsula on Monday night, sending lava fountains "
@@ -23,13 +25,6 @@ def writable(index_copy):
     return create_app({"INDEX": str(index_copy), "API_KEY": KEY, "RELOAD_CHECK_S": 0, "TESTING": True}).test_client()
 
 
-def error(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["error"]["code"] == code and body["error"]["message"]
-    return body
-
-
 def test_writes_are_disabled_without_an_api_key(client):
     error(client.put("/documents/volcano", json=VOLCANO), 403, "writes_disabled")
     error(client.delete("/documents/000_c7708b97d51473e9"), 403, "writes_disabled")
@@ -37,13 +32,12 @@ def test_writes_are_disabled_without_an_api_key(client):
 
 
 def test_writes_need_the_right_key(writable):
-    r = error(writable.put("/documents/volcano", json=VOLCANO), 401, "missing_api_key")
+    assert error(writable.put("/documents/volcano", json=VOLCANO), 401, "missing_api_key")  # with a message
     assert writable.put("/documents/volcano", json=VOLCANO).headers["WWW-Authenticate"].startswith("Bearer")
     error(writable.put("/documents/volcano", json=VOLCANO, headers={"Authorization": "Bearer wrong"}),
           403, "wrong_api_key")
     error(writable.delete("/documents/000_c7708b97d51473e9", headers={"X-API-Key": KEY + "x"}), 403,
           "wrong_api_key")
-    assert "message" in r["error"]
     assert writable.get("/documents/volcano").status_code == 404
 
 

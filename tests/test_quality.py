@@ -64,7 +64,7 @@ def test_collapse_still_returns_k_results(searcher):
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
 def test_highlight_offsets(searcher, mode):
-    from conftest import SEEDS
+    from helpers import SEEDS
 
     for hit in searcher.search("What did Belarus's leader think of sending foreign troops?", k=5, mode=mode):
         h, c = hit.highlight, hit.citations[0]

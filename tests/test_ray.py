@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SEEDS
+
+from helpers import SEEDS
 
 pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
 

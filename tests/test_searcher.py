@@ -55,7 +55,7 @@ def test_hit_dict_holds_every_field(searcher):
 
 
 def test_citation_offsets_slice_the_original_file(searcher):
-    from conftest import SEEDS
+    from helpers import SEEDS
 
     for hit in searcher.search("Kim Jong Un", k=30):
         for c in hit.citations:  # every copy's offsets slice its own file

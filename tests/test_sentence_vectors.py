@@ -58,9 +58,9 @@ def _as_format_2(index_dir):
 
 
 def test_a_format_2_index_searches_as_before_and_updates_to_format_3(searcher, index_copy, tmp_path):
-    from conftest import SEEDS
-
     from indexer.update import update
+
+    from helpers import SEEDS
 
     rows = _as_format_2(index_copy)
     old = Searcher.open(index_copy)

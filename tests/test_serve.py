@@ -10,10 +10,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import ROOT, free_port
 
 from search.faces.cli import main as ask
 from search.index.generations import current
+
+from helpers import ROOT, free_port
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,11 @@
 import re
 
 import pytest
-from conftest import ROOT
 
 from search import settings
 from search.service.app import DEFAULTS
+
+from helpers import ROOT
 
 # names in the code that are not environment variables
 NOT_VARIABLES = {"SEARCH_FIELDS", "SEARCH_PARAMS", "SEARCH_PARAMETERS"}

@@ -32,10 +32,10 @@ def test_ivf_finds_what_exact_search_finds(seed_index):
 
 
 def test_an_ivf_index_serves_the_same_answers(tmp_path, searcher):
-    from conftest import SEEDS
-
     from indexer import BuildOptions, build
     from search import Searcher
+
+    from helpers import SEEDS
 
     build([SEEDS], tmp_path / "ivf", options=BuildOptions(vector_index="ivf"))
     manifest = json.loads((current(tmp_path / "ivf") / "manifest.json").read_text())

@@ -5,7 +5,8 @@ citation to the document at that passage. Screenshots go to artifacts/."""
 import shutil
 
 import pytest
-from conftest import ROOT
+
+from helpers import ROOT
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/test "
