@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
+from search import settings
 from search.embedding.embedder import BACKENDS
 
 
@@ -15,9 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     b = commands.add_parser("build", help="build an index from .txt and .jsonl articles")
     b.add_argument("sources", nargs="+", metavar="SRC", help="article files or directories of them")
-    b.add_argument("--index", default=os.environ.get("SEARCH_INDEX", "index"),
+    b.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                    help="index directory to write (default: $SEARCH_INDEX or ./index)")
-    b.add_argument("--model", default=os.environ.get("SEARCH_MODEL"),
+    b.add_argument("--model", default=settings.value("SEARCH_MODEL"),
                    help="sentence-transformers model name or path (default: bundled all-MiniLM-L6-v2)")
     b.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
     b.add_argument("--if-changed", action="store_true",
@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip embedding sentences (highlights fall back to word overlap)")
     b.add_argument("--vector-index", choices=("auto", "flat", "ivf"), default="auto",
                    help="exact flat search, approximate IVF-SQ8, or auto: flat up to 50,000 passages")
-    b.add_argument("--vector-store", default=os.environ.get("SEARCH_VECTOR_STORE", "faiss"),
+    b.add_argument("--vector-store", default=settings.value("SEARCH_VECTOR_STORE"),
                    metavar="faiss|milvus://HOST:PORT/COLLECTION",
                    help="where the passage vectors live: this index directory (faiss, the default) or a "
                         "Milvus server (default: $SEARCH_VECTOR_STORE or faiss)")
-    b.add_argument("--backend", choices=BACKENDS, default=os.environ.get("SEARCH_EMBED_BACKEND"),
+    b.add_argument("--backend", choices=BACKENDS, default=settings.value("SEARCH_EMBED_BACKEND"),
                    help="how the model runs: int8 ONNX, plain fp32 torch, or torch with bf16 matrix products "
                         "where the CPU has AMX or AVX-512 BF16 (default: $SEARCH_EMBED_BACKEND or onnx-int8)")
     b.add_argument("--batch-size", type=int, default=32, help="passages embedded per batch (default 32)")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     r = commands.add_parser("remove", help="remove documents from an existing index")
     r.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="ids of the documents to remove")
     for command in (a, r):
-        command.add_argument("--index", default=os.environ.get("SEARCH_INDEX", "index"),
+        command.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                              help="index directory to update (default: $SEARCH_INDEX or ./index)")
     a.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
     args = parser.parse_args(argv)

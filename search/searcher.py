@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from search import settings
 from search.embedding.embedder import Embedder, canonical_model_name, get_embedder
 from search.errors import BadRequest, DocumentNotFound
 from search.hits import Citation, Hit
@@ -39,9 +39,6 @@ class Searcher:
     # Reading every sentence vector of all 1,000 cost ~0.6 ms a query and changed nothing
     # that matters (SciFact train nDCG@10 0.7450 at 1,000, 0.7442 at 300; test 0.7376, 0.7397).
     SENTENCE_DEPTH = 300
-    # Recent query embeddings kept per process ($SEARCH_QUERY_CACHE, 0: none): a service's
-    # popular questions repeat, and a hit skips the model, the costliest step of a search.
-    QUERY_CACHE = 4096
 
     def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid"):
         import faiss
@@ -54,10 +51,10 @@ class Searcher:
         self.embedder = embedder
         self.mode = mode
         self.weights = Weights()  # how the ranking signals combine (search.retrieval.fusion)
-        nprobe = os.environ.get("SEARCH_NPROBE")
+        nprobe = settings.value("SEARCH_NPROBE")
         # the passage vectors: this generation's faiss file, or the Milvus collection its
         # manifest names (search/index/vector_store.py)
-        self._vectors = vector_store.open_store(manifest, self.index_dir, int(nprobe) if nprobe else None)
+        self._vectors = vector_store.open_store(manifest, self.index_dir, nprobe)
         self._count = self._vectors.count()
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
         # threads gain nothing on such small products, and they busy-wait after each call,
@@ -69,7 +66,7 @@ class Searcher:
         self._sentence_vectors = SentenceVectors.open(self.index_dir)
         self._local = threading.local()  # one read-only SQLite connection per thread
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self.query_cache_size = int(os.environ.get("SEARCH_QUERY_CACHE", self.QUERY_CACHE))
+        self.query_cache_size = settings.value("SEARCH_QUERY_CACHE")
         self._cache_lock = threading.Lock()
         self._in_flight, self._in_flight_lock = 0, threading.Lock()  # searches running now
         self._sentence_range = self._sentence_ranges() if self._sentence_vectors is not None else None

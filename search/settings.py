@@ -1,14 +1,100 @@
-"""How `SEARCH_*` settings are read: one way to say yes or no, and integers checked.
+"""Every `SEARCH_*` environment variable, typed, in one place.
 
-The service, the embedder and the scripts all read switches through `flag`, so
-`SEARCH_VERIFY=no` and `SEARCH_EMBED_SPIN=no` mean the same thing.
+The service, the embedder, the faces and the indexer read their settings through
+`value`, so a switch means the same everywhere (`SEARCH_VERIFY=no` and
+`SEARCH_EMBED_SPIN=no` alike) and a number that is not one names its variable. The
+README's configuration table is `python -m search.settings` (tests/test_settings.py
+checks that it is).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass
 
 FALSE_WORDS = frozenset({"false", "0", "off", "no"})
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: type  # str, int, float or bool
+    default: object  # what the code uses when the variable is unset or empty (None: nothing)
+    meaning: str
+    shown_default: str = ""  # the default as the README states it, where it is not `default`
+    aliases: tuple[str, ...] = ()  # older names still read
+
+    def documented_default(self) -> str:
+        return self.shown_default or f"`{str(self.default).lower() if self.kind is bool else self.default}`"
+
+
+SETTINGS = (
+    Setting("SEARCH_INDEX", str, "index", "index directory (service, `ask`, MCP, `indexer`)"),
+    Setting("SEARCH_MODEL", str, None, "sentence-transformers model name or path; must be the one the index "
+            "was built with", "bundled all-MiniLM-L6-v2"),
+    Setting("SEARCH_VERIFY", bool, True, "check the index's checksums at start-up (`true`/`false`)"),
+    Setting("SEARCH_MODE", str, "hybrid", "default ranking when a request names none: `hybrid`, `dense` or "
+            "`lexical`"),
+    Setting("SEARCH_DEFAULT_K", int, 5, "passages a search returns when the request names no `k`"),
+    Setting("SEARCH_MAX_CONTENT_LENGTH", int, 64 * 1024, "largest request body in bytes (a search's; queries "
+            "are at most 1,000 characters)", "`65536`"),
+    Setting("SEARCH_MAX_DOCUMENT_BODY", int, 4 * 1024 * 1024, "largest `PUT /documents` body in bytes "
+            "(a document's text is at most 1,000,000 characters)", "`4194304`"),
+    Setting("SEARCH_API_KEY", str, None, "enables `PUT`/`DELETE /documents` and is the key they need",
+            "unset: writes off"),
+    Setting("SEARCH_ACCESS_LOG", bool, True, "`off` drops the per-request log line", "on"),
+    Setting("SEARCH_CORS_ORIGINS", str, None, "comma-separated origins allowed to read answers from a browser "
+            "(`*`: any)", "none"),
+    Setting("SEARCH_RELOAD_CHECK_S", float, 1.0, "how often a worker looks for a new index generation (seconds)",
+            "`1`"),
+    Setting("SEARCH_BIND", str, "127.0.0.1:8000", "gunicorn bind address (`scripts/serve` sets it from "
+            "`--host`/`--port`)"),
+    Setting("SEARCH_WORKERS", int, 2, "gunicorn worker processes"),
+    Setting("SEARCH_THREADS", int, 4, "gunicorn threads per worker"),
+    Setting("SEARCH_EMBED_BACKEND", str, None, "how the model runs: `onnx-int8`, `torch` (fp32) or `torch-bf16` "
+            "(AMX / AVX-512 BF16 CPUs)", "`onnx-int8`"),
+    Setting("SEARCH_EMBED_THREADS", int, None, "model threads per process", "all cores; `1` under gunicorn",
+            aliases=("SEARCH_TORCH_THREADS",)),
+    Setting("SEARCH_EMBED_ARENA", bool, True, "onnxruntime's memory arena (`off`: batch memory handed back)",
+            "`on`; `off` under gunicorn"),
+    Setting("SEARCH_EMBED_SPIN", bool, True, "`off`: onnxruntime's idle model threads sleep instead of spinning",
+            "`on`"),
+    Setting("SEARCH_NPROBE", int, None, "IVF clusters probed per query (IVF indexes only)", "from the manifest"),
+    Setting("SEARCH_QUERY_CACHE", int, 4096, "recent query embeddings kept per process (`0`: none)"),
+    Setting("SEARCH_CACHE", str, None, "where the ONNX export of a model is kept", "`~/.cache/newsearch`"),
+    Setting("SEARCH_VECTOR_STORE", str, "faiss", "`indexer build`'s default `--vector-store` (`faiss` or "
+            "`milvus://host:port/collection`); a service reads the store from the index's manifest"),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def value(name: str, environ=None):
+    """The variable `name` from the environment (or `environ`), typed; its default when
+    it is unset or empty.
+
+    Raises:
+        ValueError: a number that is not one, naming the variable.
+    """
+    setting = BY_NAME[name]
+    environ = os.environ if environ is None else environ
+    raw = next((environ[n] for n in (name, *setting.aliases) if environ.get(n, "").strip()), None)
+    return setting.default if raw is None else convert(setting, raw)
+
+
+def convert(setting: Setting, raw):
+    """A value as written (or as a caller configured it in code) in the setting's type."""
+    if setting.kind is bool:
+        return flag(raw)
+    if setting.kind in (int, float):
+        try:
+            if isinstance(raw, bool):
+                raise ValueError
+            return setting.kind(raw)
+        except (TypeError, ValueError):
+            kind = "an integer" if setting.kind is int else "a number"
+            raise ValueError(f"{setting.name} must be {kind}, got {raw!r}") from None
+    return str(raw)
 
 
 def flag(value) -> bool:
@@ -16,17 +102,14 @@ def flag(value) -> bool:
     return str(value).strip().lower() not in FALSE_WORDS
 
 
-def env_flag(name: str, default: bool = True) -> bool:
-    """The switch `name` from the environment, `default` when it is unset."""
-    value = os.environ.get(name)
-    return default if value is None else flag(value)
+def table() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    for s in SETTINGS:
+        names = " / ".join(f"`{n}`" for n in (s.name, *s.aliases))
+        rows.append(f"| {names} | {s.meaning} | {s.documented_default()} |")
+    return "\n".join(rows) + "\n"
 
 
-def integer(name: str, value) -> int:
-    """A setting that must be a whole number; ValueError naming it otherwise."""
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"SEARCH_{name} must be an integer, got {value!r}") from None
+if __name__ == "__main__":
+    sys.stdout.write(table())

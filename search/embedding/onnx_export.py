@@ -23,6 +23,8 @@ import time
 import warnings
 from pathlib import Path
 
+from search import settings
+
 # Bump when the exported graph or its config changes meaning.
 # 3: attention traced in its plain (eager) form, not torch's SDPA (2 was a fused graph,
 # reverted in 74bdb63: a version number is never reused, so its cached exports stay unread).
@@ -40,7 +42,7 @@ class UnsupportedModel(Exception):
 
 def cache_root() -> Path:
     """Where exports are kept: $SEARCH_CACHE, else the user's cache directory."""
-    configured = os.environ.get("SEARCH_CACHE")
+    configured = settings.value("SEARCH_CACHE")
     if configured:
         return Path(configured).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsearch"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import textwrap
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from search import settings
 from search.retrieval.fusion import MODES
 
 
@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ask", description="Ask a question of the news index.")
     parser.add_argument("question", nargs="?", help="the question, in plain words (none: ask interactively)")
     parser.add_argument("--k", type=int, default=5, help="how many passages (1-100, default 5)")
-    parser.add_argument("--index", default=os.environ.get("SEARCH_INDEX", "index"),
+    parser.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                         help="index directory (default: $SEARCH_INDEX or ./index)")
-    parser.add_argument("--model", default=os.environ.get("SEARCH_MODEL"),
+    parser.add_argument("--model", default=settings.value("SEARCH_MODEL"),
                         help="model the index was built with (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--mode", choices=MODES,
                         help="ranking: hybrid (BM25 + dense, the default), dense or lexical")

@@ -19,6 +19,8 @@ import os
 import sys
 from typing import Any
 
+from search import settings
+
 
 def build_server(index: str):
     from mcp.server.mcpserver import MCPServer
@@ -72,7 +74,7 @@ def build_server(index: str):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="search-mcp", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", default=os.environ.get("SEARCH_INDEX", "index"),
+    parser.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                         help="index directory (default: $SEARCH_INDEX or ./index)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk; never reach for a hub

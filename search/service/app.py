@@ -50,22 +50,9 @@ from search.service.web import register as register_web
 log = logging.getLogger("search.service.app")
 access_log = logging.getLogger("search.access")
 
-DEFAULTS = {
-    "INDEX": "index",  # SEARCH_INDEX
-    "MODEL": None,  # SEARCH_MODEL: default is the bundled all-MiniLM-L6-v2
-    "VERIFY": True,  # SEARCH_VERIFY: check the index's checksums at start-up
-    "MODE": "hybrid",  # SEARCH_MODE: default ranking, hybrid | dense | lexical
-    "DEFAULT_K": 5,
-    # Queries are at most 1,000 characters: no legitimate body comes near this.
-    "MAX_CONTENT_LENGTH": 64 * 1024,
-    # PUT /documents: a document's JSON body (its text is at most MAX_DOCUMENT_CHARS)
-    "MAX_DOCUMENT_BODY": 4 * 1024 * 1024,
-    "API_KEY": None,  # SEARCH_API_KEY: enables PUT/DELETE /documents and is required by them
-    "ACCESS_LOG": True,  # SEARCH_ACCESS_LOG: one line per request
-    "CORS_ORIGINS": None,  # SEARCH_CORS_ORIGINS: comma-separated origins allowed to read answers
-    "RELOAD_CHECK_S": LiveSearcher.CHECK_S,  # how often the index's CURRENT pointer is looked at
-}
-INTEGER_SETTINGS = ("DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY")  # the rest are strings or switches
+# what create_app reads from SEARCH_* (search/settings.py): the variable without its prefix
+APP_SETTINGS = ("INDEX", "MODEL", "VERIFY", "MODE", "DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY",
+                "API_KEY", "ACCESS_LOG", "CORS_ORIGINS", "RELOAD_CHECK_S")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -79,19 +66,19 @@ def create_app(config: dict | None = None) -> Flask:
     # "/documents//etc/passwd" is an unknown id (404), not a redirect to a cleaned-up path
     app.url_map.merge_slashes = False
     app.url_map.converters["doc_id"] = DocIdConverter
-    app.config.from_mapping(DEFAULTS)
-    # SEARCH_* values are taken as written: Flask's default JSON-decodes them, which made
-    # SEARCH_API_KEY=1e3 the float 1000.0 (so "Bearer 1e3" was refused) and
-    # SEARCH_API_KEY=null no key at all; the numeric ones are converted below
-    app.config.from_prefixed_env("SEARCH", loads=str)
+    # SEARCH_* values are typed by search/settings.py, not JSON-decoded as Flask's
+    # from_prefixed_env does (SEARCH_API_KEY=1e3 is the key "1e3", not the float 1000.0);
+    # values given in code are typed the same way
+    app.config.from_mapping({name: settings.value(f"SEARCH_{name}") for name in APP_SETTINGS})
     app.config.from_mapping(config or {})
-    for name in INTEGER_SETTINGS:
-        app.config[name] = settings.integer(name, app.config[name])
+    for name in APP_SETTINGS:
+        if app.config[name] is not None:
+            app.config[name] = settings.convert(settings.BY_NAME[f"SEARCH_{name}"], app.config[name])
     initial = app.config.get("SEARCHER")
     root = initial.root if initial else app.config["INDEX"]
     opener = functools.partial(Searcher.open, str(root), model=app.config["MODEL"],
-                               verify=settings.flag(app.config["VERIFY"]), mode=str(app.config["MODE"]))
-    live = LiveSearcher(root, opener, check_s=float(app.config["RELOAD_CHECK_S"]), initial=initial)
+                               verify=app.config["VERIFY"], mode=app.config["MODE"])
+    live = LiveSearcher(root, opener, check_s=app.config["RELOAD_CHECK_S"], initial=initial)
     metrics.observe_index(live.get())
 
     def swapped(searcher: Searcher) -> None:
@@ -171,7 +158,7 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
 
 def _register_request_log(app: Flask) -> None:
     """Request ids, CORS when configured, metrics, and one access-log line per request."""
-    enabled = settings.flag(app.config["ACCESS_LOG"])
+    enabled = app.config["ACCESS_LOG"]
     if enabled and not access_log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))

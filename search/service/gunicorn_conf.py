@@ -11,9 +11,11 @@ import re
 
 from gunicorn import util
 
-bind = os.environ.get("SEARCH_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("SEARCH_WORKERS", "2"))
-threads = int(os.environ.get("SEARCH_THREADS", "4"))
+from search import settings
+
+bind = settings.value("SEARCH_BIND")
+workers = settings.value("SEARCH_WORKERS")
+threads = settings.value("SEARCH_THREADS")
 worker_class = "gthread"
 timeout = 120  # a worker's start includes loading the model
 graceful_timeout = 30
@@ -22,7 +24,7 @@ graceful_timeout = 30
 accesslog = None
 errorlog = "-"
 # One model thread per worker: two workers on two cores, not four threads fighting for them.
-if not (os.environ.get("SEARCH_EMBED_THREADS") or os.environ.get("SEARCH_TORCH_THREADS")):
+if settings.value("SEARCH_EMBED_THREADS") is None:
     os.environ["SEARCH_EMBED_THREADS"] = "1"
 # Workers hand the model's batch memory back (search/embedding/embedder.py): a PUT of a long article
 # must not leave a worker hundreds of MB larger for good.
