@@ -1,22 +1,133 @@
-"""What a search may ask: the question, k, the mode, the page and the filters, each
-checked where a caller's values come in (Python, HTTP, `ask`, MCP alike), with the
-limits the HTTP schema states."""
+"""What a search may ask: the question, k, the mode, the page and the filters.
+
+One description (pydantic models) checks what a caller gives, whichever way it comes in
+(Python, HTTP, `ask`, MCP), names the problem with the project's error codes, and is the
+schema `/openapi.json` publishes for the search routes.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import Annotated, Callable, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    ValidationError,
+)
 
 from search.errors import BadRequest
+from search.retrieval.context import DEFAULT_MAX_CHARS, MAX_CHARS
 from search.retrieval.fusion import MODES
 
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
+# Results are pages of one ranking 1,000 passages deep: offset + k (k <= 100) stays in it.
+MAX_OFFSET = 900
+DEFAULT_K = 5
 # A query needs one character that is not white space (Python's idea of it, which
 # includes the separators \x1c-\x1f); spelled out so that /openapi.json states the same
 # rule to the JSON Schema regex dialect.
 NONBLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-_NONBLANK = re.compile(NONBLANK)
+DATE = r"^[0-9]{4}-[01][0-9]-[0-3][0-9]$"
+
+
+def _integral(value):
+    """JSON has one number type: 5.0 is the integer 5 (but 5.5, "5" and true are not integers)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _integer(low: int, high: int):
+    # the constraints before the validator, so that the schema states them as minimum and maximum
+    return Annotated[int, Strict(), Field(ge=low, le=high, description=f"an integer from {low} to {high}"),
+                     BeforeValidator(_integral)]
+
+
+Mode = Annotated[Literal[MODES], Field(description=f"one of {', '.join(MODES)}")]
+Names = Annotated[Annotated[str, Strict(), Field(min_length=1)] | list[Annotated[str, Strict(), Field(min_length=1)]],
+                  Field(description="a non-empty string or a list of them")]
+Date = Annotated[str, Strict(), Field(pattern=DATE, description="a date as YYYY-MM-DD")]
+
+
+class Contract(BaseModel):
+    """A JSON object with exactly these fields, whose validation errors become the
+    project's: `invalid_<field>` saying what the field must be, unless `field_errors`
+    gives a field codes of its own (by pydantic's error type)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    field_errors: ClassVar[dict[str, Callable[[str, object], BadRequest]]] = {}
+
+
+class Question(Contract):
+    """A question and how to rank and filter its answers (what every search route takes)."""
+
+    query: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NONBLANK), Field(description="the question")]
+    k: _integer(1, MAX_K) = DEFAULT_K
+    # no value means the searcher's default (SEARCH_MODE); an explicit null is refused
+    mode: Mode = None
+    collapse: Annotated[StrictBool, Field(description="true or false")] = True
+    doc_id: Names = None  # any of these documents
+    source: Names = None  # any of these sources (file names or URLs)
+    # YYYY-MM-DD, inclusive; documents without a date never match
+    published_from: Date = None
+    published_to: Date = None
+
+
+class SearchRequest(Question):
+    """`/search`: a page of the ranked passages."""
+
+    offset: _integer(0, MAX_OFFSET) = 0
+
+
+class ContextRequest(Question):
+    """`/context`: the passages as cited text within a character budget."""
+
+    max_chars: _integer(1, MAX_CHARS) = DEFAULT_MAX_CHARS
+
+
+FILTER_FIELDS = ("doc_id", "source", "published_from", "published_to")
+
+
+def checked(model: type[Contract], values: dict):
+    """`values` as `model`, or the BadRequest that names the first problem."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        raise bad_request(model, e) from None
+
+
+def bad_request(model: type[Contract], error: ValidationError) -> BadRequest:
+    """The project's error for a failed validation: an unknown field first, then the
+    fields with codes of their own (the question, a document's text), then the first
+    field in the model's order."""
+    errors = error.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), None) or \
+        next((e for e in errors if e["loc"][:1] and e["loc"][0] in model.field_errors), None) or errors[0]
+    name, value = str(first["loc"][0]) if first["loc"] else "", first.get("input")
+    if first["type"] == "extra_forbidden":
+        return BadRequest("unknown_field", f"unknown field {name!r}; accepted: {', '.join(sorted(model.model_fields))}")
+    if name in model.field_errors:
+        return model.field_errors[name](first["type"], value)
+    return BadRequest(f"invalid_{name}", f"{name} must be {model.model_fields[name].description}, got {value!r}")
+
+
+def _query_error(kind: str, query) -> BadRequest:
+    if kind == "missing":
+        return BadRequest("missing_query", 'missing "query": send {"query": "...", "k": 5}')
+    if kind == "string_too_long":
+        return BadRequest("query_too_long", f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
+    if kind in ("string_too_short", "string_pattern_mismatch"):
+        return BadRequest("empty_query", "query is empty: ask a question in words")
+    if kind == "string_unicode":  # pydantic refuses lone surrogates
+        return BadRequest("invalid_query", "query contains a lone surrogate: send valid Unicode text")
+    return BadRequest("invalid_query", "query must be a string")
+
+
+Question.field_errors = {"query": _query_error}
 
 
 @dataclass(frozen=True)
@@ -34,49 +145,30 @@ class Filters:
     @classmethod
     def of(cls, doc_id=None, source=None, published_from=None, published_to=None) -> "Filters":
         """From what a caller gave (a string or a list for the ids and sources), checked."""
-        def strings(name: str, value) -> tuple[str, ...]:
-            values = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) \
-                else () if value is None else None
-            if values is None or not all(isinstance(v, str) and v for v in values):
-                raise BadRequest(f"invalid_{name}", f"{name} must be a non-empty string or a list of them")
-            return values
+        given = {"doc_id": doc_id, "source": source, "published_from": published_from, "published_to": published_to}
+        return cls.from_request(checked(Question, {"query": "?", **{k: v for k, v in given.items() if v is not None}}))
 
-        filters = cls(strings("doc_id", doc_id), strings("source", source), published_from, published_to)
-        for name in ("published_from", "published_to"):
-            value = getattr(filters, name)
-            if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
-                raise BadRequest(f"invalid_{name}", f"{name} must be a date as YYYY-MM-DD, got {value!r}")
-        return filters
+    @classmethod
+    def from_request(cls, request: Question) -> "Filters":
+        def names(value) -> tuple[str, ...]:
+            return () if value is None else (value,) if isinstance(value, str) else tuple(value)
 
-
-_DATE = re.compile(r"[0-9]{4}-[01][0-9]-[0-3][0-9]")
-# Results are pages of one ranking 1,000 passages deep: offset + k (k <= 100) stays in it.
-MAX_OFFSET = 900
+        return cls(names(request.doc_id), names(request.source), request.published_from, request.published_to)
 
 
 def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
     """Check a query, k and mode as a caller gave them; raise BadRequest saying what is wrong."""
-    if not isinstance(query, str):
-        raise BadRequest("invalid_query", "query must be a string")
-    if not _NONBLANK.search(query):
-        raise BadRequest("empty_query", "query is empty: ask a question in words")
-    if len(query) > MAX_QUERY_CHARS:
-        raise BadRequest("query_too_long", f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("invalid_query", "query contains a lone surrogate: send valid Unicode text") from None
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise BadRequest("invalid_k", f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-    check_mode(mode)
-    return query, k
+    question = checked(Question, {"query": query, "k": k, "mode": mode})
+    return question.query, question.k
 
 
 def check_offset(offset, k: int) -> None:
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise BadRequest("invalid_offset", f"offset must be an integer from 0 to {MAX_OFFSET}, got {offset!r}")
+    checked(SearchRequest, {"query": "?", "k": k, "offset": offset})
+
+
+def check_max_chars(max_chars) -> None:
+    checked(ContextRequest, {"query": "?", "max_chars": max_chars})
 
 
 def check_mode(mode) -> None:
-    if mode not in MODES:
-        raise BadRequest("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    checked(Question, {"query": "?", "mode": mode})

@@ -16,12 +16,12 @@ import numpy as np
 
 from search import settings
 from search.embedding.embedder import Embedder, canonical_model_name, get_embedder
-from search.errors import BadRequest, DocumentNotFound
+from search.errors import DocumentNotFound
 from search.hits import Citation, Hit
 from search.index import generations, store, vector_store
 from search.index.lexical import LexicalIndex, search_terms
 from search.index.sentence_vectors import SentenceVectors
-from search.query import Filters, check_mode, check_offset, validate_query
+from search.query import Filters, check_max_chars, check_mode, check_offset, validate_query
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle
 from search.retrieval.collapse import Duplicates
@@ -209,9 +209,7 @@ class Searcher:
         Raises:
             BadRequest: as `search`, or max_chars outside 1..100,000.
         """
-        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 1 <= max_chars <= context.MAX_CHARS:
-            raise BadRequest("invalid_max_chars",
-                             f"max_chars must be an integer from 1 to {context.MAX_CHARS}, got {max_chars!r}")
+        check_max_chars(max_chars)
         hits = self.search(query, k, mode, collapse, highlight=False, filters=filters)
         spans = [[(s["start"], s["end"]) for s in self._db.execute(
             'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '

@@ -22,29 +22,15 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from search import settings
-from search.errors import BadRequest, SearchError
+from search.errors import SearchError
 from search.live import LiveSearcher
-from search.query import Filters, check_mode
+from search.query import ContextRequest, Filters, SearchRequest
 from search.responses import error_body, search_body
-from search.retrieval.context import DEFAULT_MAX_CHARS
 from search.searcher import Searcher
 from search.service import metrics
 from search.service.documents import register as register_documents
 from search.service.openapi import DOCUMENT
-from search.service.requests import (
-    CONTEXT_PARAMS,
-    FILTERS,
-    SEARCH_FIELDS,
-    SEARCH_PARAMS,
-    filters_from,
-    integral,
-    json_object,
-    json_response,
-    parse_bool,
-    parse_int,
-    query_args,
-    reject_unknown,
-)
+from search.service.requests import from_body, from_query_string, json_response
 from search.service.web import register as register_web
 
 log = logging.getLogger("search.service.app")
@@ -105,37 +91,21 @@ class DocIdConverter(PathConverter):
 def _register_routes(app: Flask, live: LiveSearcher) -> None:
     @app.get("/search")
     def search_get():
-        args = query_args(SEARCH_PARAMS)
-        return json_response(search_body(live.get(), args["q"], parse_int("k", args.get("k"), app.config["DEFAULT_K"]),
-                                 args.get("mode"), parse_bool("collapse", args.get("collapse", "true")),
-                                 parse_int("offset", args.get("offset"), 0), filters_from(args.getlist)))
+        return _search(from_query_string(SearchRequest, k=app.config["DEFAULT_K"]))
 
     @app.post("/search")
     def search_post():
-        body = json_object()
-        reject_unknown(set(body), SEARCH_FIELDS, "field")
-        if "query" not in body:
-            raise BadRequest("missing_query", 'missing "query": send {"query": "...", "k": 5}')
-        collapse = body.get("collapse", True)
-        if not isinstance(collapse, bool):
-            raise BadRequest("invalid_collapse", f"collapse must be true or false, got {collapse!r}")
-        k, offset = integral(body.get("k", app.config["DEFAULT_K"])), integral(body.get("offset", 0))
-        if "mode" in body:
-            check_mode(body["mode"])  # an explicit null is not "the default"
-        for key in FILTERS & set(body):
-            if body[key] is None:  # an explicit null is not "no filter"
-                raise BadRequest(f"invalid_{key}", f"{key} must be given a value, not null")
-        filters = Filters.of(**{key: body[key] for key in FILTERS if key in body})
-        return json_response(search_body(live.get(), body["query"], k, body.get("mode"), collapse, offset, filters))
+        return _search(from_body(SearchRequest, k=app.config["DEFAULT_K"]))
+
+    def _search(asked: SearchRequest):
+        return json_response(search_body(live.get(), asked.query, asked.k, asked.mode, asked.collapse, asked.offset,
+                                         Filters.from_request(asked)))
 
     @app.get("/context")
     def context():
-        args = query_args(CONTEXT_PARAMS)
-        searcher = live.get()
-        body = searcher.context(args["q"], parse_int("k", args.get("k"), app.config["DEFAULT_K"]),
-                                parse_int("max_chars", args.get("max_chars"), DEFAULT_MAX_CHARS), args.get("mode"),
-                                parse_bool("collapse", args.get("collapse", "true")), filters_from(args.getlist))
-        return json_response(body)
+        asked = from_query_string(ContextRequest, k=app.config["DEFAULT_K"])
+        return json_response(live.get().context(asked.query, asked.k, asked.max_chars, asked.mode, asked.collapse,
+                                                Filters.from_request(asked)))
 
     @app.get("/documents/<doc_id:doc_id>")
     def document(doc_id: str):

@@ -10,15 +10,8 @@ from flask import Flask, request
 
 from search.errors import BadRequest
 from search.live import LiveSearcher
-from search.service.requests import (
-    DOCUMENT_FIELDS,
-    MAX_DOC_ID_CHARS,
-    MAX_DOCUMENT_CHARS,
-    authorize,
-    json_object,
-    json_response,
-    reject_unknown,
-)
+from search.service.contract import MAX_DOC_ID_CHARS, DocumentWrite
+from search.service.requests import authorize, from_body, json_response
 
 
 def register(app: Flask, live: LiveSearcher) -> None:
@@ -88,27 +81,13 @@ def parse_document(doc_id: str, max_body: int):
 
     check_doc_id(doc_id)
     request.max_content_length = max_body  # larger than a search's limit, still bounded
-    body = json_object()
-    reject_unknown(set(body), DOCUMENT_FIELDS, "field")
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise BadRequest("empty_document", 'missing or empty "text": send the article\'s text')
-    if len(text) > MAX_DOCUMENT_CHARS:
-        raise BadRequest("document_too_long", f"text is {len(text)} characters long; the limit is {MAX_DOCUMENT_CHARS}")
-    if "\x00" in text or sum(ord(c) < 32 and c not in "\n\r\t\f" for c in text) > len(text) // 100:
-        raise BadRequest("binary_document", "text holds control characters: send the article's text, not a file")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("invalid_document", "text contains a lone surrogate: send valid Unicode text") from None
-    for key in ("title", "url", "published", "author"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise BadRequest(f"invalid_{key}", f'"{key}" must be a string')
-    title = (body.get("title") or "").strip() or None
+    body = from_body(DocumentWrite)
+    text = body.text
+    title = (body.title or "").strip() or None
     from indexer.clean import clean
 
     if not clean(text, title).lines:
         raise BadRequest("empty_document", "text has no article text once page cruft is removed")
-    url = body.get("url") or None
+    url = body.url or None
     return Document(doc_id=doc_id, text=text, source=url or doc_id, title=title,
-                    url=url, published=body.get("published") or None, author=body.get("author") or None)
+                    url=url, published=body.published or None, author=body.author or None)

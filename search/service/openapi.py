@@ -1,24 +1,57 @@
 """The HTTP API as an OpenAPI 3.1 document, served at `/openapi.json`.
 
-Written out by hand next to the views it describes; tests/test_fuzz.py holds the two
-together: schemathesis generates requests from this document against the live service
-and checks every answer against it (status codes, content types, bodies).
+Built from the contract's models (search/query.py for the questions,
+search/service/contract.py for documents and every response), the same models that
+check requests; tests/test_fuzz.py holds the service to it: schemathesis generates
+requests from this document against the live service and checks every answer against it
+(status codes, content types, bodies).
 """
 
 from __future__ import annotations
 
-from search.query import MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, NONBLANK
-from search.retrieval.context import MAX_CHARS
-from search.retrieval.fusion import MODES
-from search.service.requests import DOCUMENT_FIELDS, MAX_DOC_ID_CHARS, MAX_DOCUMENT_CHARS
+from pydantic import BaseModel
 
-NULLABLE_STRING = {"type": ["string", "null"]}
-DATE = "^[0-9]{4}-[01][0-9]-[0-3][0-9]$"
-INTEGER = {"type": "integer"}
+from search.query import ContextRequest, Question, SearchRequest
+from search.service.contract import MAX_DOC_ID_CHARS, RESPONSES, DocumentWrite
+from search.service.requests import QUERY_NAMES, REPEATABLE
+
+REF = "#/components/schemas/{model}"
+
+
+def _schemas(*models: type[BaseModel]) -> dict:
+    """Each model's JSON Schema and those of the models inside it, by name."""
+    out: dict = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF)
+        out |= schema.pop("$defs", {})
+        out[model.__name__] = schema
+    return out
+
+
+def _parameters(model: type[Question]) -> list[dict]:
+    """A question model as query-string parameters: `q` for the query, the repeatable
+    filters as exploded arrays (?doc_id=a&doc_id=b)."""
+    properties = model.model_json_schema(ref_template=REF)["properties"]
+    parameters = []
+    for name, field in model.model_fields.items():
+        schema = dict(properties[name])
+        if name in REPEATABLE:
+            item = next(s for s in schema.pop("anyOf") if s.get("type") == "string")
+            schema = {"type": "array", "items": item, **({"description": schema["description"]}
+                                                         if "description" in schema else {})}
+        if "default" in schema and schema["default"] is None:  # "the searcher's default", not a value
+            del schema["default"]
+        parameter = {"name": QUERY_NAMES.get(name, name), "in": "query", "schema": schema}
+        if field.is_required():
+            parameter["required"] = True
+        if name in REPEATABLE:
+            parameter |= {"style": "form", "explode": True}
+        parameters.append(parameter)
+    return parameters
 
 
 def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": REF.format(model=name)}
 
 
 def _json(schema: dict, description: str) -> dict:
@@ -34,89 +67,9 @@ def _errors(*statuses: int) -> dict:
     return {str(s): _json(_ref("Error"), reasons[s]) for s in statuses}
 
 
-def _object(properties: dict, required: list[str] | None = None) -> dict:
-    return {"type": "object", "properties": properties, "required": required or list(properties),
-            "additionalProperties": False}
-
-
-# Offsets count Unicode code points of the document's text, as Python's str indexes it
-# (not UTF-16 units: a JavaScript caller slices Array.from(text)).
-OFFSET = {**INTEGER, "description": "a Unicode code point offset into the document's text (not UTF-16 units)"}
-
-SCHEMAS = {
-    "Error": _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})}),
-    "Citation": _object({"doc_id": {"type": "string"}, "title": NULLABLE_STRING, "source": {"type": "string"},
-                         "paragraph": INTEGER, "start": OFFSET, "end": OFFSET, "published": NULLABLE_STRING,
-                         "author": NULLABLE_STRING}),
-    "Highlight": _object({"start": OFFSET, "end": OFFSET, "doc_start": OFFSET, "doc_end": OFFSET,
-                          "text": {"type": "string"}}),
-    "Hit": _object({"rank": INTEGER, "score": {"type": "number"}, "text": {"type": "string"},
-                    "citations": {"type": "array", "items": _ref("Citation"), "minItems": 1},
-                    "highlight": {"oneOf": [_ref("Highlight"), {"type": "null"}]}}),
-    "SearchResults": _object({"query": {"type": "string"}, "k": INTEGER, "offset": INTEGER,
-                              "mode": {"enum": list(MODES)},
-                              "collapse": {"type": "boolean"}, "took_ms": {"type": "number"},
-                              "results": {"type": "array", "items": _ref("Hit")}}),
-    "SearchRequest": {"type": "object", "required": ["query"], "additionalProperties": False, "properties": {
-        "query": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NONBLANK},
-        "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
-        "mode": {"enum": list(MODES)}, "collapse": {"type": "boolean"},
-        "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
-        "doc_id": {"oneOf": [{"type": "string", "minLength": 1},
-                             {"type": "array", "items": {"type": "string", "minLength": 1}}]},
-        "source": {"oneOf": [{"type": "string", "minLength": 1},
-                             {"type": "array", "items": {"type": "string", "minLength": 1}}]},
-        "published_from": {"type": "string", "pattern": DATE}, "published_to": {"type": "string", "pattern": DATE}}},
-    "Context": _object({"query": {"type": "string"}, "context": {"type": "string"}, "chars": INTEGER,
-                        "max_chars": INTEGER, "sources": {"type": "array", "items": _ref("ContextSource")}}),
-    "ContextSource": _object({"n": INTEGER, "doc_id": {"type": "string"}, "title": NULLABLE_STRING,
-                              "source": {"type": "string"}, "paragraph": INTEGER, "start": INTEGER, "end": INTEGER,
-                              "published": NULLABLE_STRING, "author": NULLABLE_STRING, "score": {"type": "number"},
-                              "complete": {"type": "boolean"},
-                              "also": {"type": "array", "items": _object({"doc_id": {"type": "string"},
-                                                                          "source": {"type": "string"},
-                                                                          "paragraph": INTEGER})}}),
-    "Document": _object({"doc_id": {"type": "string"}, "title": NULLABLE_STRING, "source": {"type": "string"},
-                         "url": NULLABLE_STRING, "published": NULLABLE_STRING, "author": NULLABLE_STRING,
-                         "text": {"type": "string"},
-                         "passages": INTEGER}),
-    "DocumentWrite": {"type": "object", "required": ["text"], "additionalProperties": False, "properties": {
-        "text": {"type": "string", "minLength": 1, "maxLength": MAX_DOCUMENT_CHARS},
-        **{key: {"type": "string"} for key in sorted(DOCUMENT_FIELDS - {"text"})}}},
-    "WriteResult": {"type": "object", "required": ["doc_id", "status", "generation"], "additionalProperties": False,
-                    "properties": {"doc_id": {"type": "string"},
-                                   "status": {"enum": ["added", "replaced", "unchanged", "removed"]},
-                                   "generation": NULLABLE_STRING, "passages": INTEGER}},
-    "Health": _object({"status": {"const": "ok"}, "index": {"type": "string"}, "generation": NULLABLE_STRING,
-                       "format_version": INTEGER, "model": {"type": "string"}, "dimension": INTEGER,
-                       "documents": INTEGER, "passages": INTEGER, "built_at": {"type": "string"},
-                       "vector_index": {"type": "string"}, "mode": {"enum": list(MODES)}, "reloads": INTEGER}),
-}
-
 DOC_ID = {"name": "doc_id", "in": "path", "required": True,
           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_DOC_ID_CHARS}}
-FILTER_PARAMETERS = [
-    {"name": "doc_id", "in": "query", "style": "form", "explode": True, "description": "any of these documents",
-     "schema": {"type": "array", "items": {"type": "string", "minLength": 1}}},
-    {"name": "source", "in": "query", "style": "form", "explode": True, "description": "any of these sources",
-     "schema": {"type": "array", "items": {"type": "string", "minLength": 1}}},
-    {"name": "published_from", "in": "query", "schema": {"type": "string", "pattern": DATE}},
-    {"name": "published_to", "in": "query", "schema": {"type": "string", "pattern": DATE}},
-]
-QUESTION_PARAMETERS = [
-    {"name": "q", "in": "query", "required": True, "description": "the question",
-     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NONBLANK}},
-    {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 5}},
-    {"name": "mode", "in": "query", "schema": {"enum": list(MODES)}},
-    {"name": "collapse", "in": "query", "schema": {"type": "boolean", "default": True}},
-]
-SEARCH_PARAMETERS = QUESTION_PARAMETERS + FILTER_PARAMETERS + [
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}},
-]
-CONTEXT_PARAMETERS = QUESTION_PARAMETERS + FILTER_PARAMETERS + [
-    {"name": "max_chars", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_CHARS,
-                                                    "default": 4000}},
-]
+HTML = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
 WRITE_SECURITY = [{"bearer": []}, {"apiKey": []}]
 
 DOCUMENT = {
@@ -127,7 +80,7 @@ DOCUMENT = {
     "paths": {
         "/search": {
             "get": {"operationId": "search", "summary": "The passages that best answer a question",
-                    "parameters": SEARCH_PARAMETERS,
+                    "parameters": _parameters(SearchRequest),
                     "responses": {"200": _json(_ref("SearchResults"), "Ranked passages"),
                                   **_errors(400, 414, 503)}},
             "post": {"operationId": "searchPost", "summary": "The same search, the question in a JSON body",
@@ -138,7 +91,7 @@ DOCUMENT = {
         },
         "/context": {
             "get": {"operationId": "context", "summary": "The passages as numbered, cited text for a prompt",
-                    "parameters": CONTEXT_PARAMETERS,
+                    "parameters": _parameters(ContextRequest),
                     "responses": {"200": _json(_ref("Context"), "Prompt-ready context"), **_errors(400, 414, 503)}},
         },
         "/documents/{doc_id}": {
@@ -157,14 +110,12 @@ DOCUMENT = {
                        "responses": {"200": _json(_ref("WriteResult"), "Removed"),
                                      **_errors(400, 401, 403, 404, 409)}},
         },
-        "/": {"get": {"operationId": "page", "summary": "The search page",
-                      "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/": {"get": {"operationId": "page", "summary": "The search page", "responses": {"200": HTML}}},
         "/read/{doc_id}": {"get": {
             "operationId": "read", "summary": "A document as a page, the cited passage marked",
             "parameters": [DOC_ID, {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                            {"name": "end", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
-            "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
-                          **_errors(400, 404)}}},
+            "responses": {"200": HTML, **_errors(400, 404)}}},
         "/health": {"get": {"operationId": "health", "summary": "The index served",
                             "responses": {"200": _json(_ref("Health"), "Serving")}}},
         "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics",
@@ -174,7 +125,7 @@ DOCUMENT = {
                                   "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
     },
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": _schemas(SearchRequest, DocumentWrite, *RESPONSES),
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
     },

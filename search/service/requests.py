@@ -1,6 +1,7 @@
-"""What a request may carry and how it is read: the JSON body, the query string, the
-filters, the API key, and the limits the routes share. The search routes (app), the
-write routes (documents) and the schema (openapi) all take them from here."""
+"""How a request becomes the contract's model: its JSON body, or its query string (whose
+values are all strings: `k=5` is read as the integer 5, `collapse=false` as false, and a
+repeatable filter as a list), checked by the models of search/query.py and
+search/service/contract.py; and the API key that writes need."""
 
 from __future__ import annotations
 
@@ -11,58 +12,48 @@ import re
 from flask import Flask, Response, request
 
 from search.errors import BadRequest, Forbidden, Unauthorized
-from search.query import Filters
+from search.query import Contract, checked
 from search.responses import dumps
 
-MAX_DOCUMENT_CHARS = 1_000_000
-MAX_DOC_ID_CHARS = 200
-DOCUMENT_FIELDS = {"text", "title", "url", "published", "author"}
-FILTERS = {"doc_id", "source", "published_from", "published_to"}
-SEARCH_FIELDS = {"query", "k", "mode", "collapse", "offset"} | FILTERS
-SEARCH_PARAMS = {"q", "k", "mode", "collapse", "offset"} | FILTERS
-CONTEXT_PARAMS = {"q", "k", "mode", "collapse", "max_chars"} | FILTERS
 REPEATABLE = {"doc_id", "source"}  # ?doc_id=a&doc_id=b: either document
+QUERY_NAMES = {"query": "q"}  # what the query string calls a field
 
 
 def json_response(body: dict, status: int = 200) -> Response:
     return Response(dumps(body), status=status, mimetype="application/json")
 
 
-def query_args(known: set[str]):
-    """The query string, checked: known names, each once (but the repeatable filters), q given."""
+def from_body(model: type[Contract], **defaults):
+    """The JSON body as `model` (`defaults` for the fields it leaves out)."""
+    return checked(model, defaults | json_object())
+
+
+def from_query_string(model: type[Contract], **defaults):
+    """The query string as `model`: known names, each once (but the repeatable filters)."""
     args = request.args
-    reject_unknown(set(args), known, "parameter")
+    names = {QUERY_NAMES.get(name, name): name for name in model.model_fields}
+    reject_unknown(set(args), set(names), "parameter")
     repeated = sorted(key for key in args if len(args.getlist(key)) > 1 and key not in REPEATABLE)
     if repeated:
         raise BadRequest("repeated_parameter", f"parameter {repeated[0]!r} is given more than once")
     if "q" not in args:
         raise BadRequest("missing_query", "missing query: pass the question as ?q=...")
-    return args
+    values = dict(defaults)
+    for key, name in names.items():
+        if key in args:
+            values[name] = args.getlist(key) if name in REPEATABLE else _typed(model.model_fields[name].annotation,
+                                                                                 args[key])
+    return checked(model, values)
 
 
-def filters_from(values) -> Filters:
-    return Filters.of(values("doc_id"), values("source"), (values("published_from") or [None])[0],
-                      (values("published_to") or [None])[0])
-
-
-def parse_int(name: str, raw: str | None, default: int) -> int:
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,6}", raw):
-        raise BadRequest(f"invalid_{name}", f"{name} must be a whole number, got {raw!r}")
-    return int(raw)  # the range is checked with the query
-
-
-def integral(value):
-    """JSON has one number type: 5.0 is the integer 5."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def parse_bool(name: str, raw: str) -> bool:
-    value = {"true": True, "1": True, "false": False, "0": False}.get(raw.lower())
-    if value is None:
-        raise BadRequest(f"invalid_{name}", f"{name} must be true or false, got {raw!r}")
-    return value
+def _typed(kind, raw: str):
+    """A query-string value in the field's type where it reads as one; as written
+    otherwise, for the model to refuse with the field's own message."""
+    if kind is int and re.fullmatch(r"[0-9]{1,6}", raw):
+        return int(raw)
+    if kind is bool:
+        return {"true": True, "1": True, "false": False, "0": False}.get(raw.lower(), raw)
+    return raw
 
 
 def reject_unknown(given: set[str], known: set[str], what: str) -> None:

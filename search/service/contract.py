@@ -1,0 +1,164 @@
+"""The HTTP contract beyond the search questions (search/query.py): a document's write
+body, checked here, and every response body, described for `/openapi.json` (which
+schemathesis holds the live service to, tests/test_fuzz.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, Strict
+from pydantic_core import PydanticCustomError
+
+from search.errors import BadRequest
+from search.query import Contract
+from search.retrieval.fusion import MODES
+
+MAX_DOCUMENT_CHARS = 1_000_000
+MAX_DOC_ID_CHARS = 200
+# Offsets count Unicode code points of the document's text, as Python's str indexes it
+# (not UTF-16 units: a JavaScript caller slices Array.from(text)).
+Offset = Annotated[int, Field(description="a Unicode code point offset into the document's text (not UTF-16 units)")]
+
+
+def _article(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("empty", "is empty")
+    if "\x00" in text or sum(ord(c) < 32 and c not in "\n\r\t\f" for c in text) > len(text) // 100:
+        raise PydanticCustomError("binary", "holds control characters")
+    return text
+
+
+def _text_error(kind: str, text) -> BadRequest:
+    if kind == "string_too_long":
+        return BadRequest("document_too_long", f"text is {len(text)} characters long; the limit is {MAX_DOCUMENT_CHARS}")
+    if kind == "binary":
+        return BadRequest("binary_document", "text holds control characters: send the article's text, not a file")
+    if kind == "string_unicode":  # pydantic refuses lone surrogates
+        return BadRequest("invalid_document", "text contains a lone surrogate: send valid Unicode text")
+    return BadRequest("empty_document", 'missing or empty "text": send the article\'s text')
+
+
+Metadata = Annotated[str, Strict(), Field(description="a string")] | None
+
+
+class DocumentWrite(Contract):
+    """`PUT /documents/<doc_id>`: an article to add or replace."""
+
+    field_errors = {"text": _text_error}
+
+    text: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_DOCUMENT_CHARS, description="the article's text"),
+                    AfterValidator(_article)]
+    title: Metadata = None
+    url: Metadata = None
+    published: Metadata = None
+    author: Metadata = None
+
+
+class Error(Contract):
+    class Detail(Contract):
+        code: str
+        message: str
+
+    error: Detail
+
+
+class Citation(Contract):
+    doc_id: str
+    title: str | None
+    source: str
+    paragraph: int
+    start: Offset
+    end: Offset
+    published: str | None
+    author: str | None
+
+
+class Highlight(Contract):
+    start: Offset
+    end: Offset
+    doc_start: Offset
+    doc_end: Offset
+    text: str
+
+
+class Hit(Contract):
+    rank: int
+    score: float
+    text: str
+    citations: Annotated[list[Citation], Field(min_length=1)]
+    highlight: Highlight | None
+
+
+class SearchResults(Contract):
+    query: str
+    k: int
+    offset: int
+    mode: Literal[MODES]
+    collapse: bool
+    took_ms: float
+    results: list[Hit]
+
+
+class Also(Contract):
+    doc_id: str
+    source: str
+    paragraph: int
+
+
+class ContextSource(Contract):
+    n: int
+    doc_id: str
+    title: str | None
+    source: str
+    paragraph: int
+    start: int
+    end: int
+    published: str | None
+    author: str | None
+    score: float
+    complete: bool
+    also: list[Also]
+
+
+class Context(Contract):
+    query: str
+    context: str
+    chars: int
+    max_chars: int
+    sources: list[ContextSource]
+
+
+class Document(Contract):
+    doc_id: str
+    title: str | None
+    source: str
+    url: str | None
+    published: str | None
+    author: str | None
+    text: str
+    passages: int
+
+
+class WriteResult(Contract):
+    doc_id: str
+    status: Literal["added", "replaced", "unchanged", "removed"]
+    generation: str | None
+    passages: int = None  # absent from a removal's answer
+
+
+class Health(Contract):
+    status: Literal["ok"]
+    index: str
+    generation: str | None
+    format_version: int
+    model: str
+    dimension: int
+    documents: int
+    passages: int
+    built_at: str
+    vector_index: str
+    mode: Literal[MODES]
+    reloads: int
+
+
+RESPONSES = (Error, SearchResults, Context, Document, WriteResult, Health)
