@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 from search.query import Filters
-from search.searcher import Searcher
+
+if TYPE_CHECKING:  # the searcher loads the model and the index: `ask --url` and --help need neither
+    from search.searcher import Searcher
 
 
 def search_body(searcher: Searcher, query: str, k: int, mode: str | None = None, collapse: bool = True,

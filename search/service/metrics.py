@@ -21,6 +21,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from search.index.generations import number
+
 REQUESTS = Counter("search_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram("search_request_seconds", "Time to answer an HTTP request", ["method", "route"],
                     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
@@ -32,8 +34,6 @@ RELOADS = Counter("search_index_reloads_total", "New index generations swapped i
 
 
 def observe_index(searcher) -> None:
-    from search.index.generations import number
-
     GENERATION.set(number(searcher.generation))
     DOCUMENTS.set(searcher.manifest["counts"]["documents"])
     PASSAGES.set(searcher.manifest["counts"]["passages"])
