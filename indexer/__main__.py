@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
     b.add_argument("--if-changed", action="store_true",
                    help="do nothing when the index was built from the same inputs and model")
+    b.add_argument("--no-drop", action="store_true",
+                   help="refuse to replace an index holding documents the sources do not (added since by "
+                        "`indexer add` or PUT /documents): scripts/serve's rebuild of the seeds' index")
     b.add_argument("--no-chunking", action="store_true",
                    help="one passage per document, cut at the model's window (for benchmarks)")
     b.add_argument("--max-tokens", type=int, help="passage window in word pieces (default: the model's)")
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         summary = build(args.sources, args.index, model=args.model, strict=args.strict,
                         progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size,
-                        if_changed=args.if_changed,
+                        if_changed=args.if_changed, drop=not args.no_drop,
                         options=BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens,
                                              title_context=args.title_context,
                                              sentence_vectors=not args.no_sentence_vectors,

@@ -61,7 +61,7 @@ class BuildSummary:
 def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = None, strict: bool = False,
           progress: bool = False, batch_size: int = 32, if_changed: bool = False,
           options: BuildOptions = BuildOptions(), backend: str | None = None, embedder=None,
-          engine: str = "local", actors: int | None = None) -> BuildSummary:
+          engine: str = "local", actors: int | None = None, drop: bool = True) -> BuildSummary:
     """Build an index of the articles in `srcs` at `index_dir`.
 
     Args:
@@ -80,12 +80,15 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
         engine: "local" (this process) or "ray": embed with Ray Data over `actors` model
             actors (default: one per CPU of the cluster; RAY_ADDRESS names a cluster,
             else a local one starts). The index written is the same.
+        drop: replace an index that holds documents `srcs` do not (added since by
+            `indexer add` or `PUT /documents`, or whose files are gone); False refuses to.
 
     Returns:
         What was indexed and skipped.
 
     Raises:
-        BuildError: nothing indexable, or (with `strict`) any bad input.
+        BuildError: nothing indexable, (with `strict`) any bad input, or (without `drop`)
+            documents the build would drop.
     """
     started = time.perf_counter()
     index_dir = Path(index_dir)
@@ -100,20 +103,22 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
         embedder = RayEmbedder(embedder, actors)
     try:
         return _build(index_dir, files, skipped, inputs, embedder, strict, progress, batch_size, if_changed,
-                      options, started)
+                      options, started, drop)
     finally:
         if engine == "ray":
             embedder.close()
 
 
 def _build(index_dir, files, skipped, inputs, embedder, strict, progress, batch_size, if_changed, options,
-           started) -> BuildSummary:
+           started, drop) -> BuildSummary:
     with generations.writer(index_dir):
         if if_changed and _is_current(index_dir, inputs, embedder, options):
             manifest = store.read_manifest(generations.current(index_dir))
             return BuildSummary(index_dir, manifest["counts"]["documents"], manifest["counts"]["passages"],
                                 rebuilt=False, generation=generations.current_name(index_dir))
         _fail_if_strict(strict, skipped)
+        if not drop:
+            _refuse_to_drop(index_dir, files)
         tmp = generations.scratch(index_dir)
         try:
             summary = _write(files, skipped, tmp, embedder, strict, progress, batch_size, inputs, started, options)
@@ -128,6 +133,29 @@ def _build(index_dir, files, skipped, inputs, embedder, strict, progress, batch_
 def _fail_if_strict(strict: bool, skipped: list[sources.Skipped]) -> None:
     if strict and skipped:
         raise BuildError(f"{skipped[0]} (--strict: nothing was written)")
+
+
+def _refuse_to_drop(index_dir: Path, files: list[Path]) -> None:
+    """BuildError when the index holds documents a build from `files` would not."""
+    try:
+        directory = generations.current(index_dir)
+        store.read_manifest(directory)
+    except SearchError:
+        return  # no index yet: nothing to drop
+    coming = {item.doc_id for path in files for item in sources.read(path) if isinstance(item, sources.Document)}
+    conn = store.connect(directory / store.STORE)
+    try:
+        dropped = [doc_id for (doc_id,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")
+                   if doc_id not in coming]
+    finally:
+        conn.close()
+    if dropped:
+        named = ", ".join(map(repr, dropped[:3])) + (f" and {len(dropped) - 3} more" if len(dropped) > 3 else "")
+        raise BuildError(
+            f"the index at {index_dir} holds {len(dropped)} document(s) its sources do not ({named}): added since "
+            "it was built (indexer add, PUT /documents) or whose files are gone. A rebuild would drop them, so "
+            f"nothing was changed. To keep them and take in the sources' changes: `indexer add SOURCES --index "
+            f"{index_dir}`; to rebuild without them: `indexer build SOURCES --index {index_dir}`.")
 
 
 def _is_current(index_dir: Path, inputs: dict, embedder, options: BuildOptions) -> bool:

@@ -25,6 +25,10 @@ log = logging.getLogger("search.live")
 
 class LiveSearcher:
     CHECK_S = 1.0  # how often a request may look at the pointer
+    # a generation that would not open (a file still being copied in, a Milvus server
+    # away) is tried again after 1, 2, 4 ... seconds, at most a minute apart
+    RETRY_S = 1.0
+    RETRY_MAX_S = 60.0
 
     def __init__(self, root: str | Path, open_searcher: Callable[[], Searcher], check_s: float = CHECK_S,
                  initial: Searcher | None = None):
@@ -34,7 +38,9 @@ class LiveSearcher:
         self.check_s = check_s
         self._checked = time.monotonic()
         self._loading = threading.Lock()  # one reload at a time
-        self._failed: str | None = None  # a generation that would not open: not retried
+        self._failed: str | None = None  # a generation that would not open ...
+        self._failures = 0  # ... how many times in a row ...
+        self._retry_at = 0.0  # ... and when to try it again (time.monotonic())
         self.reloads = 0
         self.on_swap: Callable[[Searcher], None] = lambda searcher: None
 
@@ -58,14 +64,22 @@ class LiveSearcher:
             name = generations.current_name(self.root)
         except SearchError:
             return False
-        return name is not None and name != self._searcher.generation and name != self._failed
+        if name is None or name == self._searcher.generation:
+            return False
+        return name != self._failed or time.monotonic() >= self._retry_at
 
     def _reload_locked(self) -> None:
         try:
             self._swap(self._open())
+            self._failed, self._failures = None, 0
         except Exception as e:  # a bad generation must not take down the one being served
-            self._failed = generations.current_name(self.root)
-            log.error("not reloading %s generation %s: %s", self.root, self._failed, e)
+            name = generations.current_name(self.root)
+            self._failures = self._failures + 1 if name == self._failed else 1
+            self._failed = name
+            delay = min(self.RETRY_MAX_S, self.RETRY_S * 2 ** (self._failures - 1))
+            self._retry_at = time.monotonic() + delay
+            log.error("not reloading %s generation %s (attempt %d, next in %.0f s): %s", self.root, name,
+                      self._failures, delay, e)
         finally:
             self._loading.release()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -110,10 +111,19 @@ class Searcher:
             IndexCorrupt: the files fail their checksums.
         """
         root = Path(index_dir)
-        # the generation current now: its files are read by their own paths, so an update
-        # published while this searcher lives never changes what it reads
-        generation = generations.current_name(root)
-        index_dir = root if generation is None else root / generations.GENERATIONS / generation
+        # the generation current now, leased: its files are read by their own paths, so an
+        # update published while this searcher lives never changes what it reads, and
+        # collection leaves them until the searcher is gone
+        generation, index_dir, held = generations.lease(root)
+        try:
+            return cls._open(root, generation, index_dir, held, model, verify, mode, backend)
+        except BaseException:
+            if held is not None:
+                held.close()
+            raise
+
+    @classmethod
+    def _open(cls, root: Path, generation: str | None, index_dir: Path, held, model, verify, mode, backend):
         manifest = store.read_manifest(index_dir)
         model_name = canonical_model_name(model)
         store.check_model(index_dir, manifest, model_name)  # before paying for a model load
@@ -124,6 +134,8 @@ class Searcher:
         store.check_model(index_dir, manifest, model_name, embedder.dimension)
         searcher = cls(index_dir, manifest, embedder, mode)
         searcher.root, searcher.generation = root, generation
+        if held is not None:
+            weakref.finalize(searcher, held.close)  # the lease goes with the last reference
         return searcher
 
     @functools.cached_property

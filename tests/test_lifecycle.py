@@ -1,9 +1,12 @@
 """Index lifecycle: generations, incremental add/replace/remove (the same index a full
 build makes, without re-embedding what did not change), and the layouts an index has had."""
 
+import gc
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -157,6 +160,34 @@ def test_old_generations_are_collected(index_copy, tmp_path, monkeypatch):
     assert (index_copy / "CURRENT").read_text().strip() == "g000005"
 
 
+def _updates(index, tmp_path, count):
+    for n in range(count):
+        update(index, documents=[], srcs=[write_jsonl(tmp_path / "feed.jsonl",
+                                                      dict(VOLCANO, text=VOLCANO["text"] + f"Update {n}."))])
+
+
+def test_an_idle_reader_keeps_its_files_through_updates_and_collection(index_copy, tmp_path, monkeypatch):
+    # a searcher opened first, idle through five updates whose publishing collects old
+    # generations at once, then asked from a thread that never searched (which opens its
+    # own SQLite connection to the generation's store): it answers from what it opened
+    monkeypatch.setattr(generations, "GRACE_S", 0.0)
+    idle = Searcher.open(index_copy)
+    assert idle.search("Who was evacuated?", k=1)
+    _updates(index_copy, tmp_path, 5)
+    assert (index_copy / "generations" / idle.generation).is_dir()
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(idle.search("Which ports had a strike?", k=2)))
+    thread.start()
+    thread.join()
+    assert answers and len(answers[0]) == 2
+    # once the reader lets go, the next collection takes its generation
+    held = idle.generation
+    del idle, answers
+    gc.collect()
+    generations.collect(index_copy)
+    assert not (index_copy / "generations" / held).exists()
+
+
 def test_a_single_directory_index_is_read_and_migrated(seed_index, tmp_path):
     legacy = tmp_path / "legacy"
     shutil.copytree(current(seed_index), legacy)  # the layout before generations
@@ -205,3 +236,66 @@ def test_strict_keeps_a_document_whose_replacement_is_only_page_cruft(index_copy
         update(index_copy, [cruft], strict=True)
     assert current(index_copy) == before
     assert "lava" in Searcher.open(index_copy).document("volcano")["text"]
+
+
+def test_an_idle_gunicorn_worker_answers_after_updates_and_collection(index_copy, tmp_path, monkeypatch):
+    # one worker that does not look for new generations while the test runs (the longest
+    # an idle worker can go on its first one), five updates whose publishing collects at
+    # once, then requests on all its threads, most of which never searched before
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tools.served import get, gunicorn
+
+    monkeypatch.setattr(generations, "GRACE_S", 0.0)
+    env = {"SEARCH_WORKERS": "1", "SEARCH_THREADS": "4", "SEARCH_RELOAD_CHECK_S": "3600"}
+    with gunicorn(index_copy, env=env) as (port, _):
+        assert get(port, "/search?q=strike")[0] == 200
+        _updates(index_copy, tmp_path, 5)
+        # collection ran, and left the generation the worker holds
+        assert not (index_copy / "generations" / "g000002").exists()
+        assert (index_copy / "generations" / "g000001").is_dir()
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda n: get(port, f"/search?q=ports+strike+{n}")[0], range(16)))
+    assert statuses == [200] * 16
+
+
+def test_a_reload_that_fails_is_retried_with_backoff(index_copy, tmp_path, monkeypatch):
+    from search.live import LiveSearcher
+
+    attempts = []
+
+    def opener():
+        attempts.append(time.monotonic())
+        if len(attempts) in (2, 3):  # the new generation fails to open twice
+            raise OSError("not yet")
+        return Searcher.open(index_copy)
+
+    monkeypatch.setattr(LiveSearcher, "RETRY_S", 0.2)
+    live = LiveSearcher(index_copy, opener, check_s=0)
+    first = live.get().generation
+    _updates(index_copy, tmp_path, 1)
+    deadline = time.monotonic() + 20
+    while live.get().generation == first and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert live.get().generation == current(index_copy).name
+    assert len(attempts) == 4  # one open, two failures, the reload that worked
+    assert attempts[2] - attempts[1] >= 0.2 and attempts[3] - attempts[2] >= 0.4  # waits that double
+
+
+def test_a_rebuild_that_would_drop_added_documents_refuses_and_says_how_to_proceed(tmp_path):
+    # scripts/serve rebuilds the seeds' index when seeds/ change: documents added through
+    # the API since must not go silently
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    index = tmp_path / "index"
+    build([seeds], index)
+    update(index, [write_jsonl(tmp_path / "feed.jsonl", VOLCANO)])
+    generation = current(index).name
+    first = sorted(seeds.iterdir())[0]
+    first.write_text(first.read_text(encoding="utf-8") + "\nA paragraph added later.\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "indexer", "build", str(seeds), "--index", str(index),
+                           "--if-changed", "--no-drop", "--quiet"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "'volcano'" in done.stderr and f"indexer add SOURCES --index {index}" in done.stderr
+    assert current(index).name == generation  # nothing changed
+    assert build([seeds], index, if_changed=True, drop=True).rebuilt  # a plain rebuild still replaces it

@@ -8,9 +8,11 @@
 
 A writer builds the next generation in a temporary directory, fsyncs it, renames it into
 `generations/`, then replaces `CURRENT` (write, fsync, rename, fsync the directory). A
-reader resolves `CURRENT` once and reads that directory's files by their own paths, so
-the files of the generation it opened never change under it, and a writer killed at any
-point leaves `CURRENT` naming a complete generation. An index directory that holds a
+reader resolves `CURRENT` once, takes a lease on that generation (a shared flock on its
+directory, held until the reader lets go or its process ends) and reads the directory's
+files by their own paths, so the files of the generation it opened never change under
+it and are never collected while it holds them, however long it sits idle. A writer
+killed at any point leaves `CURRENT` naming a complete generation. An index directory that holds a
 manifest itself (written before generations existed) is read as one generation.
 """
 
@@ -53,6 +55,55 @@ def current_name(index_dir: Path) -> str | None:
     if not _NAME.fullmatch(name):
         raise IndexCorrupt(f"index at {index_dir}: {POINTER} names {name!r}, not a generation")
     return name
+
+
+class Lease:
+    """A reader's hold on one generation's files: a shared flock on the generation's
+    directory. `collect` removes no generation while anyone holds one; the kernel lets go
+    of it when the holder closes it or its process ends (a crash leaks nothing)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._fd: int | None = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def lease(index_dir: Path) -> tuple[str | None, Path, Lease | None]:
+    """The generation current now, its directory, and a lease on it (None for a
+    single-directory index, which nothing collects)."""
+    for _ in range(3):
+        name = current_name(index_dir)
+        if name is None:
+            return None, Path(index_dir), None
+        directory = Path(index_dir) / GENERATIONS / name
+        try:
+            held = Lease(directory)
+        except FileNotFoundError:  # collected between reading CURRENT and the lease: read it again
+            continue
+        if (directory / "manifest.json").exists():
+            return name, directory, held
+        held.close()  # collected while we waited for the lease
+    raise IndexCorrupt(f"index at {index_dir}: {POINTER} keeps naming generations that are gone")
+
+
+def _leased(directory: Path) -> int | None:
+    """An exclusive lock on a generation no reader holds (the fd to close once it is
+    removed), or None when a reader holds it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def current(index_dir: str | Path) -> Path:
@@ -131,8 +182,15 @@ def collect(index_dir: Path, keep: int | None = None, grace_s: float | None = No
         superseded = parent / f"g{successor:06d}"
         if superseded.exists() and now - superseded.stat().st_mtime < grace_s:
             continue
-        vector_store.drop_collection_of(parent / f"g{old:06d}")  # a Milvus-backed generation's vectors
-        shutil.rmtree(parent / f"g{old:06d}", ignore_errors=True)
+        directory = parent / f"g{old:06d}"
+        held = _leased(directory)
+        if held is None:  # a reader still holds it (or it is gone): a later collection takes it
+            continue
+        try:
+            vector_store.drop_collection_of(directory)  # a Milvus-backed generation's vectors
+            shutil.rmtree(directory, ignore_errors=True)
+        finally:
+            os.close(held)
     for path in index_dir.glob(f".{POINTER}.tmp-*"):
         if not _alive(path.name.rsplit("-", 1)[1]):
             path.unlink(missing_ok=True)
