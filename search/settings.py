@@ -41,6 +41,8 @@ SETTINGS = (
             "are at most 1,000 characters)", "`65536`"),
     Setting("SEARCH_MAX_DOCUMENT_BODY", int, 4 * 1024 * 1024, "largest `PUT /documents` body in bytes "
             "(a document's text is at most 1,000,000 characters)", "`4194304`"),
+    Setting("SEARCH_MAX_FEED_BODY", int, 64 * 1024 * 1024, "largest `POST /documents` feed in bytes",
+            "`67108864`"),
     Setting("SEARCH_API_KEY", str, None, "enables `PUT`/`DELETE /documents` and is the key they need",
             "unset: writes off"),
     Setting("SEARCH_ACCESS_LOG", bool, True, "`off` drops the per-request log line", "on"),

@@ -212,3 +212,46 @@ def test_a_cors_preflight_is_answered_in_full(index_copy, configured):
     answer = app.test_client().post("/search", json={"query": "KN-23", "k": 1}, headers={"Origin": "https://chat.example"})
     assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] in ("https://chat.example", "*")
     assert "X-Request-Id" in answer.headers["Access-Control-Expose-Headers"]
+
+
+def _feed(*docs) -> str:
+    return "".join(json.dumps(d) + "\n" for d in docs)
+
+
+def test_a_feed_adds_many_documents_in_one_write(writable):
+    feed = _feed({"id": "volcano", **VOLCANO},
+                 {"id": "seals", "title": "Harbour seals return to the Thames",
+                  "text": "A survey counted 1,234 harbour seals along the Thames estuary this summer.\n"})
+    r = writable.post("/documents", data=feed, content_type="application/x-ndjson", headers=AUTH)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.get_json() == {"generation": "g000002", "added": ["volcano", "seals"], "replaced": [], "unchanged": []}
+    top = writable.get("/search", query_string={"q": "How many seals in the Thames?", "k": 1}).get_json()["results"][0]
+    assert top["citations"][0]["doc_id"] == "seals"
+    again = writable.post("/documents", data=feed, content_type="application/x-ndjson", headers=AUTH)
+    assert (again.status_code, again.get_json()["unchanged"], again.get_json()["generation"]) == \
+        (200, ["volcano", "seals"], "g000002")  # nothing changed: no new generation
+
+
+@pytest.mark.parametrize("feed, code, line", [
+    (_feed({"id": "a", "text": "Fine text here."}, {"text": "no id"}), "invalid_doc_id", 2),
+    (_feed({"id": "a", "text": "Fine text here."}) + "{not json\n", "invalid_json", 2),
+    (_feed({"id": "a", "text": ""}), "empty_document", 1),
+    (_feed({"id": "a", "text": "Fine.", "byline": "x"}), "unknown_field", 1),
+    (_feed({"id": "a", "text": "Fine.", "title": 7}), "invalid_title", 1),
+    ("[1, 2]\n", "invalid_json", 1),
+])
+def test_a_bad_feed_line_refuses_the_whole_feed_and_names_the_line(writable, feed, code, line):
+    message = error(writable.post("/documents", data=feed, content_type="application/x-ndjson", headers=AUTH),
+                    400, code)
+    assert message.startswith(f"line {line}: ")
+    assert writable.get("/health").get_json()["generation"] == "g000001"  # nothing was written
+
+
+def test_a_feed_needs_the_key_and_its_content_type(writable, client):
+    feed = _feed({"id": "a", "text": "Fine text here."})
+    error(client.post("/documents", data=feed, content_type="application/x-ndjson"), 403, "writes_disabled")
+    error(writable.post("/documents", data=feed, content_type="application/x-ndjson"), 401, "missing_api_key")
+    error(writable.post("/documents", data=feed, content_type="application/json", headers=AUTH), 400,
+          "unsupported_media_type")
+    error(writable.post("/documents", data="\n\n", content_type="application/x-ndjson", headers=AUTH), 400,
+          "empty_feed")

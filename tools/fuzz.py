@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
 import shutil
@@ -57,7 +58,10 @@ def _run(port: int, key: str, examples: int, seed: int | None) -> dict:
                "-H", f"Authorization: Bearer {key}"]
     if seed is not None:
         command += ["--seed", str(seed)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    # tools/fuzz_hooks.py: NDJSON bodies for POST /documents
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tools.fuzz_hooks",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
     generated = re.search(r"(\d+) generated", done.stdout)
     tail = done.stdout[done.stdout.find("FAILURES"):] if "FAILURES" in done.stdout else done.stdout[-1500:]
     return {"passed": done.returncode == 0, "generated": int(generated.group(1)) if generated else 0,

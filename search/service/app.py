@@ -38,7 +38,7 @@ access_log = logging.getLogger("search.access")
 
 # what create_app reads from SEARCH_* (search/settings.py): the variable without its prefix
 APP_SETTINGS = ("INDEX", "MODEL", "VERIFY", "MODE", "DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY",
-                "API_KEY", "ACCESS_LOG", "CORS_ORIGINS", "RELOAD_CHECK_S")
+                "MAX_FEED_BODY", "API_KEY", "ACCESS_LOG", "CORS_ORIGINS", "RELOAD_CHECK_S")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 

@@ -54,6 +54,15 @@ class DocumentWrite(Contract):
     author: Metadata = None
 
 
+class FeedLine(DocumentWrite):
+    """A line of a `POST /documents` feed: a document's write body with its id."""
+
+    field_errors = {"text": _text_error, "id": lambda kind, value: BadRequest(
+        "invalid_doc_id", f'every line needs its document\'s "id": 1 to {MAX_DOC_ID_CHARS} printable characters')}
+
+    id: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_DOC_ID_CHARS, description="the document's id")]
+
+
 class Error(Contract):
     class Detail(Contract):
         code: str
@@ -146,6 +155,15 @@ class WriteResult(Contract):
     passages: int = None  # absent from a removal's answer
 
 
+class FeedResult(Contract):
+    """`POST /documents`: what one feed changed, in one new generation."""
+
+    generation: str | None
+    added: list[str]
+    replaced: list[str]
+    unchanged: list[str]
+
+
 class Health(Contract):
     status: Literal["ok"]
     index: str
@@ -161,4 +179,4 @@ class Health(Contract):
     reloads: int
 
 
-RESPONSES = (Error, SearchResults, Context, Document, WriteResult, Health)
+RESPONSES = (Error, SearchResults, Context, Document, WriteResult, FeedResult, Health)

@@ -6,12 +6,17 @@ Disabled unless SEARCH_API_KEY is set, and then only with that key.
 
 from __future__ import annotations
 
+import json
+
 from flask import Flask, request
 
 from search.errors import BadRequest
 from search.live import LiveSearcher
-from search.service.contract import MAX_DOC_ID_CHARS, DocumentWrite
+from search.query import checked
+from search.service.contract import MAX_DOC_ID_CHARS, DocumentWrite, FeedLine
 from search.service.requests import authorize, from_body, json_response
+
+FEED_TYPES = ("application/x-ndjson", "application/jsonl")  # one JSON object a line
 
 
 def register(app: Flask, live: LiveSearcher) -> None:
@@ -30,6 +35,19 @@ def register(app: Flask, live: LiveSearcher) -> None:
         status = "added" if summary.added else "replaced" if summary.replaced else "unchanged"
         return json_response({"doc_id": doc_id, "status": status, "generation": searcher.generation,
                       "passages": searcher.document(doc_id)["passages"]}, 201 if summary.added else 200)
+
+    @app.post("/documents")
+    def post_documents():
+        authorize(app)
+        documents = parse_feed(app.config["MAX_FEED_BODY"])
+        from indexer.update import update
+
+        # one update for the whole feed: one new generation, however many articles
+        summary = update(live.root, documents=documents, embedder=live.get().embedder, strict=True, batch_size=8)
+        searcher = live.reload() if summary.changed else live.get()
+        _release_memory()
+        return json_response({"generation": searcher.generation, "added": summary.added, "replaced": summary.replaced,
+                              "unchanged": summary.unchanged}, 201 if summary.added else 200)
 
     @app.delete("/documents/<doc_id:doc_id>")
     def delete_document(doc_id: str):
@@ -77,17 +95,53 @@ def check_doc_id(doc_id: str) -> None:
 
 def parse_document(doc_id: str, max_body: int):
     """The document a PUT body describes: {"text", "title"?, "url"?, "published"?, "author"?}."""
-    from indexer.sources import Document
-
     check_doc_id(doc_id)
     request.max_content_length = max_body  # larger than a search's limit, still bounded
-    body = from_body(DocumentWrite)
-    text = body.text
-    title = (body.title or "").strip() or None
-    from indexer.clean import clean
+    return _document(doc_id, from_body(DocumentWrite))
 
-    if not clean(text, title).lines:
+
+def parse_feed(max_body: int) -> list:
+    """The documents of a `POST /documents` body: one JSON object a line (NDJSON), each a
+    PUT body with its "id". A bad line refuses the whole feed, naming the line."""
+    request.max_content_length = max_body
+    if request.mimetype not in FEED_TYPES:
+        raise BadRequest("unsupported_media_type", f"send the feed as application/x-ndjson (one JSON object a "
+                                                   f"line), not {request.mimetype or 'no content type'!r}")
+    try:
+        lines = request.get_data().decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise BadRequest("invalid_json", f"the feed is not UTF-8 text: {e}") from None
+    documents = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                documents.append(_feed_line(line))
+            except BadRequest as e:
+                raise BadRequest(e.code, f"line {number}: {e}") from None
+    if not documents:
+        raise BadRequest("empty_feed", "the feed holds no documents: send one JSON object a line")
+    return documents
+
+
+def _feed_line(line: str):
+    try:
+        record = json.loads(line)
+    except ValueError as e:
+        raise BadRequest("invalid_json", f"not valid JSON: {e}") from None
+    if not isinstance(record, dict):
+        raise BadRequest("invalid_json", f"a line must be a JSON object, not {type(record).__name__}")
+    line = checked(FeedLine, record)
+    check_doc_id(line.id)
+    return _document(line.id, line)
+
+
+def _document(doc_id: str, body: DocumentWrite):
+    from indexer.clean import clean
+    from indexer.sources import Document
+
+    title = (body.title or "").strip() or None
+    if not clean(body.text, title).lines:
         raise BadRequest("empty_document", "text has no article text once page cruft is removed")
     url = body.url or None
-    return Document(doc_id=doc_id, text=text, source=url or doc_id, title=title,
+    return Document(doc_id=doc_id, text=body.text, source=url or doc_id, title=title,
                     url=url, published=body.published or None, author=body.author or None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from search.query import ContextRequest, Question, SearchRequest
-from search.service.contract import MAX_DOC_ID_CHARS, RESPONSES, DocumentWrite
+from search.service.contract import MAX_DOC_ID_CHARS, RESPONSES, DocumentWrite, FeedLine
 from search.service.requests import QUERY_NAMES, REPEATABLE
 
 REF = "#/components/schemas/{model}"
@@ -94,6 +94,18 @@ DOCUMENT = {
                     "parameters": _parameters(ContextRequest),
                     "responses": {"200": _json(_ref("Context"), "Prompt-ready context"), **_errors(400, 414, 503)}},
         },
+        "/documents": {
+            "post": {"operationId": "postDocuments",
+                     "summary": "Add or replace many documents in one write (a feed; needs the API key)",
+                     "security": WRITE_SECURITY,
+                     # one FeedLine a line (NDJSON): described as the list of its lines
+                     "requestBody": {"required": True, "content": {"application/x-ndjson": {
+                         "schema": {"type": "array", "minItems": 1, "items": _ref("FeedLine"),
+                                    "description": "one FeedLine object a line"}}}},
+                     "responses": {"200": _json(_ref("FeedResult"), "Replaced, or unchanged"),
+                                   "201": _json(_ref("FeedResult"), "Some added"),
+                                   **_errors(400, 401, 403, 409, 413)}},
+        },
         "/documents/{doc_id}": {
             "get": {"operationId": "getDocument", "summary": "A whole indexed document",
                     "parameters": [DOC_ID],
@@ -125,7 +137,7 @@ DOCUMENT = {
                                   "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
     },
     "components": {
-        "schemas": _schemas(SearchRequest, DocumentWrite, *RESPONSES),
+        "schemas": _schemas(SearchRequest, DocumentWrite, FeedLine, *RESPONSES),
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
     },
