@@ -33,7 +33,7 @@ DEFAULT_K = 5
 # includes the separators \x1c-\x1f); spelled out so that /openapi.json states the same
 # rule to the JSON Schema regex dialect.
 NONBLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-DATE = r"^[0-9]{4}-[01][0-9]-[0-3][0-9]$"
+DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # a day past its month's end counts as its last
 
 
 def _integral(value):
@@ -75,6 +75,8 @@ class Question(Contract):
     # YYYY-MM-DD, inclusive; documents without a date never match
     published_from: Date = None
     published_to: Date = None
+    # the date the question is asked on (default: today): what "recent" is measured from
+    as_of: Date = None
 
 
 class SearchRequest(Question):
@@ -168,6 +170,11 @@ def check_offset(offset, k: int) -> None:
 
 def check_max_chars(max_chars) -> None:
     checked(ContextRequest, {"query": "?", "max_chars": max_chars})
+
+
+def check_as_of(as_of) -> None:
+    if as_of is not None:
+        checked(Question, {"query": "?", "as_of": as_of})
 
 
 def check_mode(mode) -> None:

@@ -22,9 +22,9 @@ from search.hits import Citation, Hit
 from search.index import generations, store, vector_store
 from search.index.lexical import LexicalIndex, search_terms
 from search.index.sentence_vectors import SentenceVectors
-from search.query import Filters, check_max_chars, check_mode, check_offset, validate_query
+from search.query import Filters, check_as_of, check_max_chars, check_mode, check_offset, validate_query
 from search.ranked import Ranking, by_id, ranking
-from search.retrieval import context, idle
+from search.retrieval import context, idle, recency
 from search.retrieval.collapse import Duplicates
 from search.retrieval.fusion import Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
@@ -151,7 +151,8 @@ class Searcher:
         return conn
 
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
-               highlight: bool = True, offset: int = 0, filters: Filters = Filters()) -> list[Hit]:
+               highlight: bool = True, offset: int = 0, filters: Filters = Filters(),
+               as_of: str | None = None) -> list[Hit]:
         """The `k` passages that best answer `query`, best first.
 
         Args:
@@ -165,21 +166,25 @@ class Searcher:
             filters: answer only from these documents, sources or dates (`Filters`). A
                 result the unfiltered search ranks keeps its place among the filtered ones;
                 matching passages it does not rank follow them.
+            as_of: the date the question is asked on, YYYY-MM-DD (default: today). A
+                question that asks for what is recent ("latest", "this week") favours
+                articles published near it (search/retrieval/recency.py).
 
         Raises:
             BadRequest: empty or over-long query, k outside 1..100, unknown mode, bad
-                offset or filter.
+                offset, filter or date.
         """
-        return self.search_batch([query], k, mode, collapse, highlight, offset, filters)[0]
+        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of)[0]
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
                      collapse: bool = True, highlight: bool = True, offset: int = 0,
-                     filters: Filters = Filters()) -> list[list[Hit]]:
+                     filters: Filters = Filters(), as_of: str | None = None) -> list[list[Hit]]:
         """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
             validate_query(query, k, mode)
         check_offset(offset, k)
+        check_as_of(as_of)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         vectors, rankings = self._vectors_and_rankings(queries, depth, mode)
@@ -187,6 +192,7 @@ class Searcher:
         if allowed is not None:
             rankings = [self._filtered(query, vector, ranked, allowed, depth, mode)
                         for query, vector, ranked in zip(queries, vectors, rankings)]
+        rankings = [self._in_time(query, ranked, as_of) for query, ranked in zip(queries, rankings)]
         return [self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed)
                 for query, vector, ranked in zip(queries, vectors, rankings)]
 
@@ -210,7 +216,7 @@ class Searcher:
                 self._in_flight -= 1
 
     def context(self, query: str, k: int = 5, max_chars: int = 4000, mode: str | None = None,
-                collapse: bool = True, filters: Filters = Filters()) -> dict:
+                collapse: bool = True, filters: Filters = Filters(), as_of: str | None = None) -> dict:
         """The search's passages as numbered, cited text for a model's prompt (search/retrieval/context.py).
 
         Returns:
@@ -221,7 +227,7 @@ class Searcher:
             BadRequest: as `search`, or max_chars outside 1..100,000.
         """
         check_max_chars(max_chars)
-        hits = self.search(query, k, mode, collapse, highlight=False, filters=filters)
+        hits = self.search(query, k, mode, collapse, highlight=False, filters=filters, as_of=as_of)
         spans = [[(s["start"], s["end"]) for s in self._db.execute(
             'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '
             "WHERE p.doc_id = ? AND p.start = ? ORDER BY s.id", (h.citations[0].doc_id, h.citations[0].start))]
@@ -276,13 +282,17 @@ class Searcher:
         return np.concatenate((ids, more_ids)), np.concatenate((scores, more_scores))
 
     def rank(self, queries: list[str], depth: int, mode: str | None = None,
-             weights: Weights | None = None) -> list[list[tuple[str, float]]]:
+             weights: Weights | None = None, as_of: list[str | None] | None = None) -> list[list[tuple[str, float]]]:
         """Ranked (doc_id, score) lists, a document scored by its best passage: the
-        evaluation harness's view, without the k limit of `search`."""
+        evaluation harness's view, without the k limit of `search`. `as_of`: each
+        question's date (None: today); time plays no part without it."""
         mode = self.mode if mode is None else mode
         vectors = self._query_vectors(queries) if mode != "lexical" else [None] * len(queries)
         out = []
-        for ids, scores in self._rank(queries, vectors, depth, mode, weights=weights):
+        rankings = self._rank(queries, vectors, depth, mode, weights=weights)
+        if as_of is not None:
+            rankings = [self._in_time(q, ranked, date, weights) for q, ranked, date in zip(queries, rankings, as_of)]
+        for ids, scores in rankings:
             best: dict[str, float] = {}
             for pid, score in zip(ids.tolist(), scores.tolist()):
                 best.setdefault(self._doc_ids[pid], score)
@@ -313,6 +323,23 @@ class Searcher:
                      for vector, ranked, (passages, _) in zip(vectors, dense, lexical)]
         return [fuse(dense_ranked, passages, documents, self._document_row, weights)
                 for (passages, documents), dense_ranked in zip(lexical, dense)]
+
+    def _in_time(self, query: str, ranked: Ranking, as_of: str | None, weights: Weights | None = None) -> Ranking:
+        """The ranking with recent articles favoured, for a question that asks for them."""
+        if not recency.wants_recent(query):
+            return ranked
+        weights = weights or self.weights
+        return recency.favour_recent(ranked, self._published_day, as_of or recency.today(), weights.recency,
+                                     weights.half_life)
+
+    @functools.cached_property
+    def _published_day(self) -> np.ndarray:
+        """Each passage's article's publication date as a day number (NaN: undated)."""
+        days = np.full(self._count, np.nan)
+        for pid, published in self._db.execute(
+                "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id)"):
+            days[pid] = recency.day(published)
+        return days
 
     def _with_lexical_hits(self, vector: np.ndarray, dense: Ranking, lexical: Ranking) -> Ranking:
         """The dense list (by id) with the cosines of the passages only BM25 found: without

@@ -56,15 +56,20 @@ def load_queries_dated(dataset: Path, split: str):
 def corpus_as_articles(dataset: Path, cache: Path = CACHE) -> Path:
     """BEIR's corpus.jsonl ({"_id", "title", "text"}) as the indexer's .jsonl articles."""
     source = dataset / "corpus.jsonl"
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = cache / f"{dataset.name}-{digest}" / f"{dataset.name}.jsonl"
+    data = source.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    dated = b'"published"' in data  # a news corpus: its articles' dates go into the index
+    target = cache / f"{dataset.name}-{digest}" / f"{dataset.name}{'-dated' if dated else ''}.jsonl"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
         with open(source, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as out:
             for line in src:
                 doc = json.loads(line)
-                out.write(json.dumps({"id": doc["_id"], "title": doc.get("title") or None, "text": doc["text"]}) + "\n")
+                article = {"id": doc["_id"], "title": doc.get("title") or None, "text": doc["text"]}
+                if doc.get("published"):
+                    article["published"] = doc["published"]
+                out.write(json.dumps(article) + "\n")
         tmp.rename(target)
     return target
 
@@ -114,12 +119,14 @@ def week_of(date: str) -> str:
     return f"{year}-W{week:02d}"
 
 
-def run_queries(searcher, queries: dict[str, str], mode: str, weights) -> dict:
+def run_queries(searcher, queries: dict[str, str], mode: str, weights, dates: dict[str, str] | None = None) -> dict:
+    """Each query's ranked documents; with `dates`, each question asked on its date (as_of)."""
     ids = list(queries)
     run = {}
     for start in range(0, len(ids), 64):
         batch = ids[start:start + 64]
-        for qid, ranked in zip(batch, searcher.rank([queries[q] for q in batch], DEPTH, mode, weights)):
+        as_of = [dates.get(q) for q in batch] if dates else None
+        for qid, ranked in zip(batch, searcher.rank([queries[q] for q in batch], DEPTH, mode, weights, as_of)):
             run[qid] = {doc: float(score) for doc, score in ranked}
     return run
 
@@ -142,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", choices=("weeks",),
                         help="with several settings: also choose one by leave-one-week-out cross-validation "
                              "(tuned on the other weeks' questions, scored on the held-out week's)")
+    parser.add_argument("--no-time", action="store_true",
+                        help="ask every question without its question_date (as_of): the ranking without time")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--backend", choices=BACKENDS,
                         help="how the model runs (default: $SEARCH_EMBED_BACKEND or the project default)")
@@ -167,9 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for weights in _progress(grid, "settings"):
         started = time.perf_counter()
-        scores = per_query(run_queries(searcher, queries, args.mode, weights), qrels)
+        scores = per_query(run_queries(searcher, queries, args.mode, weights, None if args.no_time else dates),
+                           qrels)
         runs.append(({"weights": asdict(weights)}, scores))
         result = {"mode": args.mode, "split": args.split, "chunking": not args.no_chunking,
+                  **({"as_of": "question_date"} if dates and not args.no_time else {}),
                   **({"weights": asdict(weights)} if args.mode != "dense" or len(grid) > 1 else {}),
                   **mean_metrics(scores, qrels), "queries": len(queries),
                   "seconds": round(time.perf_counter() - started, 2)}

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", action="append", help="answer only from this source (repeatable)")
     parser.add_argument("--published-from", metavar="YYYY-MM-DD", help="only documents published on or after")
     parser.add_argument("--published-to", metavar="YYYY-MM-DD", help="only documents published on or before")
+    parser.add_argument("--as-of", metavar="YYYY-MM-DD",
+                        help="the date the question is asked on (default: today): \"latest\" or \"this week\" "
+                             "favour articles published near it")
     parser.add_argument("--context", action="store_true",
                         help="print prompt-ready context: numbered passages with their sources")
     parser.add_argument("--max-chars", type=int, default=4000, help="--context's character budget (default 4000)")
@@ -118,8 +121,10 @@ def _local(args, searcher=None) -> dict:
         filters = Filters.of(args.doc_id, args.source, args.published_from, args.published_to)
         searcher = searcher or Searcher.open(args.index, model=args.model)
         if args.context:
-            return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters)
-        return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters)
+            return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters,
+                                    args.as_of)
+        return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters,
+                           args.as_of)
     except SearchError as e:
         raise AskError(str(e)) from None
 
@@ -130,7 +135,8 @@ def _remote(args) -> dict:
         + [("collapse", "false")] * args.no_collapse + [("doc_id", d) for d in args.doc_id or []] \
         + [("source", s) for s in args.source or []] \
         + [("published_from", args.published_from)] * bool(args.published_from) \
-        + [("published_to", args.published_to)] * bool(args.published_to)
+        + [("published_to", args.published_to)] * bool(args.published_to) \
+        + [("as_of", args.as_of)] * bool(args.as_of)
     params += [("max_chars", args.max_chars)] if args.context else [("offset", args.offset)] * bool(args.offset)
     query = urllib.parse.urlencode(params)
     route = "context" if args.context else "search"

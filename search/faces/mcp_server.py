@@ -1,7 +1,7 @@
 """`search-mcp`: the search as a Model Context Protocol server over stdio, for chatbots.
 
 Tools:
-- `search(query, k, doc_id, source, published_from, published_to, offset)`: passages with
+- `search(query, k, doc_id, source, published_from, published_to, offset, as_of)`: passages with
   their citations (the HTTP `/search` results);
 - `context(query, k, max_chars, ...)`: numbered, cited text to paste into a prompt, and
   its sources (`/context`);
@@ -45,18 +45,19 @@ def build_server(index: str):
 
     @server.tool(structured_output=True, description="Passages of the news archive that best answer a question, with citations.")
     def search(query: str, k: int = 5, doc_id: list[str] | None = None, source: list[str] | None = None,
-               published_from: str | None = None, published_to: str | None = None, offset: int = 0) -> dict[str, Any]:
+               published_from: str | None = None, published_to: str | None = None, offset: int = 0,
+               as_of: str | None = None) -> dict[str, Any]:
         filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
-        hits = answer(lambda: live.get().search(query, k, offset=offset, filters=filters))
+        hits = answer(lambda: live.get().search(query, k, offset=offset, filters=filters, as_of=as_of))
         return {"query": query, "results": [hit.to_dict() for hit in hits]}
 
     @server.tool(structured_output=True, description="Prompt-ready context: the best passages as numbered text ([1], [2], ...), each "
                              "followed by its source line, within max_chars, with the sources as data.")
     def context(query: str, k: int = 5, max_chars: int = 4000, doc_id: list[str] | None = None,
                 source: list[str] | None = None, published_from: str | None = None,
-                published_to: str | None = None) -> dict[str, Any]:
+                published_to: str | None = None, as_of: str | None = None) -> dict[str, Any]:
         filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
-        return answer(lambda: live.get().context(query, k, max_chars, filters=filters))
+        return answer(lambda: live.get().context(query, k, max_chars, filters=filters, as_of=as_of))
 
     @server.tool(structured_output=True, description="A whole article of the archive by its document id (from a citation).")
     def get_document(doc_id: str) -> dict[str, Any]:

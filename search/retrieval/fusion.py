@@ -28,6 +28,10 @@ DOCUMENT_DENSE_WEIGHT = 0.4
 # Weight of a passage's best sentence in its dense score, the passage vector getting the
 # rest: a question is often answered by one sentence that the passage's single vector dilutes.
 SENTENCE_WEIGHT = 0.5
+# How much a question that asks for what is recent favours articles near its date
+# (search/retrieval/recency.py), and how fast that preference fades.
+RECENCY_WEIGHT = 0.5
+RECENCY_HALF_LIFE_DAYS = 14.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Weights:
     sentence: float = SENTENCE_WEIGHT
     document: float = DOCUMENT_WEIGHT
     document_dense: float = DOCUMENT_DENSE_WEIGHT
+    recency: float = RECENCY_WEIGHT
+    half_life: float = RECENCY_HALF_LIFE_DAYS
 
 
 def blended(ranked: Ranking, best_sentence: np.ndarray, weight: float = SENTENCE_WEIGHT) -> np.ndarray:

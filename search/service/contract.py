@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, Strict
+from pydantic import AfterValidator, ConfigDict, Field, Strict
 from pydantic_core import PydanticCustomError
 
 from search.errors import BadRequest
@@ -41,8 +41,15 @@ def _text_error(kind: str, text) -> BadRequest:
 Metadata = Annotated[str, Strict(), Field(description="a string")] | None
 
 
+EXAMPLE = {"title": "Harbour seals return to the Thames", "published": "2024-11-02",
+           "text": "A survey counted 1,234 harbour seals along the Thames estuary this summer, the most since "
+                   "records began, conservationists said.\n"}
+
+
 class DocumentWrite(Contract):
     """`PUT /documents/<doc_id>`: an article to add or replace."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
 
     field_errors = {"text": _text_error}
 
@@ -56,6 +63,8 @@ class DocumentWrite(Contract):
 
 class FeedLine(DocumentWrite):
     """A line of a `POST /documents` feed: a document's write body with its id."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "thames-seals", **EXAMPLE}]})
 
     field_errors = {"text": _text_error, "id": lambda kind, value: BadRequest(
         "invalid_doc_id", f'every line needs its document\'s "id": 1 to {MAX_DOC_ID_CHARS} printable characters')}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from search.query import ContextRequest, Question, SearchRequest
-from search.service.contract import MAX_DOC_ID_CHARS, RESPONSES, DocumentWrite, FeedLine
+from search.service.contract import EXAMPLE, MAX_DOC_ID_CHARS, RESPONSES, DocumentWrite, FeedLine
 from search.service.requests import QUERY_NAMES, REPEATABLE
 
 REF = "#/components/schemas/{model}"
@@ -67,7 +67,7 @@ def _errors(*statuses: int) -> dict:
     return {str(s): _json(_ref("Error"), reasons[s]) for s in statuses}
 
 
-DOC_ID = {"name": "doc_id", "in": "path", "required": True,
+DOC_ID = {"name": "doc_id", "in": "path", "required": True, "example": "thames-seals",
           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_DOC_ID_CHARS}}
 HTML = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
 WRITE_SECURITY = [{"bearer": []}, {"apiKey": []}]
@@ -101,7 +101,8 @@ DOCUMENT = {
                      # one FeedLine a line (NDJSON): described as the list of its lines
                      "requestBody": {"required": True, "content": {"application/x-ndjson": {
                          "schema": {"type": "array", "minItems": 1, "items": _ref("FeedLine"),
-                                    "description": "one FeedLine object a line"}}}},
+                                    "description": "one FeedLine object a line",
+                                    "examples": [[{"id": "thames-seals", **EXAMPLE}]]}}}},
                      "responses": {"200": _json(_ref("FeedResult"), "Replaced, or unchanged"),
                                    "201": _json(_ref("FeedResult"), "Some added"),
                                    **_errors(400, 401, 403, 409, 413)}},

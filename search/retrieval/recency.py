@@ -1,0 +1,55 @@
+"""Time in the ranking: a question that asks for what is recent ("latest", "this week",
+"recently", "now", "so far") favours the articles published near its `as_of` date (today,
+unless the caller says otherwise). The preference is applied after fusion, to the fused
+score, never inside it; a question without such words ranks exactly as it would without
+time.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import re
+
+import numpy as np
+
+from search.ranked import Ranking, ranking
+
+RECENT = re.compile(
+    r"\b(latest|newest|most recent|recent(ly)?|lately|this (week|weekend|month|year)|today|tonight|yesterday"
+    r"|last (night|week|weekend)|now|currently|so far|upcoming|new(ly)? (announced|released))\b",
+    re.IGNORECASE)
+
+
+def wants_recent(query: str) -> bool:
+    """Whether the question asks for what is recent."""
+    return RECENT.search(query) is not None
+
+
+def day(date: str | None) -> float:
+    """A YYYY-MM-DD... date as a day number (NaN when there is none or it does not parse);
+    a day past its month's end (2025-02-30) counts as the month's last."""
+    match = re.match(r"([0-9]{4})-([0-9]{2})-([0-9]{2})", str(date or ""))
+    if not match:
+        return float("nan")
+    year, month, dom = map(int, match.groups())
+    if not 1 <= month <= 12 or not 1 <= year:
+        return float("nan")
+    return float(datetime.date(year, month, min(max(dom, 1), calendar.monthrange(year, month)[1])).toordinal())
+
+
+def today() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+
+
+def favour_recent(ranked: Ranking, published: np.ndarray, as_of: str, weight: float, half_life_days: float) -> Ranking:
+    """`ranked` with each passage's score scaled by how close its article's publication
+    (`published[id]`, day numbers, NaN for undated) is to `as_of`: by 1 on the day,
+    `1 - weight / 2` a half-life away, towards `1 - weight` long before or after. An
+    undated article counts as long ago."""
+    ids, scores = ranked
+    if not len(ids) or weight <= 0:
+        return ranked
+    age = np.abs(day(as_of) - published[ids])
+    fresh = np.where(np.isnan(age), 0.0, np.exp2(-np.nan_to_num(age, nan=0.0) / half_life_days))
+    return ranking(ids, scores * ((1 - weight) + weight * fresh))
