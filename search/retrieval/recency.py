@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from search.ranked import Ranking, ranking
+from search.retrieval.fusion import normalise
 
 RECENT = re.compile(
     r"\b(latest|newest|most recent|recent(ly)?|lately|this (week|weekend|month|year)|today|tonight|yesterday"
@@ -43,13 +44,15 @@ def today() -> str:
 
 
 def favour_recent(ranked: Ranking, published: np.ndarray, as_of: str, weight: float, half_life_days: float) -> Ranking:
-    """`ranked` with each passage's score scaled by how close its article's publication
-    (`published[id]`, day numbers, NaN for undated) is to `as_of`: by 1 on the day,
-    `1 - weight / 2` a half-life away, towards `1 - weight` long before or after. An
-    undated article counts as long ago."""
+    """`ranked` with recent articles lifted: each passage's score (scaled to 0..1 over the
+    candidates) plus `weight` times how fresh its article is on `as_of` (`published[id]`:
+    day numbers, NaN for undated): 1 on the day, 1/2 a half-life away, towards 0 long
+    before or after; an undated article counts as long ago. Scaled to 0..1 again, the
+    best 1. An addition rather than a factor: the fused scores' least candidate is 0,
+    which no factor could lift."""
     ids, scores = ranked
     if not len(ids) or weight <= 0:
         return ranked
     age = np.abs(day(as_of) - published[ids])
     fresh = np.where(np.isnan(age), 0.0, np.exp2(-np.nan_to_num(age, nan=0.0) / half_life_days))
-    return ranking(ids, scores * ((1 - weight) + weight * fresh))
+    return ranking(ids, normalise(normalise(scores) + weight * fresh))
