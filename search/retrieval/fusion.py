@@ -31,7 +31,7 @@ SENTENCE_WEIGHT = 0.5
 # How much a question that asks for what is recent favours articles near its date
 # (search/retrieval/recency.py), and how fast that preference fades.
 RECENCY_WEIGHT = 0.5
-RECENCY_HALF_LIFE_DAYS = 14.0
+RECENCY_HALF_LIFE_DAYS = 7.0
 
 
 @dataclass(frozen=True)
