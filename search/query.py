@@ -75,8 +75,11 @@ class Question(Contract):
     # YYYY-MM-DD, inclusive; documents without a date never match
     published_from: Date = None
     published_to: Date = None
-    # the date the question is asked on (default: today): what "recent" is measured from
+    # the date the question is asked on (default: today): what "recent" and "last week" are measured from
     as_of: Date = None
+    # "interpreted": a time expression in the question ("last week", "in 2022") filters the
+    # publication dates (the response says how); "literal": the words are only words
+    dates: Annotated[Literal["interpreted", "literal"], Field(description="interpreted or literal")] = "interpreted"
 
 
 class SearchRequest(Question):
@@ -172,9 +175,8 @@ def check_max_chars(max_chars) -> None:
     checked(ContextRequest, {"query": "?", "max_chars": max_chars})
 
 
-def check_as_of(as_of) -> None:
-    if as_of is not None:
-        checked(Question, {"query": "?", "as_of": as_of})
+def check_as_of(as_of, dates: str = "interpreted") -> None:
+    checked(Question, {"query": "?", "dates": dates} | ({"as_of": as_of} if as_of is not None else {}))
 
 
 def check_mode(mode) -> None:

@@ -24,7 +24,7 @@ from search.index.lexical import LexicalIndex, search_terms
 from search.index.sentence_vectors import SentenceVectors
 from search.query import Filters, check_as_of, check_max_chars, check_mode, check_offset, validate_query
 from search.ranked import Ranking, by_id, ranking
-from search.retrieval import context, idle, recency
+from search.retrieval import context, idle, recency, when
 from search.retrieval.collapse import Duplicates
 from search.retrieval.fusion import Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
@@ -152,7 +152,7 @@ class Searcher:
 
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
                highlight: bool = True, offset: int = 0, filters: Filters = Filters(),
-               as_of: str | None = None) -> list[Hit]:
+               as_of: str | None = None, dates: str = "interpreted") -> list[Hit]:
         """The `k` passages that best answer `query`, best first.
 
         Args:
@@ -169,32 +169,56 @@ class Searcher:
             as_of: the date the question is asked on, YYYY-MM-DD (default: today). A
                 question that asks for what is recent ("latest", "this week") favours
                 articles published near it (search/retrieval/recency.py).
+            dates: "interpreted" (default): a time expression in the question ("last
+                week", "since October", "in 2022") filters publication dates, relative to
+                `as_of`, unless `filters` name dates themselves (`interpret` says what it
+                understood); "literal": it does not.
 
         Raises:
             BadRequest: empty or over-long query, k outside 1..100, unknown mode, bad
                 offset, filter or date.
         """
-        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of)[0]
+        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of, dates)[0]
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
                      collapse: bool = True, highlight: bool = True, offset: int = 0,
-                     filters: Filters = Filters(), as_of: str | None = None) -> list[list[Hit]]:
+                     filters: Filters = Filters(), as_of: str | None = None,
+                     dates: str = "interpreted") -> list[list[Hit]]:
         """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
             validate_query(query, k, mode)
         check_offset(offset, k)
-        check_as_of(as_of)
+        check_as_of(as_of, dates)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         vectors, rankings = self._vectors_and_rankings(queries, depth, mode)
-        allowed = self._allowed(filters) if filters else None
-        if allowed is not None:
-            rankings = [self._filtered(query, vector, ranked, allowed, depth, mode)
-                        for query, vector, ranked in zip(queries, vectors, rankings)]
-        rankings = [self._in_time(query, ranked, as_of) for query, ranked in zip(queries, rankings)]
-        return [self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed)
-                for query, vector, ranked in zip(queries, vectors, rankings)]
+        out = []
+        for query, vector, ranked in zip(queries, vectors, rankings):
+            asked = self._with_dates(filters, self.interpret(query, as_of, dates, filters))
+            allowed = self._allowed(asked) if asked else None
+            if allowed is not None:
+                ranked = self._filtered(query, vector, ranked, allowed, depth, mode)
+            ranked = self._in_time(query, ranked, as_of)
+            out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed))
+        return out
+
+    @staticmethod
+    def interpret(query: str, as_of: str | None = None, dates: str = "interpreted",
+                  filters: Filters = Filters()) -> when.Interpreted | None:
+        """The publication range a time expression in `query` asks for (relative to
+        `as_of`, default today), or None: none there, `dates="literal"`, or `filters`
+        that name dates already."""
+        if dates == "literal" or filters.published_from or filters.published_to:
+            return None
+        return when.interpret(query, as_of or recency.today())
+
+    @staticmethod
+    def _with_dates(filters: Filters, interpreted: when.Interpreted | None) -> Filters:
+        if interpreted is None:
+            return filters
+        return dataclasses.replace(filters, published_from=interpreted.published_from,
+                                   published_to=interpreted.published_to)
 
     def _vectors_and_rankings(self, queries: list[str], depth: int, mode: str) -> tuple[np.ndarray, list[Ranking]]:
         """The queries' vectors and rankings. When no other search runs in this process
@@ -291,7 +315,8 @@ class Searcher:
         out = []
         rankings = self._rank(queries, vectors, depth, mode, weights=weights)
         if as_of is not None:
-            rankings = [self._in_time(q, ranked, date, weights) for q, ranked, date in zip(queries, rankings, as_of)]
+            rankings = [self._in_time(q, self._interpreted_ranking(q, vector, ranked, date, depth, mode), date, weights)
+                        for q, vector, ranked, date in zip(queries, vectors, rankings, as_of)]
         for ids, scores in rankings:
             best: dict[str, float] = {}
             for pid, score in zip(ids.tolist(), scores.tolist()):
@@ -323,6 +348,15 @@ class Searcher:
                      for vector, ranked, (passages, _) in zip(vectors, dense, lexical)]
         return [fuse(dense_ranked, passages, documents, self._document_row, weights)
                 for (passages, documents), dense_ranked in zip(lexical, dense)]
+
+    def _interpreted_ranking(self, query, vector, ranked: Ranking, as_of, depth: int, mode: str) -> Ranking:
+        """`ranked` limited to the publication range the question's words ask for, if any."""
+        asked = self._with_dates(Filters(), self.interpret(query, as_of))
+        if not asked:
+            return ranked
+        if vector is None:  # lexical mode: the filtered search below still takes a vector
+            vector = self._query_vectors([query])[0]
+        return self._filtered(query, vector, ranked, self._allowed(asked), depth, mode)
 
     def _in_time(self, query: str, ranked: Ranking, as_of: str | None, weights: Weights | None = None) -> Ranking:
         """The ranking with recent articles favoured, for a question that asks for them."""
