@@ -33,7 +33,7 @@ DEFAULT_K = 5
 # includes the separators \x1c-\x1f); spelled out so that /openapi.json states the same
 # rule to the JSON Schema regex dialect.
 NONBLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-DATE = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # a day past its month's end counts as its last
+DATE = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # a day past its month's end counts as its last
 
 
 def _integral(value):
@@ -143,6 +143,10 @@ class Filters:
     source: tuple[str, ...] = ()  # any of these sources (file names or URLs)
     published_from: str | None = None  # YYYY-MM-DD, inclusive; documents without a date never match
     published_to: str | None = None
+    # whether undated documents pass the date range too: so for a range read from the
+    # question's words (a guess a document without a date cannot be judged by), never
+    # for one a caller gives
+    undated: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.doc_id or self.source or self.published_from or self.published_to)

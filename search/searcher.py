@@ -218,7 +218,7 @@ class Searcher:
         if interpreted is None:
             return filters
         return dataclasses.replace(filters, published_from=interpreted.published_from,
-                                   published_to=interpreted.published_to)
+                                   published_to=interpreted.published_to, undated=True)
 
     def _vectors_and_rankings(self, queries: list[str], depth: int, mode: str) -> tuple[np.ndarray, list[Ranking]]:
         """The queries' vectors and rankings. When no other search runs in this process
@@ -240,7 +240,8 @@ class Searcher:
                 self._in_flight -= 1
 
     def context(self, query: str, k: int = 5, max_chars: int = 4000, mode: str | None = None,
-                collapse: bool = True, filters: Filters = Filters(), as_of: str | None = None) -> dict:
+                collapse: bool = True, filters: Filters = Filters(), as_of: str | None = None,
+                dates: str = "interpreted") -> dict:
         """The search's passages as numbered, cited text for a model's prompt (search/retrieval/context.py).
 
         Returns:
@@ -251,7 +252,7 @@ class Searcher:
             BadRequest: as `search`, or max_chars outside 1..100,000.
         """
         check_max_chars(max_chars)
-        hits = self.search(query, k, mode, collapse, highlight=False, filters=filters, as_of=as_of)
+        hits = self.search(query, k, mode, collapse, highlight=False, filters=filters, as_of=as_of, dates=dates)
         spans = [[(s["start"], s["end"]) for s in self._db.execute(
             'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '
             "WHERE p.doc_id = ? AND p.start = ? ORDER BY s.id", (h.citations[0].doc_id, h.citations[0].start))]
@@ -268,11 +269,12 @@ class Searcher:
         if filters.source:
             where.append(f"d.source IN ({','.join('?' * len(filters.source))})")
             params += filters.source
+        undated = " OR d.published IS NULL OR d.published = ''" if filters.undated else ""
         if filters.published_from:
-            where.append("substr(d.published, 1, 10) >= ?")
+            where.append(f"(substr(d.published, 1, 10) >= ?{undated})")
             params.append(filters.published_from)
         if filters.published_to:
-            where.append("substr(d.published, 1, 10) <= ?")
+            where.append(f"(substr(d.published, 1, 10) <= ?{undated})")
             params.append(filters.published_to)
         ids = [i for (i,) in self._db.execute(
             f"SELECT p.id FROM passages p JOIN documents d USING (doc_id) WHERE {' AND '.join(where)}", params)]

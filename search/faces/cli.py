@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", metavar="YYYY-MM-DD",
                         help="the date the question is asked on (default: today): \"latest\" or \"this week\" "
                              "favour articles published near it")
+    parser.add_argument("--literal-dates", action="store_true",
+                        help="take time words (\"last week\", \"in 2022\") as words, not as a date filter")
     parser.add_argument("--context", action="store_true",
                         help="print prompt-ready context: numbered passages with their sources")
     parser.add_argument("--max-chars", type=int, default=4000, help="--context's character budget (default 4000)")
@@ -122,11 +124,15 @@ def _local(args, searcher=None) -> dict:
         searcher = searcher or Searcher.open(args.index, model=args.model)
         if args.context:
             return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters,
-                                    args.as_of)
+                                    args.as_of, _dates(args))
         return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters,
-                           args.as_of)
+                           args.as_of, _dates(args))
     except SearchError as e:
         raise AskError(str(e)) from None
+
+
+def _dates(args) -> str:
+    return "literal" if args.literal_dates else "interpreted"
 
 
 def _remote(args) -> dict:
@@ -136,7 +142,7 @@ def _remote(args) -> dict:
         + [("source", s) for s in args.source or []] \
         + [("published_from", args.published_from)] * bool(args.published_from) \
         + [("published_to", args.published_to)] * bool(args.published_to) \
-        + [("as_of", args.as_of)] * bool(args.as_of)
+        + [("as_of", args.as_of)] * bool(args.as_of) + [("dates", "literal")] * args.literal_dates
     params += [("max_chars", args.max_chars)] if args.context else [("offset", args.offset)] * bool(args.offset)
     query = urllib.parse.urlencode(params)
     route = "context" if args.context else "search"

@@ -33,7 +33,8 @@ _UNIT = r"(?:day|week|month|year)s?"
 # a date phrase: a month (with a day and a year), a weekday, a year, or a relative one
 _DATE = (rf"(?:(?:early |mid-?|late )?(?:{MONTHS})(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? \d{{4}})?"
          rf"|(?:{WEEKDAYS})|\d{{4}}|yesterday|last (?:week|month|year)|{_NUMBER} {_UNIT} ago)")
-# news of an event is published after it: a day's or a week's range runs this much longer
+# news of an event is published after it: a range that ends on a day ("between ... and
+# June 5") keeps what was published this many days later
 LAG_DAYS = 2
 
 
@@ -62,8 +63,15 @@ _PATTERNS = [  # (kind, pattern), most specific first
 
 
 def interpret(query: str, as_of: str) -> Interpreted | None:
-    """The publication range the question's first time expression asks for, or None."""
-    base = datetime.date.fromisoformat(as_of)
+    """The publication range the question's first time expression asks for, or None
+    (also for one whose dates fall outside the calendar: "after December 9999")."""
+    try:
+        return _interpret(query, datetime.date.fromisoformat(as_of))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _interpret(query: str, base: datetime.date) -> Interpreted | None:
     for kind, pattern in _PATTERNS:
         for match in pattern.finditer(query):
             found = _range(kind, match, base)
@@ -87,7 +95,7 @@ def _range(kind: str, match: re.Match, base: datetime.date):
     start, end = span
     if kind == "between":
         other = _span(match.group("b"), base)
-        return (start, other[1]) if other else None
+        return (start, other[1] + datetime.timedelta(days=LAG_DAYS)) if other else None
     if kind == "since":
         return start, base
     if kind == "before":
@@ -98,8 +106,7 @@ def _range(kind: str, match: re.Match, base: datetime.date):
 
 
 def _span(phrase: str, base: datetime.date) -> tuple[datetime.date, datetime.date] | None:
-    """The days a date phrase covers, by its grain (a day's or a week's end a little later:
-    its news comes after it)."""
+    """The days a date phrase covers, by its grain."""
     parsed = _parse(re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", phrase.lower()), base)
     if parsed is None:
         return None
@@ -111,8 +118,8 @@ def _span(phrase: str, base: datetime.date) -> tuple[datetime.date, datetime.dat
         return datetime.date(day.year, day.month, 1), datetime.date(day.year, day.month, last)
     if grain == "week":
         monday = day - datetime.timedelta(days=day.weekday())
-        return monday, monday + datetime.timedelta(days=6 + LAG_DAYS)
-    return day, day + datetime.timedelta(days=LAG_DAYS)
+        return monday, monday + datetime.timedelta(days=6)
+    return day, day
 
 
 @lru_cache(maxsize=4096)

@@ -107,12 +107,22 @@ class Hit(Contract):
     highlight: Highlight | None
 
 
+class Interpretation(Contract):
+    """What a time expression in the question was taken to mean (dates=literal: none)."""
+
+    phrase: str
+    published_from: str | None
+    published_to: str | None
+
+
 class SearchResults(Contract):
     query: str
     k: int
     offset: int
     mode: Literal[MODES]
     collapse: bool
+    as_of: str
+    interpreted: Interpretation | None
     took_ms: float
     results: list[Hit]
 
