@@ -86,6 +86,8 @@ class SearchRequest(Question):
     """`/search`: a page of the ranked passages."""
 
     offset: _integer(0, MAX_OFFSET) = 0
+    # "relevance" (the default) or "date": the passages that answer, newest first
+    sort: Annotated[Literal["relevance", "date"], Field(description="relevance or date")] = "relevance"
 
 
 class ContextRequest(Question):
@@ -179,8 +181,8 @@ def check_max_chars(max_chars) -> None:
     checked(ContextRequest, {"query": "?", "max_chars": max_chars})
 
 
-def check_as_of(as_of, dates: str = "interpreted") -> None:
-    checked(Question, {"query": "?", "dates": dates} | ({"as_of": as_of} if as_of is not None else {}))
+def check_as_of(as_of, dates: str = "interpreted", sort: str = "relevance") -> None:
+    checked(SearchRequest, {"query": "?", "dates": dates, "sort": sort} | ({"as_of": as_of} if as_of is not None else {}))
 
 
 def check_mode(mode) -> None:

@@ -15,16 +15,16 @@ if TYPE_CHECKING:  # the searcher loads the model and the index: `ask --url` and
 
 def search_body(searcher: Searcher, query: str, k: int, mode: str | None = None, collapse: bool = True,
                 offset: int = 0, filters: Filters = Filters(), as_of: str | None = None,
-                dates: str = "interpreted") -> dict:
+                dates: str = "interpreted", sort: str = "relevance") -> dict:
     """The body of a successful `/search` response."""
     started = time.perf_counter()
     hits = searcher.search(query, k, mode=mode, collapse=collapse, offset=offset, filters=filters, as_of=as_of,
-                           dates=dates)
+                           dates=dates, sort=sort)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     as_of = as_of or today()
     interpreted = searcher.interpret(query, as_of, dates, filters)
     return {"query": query, "k": k, "offset": offset, "mode": searcher.mode if mode is None else mode,
-            "collapse": collapse, "as_of": as_of, "interpreted": interpreted and interpreted.to_dict(),
+            "collapse": collapse, "sort": sort, "as_of": as_of, "interpreted": interpreted and interpreted.to_dict(),
             "took_ms": took_ms, "results": [hit.to_dict() for hit in hits]}
 
 

@@ -40,6 +40,8 @@ class Searcher:
     # Below them the sentence cannot lift a passage into the results; reading all 1,000
     # costs time on every query and changes nothing measurable.
     SENTENCE_DEPTH = 300
+    # sort=date orders the passages that answer: the best this many by relevance
+    DATE_SORT_DEPTH = 100
 
     def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid"):
         import faiss
@@ -152,7 +154,7 @@ class Searcher:
 
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
                highlight: bool = True, offset: int = 0, filters: Filters = Filters(),
-               as_of: str | None = None, dates: str = "interpreted") -> list[Hit]:
+               as_of: str | None = None, dates: str = "interpreted", sort: str = "relevance") -> list[Hit]:
         """The `k` passages that best answer `query`, best first.
 
         Args:
@@ -173,23 +175,26 @@ class Searcher:
                 week", "since October", "in 2022") filters publication dates, relative to
                 `as_of`, unless `filters` name dates themselves (`interpret` says what it
                 understood); "literal": it does not.
+            sort: "relevance" (default), or "date": the best `DATE_SORT_DEPTH` passages
+                (everything that answers, for a news archive's "everything on X"), newest
+                article first, undated last, relevance deciding within a day.
 
         Raises:
             BadRequest: empty or over-long query, k outside 1..100, unknown mode, bad
                 offset, filter or date.
         """
-        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of, dates)[0]
+        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of, dates, sort)[0]
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
                      collapse: bool = True, highlight: bool = True, offset: int = 0,
                      filters: Filters = Filters(), as_of: str | None = None,
-                     dates: str = "interpreted") -> list[list[Hit]]:
+                     dates: str = "interpreted", sort: str = "relevance") -> list[list[Hit]]:
         """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
             validate_query(query, k, mode)
         check_offset(offset, k)
-        check_as_of(as_of, dates)
+        check_as_of(as_of, dates, sort)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         vectors, rankings = self._vectors_and_rankings(queries, depth, mode)
@@ -200,6 +205,8 @@ class Searcher:
             if allowed is not None:
                 ranked = self._filtered(query, vector, ranked, allowed, depth, mode)
             ranked = self._in_time(query, ranked, as_of)
+            if sort == "date":
+                ranked = self._newest_first(ranked)
             out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed))
         return out
 
@@ -350,6 +357,14 @@ class Searcher:
                      for vector, ranked, (passages, _) in zip(vectors, dense, lexical)]
         return [fuse(dense_ranked, passages, documents, self._document_row, weights)
                 for (passages, documents), dense_ranked in zip(lexical, dense)]
+
+    def _newest_first(self, ranked: Ranking) -> Ranking:
+        """The best DATE_SORT_DEPTH passages, newest article first (undated last), the
+        more relevant first within a day; their scores stay their relevance."""
+        ids, scores = ranked[0][:self.DATE_SORT_DEPTH], ranked[1][:self.DATE_SORT_DEPTH]
+        published = np.nan_to_num(self._published_day[ids], nan=-np.inf)
+        order = np.lexsort((-scores, -published))
+        return ids[order], scores[order]
 
     def _interpreted_ranking(self, query, vector, ranked: Ranking, as_of, depth: int, mode: str) -> Ranking:
         """`ranked` limited to the publication range the question's words ask for, if any."""

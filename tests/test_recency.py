@@ -81,3 +81,16 @@ def test_as_of_is_a_date(seals, seed_index):
     assert client.post("/search", json={"query": "latest troops", "as_of": "2024-11-01"}).status_code == 200
     error(client.get("/search", query_string={"q": "latest troops", "as_of": "yesterday"}), 400, "invalid_as_of")
     error(client.post("/search", json={"query": "latest troops", "as_of": None}), 400, "invalid_as_of")
+
+
+def test_sort_by_date_lists_what_answers_newest_first(seals, seed_index):
+    question = "How many harbour seals were counted in the Thames estuary?"
+    by_relevance = [h.citations[0].doc_id for h in seals.search(question, k=3)]
+    by_date = [h.citations[0].doc_id for h in seals.search(question, k=3, sort="date")]
+    assert by_relevance[0] == "seals-january"
+    assert by_date == ["seals-june", "seals-january", "undated"]  # undated last, the most relevant of them first
+    client = create_app({"INDEX": str(seed_index), "TESTING": True}).test_client()
+    body = client.get("/search", query_string={"q": "troops", "sort": "date"}).get_json()
+    assert body["sort"] == "date" and body["results"]
+    error(client.get("/search", query_string={"q": "troops", "sort": "newest"}), 400, "invalid_sort")
+    error(client.get("/context", query_string={"q": "troops", "sort": "date"}), 400, "unknown_parameter")

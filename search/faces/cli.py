@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", metavar="YYYY-MM-DD",
                         help="the date the question is asked on (default: today): \"latest\" or \"this week\" "
                              "favour articles published near it")
+    parser.add_argument("--newest-first", action="store_true",
+                        help="the passages that answer, newest article first (sort=date)")
     parser.add_argument("--literal-dates", action="store_true",
                         help="take time words (\"last week\", \"in 2022\") as words, not as a date filter")
     parser.add_argument("--context", action="store_true",
@@ -126,7 +128,7 @@ def _local(args, searcher=None) -> dict:
             return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters,
                                     args.as_of, _dates(args))
         return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters,
-                           args.as_of, _dates(args))
+                           args.as_of, _dates(args), "date" if args.newest_first else "relevance")
     except SearchError as e:
         raise AskError(str(e)) from None
 
@@ -142,7 +144,8 @@ def _remote(args) -> dict:
         + [("source", s) for s in args.source or []] \
         + [("published_from", args.published_from)] * bool(args.published_from) \
         + [("published_to", args.published_to)] * bool(args.published_to) \
-        + [("as_of", args.as_of)] * bool(args.as_of) + [("dates", "literal")] * args.literal_dates
+        + [("as_of", args.as_of)] * bool(args.as_of) + [("dates", "literal")] * args.literal_dates \
+        + [("sort", "date")] * (args.newest_first and not args.context)
     params += [("max_chars", args.max_chars)] if args.context else [("offset", args.offset)] * bool(args.offset)
     query = urllib.parse.urlencode(params)
     route = "context" if args.context else "search"

@@ -121,6 +121,7 @@ class SearchResults(Contract):
     offset: int
     mode: Literal[MODES]
     collapse: bool
+    sort: Literal["relevance", "date"]
     as_of: str
     interpreted: Interpretation | None
     took_ms: float
