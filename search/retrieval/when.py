@@ -62,6 +62,10 @@ _PATTERNS = [  # (kind, pattern), most specific first
 ]
 
 
+# a word without which no pattern above matches
+_ANY_DATE = re.compile(rf"\b(?:{MONTHS}|{WEEKDAYS}|yesterday|last|past|ago|\d{{4}})\b", re.I)
+
+
 def interpret(query: str, as_of: str) -> Interpreted | None:
     """The publication range the question's first time expression asks for, or None
     (also for one whose dates fall outside the calendar: "after December 9999")."""
@@ -72,6 +76,8 @@ def interpret(query: str, as_of: str) -> Interpreted | None:
 
 
 def _interpret(query: str, base: datetime.date) -> Interpreted | None:
+    if not _ANY_DATE.search(query):  # most questions: one quick look instead of seven
+        return None
     for kind, pattern in _PATTERNS:
         for match in pattern.finditer(query):
             found = _range(kind, match, base)
