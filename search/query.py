@@ -7,6 +7,7 @@ schema `/openapi.json` publishes for the search routes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated, Callable, ClassVar, Literal
 
@@ -152,6 +153,14 @@ class Filters:
 
     def __bool__(self) -> bool:
         return bool(self.doc_id or self.source or self.published_from or self.published_to)
+
+    def within(self, interpreted) -> "Filters":
+        """These filters with the publication range a question's words were read as
+        (search/retrieval/when.py), undated documents kept; unchanged for None."""
+        if interpreted is None:
+            return self
+        return dataclasses.replace(self, published_from=interpreted.published_from,
+                                   published_to=interpreted.published_to, undated=True)
 
     @classmethod
     def of(cls, doc_id=None, source=None, published_from=None, published_to=None) -> "Filters":

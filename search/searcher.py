@@ -82,6 +82,8 @@ class Searcher:
         self._document_row = np.zeros(self._count, dtype=np.int64)
         self._document_row[pairs[:, 0]] = np.searchsorted(rowids, pairs[:, 1])
         self._duplicates = Duplicates.read(self._db, self._count)
+        self._dates = recency.PublicationDates(lambda: self._db.execute(
+            "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id)"), self._count)
         self._author = "d.author" if store.has_author(self._db) else "NULL"
 
     def _sentence_ranges(self) -> np.ndarray:
@@ -200,13 +202,13 @@ class Searcher:
         vectors, rankings = self._vectors_and_rankings(queries, depth, mode)
         out = []
         for query, vector, ranked in zip(queries, vectors, rankings):
-            asked = self._with_dates(filters, self.interpret(query, as_of, dates, filters))
+            asked = filters.within(self.interpret(query, as_of, dates, filters))
             allowed = self._allowed(asked) if asked else None
             if allowed is not None:
                 ranked = self._filtered(query, vector, ranked, allowed, depth, mode)
             ranked = self._in_time(query, ranked, as_of)
             if sort == "date":
-                ranked = self._newest_first(ranked)
+                ranked = self._dates.newest_first(ranked, self.DATE_SORT_DEPTH)
             out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed))
         return out
 
@@ -219,13 +221,6 @@ class Searcher:
         if dates == "literal" or filters.published_from or filters.published_to:
             return None
         return when.interpret(query, as_of or recency.today())
-
-    @staticmethod
-    def _with_dates(filters: Filters, interpreted: when.Interpreted | None) -> Filters:
-        if interpreted is None:
-            return filters
-        return dataclasses.replace(filters, published_from=interpreted.published_from,
-                                   published_to=interpreted.published_to, undated=True)
 
     def _vectors_and_rankings(self, queries: list[str], depth: int, mode: str) -> tuple[np.ndarray, list[Ranking]]:
         """The queries' vectors and rankings. When no other search runs in this process
@@ -358,17 +353,9 @@ class Searcher:
         return [fuse(dense_ranked, passages, documents, self._document_row, weights)
                 for (passages, documents), dense_ranked in zip(lexical, dense)]
 
-    def _newest_first(self, ranked: Ranking) -> Ranking:
-        """The best DATE_SORT_DEPTH passages, newest article first (undated last), the
-        more relevant first within a day; their scores stay their relevance."""
-        ids, scores = ranked[0][:self.DATE_SORT_DEPTH], ranked[1][:self.DATE_SORT_DEPTH]
-        published = np.nan_to_num(self._published_day[ids], nan=-np.inf)
-        order = np.lexsort((-scores, -published))
-        return ids[order], scores[order]
-
     def _interpreted_ranking(self, query, vector, ranked: Ranking, as_of, depth: int, mode: str) -> Ranking:
         """`ranked` limited to the publication range the question's words ask for, if any."""
-        asked = self._with_dates(Filters(), self.interpret(query, as_of))
+        asked = Filters().within(self.interpret(query, as_of))
         if not asked:
             return ranked
         if vector is None:  # lexical mode: the filtered search below still takes a vector
@@ -376,21 +363,8 @@ class Searcher:
         return self._filtered(query, vector, ranked, self._allowed(asked), depth, mode)
 
     def _in_time(self, query: str, ranked: Ranking, as_of: str | None, weights: Weights | None = None) -> Ranking:
-        """The ranking with recent articles favoured, for a question that asks for them."""
-        if not recency.wants_recent(query):
-            return ranked
         weights = weights or self.weights
-        return recency.favour_recent(ranked, self._published_day, as_of or recency.today(), weights.recency,
-                                     weights.half_life)
-
-    @functools.cached_property
-    def _published_day(self) -> np.ndarray:
-        """Each passage's article's publication date as a day number (NaN: undated)."""
-        days = np.full(self._count, np.nan)
-        for pid, published in self._db.execute(
-                "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id)"):
-            days[pid] = recency.day(published)
-        return days
+        return self._dates.in_time(query, ranked, as_of, weights.recency, weights.half_life)
 
     def _with_lexical_hits(self, vector: np.ndarray, dense: Ranking, lexical: Ranking) -> Ranking:
         """The dense list (by id) with the cosines of the passages only BM25 found: without

@@ -43,6 +43,38 @@ def today() -> str:
     return datetime.datetime.now(datetime.timezone.utc).date().isoformat()
 
 
+class PublicationDates:
+    """Each passage's article's publication date as a day number (NaN: undated), read
+    from the store on first use (`rows` gives (passage id, published) pairs), and the
+    orderings that use it."""
+
+    def __init__(self, rows, count: int):
+        self._rows, self._count = rows, count
+        self._days: np.ndarray | None = None
+
+    @property
+    def days(self) -> np.ndarray:
+        if self._days is None:
+            days = np.full(self._count, np.nan)
+            for pid, published in self._rows():
+                days[pid] = day(published)
+            self._days = days
+        return self._days
+
+    def in_time(self, query: str, ranked: Ranking, as_of: str | None, weight: float, half_life_days: float) -> Ranking:
+        """`ranked` with recent articles favoured, for a question that asks for them."""
+        if not wants_recent(query):
+            return ranked
+        return favour_recent(ranked, self.days, as_of or today(), weight, half_life_days)
+
+    def newest_first(self, ranked: Ranking, depth: int) -> Ranking:
+        """The best `depth` passages, newest article first (undated last), the more
+        relevant first within a day; their scores stay their relevance."""
+        ids, scores = ranked[0][:depth], ranked[1][:depth]
+        order = np.lexsort((-scores, -np.nan_to_num(self.days[ids], nan=-np.inf)))
+        return ids[order], scores[order]
+
+
 def favour_recent(ranked: Ranking, published: np.ndarray, as_of: str, weight: float, half_life_days: float) -> Ranking:
     """`ranked` with recent articles lifted: each passage's score (scaled to 0..1 over the
     candidates) plus `weight` times how fresh its article is on `as_of` (`published[id]`:
