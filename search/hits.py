@@ -30,10 +30,15 @@ class Hit:
     # every source that says this, best first (one unless near-duplicates were collapsed)
     citations: list[Citation] = field(default_factory=list)
     highlight: Highlight | None = None  # the sentence that best answers the query
+    # group=article: the article's other passages that answer, best first (else None)
+    more: list[dict] | None = None
 
     def to_dict(self) -> dict:
         # what dataclasses.asdict gives, without its deep copy of every value (0.85 ms a
         # response of 5 hits: the fields are flat dataclasses of str and int)
-        return {"rank": self.rank, "score": self.score, "text": self.text,
-                "citations": [dict(vars(c)) for c in self.citations],
-                "highlight": dict(vars(self.highlight)) if self.highlight is not None else None}
+        out = {"rank": self.rank, "score": self.score, "text": self.text,
+               "citations": [dict(vars(c)) for c in self.citations],
+               "highlight": dict(vars(self.highlight)) if self.highlight is not None else None}
+        if self.more is not None:
+            out["more"] = self.more
+        return out

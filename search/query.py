@@ -26,6 +26,7 @@ from search.retrieval.context import DEFAULT_MAX_CHARS, MAX_CHARS
 from search.retrieval.fusion import MODES
 
 MAX_K = 100
+FACETS = ("source", "author", "published_month")
 MAX_QUERY_CHARS = 1000
 # Results are pages of one ranking 1,000 passages deep: offset + k (k <= 100) stays in it.
 MAX_OFFSET = 900
@@ -89,6 +90,10 @@ class SearchRequest(Question):
     offset: _integer(0, MAX_OFFSET) = 0
     # "relevance" (the default) or "date": the passages that answer, newest first
     sort: Annotated[Literal["relevance", "date"], Field(description="relevance or date")] = "relevance"
+    # "article": one result per article, its best passage, the article's other answering passages after it
+    group: Annotated[Literal["none", "article"], Field(description="none or article")] = "none"
+    # counts of what the query matched by these fields, e.g. ["source", "published_month"]
+    facets: Annotated[list[Literal[FACETS]], Field(description=f"a list of {', '.join(FACETS)}")] = []
 
 
 class ContextRequest(Question):
@@ -190,8 +195,9 @@ def check_max_chars(max_chars) -> None:
     checked(ContextRequest, {"query": "?", "max_chars": max_chars})
 
 
-def check_as_of(as_of, dates: str = "interpreted", sort: str = "relevance") -> None:
-    checked(SearchRequest, {"query": "?", "dates": dates, "sort": sort} | ({"as_of": as_of} if as_of is not None else {}))
+def check_as_of(as_of, dates: str = "interpreted", sort: str = "relevance", group: str = "none") -> None:
+    checked(SearchRequest, {"query": "?", "dates": dates, "sort": sort, "group": group}
+            | ({"as_of": as_of} if as_of is not None else {}))
 
 
 def check_mode(mode) -> None:

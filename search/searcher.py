@@ -25,7 +25,7 @@ from search.index.sentence_vectors import SentenceVectors
 from search.query import Filters, check_as_of, check_max_chars, check_mode, check_offset, validate_query
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle, recency, when
-from search.retrieval.collapse import Duplicates
+from search.retrieval.collapse import Duplicates, count_facets, per_article
 from search.retrieval.fusion import Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
 
@@ -42,6 +42,10 @@ class Searcher:
     SENTENCE_DEPTH = 300
     # sort=date orders the passages that answer: the best this many by relevance
     DATE_SORT_DEPTH = 100
+    # group=article lists at most this many of an article's other answering passages
+    MORE_PER_ARTICLE = 3
+    # facets count the articles of the best this many passages
+    FACET_DEPTH = 100
 
     def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid"):
         import faiss
@@ -156,7 +160,8 @@ class Searcher:
 
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
                highlight: bool = True, offset: int = 0, filters: Filters = Filters(),
-               as_of: str | None = None, dates: str = "interpreted", sort: str = "relevance") -> list[Hit]:
+               as_of: str | None = None, dates: str = "interpreted", sort: str = "relevance",
+               group: str = "none") -> list[Hit]:
         """The `k` passages that best answer `query`, best first.
 
         Args:
@@ -180,23 +185,26 @@ class Searcher:
             sort: "relevance" (default), or "date": the best `DATE_SORT_DEPTH` passages
                 (everything that answers, for a news archive's "everything on X"), newest
                 article first, undated last, relevance deciding within a day.
+            group: "none" (default), or "article": one result per article, its best
+                passage, with the article's other answering passages in `Hit.more`
+                (a collapsed result counts for every article it cites).
 
         Raises:
             BadRequest: empty or over-long query, k outside 1..100, unknown mode, bad
                 offset, filter or date.
         """
-        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of, dates, sort)[0]
+        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of, dates, sort, group)[0]
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
                      collapse: bool = True, highlight: bool = True, offset: int = 0,
                      filters: Filters = Filters(), as_of: str | None = None,
-                     dates: str = "interpreted", sort: str = "relevance") -> list[list[Hit]]:
+                     dates: str = "interpreted", sort: str = "relevance", group: str = "none") -> list[list[Hit]]:
         """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
             validate_query(query, k, mode)
         check_offset(offset, k)
-        check_as_of(as_of, dates, sort)
+        check_as_of(as_of, dates, sort, group)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         vectors, rankings = self._vectors_and_rankings(queries, depth, mode)
@@ -209,7 +217,7 @@ class Searcher:
             ranked = self._in_time(query, ranked, as_of)
             if sort == "date":
                 ranked = self._dates.newest_first(ranked, self.DATE_SORT_DEPTH)
-            out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed))
+            out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed, group))
         return out
 
     @staticmethod
@@ -421,17 +429,39 @@ class Searcher:
         return best
 
     def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int, collapse: bool,
-              highlight: bool = True, offset: int = 0, allowed: np.ndarray | None = None) -> list[Hit]:
+              highlight: bool = True, offset: int = 0, allowed: np.ndarray | None = None,
+              group: str = "none") -> list[Hit]:
         ids, scores = ranked
-        results = (self._duplicates.collapse(ranked, offset + k, allowed) if collapse
-                   else [(pid, score, [pid]) for pid, score in zip(ids[:offset + k].tolist(),
-                                                                    scores[:offset + k].tolist())])[offset:]
+        wanted = max(len(ids), 1) if group == "article" else offset + k  # per article: read on until k articles
+        results = (self._duplicates.collapse(ranked, wanted, allowed) if collapse
+                   else [(pid, score, [pid]) for pid, score in zip(ids[:wanted].tolist(), scores[:wanted].tolist())])
+        more: dict[int, list[int]] = {}
+        if group == "article":
+            results, more = per_article(results, ranked, self._document_row, offset + k, self.MORE_PER_ARTICLE)
+        results = results[offset:]
         if not results:
             return []
-        rows = self._passages({pid for _, _, members in results for pid in members})
+        rows = self._passages({pid for _, _, members in results for pid in members}
+                              | {m for pid, _, _ in results for m in more.get(pid, [])})
         best = self._highlights(query, vector, [(pid, rows[pid]) for pid, _, _ in results]) if highlight else {}
-        return [Hit(rank, round(score, 6), rows[pid]["text"], [self._citation(rows[m]) for m in members], best.get(pid))
+        score_of = dict(zip(ids.tolist(), scores.tolist())) if more else {}
+        return [Hit(rank, round(score, 6), rows[pid]["text"], [self._citation(rows[m]) for m in members], best.get(pid),
+                    [self._more(rows[m], score_of[m]) for m in more[pid]] if group == "article" else None)
                 for rank, (pid, score, members) in enumerate(results, offset + 1)]
+
+    @staticmethod
+    def _more(row: dict, score: float) -> dict:
+        return {"text": row["text"], "paragraph": row["paragraph"], "start": row["start"], "end": row["end"],
+                "score": round(score, 6)}
+
+    def facets(self, query: str, fields: list[str], mode: str | None = None, filters: Filters = Filters(),
+               as_of: str | None = None, dates: str = "interpreted") -> dict[str, list[dict]]:
+        """Counts of the articles the query's best FACET_DEPTH passages come from, by each
+        of `fields` ("source", "author", "published_month"), most first: what the first
+        FACET_DEPTH uncollapsed results cite, counted once per article."""
+        hits = self.search(query, self.FACET_DEPTH, mode, collapse=False, highlight=False, filters=filters,
+                           as_of=as_of, dates=dates)
+        return count_facets([h.citations[0] for h in hits], fields)
 
     def _highlights(self, query: str, vector: np.ndarray, hits: list[tuple[int, dict]]) -> dict[int, Highlight]:
         """Each hit's answering sentence (one store read for all of them)."""

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", metavar="YYYY-MM-DD",
                         help="the date the question is asked on (default: today): \"latest\" or \"this week\" "
                              "favour articles published near it")
+    parser.add_argument("--per-article", action="store_true",
+                        help="one result per article, with the article's other answering passages (group=article)")
     parser.add_argument("--newest-first", action="store_true",
                         help="the passages that answer, newest article first (sort=date)")
     parser.add_argument("--literal-dates", action="store_true",
@@ -128,7 +130,8 @@ def _local(args, searcher=None) -> dict:
             return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters,
                                     args.as_of, _dates(args))
         return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters,
-                           args.as_of, _dates(args), "date" if args.newest_first else "relevance")
+                           args.as_of, _dates(args), "date" if args.newest_first else "relevance",
+                           "article" if args.per_article else "none")
     except SearchError as e:
         raise AskError(str(e)) from None
 
@@ -145,7 +148,8 @@ def _remote(args) -> dict:
         + [("published_from", args.published_from)] * bool(args.published_from) \
         + [("published_to", args.published_to)] * bool(args.published_to) \
         + [("as_of", args.as_of)] * bool(args.as_of) + [("dates", "literal")] * args.literal_dates \
-        + [("sort", "date")] * (args.newest_first and not args.context)
+        + [("sort", "date")] * (args.newest_first and not args.context) \
+        + [("group", "article")] * (args.per_article and not args.context)
     params += [("max_chars", args.max_chars)] if args.context else [("offset", args.offset)] * bool(args.offset)
     query = urllib.parse.urlencode(params)
     route = "context" if args.context else "search"

@@ -1,7 +1,7 @@
 """`search-mcp`: the search as a Model Context Protocol server over stdio, for chatbots.
 
 Tools:
-- `search(query, k, doc_id, source, published_from, published_to, offset, as_of, dates)`: passages with
+- `search(query, k, doc_id, source, published_from, published_to, offset, as_of, dates, group)`: passages with
   their citations (the HTTP `/search` results);
 - `context(query, k, max_chars, ...)`: numbered, cited text to paste into a prompt, and
   its sources (`/context`);
@@ -46,10 +46,11 @@ def build_server(index: str):
     @server.tool(structured_output=True, description="Passages of the news archive that best answer a question, with citations.")
     def search(query: str, k: int = 5, doc_id: list[str] | None = None, source: list[str] | None = None,
                published_from: str | None = None, published_to: str | None = None, offset: int = 0,
-               as_of: str | None = None, dates: str = "interpreted") -> dict[str, Any]:
+               as_of: str | None = None, dates: str = "interpreted", group: str = "none") -> dict[str, Any]:
         filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
         searcher = live.get()
-        hits = answer(lambda: searcher.search(query, k, offset=offset, filters=filters, as_of=as_of, dates=dates))
+        hits = answer(lambda: searcher.search(query, k, offset=offset, filters=filters, as_of=as_of, dates=dates,
+                                              group=group))
         interpreted = searcher.interpret(query, as_of, dates, filters)
         return {"query": query, "interpreted": interpreted and interpreted.to_dict(),
                 "results": [hit.to_dict() for hit in hits]}

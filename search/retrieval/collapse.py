@@ -56,3 +56,41 @@ class Duplicates:
         at = np.flatnonzero(np.isin(ids, members))
         position = dict(zip(ids[at].tolist(), at.tolist()))
         return sorted(members, key=lambda m: (position.get(m, len(ids)), m))
+
+
+def per_article(results: list[tuple[int, float, list[int]]], ranked: Ranking, document_row: np.ndarray, k: int,
+                more: int) -> tuple[list[tuple[int, float, list[int]]], dict[int, list[int]]]:
+    """The first `k` results of distinct articles (a collapsed result counts for every
+    article it cites), and for each, up to `more` other passages of its article from
+    the ranking, best first."""
+    kept, seen = [], set()
+    for pid, score, members in results:
+        articles = {int(document_row[m]) for m in members}
+        if articles & seen:
+            continue
+        seen |= articles
+        kept.append((pid, score, members))
+        if len(kept) == k:
+            break
+    ids = ranked[0]
+    rows = document_row[ids]
+    others = {}
+    for pid, _, members in kept:
+        same = ids[rows == document_row[pid]]
+        others[pid] = [int(m) for m in same if m not in members][:more]
+    return kept, others
+
+
+def count_facets(citations: list, fields: list[str]) -> dict[str, list[dict]]:
+    """{field: [{"value", "count"}]}: the articles among `citations`, counted once each by
+    their source, author or month of publication (YYYY-MM), most first, then by value."""
+    articles = {c.doc_id: c for c in citations}
+    out = {}
+    for name in fields:
+        counts: dict = {}
+        for c in articles.values():
+            value = (c.published or "")[:7] or None if name == "published_month" else getattr(c, name)
+            counts[value] = counts.get(value, 0) + 1
+        out[name] = [{"value": v, "count": n}
+                     for v, n in sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))]
+    return out

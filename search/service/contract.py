@@ -99,12 +99,23 @@ class Highlight(Contract):
     text: str
 
 
+class MorePassage(Contract):
+    """Another passage of a result's article that answers (group=article)."""
+
+    text: str
+    paragraph: int
+    start: Offset
+    end: Offset
+    score: float
+
+
 class Hit(Contract):
     rank: int
     score: float
     text: str
     citations: Annotated[list[Citation], Field(min_length=1)]
     highlight: Highlight | None
+    more: list[MorePassage] = None  # group=article only
 
 
 class Interpretation(Contract):
@@ -115,6 +126,11 @@ class Interpretation(Contract):
     published_to: str | None
 
 
+class FacetCount(Contract):
+    value: str | None
+    count: int
+
+
 class SearchResults(Contract):
     query: str
     k: int
@@ -122,8 +138,12 @@ class SearchResults(Contract):
     mode: Literal[MODES]
     collapse: bool
     sort: Literal["relevance", "date"]
+    group: Literal["none", "article"]
     as_of: str
     interpreted: Interpretation | None
+    # facets=...: for each field asked, the articles of the best `facet_depth` passages by value
+    facets: dict[str, list[FacetCount]] = None
+    facet_depth: int = None
     took_ms: float
     results: list[Hit]
 

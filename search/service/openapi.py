@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from search.query import ContextRequest, Question, SearchRequest
 from search.service.contract import EXAMPLE, MAX_DOC_ID_CHARS, RESPONSES, DocumentWrite, FeedLine
-from search.service.requests import QUERY_NAMES, REPEATABLE
+from search.service.requests import COMMA_LISTS, QUERY_NAMES, REPEATABLE
 
 REF = "#/components/schemas/{model}"
 
@@ -46,6 +46,8 @@ def _parameters(model: type[Question]) -> list[dict]:
             parameter["required"] = True
         if name in REPEATABLE:
             parameter |= {"style": "form", "explode": True}
+        if name in COMMA_LISTS:
+            parameter |= {"style": "form", "explode": False}  # ?facets=source,author
         parameters.append(parameter)
     return parameters
 

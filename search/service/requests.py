@@ -16,6 +16,7 @@ from search.query import Contract, checked
 from search.responses import dumps
 
 REPEATABLE = {"doc_id", "source"}  # ?doc_id=a&doc_id=b: either document
+COMMA_LISTS = {"facets"}  # ?facets=source,author
 QUERY_NAMES = {"query": "q"}  # what the query string calls a field
 
 
@@ -41,8 +42,12 @@ def from_query_string(model: type[Contract], **defaults):
     values = dict(defaults)
     for key, name in names.items():
         if key in args:
-            values[name] = args.getlist(key) if name in REPEATABLE else _typed(model.model_fields[name].annotation,
-                                                                                 args[key])
+            if name in REPEATABLE:
+                values[name] = args.getlist(key)
+            elif name in COMMA_LISTS:
+                values[name] = [item.strip() for item in args[key].split(",") if item.strip()]
+            else:
+                values[name] = _typed(model.model_fields[name].annotation, args[key])
     return checked(model, values)
 
 
