@@ -92,6 +92,9 @@ class SearchRequest(Question):
     sort: Annotated[Literal["relevance", "date"], Field(description="relevance or date")] = "relevance"
     # "article": one result per article, its best passage, the article's other answering passages after it
     group: Annotated[Literal["none", "article"], Field(description="none or article")] = "none"
+    # at most this many results from one source (off by default), so one outlet's paragraphs do not fill a page
+    diversity: Annotated[int, Strict(), Field(ge=1, le=MAX_K, description=f"an integer from 1 to {MAX_K}"),
+                         BeforeValidator(_integral)] = None
     # counts of what the query matched by these fields, e.g. ["source", "published_month"]
     facets: Annotated[list[Literal[FACETS]], Field(description=f"a list of {', '.join(FACETS)}")] = []
 
@@ -195,9 +198,11 @@ def check_max_chars(max_chars) -> None:
     checked(ContextRequest, {"query": "?", "max_chars": max_chars})
 
 
-def check_as_of(as_of, dates: str = "interpreted", sort: str = "relevance", group: str = "none") -> None:
+def check_as_of(as_of, dates: str = "interpreted", sort: str = "relevance", group: str = "none",
+                diversity=None) -> None:
+    optional = {"as_of": as_of, "diversity": diversity}
     checked(SearchRequest, {"query": "?", "dates": dates, "sort": sort, "group": group}
-            | ({"as_of": as_of} if as_of is not None else {}))
+            | {name: value for name, value in optional.items() if value is not None})
 
 
 def check_mode(mode) -> None:

@@ -25,7 +25,7 @@ from search.index.sentence_vectors import SentenceVectors
 from search.query import Filters, check_as_of, check_max_chars, check_mode, check_offset, validate_query
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle, recency, when
-from search.retrieval.collapse import Duplicates, count_facets, per_article
+from search.retrieval.collapse import Duplicates, at_most_per_source, count_facets, per_article
 from search.retrieval.fusion import Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
 
@@ -147,6 +147,15 @@ class Searcher:
         return searcher
 
     @functools.cached_property
+    def _source_of_row(self) -> np.ndarray:
+        """document row (as `_document_row` numbers them) -> a number for its source (equal
+        numbers: the same source)."""
+        numbers: dict[str, int] = {}
+        return np.array([numbers.setdefault(source, len(numbers))
+                         for (source,) in self._db.execute("SELECT source FROM documents ORDER BY rowid")],
+                        dtype=np.int64)
+
+    @functools.cached_property
     def _doc_ids(self) -> dict[int, str]:
         """passage id -> doc_id, read once for the evaluation's document view."""
         return dict(self._db.execute("SELECT id, doc_id FROM passages"))
@@ -161,7 +170,7 @@ class Searcher:
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
                highlight: bool = True, offset: int = 0, filters: Filters = Filters(),
                as_of: str | None = None, dates: str = "interpreted", sort: str = "relevance",
-               group: str = "none") -> list[Hit]:
+               group: str = "none", diversity: int | None = None) -> list[Hit]:
         """The `k` passages that best answer `query`, best first.
 
         Args:
@@ -188,23 +197,26 @@ class Searcher:
             group: "none" (default), or "article": one result per article, its best
                 passage, with the article's other answering passages in `Hit.more`
                 (a collapsed result counts for every article it cites).
+            diversity: at most this many results from one source (default: no limit).
 
         Raises:
             BadRequest: empty or over-long query, k outside 1..100, unknown mode, bad
                 offset, filter or date.
         """
-        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of, dates, sort, group)[0]
+        return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of, dates, sort, group,
+                                 diversity)[0]
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
                      collapse: bool = True, highlight: bool = True, offset: int = 0,
                      filters: Filters = Filters(), as_of: str | None = None,
-                     dates: str = "interpreted", sort: str = "relevance", group: str = "none") -> list[list[Hit]]:
+                     dates: str = "interpreted", sort: str = "relevance", group: str = "none",
+                     diversity: int | None = None) -> list[list[Hit]]:
         """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
             validate_query(query, k, mode)
         check_offset(offset, k)
-        check_as_of(as_of, dates, sort, group)
+        check_as_of(as_of, dates, sort, group, diversity)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         vectors, rankings = self._vectors_and_rankings(queries, depth, mode)
@@ -217,7 +229,7 @@ class Searcher:
             ranked = self._in_time(query, ranked, as_of)
             if sort == "date":
                 ranked = self._dates.newest_first(ranked, self.DATE_SORT_DEPTH)
-            out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed, group))
+            out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed, group, diversity))
         return out
 
     @staticmethod
@@ -430,14 +442,17 @@ class Searcher:
 
     def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int, collapse: bool,
               highlight: bool = True, offset: int = 0, allowed: np.ndarray | None = None,
-              group: str = "none") -> list[Hit]:
+              group: str = "none", diversity: int | None = None) -> list[Hit]:
         ids, scores = ranked
-        wanted = max(len(ids), 1) if group == "article" else offset + k  # per article: read on until k articles
+        # per article or capped per source: read on through the ranking until k are found
+        wanted = max(len(ids), 1) if group == "article" or diversity else offset + k
         results = (self._duplicates.collapse(ranked, wanted, allowed) if collapse
                    else [(pid, score, [pid]) for pid, score in zip(ids[:wanted].tolist(), scores[:wanted].tolist())])
         more: dict[int, list[int]] = {}
         if group == "article":
             results, more = per_article(results, ranked, self._document_row, offset + k, self.MORE_PER_ARTICLE)
+        if diversity:
+            results = at_most_per_source(results, self._source_of_row[self._document_row], diversity, offset + k)
         results = results[offset:]
         if not results:
             return []

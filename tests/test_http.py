@@ -16,7 +16,8 @@ def test_get_search_answers_with_cited_passages(client):
     r = client.get("/search", query_string={"q": QUESTION, "k": 3})
     assert r.status_code == 200 and r.mimetype == "application/json"
     body = r.get_json()
-    assert set(body) == {"query", "k", "offset", "mode", "collapse", "sort", "group", "as_of", "interpreted", "took_ms",
+    assert set(body) == {"query", "k", "offset", "mode", "collapse", "sort", "group", "diversity", "as_of",
+                         "interpreted", "took_ms",
                          "results"}
     assert (body["query"], body["k"], len(body["results"])) == (QUESTION, 3, 3)
     # "since 2022" is a time expression: kept from 2022 on, and said so

@@ -82,3 +82,25 @@ def test_group_by_article_with_nothing_to_group_is_empty(searcher):
     from search import Filters
 
     assert searcher.search("troops", group="article", filters=Filters.of(doc_id="no-such-document")) == []
+
+
+def test_diversity_caps_the_results_of_one_source(searcher):
+    question = "North Korean troops in Russia"
+    plain = searcher.search(question, k=10)
+    capped = searcher.search(question, k=10, diversity=1)
+    sources = [h.citations[0].source for h in capped]
+    assert len(sources) == len(set(sources)) and len(capped) <= 5  # five seed articles, five sources
+    assert len({h.citations[0].source for h in plain}) < len(plain)  # without the cap a source repeats
+    kept_order = [h.text for h in plain if h.text in {c.text for c in capped}]
+    assert [h.text for h in capped][:len(kept_order)] == kept_order[:len(capped)]  # the ranking's order
+    two = searcher.search(question, k=10, diversity=2)
+    assert all([h.citations[0].source for h in two].count(s) <= 2 for s in sources)
+
+
+def test_diversity_is_off_by_default_and_checked(client):
+    assert client.get("/search", query_string={"q": "troops"}).get_json()["diversity"] is None
+    body = client.get("/search", query_string={"q": "troops", "k": 10, "diversity": 1}).get_json()
+    sources = [r["citations"][0]["source"] for r in body["results"]]
+    assert body["diversity"] == 1 and len(sources) == len(set(sources))
+    error(client.get("/search", query_string={"q": "troops", "diversity": 0}), 400, "invalid_diversity")
+    error(client.post("/search", json={"query": "troops", "diversity": None}), 400, "invalid_diversity")

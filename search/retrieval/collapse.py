@@ -94,3 +94,18 @@ def count_facets(citations: list, fields: list[str]) -> dict[str, list[dict]]:
         out[name] = [{"value": v, "count": n}
                      for v, n in sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))]
     return out
+
+
+def at_most_per_source(results: list[tuple[int, float, list[int]]], source_of: np.ndarray, n: int,
+                       k: int) -> list[tuple[int, float, list[int]]]:
+    """The first `k` results, at most `n` of them from one source (`source_of[id]`: a
+    passage's source, by the result's first, best-ranked passage)."""
+    kept, taken = [], {}
+    for result in results:
+        source = int(source_of[result[0]])
+        if taken.get(source, 0) < n:
+            taken[source] = taken.get(source, 0) + 1
+            kept.append(result)
+            if len(kept) == k:
+                break
+    return kept

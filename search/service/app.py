@@ -100,7 +100,7 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
     def _search(asked: SearchRequest):
         return json_response(search_body(live.get(), asked.query, asked.k, asked.mode, asked.collapse, asked.offset,
                                          Filters.from_request(asked), asked.as_of, asked.dates, asked.sort,
-                                         asked.group, asked.facets))
+                                         asked.group, asked.facets, asked.diversity))
 
     @app.get("/context")
     def context():

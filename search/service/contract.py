@@ -139,6 +139,7 @@ class SearchResults(Contract):
     collapse: bool
     sort: Literal["relevance", "date"]
     group: Literal["none", "article"]
+    diversity: int | None
     as_of: str
     interpreted: Interpretation | None
     # facets=...: for each field asked, the articles of the best `facet_depth` passages by value
