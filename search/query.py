@@ -190,19 +190,15 @@ def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
     return question.query, question.k
 
 
-def check_offset(offset, k: int) -> None:
-    checked(SearchRequest, {"query": "?", "k": k, "offset": offset})
-
-
 def check_max_chars(max_chars) -> None:
     checked(ContextRequest, {"query": "?", "max_chars": max_chars})
 
 
-def check_as_of(as_of, dates: str = "interpreted", sort: str = "relevance", group: str = "none",
-                diversity=None) -> None:
-    optional = {"as_of": as_of, "diversity": diversity}
-    checked(SearchRequest, {"query": "?", "dates": dates, "sort": sort, "group": group}
-            | {name: value for name, value in optional.items() if value is not None})
+def check_search(query, **options) -> SearchRequest:
+    """A search as a Python caller asked it (`options` as `SearchRequest` names them; None:
+    the default), checked in one pass; BadRequest naming the first problem."""
+    return checked(SearchRequest, {"query": query} | {name: value for name, value in options.items()
+                                                      if value is not None})
 
 
 def check_mode(mode) -> None:

@@ -22,7 +22,7 @@ from search.hits import Citation, Hit
 from search.index import generations, store, vector_store
 from search.index.lexical import LexicalIndex, search_terms
 from search.index.sentence_vectors import SentenceVectors
-from search.query import Filters, check_as_of, check_max_chars, check_mode, check_offset, validate_query
+from search.query import Filters, check_max_chars, check_mode, check_search
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle, recency, when
 from search.retrieval.collapse import Duplicates, at_most_per_source, count_facets, per_article
@@ -214,18 +214,15 @@ class Searcher:
         """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
-            validate_query(query, k, mode)
-        check_offset(offset, k)
-        check_as_of(as_of, dates, sort, group, diversity)
+            check_search(query, k=k, mode=mode, offset=offset, as_of=as_of, dates=dates, sort=sort, group=group,
+                         diversity=diversity)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         vectors, rankings = self._vectors_and_rankings(queries, depth, mode)
         out = []
         for query, vector, ranked in zip(queries, vectors, rankings):
             asked = filters.within(self.interpret(query, as_of, dates, filters))
-            allowed = self._allowed(asked) if asked else None
-            if allowed is not None:
-                ranked = self._filtered(query, vector, ranked, allowed, depth, mode)
+            ranked, allowed = self._within(query, vector, ranked, asked, depth, mode)
             ranked = self._in_time(query, ranked, as_of)
             if sort == "date":
                 ranked = self._dates.newest_first(ranked, self.DATE_SORT_DEPTH)
@@ -339,7 +336,8 @@ class Searcher:
         out = []
         rankings = self._rank(queries, vectors, depth, mode, weights=weights)
         if as_of is not None:
-            rankings = [self._in_time(q, self._interpreted_ranking(q, vector, ranked, date, depth, mode), date, weights)
+            rankings = [self._in_time(q, self._within(q, vector, ranked, Filters().within(self.interpret(q, date)),
+                                                      depth, mode)[0], date, weights)
                         for q, vector, ranked, date in zip(queries, vectors, rankings, as_of)]
         for ids, scores in rankings:
             best: dict[str, float] = {}
@@ -373,14 +371,15 @@ class Searcher:
         return [fuse(dense_ranked, passages, documents, self._document_row, weights)
                 for (passages, documents), dense_ranked in zip(lexical, dense)]
 
-    def _interpreted_ranking(self, query, vector, ranked: Ranking, as_of, depth: int, mode: str) -> Ranking:
-        """`ranked` limited to the publication range the question's words ask for, if any."""
-        asked = Filters().within(self.interpret(query, as_of))
-        if not asked:
-            return ranked
-        if vector is None:  # lexical mode: the filtered search below still takes a vector
+    def _within(self, query: str, vector, ranked: Ranking, filters: Filters, depth: int,
+                mode: str) -> tuple[Ranking, np.ndarray | None]:
+        """`ranked` limited to what `filters` allow, and their mask (None: no filter)."""
+        if not filters:
+            return ranked, None
+        if vector is None:  # the evaluation's lexical mode: the filtered search still takes a vector
             vector = self._query_vectors([query])[0]
-        return self._filtered(query, vector, ranked, self._allowed(asked), depth, mode)
+        allowed = self._allowed(filters)
+        return self._filtered(query, vector, ranked, allowed, depth, mode), allowed
 
     def _in_time(self, query: str, ranked: Ranking, as_of: str | None, weights: Weights | None = None) -> Ranking:
         weights = weights or self.weights
