@@ -105,7 +105,6 @@ class ContextRequest(Question):
     max_chars: _integer(1, MAX_CHARS) = DEFAULT_MAX_CHARS
 
 
-FILTER_FIELDS = ("doc_id", "source", "published_from", "published_to")
 
 
 def checked(model: type[Contract], values: dict):
