@@ -105,8 +105,6 @@ class ContextRequest(Question):
     max_chars: _integer(1, MAX_CHARS) = DEFAULT_MAX_CHARS
 
 
-
-
 def checked(model: type[Contract], values: dict):
     """`values` as `model`, or the BadRequest that names the first problem."""
     try:
