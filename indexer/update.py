@@ -142,7 +142,7 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     options = recorded_options(manifest)
     conn = store.connect(tmp / store.STORE, readonly=False)
     conn.executescript(store.SCHEMA)
-    kept, kept_sentences = _copy_kept(conn, old_dir / store.STORE, gone)
+    kept, kept_sentences, kept_documents = _copy_kept(conn, old_dir / store.STORE, gone)
     crashpoint("update:copied")
     batch = Additions(embedder, options, first_passage=len(kept), first_sentence=len(kept_sentences))
     for doc in incoming:
@@ -159,7 +159,7 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
         raise WouldEmptyIndex("the update would leave the index without documents; nothing was changed "
                               "(build a new index instead)")
     conn.commit()
-    lexical_files = write_lexical(conn, tmp, options.title_context)
+    lexical_files = write_lexical(conn, tmp, options.title_context, old_dir, kept, kept_documents)
     crashpoint("update:lexical")
 
     if vector_store.parse(options.vector_store) is None:
@@ -204,9 +204,10 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
                    described, grouped, data_files, started, point="update:manifest")
 
 
-def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tuple[np.ndarray, np.ndarray]:
+def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Copy the documents that stay, their passages and sentences renumbered densely in
-    their old order; returns the old ids of the passages and sentences kept."""
+    their old order; returns the old ids of the passages and sentences kept, and the old
+    rows (positions by rowid) of the documents kept."""
     conn.execute("ATTACH DATABASE ? AS old", (str(old_store),))
     conn.execute("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)")
     conn.executemany("INSERT INTO gone VALUES (?)", [(d,) for d in gone])
@@ -230,7 +231,9 @@ def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tup
                  'SELECT sm.new, m.new, s.start, s."end" FROM old.sentences s '
                  "JOIN smap sm ON sm.old = s.id JOIN pmap m ON m.old = s.passage_id ORDER BY sm.new")
     conn.commit()
-    return kept, kept_sentences
+    kept_documents = np.array([row for row, (doc_id,) in enumerate(conn.execute(
+        "SELECT doc_id FROM old.documents ORDER BY rowid")) if doc_id not in gone], dtype=np.int64)
+    return kept, kept_sentences, kept_documents
 
 
 def _reconstruct(index, ids: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The BM25 index as the service reads it: bm25s's files, read without bm25s."""
+"""The BM25 index: bm25s's scores and files, built and read without bm25s, and extended by updates."""
 
 import json
 import shutil
@@ -12,17 +12,53 @@ from search.index.generations import current
 from search.index.lexical import LexicalIndex, terms
 
 
-def test_scores_are_bm25s_own(seed_index):
+def _seed_texts(seed_index) -> list[str]:
+    with store.connect(current(seed_index) / store.STORE) as conn:
+        return [text for (text,) in conn.execute("SELECT text FROM passages ORDER BY id")]
+
+
+def test_scores_are_bm25s_own(seed_index, tmp_path):
     import bm25s
 
-    directory = current(seed_index) / store.PASSAGE_LEXICAL
-    ours = LexicalIndex.load(directory)
-    theirs = bm25s.BM25.load(str(directory), allow_pickle=False)
+    texts = _seed_texts(seed_index)
+    ours = LexicalIndex.build(texts)
+    ours.save(tmp_path)
+    theirs = bm25s.BM25(k1=1.2, b=0.75, method="robertson")
+    theirs.index([terms(t) for t in texts], show_progress=False)
+    from_file = bm25s.BM25.load(str(tmp_path), allow_pickle=False)  # bm25s reads what is saved
     for question in ("How many North Korean soldiers were sent?", "Lukashenko foreign troops", "Kursk incursion"):
         words = [t for t in terms(question) if t in theirs.vocab_dict]
         assert words
-        np.testing.assert_allclose(ours._scores([theirs.vocab_dict[t] for t in words]),
-                                   theirs.get_scores(words), rtol=1e-5)
+        scores = ours._scores([ours._vocab[t] for t in words])
+        assert scores.max() > 0
+        np.testing.assert_allclose(scores, theirs.get_scores(words), rtol=1e-5)
+        np.testing.assert_allclose(scores, from_file.get_scores(words), rtol=1e-5)
+
+
+def test_an_extended_index_scores_as_a_fresh_build(seed_index, tmp_path):
+    texts = _seed_texts(seed_index)
+    LexicalIndex.build(texts[:40]).save(tmp_path / "old")
+    kept = np.array([i for i in range(40) if i not in (3, 17)])  # two rows deleted
+    extended = LexicalIndex.extended(tmp_path / "old", kept, texts[40:])
+    fresh = LexicalIndex.build([texts[i] for i in kept] + texts[40:])
+    assert extended._matrix["num_docs"] == fresh._matrix["num_docs"] == len(texts) - 2
+    for question in ("North Korean soldiers in Kursk", "Lukashenko foreign troops", "artillery shells"):
+        ranked, fresh_ranked = extended.search(question, 20), fresh.search(question, 20)
+        assert len(ranked[0]) > 3
+        np.testing.assert_array_equal(ranked[0], fresh_ranked[0])
+        np.testing.assert_array_equal(ranked[1], fresh_ranked[1])  # bit for bit: the same statistics
+    # saved and extended again, rows reordered, nothing new
+    extended.save(tmp_path / "again")
+    rows = [texts[i] for i in kept] + texts[40:]
+    again = LexicalIndex.extended(tmp_path / "again", np.arange(len(rows))[::-1].copy(), [])
+    reordered = LexicalIndex.build(rows[::-1])
+    np.testing.assert_array_equal(again.search("Kursk", 30)[1], reordered.search("Kursk", 30)[1])
+
+
+def test_an_index_saved_without_counts_is_rebuilt_not_extended(seed_index, tmp_path):
+    LexicalIndex.build(_seed_texts(seed_index)).save(tmp_path)
+    (tmp_path / LexicalIndex.COUNTS).unlink()
+    assert LexicalIndex.extended(tmp_path, np.arange(5), ["more text"]) is None
 
 
 def test_an_index_of_another_bm25_variant_is_refused(seed_index, tmp_path):
@@ -52,3 +88,31 @@ def test_question_words_are_not_searched_for():
     assert search_terms("Who's in charge?") == ("charg",)
     assert search_terms("What did WHO declare?") == ("who", "declar")  # in capitals: a name
     assert terms("What did Zelensky say?")[:1] == ["what"]  # documents keep every word
+
+
+def test_an_update_ranks_as_a_fresh_build_of_the_same_documents(tmp_path, embedder):
+    """BM25 after an add and a removal (extended from the counts, not rebuilt) gives the
+    fresh build's scores: corpus statistics follow the documents, not the history."""
+    from indexer import build
+    from indexer.update import update
+    from search import Searcher
+
+    from helpers import SEEDS
+
+    first, second, everything = (tmp_path / name for name in ("first", "second", "all"))
+    for directory, names in ((first, ("000", "001", "002", "003")), (second, ("004",)),
+                             (everything, ("000", "001", "003", "004"))):
+        directory.mkdir()
+        for path in SEEDS.glob("*.txt"):
+            if path.name[:3] in names:
+                shutil.copy(path, directory / path.name)
+    build([first], tmp_path / "updated")
+    update(tmp_path / "updated", [second], remove=[p.stem for p in first.glob("002_*")])
+    assert (current(tmp_path / "updated") / store.PASSAGE_LEXICAL / LexicalIndex.COUNTS).exists()
+    build([everything], tmp_path / "fresh")
+    updated, fresh = Searcher.open(tmp_path / "updated"), Searcher.open(tmp_path / "fresh")
+    for question in ("Lukashenko foreign troops", "North Korean soldiers in Kursk", "artillery shells"):
+        ours, theirs = updated.search(question, 10, "lexical"), fresh.search(question, 10, "lexical")
+        assert len(ours) >= 3
+        assert [(h.citations[0].doc_id, h.text, round(h.score, 6)) for h in ours] == \
+            [(h.citations[0].doc_id, h.text, round(h.score, 6)) for h in theirs]

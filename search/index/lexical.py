@@ -1,8 +1,10 @@
-"""BM25 over passages and whole documents, by bm25s (sparse matrices scored in numpy).
+"""BM25 over passages and whole documents (sparse matrices scored in numpy).
 
 SQLite FTS5 calls its bm25() once per matching row, ~1.8 us each: a long query over 21k
-passages cost 12 ms, more than encoding the query. bm25s precomputes every term's
-per-document scores at build time, so a query is a sum of a few sparse rows (~0.2 ms).
+passages cost 12 ms, more than encoding the query. Like bm25s (whose file layout and
+scores these are), every term's per-row score is computed at build time, so a query is a
+sum of a few sparse rows (~0.2 ms). The term counts are kept beside the scores: an update
+analyses only its new texts and rescores the rest from their counts (`LexicalIndex.extended`).
 
 Text is analysed the way FTS5's `porter unicode61 remove_diacritics 2` did, so rankings
 keep their meaning: case-folded runs of letters and digits, diacritics removed, Porter
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import re
 import unicodedata
 from pathlib import Path
@@ -45,8 +46,35 @@ def _stemmer():
 
 def _fold(text: str) -> str:
     """Case-fold and drop diacritics ("Zelenskyy’s Café" -> "zelenskyy’s cafe")."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    return unicodedata.normalize("NFKD", folded).translate(_combining_marks())
+
+
+@functools.lru_cache(maxsize=1)
+def _combining_marks() -> dict[int, None]:
+    """str.translate's table deleting every combining character: one C pass over a
+    text, where testing each character in Python cost most of an index build."""
+    return {c: None for c in range(0x110000) if unicodedata.combining(chr(c))}
+
+
+# word -> its Porter stem: a corpus repeats a few thousand words, and a dict look-up is
+# 20 times cheaper than the stemmer. Cleared when full, to bound its memory.
+_STEM_CACHE: dict[str, str] = {}
+_STEM_CACHE_MAX = 500_000
+
+
+def _stems(words: list[str]) -> list[str]:
+    cache = _STEM_CACHE
+    new = [w for w in dict.fromkeys(words) if w not in cache]
+    found = dict(zip(new, _stemmer().stemWords(new))) if new else {}
+    if len(cache) + len(found) > _STEM_CACHE_MAX:
+        cache.clear()
+    cache.update(found)
+    get = cache.get
+    # (a word missing from both: another thread cleared the cache in between)
+    return [found[w] if w in found else get(w) or _stemmer().stemWord(w) for w in words]
 
 
 def terms(text: str) -> list[str]:
@@ -55,14 +83,30 @@ def terms(text: str) -> list[str]:
 
 
 def _terms_of(units: list[str]) -> list[str]:
-    """`terms` of text already folded and split at white space."""
-    stem = _stemmer().stemWords
-    out: list[str] = []
+    """`terms` of text already folded and split at white space: each unit's joined form
+    when the tokenizer splits it, then its tokens' Porter stems (one call to the stemmer
+    for the whole text)."""
+    slots: list[str | None] = []  # a joined form, or None where the next stem goes
+    tokens: list[str] = []
     for unit in units:
-        tokens = _TOKEN.findall(unit)
-        if len(tokens) > 1:
-            out.append("".join(tokens))  # the unit as written, e.g. 710,000 -> 710000
-        out.extend(s for s in stem([t for t in tokens if t not in STOP_WORDS]) if s)  # Porter stems "s" to ""
+        if unit.isalnum():  # one token: what _TOKEN matches is exactly str.isalnum's characters
+            parts = (unit,)
+        else:
+            parts = _TOKEN.findall(unit)
+            if len(parts) > 1:
+                slots.append("".join(parts))  # the unit as written, e.g. 710,000 -> 710000
+        for token in parts:
+            if token not in STOP_WORDS:
+                slots.append(None)
+                tokens.append(token)
+    stems = iter(_stems(tokens))
+    out = []
+    for slot in slots:
+        if slot is None:
+            slot = next(stems)
+            if not slot:  # Porter stems "s" to ""
+                continue
+        out.append(slot)
     return out
 
 
@@ -94,42 +138,60 @@ def query_terms(text: str) -> set[str]:
     return {t for t in _TOKEN.findall(_fold(text)) if t not in STOP_WORDS}
 
 
-NO_TERMS = "\x00"
 
 
 class LexicalIndex:
-    """A bm25s index whose row i is the i-th text given to `build`."""
+    """A BM25 index whose row i is the i-th text given to `build`."""
 
     # The files bm25s's `BM25.save` writes (and `load` reads).
     ARRAYS = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy", "indptr": "indptr.csc.index.npy"}
     VOCAB = "vocab.index.json"
     PARAMS = "params.index.json"
+    # Each posting's term count, and each row's length in terms: what the scores are made of.
+    COUNTS = "counts.index.npy"
+    LENGTHS = "lengths.index.npy"
 
-    def __init__(self, matrix: dict, vocab: dict[str, int], retriever=None):
-        self._matrix = matrix  # bm25s's term-by-row CSC arrays, and "num_docs"
+    def __init__(self, matrix: dict, vocab: dict[str, int]):
+        self._matrix = matrix  # the term-by-row CSC arrays of BM25 scores, and "num_docs"
         self._vocab = vocab  # term -> its column
-        self._retriever = retriever  # the bm25s index, when built here (to save)
+        self._postings: Postings | None = None  # what the scores were made of, when built here (to save)
 
     @classmethod
     def build(cls, texts: list[str]) -> "LexicalIndex":
-        import bm25s
+        """The index of `texts`, row i the i-th."""
+        return cls._from(Postings.of([terms(t) for t in texts]))
 
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each build at DEBUG level
+    @classmethod
+    def extended(cls, directory: Path, kept: np.ndarray, texts: list[str]) -> "LexicalIndex | None":
+        """The index saved in `directory`, rows `kept` of it in that order, then `texts`:
+        what a fresh build of those texts gives, for the cost of analysing `texts` only
+        (the kept rows' term counts are read back). None when `directory` has no counts
+        (written before they were kept): build it afresh."""
+        postings = Postings.read(directory)
+        if postings is None:
+            return None
+        return cls._from(postings.taken(kept).joined([terms(t) for t in texts]))
 
-        retriever = bm25s.BM25(k1=K1, b=B, method="robertson")
-        corpus = [terms(t) for t in texts]
-        if corpus and not any(corpus):
-            # bm25s cannot index a corpus without a single term (symbols, stop words only:
-            # an index left with such documents after an update); one term no query can
-            # produce (queries are letter and digit runs) keeps it searchable, matching nothing
-            corpus[0] = [NO_TERMS]
-        retriever.index(corpus, show_progress=False)
-        return cls(retriever.scores, retriever.vocab_dict, retriever)
+    @classmethod
+    def _from(cls, postings: "Postings") -> "LexicalIndex":
+        index = cls(postings.scored(), postings.vocab)
+        index._postings = postings
+        return index
 
     def save(self, directory: Path) -> list[Path]:
-        """Write the index (numpy arrays and JSON, nothing pickled); the files written."""
+        """Write the index (numpy arrays and JSON, nothing pickled: the scores in the
+        files and layout bm25s's `BM25.save` writes, and the term counts that let an
+        update extend it); the files written."""
         directory.mkdir(parents=True, exist_ok=True)
-        self._retriever.save(str(directory), allow_pickle=False)
+        matrix, postings = self._matrix, self._postings
+        for key, name in self.ARRAYS.items():
+            np.save(directory / name, matrix[key], allow_pickle=False)
+        np.save(directory / self.COUNTS, postings.counts, allow_pickle=False)
+        np.save(directory / self.LENGTHS, postings.lengths, allow_pickle=False)
+        (directory / self.VOCAB).write_text(json.dumps(self._vocab, ensure_ascii=False), encoding="utf-8")
+        params = {"k1": K1, "b": B, "method": "robertson", "idf_method": "robertson", "dtype": "float32",
+                  "int_dtype": "int32", "num_docs": matrix["num_docs"]}
+        (directory / self.PARAMS).write_text(json.dumps(params, indent=4), encoding="utf-8")
         return sorted(p for p in directory.iterdir() if p.is_file())
 
     @classmethod
@@ -190,15 +252,103 @@ class LexicalIndex:
         return np.bincount(rows, weights, minlength=matrix["num_docs"])
 
 
-def write_lexical(conn, directory: Path, title_context: bool) -> list[str]:
-    """BM25 indexes of the stored passages (as embedded) and of whole documents."""
+class Postings:
+    """Term counts by row: (row, column, count) triples sorted by column then row, each
+    row's length in terms, and the vocabulary (term -> column)."""
+
+    def __init__(self, rows: np.ndarray, columns: np.ndarray, counts: np.ndarray, lengths: np.ndarray,
+                 vocab: dict[str, int]):
+        self.rows, self.columns, self.counts, self.lengths, self.vocab = rows, columns, counts, lengths, vocab
+
+    @classmethod
+    def of(cls, corpus: list[list[str]], vocab: dict[str, int] | None = None, first_row: int = 0) -> "Postings":
+        """The postings of analysed texts (`terms`), rows numbered from `first_row`;
+        new terms are added to `vocab`."""
+        vocab = {} if vocab is None else vocab
+        lengths = np.fromiter(map(len, corpus), dtype=np.int64, count=len(corpus))
+        ids = np.fromiter((vocab.setdefault(t, len(vocab)) for text in corpus for t in text), dtype=np.int64,
+                          count=int(lengths.sum()))
+        end = first_row + len(corpus)
+        rows = np.repeat(np.arange(first_row, end, dtype=np.int64), lengths)
+        keys, counts = np.unique(ids * end + rows, return_counts=True)  # sorted by column, then row
+        columns, rows = np.divmod(keys, end) if len(keys) else (keys, keys)
+        return cls(rows, columns, counts.astype(np.uint32), lengths, vocab)
+
+    @classmethod
+    def read(cls, directory: Path) -> "Postings | None":
+        """The postings saved beside an index's scores; None for an index saved without them."""
+        counts_file, lengths_file = directory / LexicalIndex.COUNTS, directory / LexicalIndex.LENGTHS
+        if not (counts_file.exists() and lengths_file.exists()):
+            return None
+        indptr = np.load(directory / LexicalIndex.ARRAYS["indptr"], allow_pickle=False)
+        rows = np.load(directory / LexicalIndex.ARRAYS["indices"], allow_pickle=False).astype(np.int64)
+        columns = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        vocab = json.loads((directory / LexicalIndex.VOCAB).read_text(encoding="utf-8"))
+        return cls(rows, columns, np.load(counts_file, allow_pickle=False),
+                   np.load(lengths_file, allow_pickle=False).astype(np.int64), vocab)
+
+    def taken(self, kept: np.ndarray) -> "Postings":
+        """Rows `kept` only, renumbered 0.. in that order; terms no kept row holds leave the vocabulary."""
+        position = np.full(len(self.lengths), -1, dtype=np.int64)
+        position[np.asarray(kept, dtype=np.int64)] = np.arange(len(kept))
+        keep = position[self.rows] >= 0
+        rows, columns, counts = position[self.rows[keep]], self.columns[keep], self.counts[keep]
+        used = np.unique(columns)
+        renumber = np.full(max(len(self.vocab), 1), -1, dtype=np.int64)
+        renumber[used] = np.arange(len(used))
+        terms_by_column = {column: term for term, column in self.vocab.items()}
+        vocab = {terms_by_column[int(c)]: i for i, c in enumerate(used.tolist())}
+        columns = renumber[columns]
+        if len(kept) > 1 and (np.diff(kept) < 0).any():  # reordered: sort each column's rows again
+            order = np.lexsort((rows, columns))
+            rows, columns, counts = rows[order], columns[order], counts[order]
+        return Postings(rows, columns, counts, self.lengths[kept], vocab)
+
+    def joined(self, corpus: list[list[str]]) -> "Postings":
+        """These rows, then the rows of analysed texts `corpus`."""
+        vocab = dict(self.vocab)
+        more = Postings.of(corpus, vocab, first_row=len(self.lengths))
+        rows = np.concatenate((self.rows, more.rows))
+        columns = np.concatenate((self.columns, more.columns))
+        # two runs sorted by column then row, every new row after the old: a stable sort by
+        # column merges them (timsort: one pass over two runs)
+        order = np.argsort(columns, kind="stable")
+        return Postings(rows[order], columns[order], np.concatenate((self.counts, more.counts))[order],
+                        np.concatenate((self.lengths, more.lengths)), vocab)
+
+    def scored(self) -> dict:
+        """The CSC arrays of Robertson BM25 scores, as bm25s computes them: idf
+        log(max(1, (N - df + 0.5) / (df + 0.5))) times tf / (tf + k1 (1 - b + b dl / avgdl))."""
+        n = len(self.lengths)
+        df = np.bincount(self.columns, minlength=len(self.vocab))
+        idf = np.log(np.maximum(1.0, (n - df + 0.5) / (df + 0.5)))
+        average = float(self.lengths.mean()) if n and self.lengths.any() else 1.0
+        tf = self.counts.astype(np.float64)
+        norm = K1 * ((1 - B) + B * self.lengths[self.rows] / average)
+        data = (idf[self.columns] * tf / (norm + tf)).astype(np.float32)
+        indptr = np.concatenate(([0], np.cumsum(df))).astype(np.int64)
+        return {"data": data, "indices": self.rows.astype(np.int32), "indptr": indptr, "num_docs": n}
+
+
+def write_lexical(conn, directory: Path, title_context: bool, previous: Path | None = None,
+                  kept_passages: np.ndarray = (), kept_documents: np.ndarray = ()) -> list[str]:
+    """BM25 indexes of the stored passages (as embedded) and of whole documents.
+
+    An update names the `previous` generation's directory and which of its passage ids and
+    document rows the new store keeps, in their new order (the rows after them are new):
+    only the new texts are analysed then, when the previous indexes kept their counts."""
     title = "CASE WHEN d.title IS NOT NULL AND d.title != '' THEN d.title || char(10) ELSE '' END"
     prefix = title if title_context else "''"
-    passages = [text for (text,) in conn.execute(
-        f"SELECT {prefix} || p.text "
-        "FROM passages p JOIN documents d USING (doc_id) ORDER BY p.id")]
-    written = LexicalIndex.build(passages).save(directory / store.PASSAGE_LEXICAL)
-    written += LexicalIndex.build([text for (text,) in conn.execute(
-        "SELECT coalesce(title || char(10), '') || text FROM documents ORDER BY rowid")]).save(
-        directory / store.DOCUMENT_LEXICAL)
+    kept_passages, kept_documents = np.asarray(kept_passages, dtype=np.int64), np.asarray(kept_documents, dtype=np.int64)
+    passage_sql = f"SELECT {prefix} || p.text FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ? ORDER BY p.id"
+    document_sql = "SELECT coalesce(title || char(10), '') || text FROM documents ORDER BY rowid LIMIT -1 OFFSET ?"
+    written = []
+    for part, sql, kept in ((store.PASSAGE_LEXICAL, passage_sql, kept_passages),
+                            (store.DOCUMENT_LEXICAL, document_sql, kept_documents)):
+        index = None
+        if previous is not None:
+            index = LexicalIndex.extended(previous / part, kept, [t for (t,) in conn.execute(sql, (len(kept),))])
+        if index is None:
+            index = LexicalIndex.build([t for (t,) in conn.execute(sql, (0,))])
+        written += index.save(directory / part)
     return [str(p.relative_to(directory)) for p in written]
