@@ -8,8 +8,10 @@ An index directory holds these files and nothing executable (no pickle):
                    highlighting; plain .npy arrays, loaded with allow_pickle=False; see
                    search/index/sentence_vectors.py). Format 2 held float32 or float16 rows there;
 - `store.sqlite`   documents, passages, sentences, near-duplicate groups;
-- `lexical/`       BM25 indexes (bm25s: .npy arrays and JSON) of the passages, row =
+- `lexical/`       BM25 indexes (bm25s's layout: .npy arrays and JSON) of the passages, row =
                    passage id, and of whole documents, row = document's position by rowid;
+                   with their term counts and row lengths, which updates extend (an index
+                   written without them is rebuilt by its first update);
 - `manifest.json`  what built it (format, model, dimension, chunker), counts, checksums.
 """
 
