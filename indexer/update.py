@@ -46,6 +46,7 @@ class UpdateSummary:
     embedded_passages: int = 0
     generation: str | None = None
     seconds: float = 0.0
+    embed_seconds: float = 0.0  # of `seconds`, embedding the new passages and sentences
 
     @property
     def changed(self) -> bool:
@@ -169,8 +170,10 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
         old_index = None
         kept_vectors = (vector_store.open_store(manifest, old_dir).vectors(kept) if len(kept)
                         else np.empty((0, embedder.dimension), dtype=np.float32))
+    embedding = time.perf_counter()
     new_vectors = (embedder.embed(batch.texts, batch_size=batch_size) if batch.texts
                    else np.empty((0, embedder.dimension), dtype=np.float32))
+    summary.embed_seconds += time.perf_counter() - embedding
     crashpoint("update:embedded")
     vectors = np.vstack([kept_vectors, new_vectors]).astype(np.float32)
     index = _vector_index(old_index, vectors, options.vector_index)
@@ -182,12 +185,12 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     conn.close()
     data_files = [store.STORE] + lexical_files
     if options.sentence_vectors:
-        # kept rows are re-quantised from their dequantised values, which gives the same codes
         old_sentences = SentenceVectors.open(old_dir)
+        embedding = time.perf_counter()
         new_sentences = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2) if batch.sentence_texts
                          else np.empty((0, old_sentences.dimension), dtype=np.float32))
-        data_files += save_sentence_vectors(
-            tmp, np.vstack([old_sentences.rows(kept_sentences), new_sentences]))
+        summary.embed_seconds += time.perf_counter() - embedding
+        data_files += save_sentence_vectors(tmp, new_sentences, kept=(old_sentences, kept_sentences))
         crashpoint("update:sentences")
     # last before the manifest: an update that fails before this leaves no Milvus collection behind
     described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)

@@ -31,9 +31,15 @@ def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, scales
 
 
-def save(directory: Path, vectors: np.ndarray) -> list[str]:
-    """Write the vectors (float rows, unit length) quantised; returns the files written."""
+def save(directory: Path, vectors: np.ndarray, kept: "tuple[SentenceVectors, np.ndarray] | None" = None) -> list[str]:
+    """Write the vectors (float rows, unit length) quantised; returns the files written.
+    `kept`: an index's sentence vectors and the rows of them that come first, copied as
+    they are stored (re-quantising their decoded values would give the same codes)."""
     codes, scales = quantize(vectors)
+    if kept is not None:
+        old, rows = kept
+        old_codes, old_scales = old.quantized(rows)
+        codes, scales = np.concatenate((old_codes, codes)), np.concatenate((old_scales, scales))
     np.save(Path(directory) / CODES, codes, allow_pickle=False)
     np.save(Path(directory) / SCALES, scales, allow_pickle=False)
     return [CODES, SCALES]
@@ -69,6 +75,12 @@ class SentenceVectors:
         """The float32 vectors of some rows (an index array or a slice)."""
         vectors = np.asarray(self._codes[index], dtype=np.float32)
         return vectors if self._scales is None else vectors * self._scales[index][:, None]
+
+    def quantized(self, index: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """The int8 codes and scales of some rows (a format-2 index's float rows quantised)."""
+        if self._scales is None:
+            return quantize(self.rows(index))
+        return np.asarray(self._codes[index]), np.asarray(self._scales[index])
 
     def scores(self, index: np.ndarray | slice, query: np.ndarray) -> np.ndarray:
         """Cosine of each of these rows with a unit query vector."""
