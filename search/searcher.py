@@ -19,9 +19,8 @@ from search import settings
 from search.embedding.embedder import Embedder, canonical_model_name, get_embedder
 from search.errors import DocumentNotFound
 from search.hits import Citation, Hit
-from search.index import generations, store, vector_store
-from search.index.lexical import LexicalIndex, search_terms
-from search.index.sentence_vectors import SentenceVectors
+from search.index import generations, segments, store
+from search.index.lexical import search_terms
 from search.query import Filters, check_max_chars, check_mode, check_search
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle, recency, when
@@ -61,30 +60,31 @@ class Searcher:
         nprobe = settings.value("SEARCH_NPROBE")
         # the passage vectors: this generation's faiss file, or the Milvus collection its
         # manifest names (search/index/vector_store.py)
-        self._vectors = vector_store.open_store(manifest, self.index_dir, nprobe)
-        self._count = self._vectors.count()
+        # (segments: an updated generation's parts, search/index/segments.py)
+        layout = self._layout = segments.Layout.of(manifest, self.index_dir)
+        self._vectors = segments.open_vectors(layout, manifest, self.index_dir, nprobe)
+        self._count = layout.passage_capacity  # passage ids run below it (some deleted)
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
         # threads gain nothing on such small products, and they busy-wait after each call,
         # starving the query encoding that runs next (several times slower).
         faiss.omp_set_num_threads(1)
         threadpoolctl.threadpool_limits(1, user_api="blas")
         # memory-mapped: a query reads only its candidate passages' sentences
-        self._sentence_vectors = SentenceVectors.open(self.index_dir)
+        self._sentence_vectors = segments.open_sentences(layout, self.index_dir)
         self._local = threading.local()  # one read-only SQLite connection per thread
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.query_cache_size = settings.value("SEARCH_QUERY_CACHE")
         self._cache_lock = threading.Lock()
         self._in_flight, self._in_flight_lock = 0, threading.Lock()  # searches running now
         self._sentence_range = self._sentence_ranges() if self._sentence_vectors is not None else None
-        self._passage_lexical = LexicalIndex.load(self.index_dir / store.PASSAGE_LEXICAL)
-        self._document_lexical = LexicalIndex.load(self.index_dir / store.DOCUMENT_LEXICAL)
-        self._document_lexical_size = int(self._db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
-        # passage id -> its document's row in the document BM25 index (position by rowid)
-        rowids = np.array([r for (r,) in self._db.execute("SELECT rowid FROM documents ORDER BY rowid")])
-        pairs = np.array(self._db.execute("SELECT p.id, d.rowid FROM passages p JOIN documents d USING (doc_id)")
+        self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL)
+        self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL)
+        self._document_lexical_size = layout.document_capacity
+        # passage id -> its document's row in the document BM25 index (rowid - 1)
+        pairs = np.array(self._db.execute("SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id)")
                          .fetchall(), dtype=np.int64).reshape(-1, 2)
         self._document_row = np.zeros(self._count, dtype=np.int64)
-        self._document_row[pairs[:, 0]] = np.searchsorted(rowids, pairs[:, 1])
+        self._document_row[pairs[:, 0]] = pairs[:, 1]
         self._duplicates = Duplicates.read(self._db, self._count)
         self._dates = recency.PublicationDates(lambda: self._db.execute(
             "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id)"), self._count)
@@ -151,9 +151,10 @@ class Searcher:
         """document row (as `_document_row` numbers them) -> a number for its source (equal
         numbers: the same source)."""
         numbers: dict[str, int] = {}
-        return np.array([numbers.setdefault(source, len(numbers))
-                         for (source,) in self._db.execute("SELECT source FROM documents ORDER BY rowid")],
-                        dtype=np.int64)
+        out = np.full(self._document_lexical_size, -1, dtype=np.int64)  # -1: a deleted row
+        for row, source in self._db.execute("SELECT rowid - 1, source FROM documents"):
+            out[row] = numbers.setdefault(source, len(numbers))
+        return out
 
     @functools.cached_property
     def _doc_ids(self) -> dict[int, str]:

@@ -228,15 +228,16 @@ class LexicalIndex:
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         if not ids:
             return empty
-        scores = self._scores(ids)
-        if mask is not None:
-            scores = np.where(mask, scores, 0.0)
-        matched = np.flatnonzero(scores > 0)
-        if not len(matched):
-            return empty
-        if len(matched) > depth:
-            matched = np.sort(matched[np.argpartition(-scores[matched], depth - 1)[:depth]])
-        return matched, scores[matched]
+        return top_rows(self._scores(ids), depth, mask)
+
+    @classmethod
+    def load_counts(cls, directory: Path) -> tuple[dict, dict[str, int]]:
+        """The term counts of a saved index, memory-mapped: its CSC `indptr` and
+        `indices`, each posting's `counts`, each row's `lengths`; and its vocabulary."""
+        arrays = {key: np.asarray(np.load(directory / name, mmap_mode="r", allow_pickle=False))
+                  for key, name in (("indptr", cls.ARRAYS["indptr"]), ("indices", cls.ARRAYS["indices"]),
+                                    ("counts", cls.COUNTS), ("lengths", cls.LENGTHS))}
+        return arrays, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8"))
 
     def _scores(self, term_ids: list[int]) -> np.ndarray:
         """Every row's BM25 score for the terms: the sum of their precomputed rows in
@@ -250,6 +251,16 @@ class LexicalIndex:
         rows = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in term_ids])
         weights = np.concatenate([data[indptr[t]:indptr[t + 1]] for t in term_ids])
         return np.bincount(rows, weights, minlength=matrix["num_docs"])
+
+
+def top_rows(scores: np.ndarray, depth: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The best `depth` rows with a score above 0 (and true in `mask`), in row order, and their scores."""
+    if mask is not None:
+        scores = np.where(mask, scores, 0.0)
+    matched = np.flatnonzero(scores > 0)
+    if len(matched) > depth:
+        matched = np.sort(matched[np.argpartition(-scores[matched], depth - 1)[:depth]])
+    return matched, scores[matched]
 
 
 class Postings:

@@ -111,6 +111,25 @@ class FaissStore:
         self.index = index
         self._flat = None  # (vectors, row of each id), made on first use by `scores`
 
+    @classmethod
+    def read(cls, directory: Path, nprobe: int | None = None) -> "FaissStore":
+        """The vectors.faiss in `directory` (memory-mapped where faiss can)."""
+        from search.index import vector_index
+
+        return cls(vector_index.load(Path(directory) / VECTORS, nprobe))
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of passages `ids` (IVF-SQ8: their 8-bit codes decoded)."""
+        import faiss
+
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return np.empty((0, self.index.d), dtype=np.float32)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+            ivf.make_direct_map()
+        return self.index.reconstruct_batch(ids)
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self._flat = None  # the vectors may move
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
@@ -327,9 +346,7 @@ def open_store(manifest: dict, index_dir: Path, nprobe: int | None = None) -> Fa
         except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for one failure
             raise VectorStoreError(f"Milvus collection {store.collection} cannot be loaded: {exc}") from exc
         return store
-    from search.index import vector_index
-
-    return FaissStore(vector_index.load(index_dir / VECTORS, nprobe))
+    return FaissStore.read(index_dir, nprobe)
 
 
 def drop_collection_of(generation_dir: Path) -> None:

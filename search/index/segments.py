@@ -1,0 +1,314 @@
+"""A generation as segments: an update writes what it adds, not the index again.
+
+A generation's own top-level files (vectors.faiss, sentences.npy, lexical/) are its
+first segment, the base, as every build writes it. An update adds one more segment
+under `segments/sNNNNNN/` holding only the new passages: their vectors, sentence vectors
+and BM25 term counts, ids continuing where the last segment ended. The segments of the
+previous generation are carried over as hard links (the same files, never rewritten),
+and the passages an update removes or replaces are listed in `deleted.npy` (passage ids)
+and `deleted_documents.npy` (document rows) instead of being cut out of them. The one
+store (store.sqlite) is copied and changed in place: it holds only what is live.
+
+Ids are never reused until a merge (indexer/update.py) renumbers everything into one
+base again. Scores do not depend on the segmenting: BM25 is scored at query time from
+every segment's term counts with the corpus-wide statistics of what is live (document
+frequencies, average length), and the dense search spans every segment.
+
+The manifest records the layout (`segments`, `next`); a manifest without it (every build,
+and every index written before segments) is one base segment and nothing deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from search.index import store
+
+DIRECTORY = "segments"
+DELETED = "deleted.npy"  # passage ids removed since their segment was written
+DELETED_DOCUMENTS = "deleted_documents.npy"  # document rows (rowid - 1) likewise
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str  # "" for the generation's own files (the base), else "segments/sNNNNNN"
+    passages: tuple[int, int]  # [first, end) passage ids
+    sentences: tuple[int, int]  # [first, end) sentence ids
+    documents: tuple[int, int]  # [first, end) document rows (rowid - 1)
+
+    def path(self, directory: Path) -> Path:
+        return Path(directory) / self.name if self.name else Path(directory)
+
+    def record(self) -> dict:
+        return {"name": self.name, "passages": list(self.passages), "sentences": list(self.sentences),
+                "documents": list(self.documents)}
+
+
+@dataclass(frozen=True)
+class Layout:
+    segments: tuple[Segment, ...]
+    deleted: np.ndarray  # passage ids
+    deleted_documents: np.ndarray  # document rows
+
+    @classmethod
+    def of(cls, manifest: dict, directory: Path) -> "Layout":
+        counts = manifest["counts"]
+        if "segments" not in manifest:
+            sentences = counts.get("sentences")
+            if sentences is None:  # an older manifest: the sentence vectors say how many
+                from search.index.sentence_vectors import SentenceVectors
+
+                vectors = SentenceVectors.open(directory)
+                sentences = len(vectors) if vectors is not None else 0
+            base = Segment("", (0, counts["passages"]), (0, sentences), (0, counts["documents"]))
+            return cls((base,), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        segments = tuple(Segment(s["name"], tuple(s["passages"]), tuple(s["sentences"]), tuple(s["documents"]))
+                         for s in manifest["segments"])
+        return cls(segments, _ids(directory / DELETED), _ids(directory / DELETED_DOCUMENTS))
+
+    @property
+    def simple(self) -> bool:
+        """One segment and nothing deleted: what a build writes, read as it always was."""
+        return len(self.segments) == 1 and not len(self.deleted) and not len(self.deleted_documents)
+
+    @property
+    def passage_capacity(self) -> int:
+        return self.segments[-1].passages[1]
+
+    @property
+    def sentence_capacity(self) -> int:
+        return self.segments[-1].sentences[1]
+
+    @property
+    def document_capacity(self) -> int:
+        return self.segments[-1].documents[1]
+
+    def live(self) -> np.ndarray:
+        """A mask over passage ids: True for the passages that are live."""
+        mask = np.ones(self.passage_capacity, dtype=bool)
+        mask[self.deleted] = False
+        return mask
+
+    def live_documents(self) -> np.ndarray:
+        mask = np.ones(self.document_capacity, dtype=bool)
+        mask[self.deleted_documents] = False
+        return mask
+
+    def record(self) -> dict:
+        """The manifest's part of this layout."""
+        return {"segments": [s.record() for s in self.segments]}
+
+
+def _ids(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False).astype(np.int64) if path.exists() else np.zeros(0, dtype=np.int64)
+
+
+def save_deleted(directory: Path, deleted: np.ndarray, deleted_documents: np.ndarray) -> list[str]:
+    np.save(directory / DELETED, np.unique(np.asarray(deleted, dtype=np.int64)), allow_pickle=False)
+    np.save(directory / DELETED_DOCUMENTS, np.unique(np.asarray(deleted_documents, dtype=np.int64)),
+            allow_pickle=False)
+    return [DELETED, DELETED_DOCUMENTS]
+
+
+# ---- readers over all segments -------------------------------------------------------------
+
+class SegmentedVectors:
+    """The passage vectors of every segment (faiss stores whose ids are global), as one store."""
+
+    def __init__(self, parts: list, layout: Layout):
+        self._parts = parts  # a FaissStore per segment, in id order
+        self._ranges = [s.passages for s in layout.segments]
+        self._live = layout.live()
+        self._deleted_in = [bool(len(layout.deleted) and (~self._live[s.passages[0]:s.passages[1]]).any())
+                            for s in layout.segments]
+        self._count = int(self._live.sum())
+        self.index = parts[0].index  # the base's, for what asks of the index kind
+
+    def search(self, vectors, k, allowed=None):
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        mask = self._live if allowed is None else (np.asarray(allowed, dtype=bool) & self._live)
+        found = [part.search(vectors, k, mask if allowed is not None or deleted else None)
+                 for part, deleted in zip(self._parts, self._deleted_in)]
+        scores = np.concatenate([s for s, _ in found], axis=1)
+        ids = np.concatenate([i for _, i in found], axis=1)
+        scores = np.where(ids >= 0, scores, -np.inf)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        top_scores, top_ids = np.take_along_axis(scores, best, 1), np.take_along_axis(ids, best, 1)
+        top_ids[~np.isfinite(top_scores)] = -1
+        return np.where(top_ids >= 0, top_scores, 0).astype(np.float32), top_ids
+
+    def scores(self, vector, ids):
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros(len(ids), dtype=np.float32)
+        for part, (first, end) in zip(self._parts, self._ranges):
+            here = (ids >= first) & (ids < end)
+            if here.any():
+                out[here] = part.scores(vector, ids[here])
+        return out
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of passages `ids`, in that order."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((len(ids), self._parts[0].index.d), dtype=np.float32)
+        for part, (first, end) in zip(self._parts, self._ranges):
+            here = (ids >= first) & (ids < end)
+            if here.any():
+                out[here] = part.vectors(ids[here])
+        return out
+
+    def count(self) -> int:
+        return self._count
+
+    def describe(self) -> dict:
+        return {**self._parts[0].describe(), "segments": len(self._parts)}
+
+
+class SegmentedSentences:
+    """The sentence vectors of every segment as one array of rows by global sentence id."""
+
+    def __init__(self, parts: list, layout: Layout):
+        self._parts = parts
+        self._starts = np.array([s.sentences[0] for s in layout.segments], dtype=np.int64)
+        self._capacity = layout.sentence_capacity
+
+    def __len__(self) -> int:
+        return self._capacity
+
+    @property
+    def dimension(self) -> int:
+        return self._parts[0].dimension
+
+    def _route(self, index):
+        ids = np.arange(self._capacity)[index] if isinstance(index, slice) else np.asarray(index, dtype=np.int64)
+        part = np.searchsorted(self._starts, ids, side="right") - 1
+        return ids, part
+
+    def _gather(self, index, call, width: int | None):
+        ids, part = self._route(index)
+        first = int(part[0]) if len(part) else 0
+        if len(part) and (part == first).all():  # the usual case: one segment holds them all
+            return call(self._parts[first], ids - self._starts[first])
+        out = np.zeros((len(ids), width) if width else len(ids), dtype=np.float32)
+        for p in np.unique(part).tolist():
+            here = part == p
+            out[here] = call(self._parts[p], ids[here] - self._starts[p])
+        return out
+
+    def rows(self, index) -> np.ndarray:
+        return self._gather(index, lambda part, local: part.rows(local), self.dimension)
+
+    def scores(self, index, query) -> np.ndarray:
+        return self._gather(index, lambda part, local: part.scores(local, query), None)
+
+    def quantized(self, index) -> tuple[np.ndarray, np.ndarray]:
+        ids, part = self._route(index)
+        codes = np.zeros((len(ids), self.dimension), dtype=np.int8)
+        scales = np.zeros(len(ids), dtype=np.float32)
+        for p in np.unique(part).tolist():
+            here = part == p
+            codes[here], scales[here] = self._parts[p].quantized(ids[here] - self._starts[p])
+        return codes, scales
+
+
+class SegmentedLexical:
+    """BM25 over every segment's term counts, scored at query time with the statistics of
+    what is live (a fresh build of the same texts gives the same scores, bit for bit)."""
+
+    def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray):
+        from search.index.lexical import B, K1
+
+        self._parts = parts  # (arrays, vocab) per segment: indptr, indices, counts, lengths
+        self._starts = starts
+        self._capacity = capacity
+        self._live = live
+        self._any_deleted = not live.all()
+        lengths = np.zeros(capacity, dtype=np.int64)
+        for (arrays, _), start in zip(parts, starts):
+            lengths[start:start + len(arrays["lengths"])] = arrays["lengths"]
+        self._lengths = lengths
+        self._n = int(live.sum())
+        total = int(lengths[live].sum())
+        self._average = total / self._n if self._n and total else 1.0
+        self._k1, self._b = K1, B
+
+    @classmethod
+    def open(cls, layout: Layout, directory: Path, part: str, documents: bool = False) -> "SegmentedLexical":
+        from search.index.lexical import LexicalIndex
+
+        parts = [LexicalIndex.load_counts(segment.path(directory) / part) for segment in layout.segments]
+        if documents:
+            starts = [s.documents[0] for s in layout.segments]
+            return cls(parts, starts, layout.document_capacity, layout.live_documents())
+        return cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live())
+
+    def _scores(self, query_terms: tuple[str, ...]) -> np.ndarray:
+        rows_of, counts_of = [], []
+        terms = list(dict.fromkeys(query_terms))
+        for term in terms:
+            rows, counts = [], []
+            for (arrays, vocab), start in zip(self._parts, self._starts):
+                column = vocab.get(term)
+                if column is None:
+                    continue
+                a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
+                rows.append(arrays["indices"][a:b].astype(np.int64) + start)
+                counts.append(arrays["counts"][a:b])
+            rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+            counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.uint32)
+            if self._any_deleted:
+                keep = self._live[rows]
+                rows, counts = rows[keep], counts[keep]
+            rows_of.append(rows)
+            counts_of.append(counts)
+        df = np.array([len(r) for r in rows_of], dtype=np.int64)
+        idf = np.log(np.maximum(1.0, (self._n - df + 0.5) / (df + 0.5)))  # as Postings.scored
+        weights = []
+        for term_idf, rows, counts in zip(idf, rows_of, counts_of):
+            tf = counts.astype(np.float64)
+            norm = self._k1 * ((1 - self._b) + self._b * self._lengths[rows] / self._average)
+            weights.append((term_idf * tf / (norm + tf)).astype(np.float32))
+        if not rows_of:
+            return np.zeros(self._capacity)
+        return np.bincount(np.concatenate(rows_of), np.concatenate(weights), minlength=self._capacity)
+
+    def best_of(self, query_terms: tuple[str, ...], depth: int,
+                mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As LexicalIndex.best_of."""
+        from search.index.lexical import top_rows
+
+        empty = np.zeros(0, dtype=np.int64), np.zeros(0)
+        if not query_terms:
+            return empty
+        return top_rows(self._scores(query_terms), depth, mask)
+
+
+def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | None = None):
+    from search.index import vector_store
+
+    base = vector_store.open_store(manifest, directory, nprobe)
+    if layout.simple:
+        return base
+    parts = [base] + [vector_store.FaissStore.read(segment.path(directory), nprobe)
+                      for segment in layout.segments[1:]]
+    return SegmentedVectors(parts, layout)
+
+
+def open_sentences(layout: Layout, directory: Path):
+    from search.index.sentence_vectors import SentenceVectors
+
+    base = SentenceVectors.open(directory)
+    if base is None or layout.simple:
+        return base
+    parts = [base] + [SentenceVectors.open(segment.path(directory)) for segment in layout.segments[1:]]
+    return SegmentedSentences(parts, layout)
+
+
+def open_lexical(layout: Layout, directory: Path, part: str):
+    from search.index.lexical import LexicalIndex
+
+    if layout.simple:
+        return LexicalIndex.load(directory / part)
+    return SegmentedLexical.open(layout, directory, part, documents=part == store.DOCUMENT_LEXICAL)
