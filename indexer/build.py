@@ -188,6 +188,8 @@ class Additions:
     options: BuildOptions
     first_passage: int = 0
     first_sentence: int = 0
+    # the row (rowid - 1) of the first document added; None: SQLite's next rowid
+    first_document: int | None = None
     texts: list[str] = field(default_factory=list)  # what is embedded for each passage
     doc_of: list[str] = field(default_factory=list)
     sentence_texts: list[str] = field(default_factory=list)
@@ -201,7 +203,8 @@ class Additions:
         if not passages:
             return False
         first_id = self.first_passage + len(self.texts)
-        _insert(conn, doc, cleaned.title, passages, first_id)
+        rowid = None if self.first_document is None else self.first_document + self.documents + 1
+        _insert(conn, doc, cleaned.title, passages, first_id, rowid)
         for i, p in enumerate(passages, first_id):
             spans = sentences(doc.text, p.start, p.end)
             first = self.first_sentence + len(self.sentence_texts)
@@ -308,10 +311,10 @@ def _skip(summary: BuildSummary, item: sources.Skipped, strict: bool) -> None:
     log.warning("skipped %s", item)
 
 
-def _insert(conn, doc: sources.Document, title: str | None, passages, first_id: int) -> None:
-    conn.execute("INSERT INTO documents (doc_id, title, source, url, published, author, sha256, text) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                 (doc.doc_id, title, doc.source, doc.url, doc.published, doc.author,
+def _insert(conn, doc: sources.Document, title: str | None, passages, first_id: int, rowid: int | None = None) -> None:
+    conn.execute("INSERT INTO documents (rowid, doc_id, title, source, url, published, author, sha256, text) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (rowid, doc.doc_id, title, doc.source, doc.url, doc.published, doc.author,
                   hashlib.sha256(doc.text.encode()).hexdigest(), doc.text))
     conn.executemany('INSERT INTO passages (id, doc_id, paragraph, start, "end", text) VALUES (?, ?, ?, ?, ?, ?)',
                      [(first_id + i, doc.doc_id, p.paragraph, p.start, p.end, doc.text[p.start:p.end])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -21,9 +22,8 @@ import numpy as np
 
 from search.embedding.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
-from search.index import generations, store, vector_index, vector_store
-from search.index.lexical import write_lexical
-from search.index.sentence_vectors import SentenceVectors
+from search.index import generations, segments, store, vector_index, vector_store
+from search.index.lexical import write_lexical, write_segment_lexical
 from search.index.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources
@@ -63,8 +63,13 @@ class UpdateSummary:
 
 def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str] = (),
            documents: list[sources.Document] = (), strict: bool = False, embedder=None,
-           batch_size: int = 32) -> UpdateSummary:
+           batch_size: int = 32, merge: bool = False) -> UpdateSummary:
     """Add the articles in `srcs` and `documents`, and remove the documents `remove`.
+
+    The new generation carries the previous one's segments and adds one holding the new
+    passages (search/index/segments.py); the removed and replaced passages are marked
+    deleted. When the segments grow too many, or too much of them is deleted (`MERGE_*`),
+    or with `merge`, everything is merged into one base instead, ids renumbered densely.
 
     A document whose id is already indexed replaces it when its text changed and is left
     alone when it did not. Everything is checked before anything is written: an unknown
@@ -99,7 +104,7 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
             else:
                 summary.unchanged.append(doc.doc_id)
         summary.removed = sorted(set(remove) - {d.doc_id for d in incoming})
-        if not summary.changed:
+        if not summary.changed and not merge:
             summary.documents, summary.passages = manifest["counts"]["documents"], manifest["counts"]["passages"]
             return summary
         embedder = embedder or get_embedder(manifest["model"]["name"], manifest["model"].get("backend"))
@@ -107,8 +112,10 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         changed = set(summary.added) | set(summary.replaced)
         tmp = generations.scratch(index_dir)
         try:
-            _write(old_dir, manifest, tmp, [d for d in incoming if d.doc_id in changed],
-                   set(summary.removed) | set(summary.replaced), embedder, batch_size, summary, started, strict)
+            layout = segments.Layout.of(manifest, old_dir)
+            write = _append if not merge and _appendable(manifest, layout) else _write
+            write(old_dir, manifest, layout, tmp, [d for d in incoming if d.doc_id in changed],
+                  set(summary.removed) | set(summary.replaced), embedder, batch_size, summary, started, strict)
             summary.generation = generations.publish(index_dir, tmp, crashpoint)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -136,8 +143,32 @@ def _read(files: list[Path], documents: list[sources.Document], skipped: list[so
     return out, skipped
 
 
-def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Document], gone: set[str],
-           embedder, batch_size: int, summary: UpdateSummary, started: float, strict: bool = False) -> None:
+def _add_all(conn, batch: Additions, incoming: list[sources.Document], gone: set[str], summary: UpdateSummary,
+             strict: bool) -> None:
+    """Store the incoming documents; one without article text is skipped (with `strict`,
+    refused: nothing changes, the old version of its document included)."""
+    for doc in incoming:
+        if not batch.add(conn, doc):
+            if strict:
+                raise BuildError(f"{doc.source}: document {doc.doc_id!r} has no article text "
+                                 "(--strict: nothing was changed)")
+            summary.skipped.append(sources.Skipped(doc.source, f"document {doc.doc_id!r} has no article text"))
+            summary.added = [d for d in summary.added if d != doc.doc_id]
+            summary.replaced = [d for d in summary.replaced if d != doc.doc_id]
+            if doc.doc_id in gone:  # its old version goes: the new one is not an article
+                summary.removed.append(doc.doc_id)
+
+
+def _empty_refused() -> WouldEmptyIndex:
+    return WouldEmptyIndex("the update would leave the index without documents; nothing was changed "
+                           "(build a new index instead)")
+
+
+def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, incoming: list[sources.Document],
+           gone: set[str], embedder, batch_size: int, summary: UpdateSummary, started: float,
+           strict: bool = False) -> None:
+    """The next generation as one base: what stays copied and renumbered densely, the new
+    documents added (a merge of every segment, and the path a Milvus-backed index takes)."""
     import faiss
 
     options = recorded_options(manifest)
@@ -146,26 +177,18 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     kept, kept_sentences, kept_documents = _copy_kept(conn, old_dir / store.STORE, gone)
     crashpoint("update:copied")
     batch = Additions(embedder, options, first_passage=len(kept), first_sentence=len(kept_sentences))
-    for doc in incoming:
-        if not batch.add(conn, doc):
-            if strict:  # a bad input changes nothing, the old version of its document included
-                raise BuildError(f"{doc.source}: document {doc.doc_id!r} has no article text "
-                                 "(--strict: nothing was changed)")
-            summary.skipped.append(sources.Skipped(doc.source, f"document {doc.doc_id!r} has no article text"))
-            summary.added = [d for d in summary.added if d != doc.doc_id]
-            summary.replaced = [d for d in summary.replaced if d != doc.doc_id]
-            if doc.doc_id in gone:  # its old version goes: the new one is not an article
-                summary.removed.append(doc.doc_id)
+    _add_all(conn, batch, incoming, gone, summary, strict)
     if not len(kept) + len(batch.texts):
-        raise WouldEmptyIndex("the update would leave the index without documents; nothing was changed "
-                              "(build a new index instead)")
+        raise _empty_refused()
     conn.commit()
-    lexical_files = write_lexical(conn, tmp, options.title_context, old_dir, kept, kept_documents)
+    lexical_files = write_lexical(conn, tmp, options.title_context,
+                                  lambda part: segments.postings(layout, old_dir, part), kept, kept_documents)
     crashpoint("update:lexical")
 
     if vector_store.parse(options.vector_store) is None:
         old_index = faiss.read_index(str(old_dir / store.VECTORS))
-        kept_vectors = _reconstruct(old_index, kept)
+        kept_vectors = (_reconstruct(old_index, kept) if layout.simple
+                        else segments.open_vectors(layout, manifest, old_dir).vectors(kept))
     else:  # the old generation's Milvus collection holds them
         old_index = None
         kept_vectors = (vector_store.open_store(manifest, old_dir).vectors(kept) if len(kept)
@@ -185,7 +208,7 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
     conn.close()
     data_files = [store.STORE] + lexical_files
     if options.sentence_vectors:
-        old_sentences = SentenceVectors.open(old_dir)
+        old_sentences = segments.open_sentences(layout, old_dir)
         embedding = time.perf_counter()
         new_sentences = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2) if batch.sentence_texts
                          else np.empty((0, old_sentences.dimension), dtype=np.float32))
@@ -202,9 +225,186 @@ def _write(old_dir: Path, manifest: dict, tmp: Path, incoming: list[sources.Docu
               "skipped": manifest["counts"].get("skipped", 0),
               "sentences": len(kept_sentences) + len(batch.sentence_texts)}
     changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
-    write_manifest(tmp, {**manifest, "counts": counts, "updated_from": summary.generation,
+    merged = {k: v for k, v in manifest.items() if k not in ("segments", "next_segment")}  # one base again
+    write_manifest(tmp, {**merged, "counts": counts, "updated_from": summary.generation,
                          "changes": {k: len(v) for k, v in changes.items()}},
                    described, grouped, data_files, started, point="update:manifest")
+
+
+# When an update merges instead of adding a segment: more segments than this beside the
+# base (each costs every search a little), or more of the passages deleted than this share.
+MERGE_SEGMENTS = 16
+MERGE_DELETED = 0.25
+
+
+def _appendable(manifest: dict, layout: segments.Layout) -> bool:
+    """Whether the next update may add a segment: faiss indexes only (a Milvus-backed
+    generation owns one collection, which an update rewrites), and of this format with
+    BM25 term counts (an older index is migrated by merging it: every file rewritten)."""
+    if vector_store.parse(recorded_options(manifest).vector_store) is not None:
+        return False
+    from search.index.lexical import LexicalIndex
+
+    if manifest["format_version"] != store.FORMAT_VERSION or not all(
+            f"{part}/{LexicalIndex.COUNTS}" in manifest["checksums"]
+            for part in (store.PASSAGE_LEXICAL, store.DOCUMENT_LEXICAL)):
+        return False
+    deleted = len(layout.deleted) / max(layout.passage_capacity, 1)
+    return len(layout.segments) <= MERGE_SEGMENTS and deleted <= MERGE_DELETED
+
+
+def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, incoming: list[sources.Document],
+            gone: set[str], embedder, batch_size: int, summary: UpdateSummary, started: float,
+            strict: bool = False) -> None:
+    """The next generation as the previous one's segments (hard links to the same files),
+    one new segment of the new passages, and the gone documents' passages marked deleted;
+    the store is copied and changed in place. Costs what the update changes, plus copying
+    the store and checksumming it."""
+    import faiss
+
+    options = recorded_options(manifest)
+    carried = {name: digest for name, digest in manifest["checksums"].items()
+               if name not in (store.STORE, segments.DELETED, segments.DELETED_DOCUMENTS)}
+    for name in carried:
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        os.link(old_dir / name, tmp / name)
+    shutil.copyfile(old_dir / store.STORE, tmp / store.STORE)
+    crashpoint("update:copied")
+    conn = store.connect(tmp / store.STORE, readonly=False)
+    conn.execute("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)")
+    conn.executemany("INSERT INTO gone VALUES (?)", [(d,) for d in gone])
+    gone_rows = [r for (r,) in conn.execute("SELECT rowid - 1 FROM documents WHERE doc_id IN (SELECT doc_id FROM gone)")]
+    gone_passages = [i for (i,) in conn.execute("SELECT id FROM passages WHERE doc_id IN (SELECT doc_id FROM gone)")]
+    touched = [g for (g,) in conn.execute(
+        "SELECT DISTINCT group_id FROM duplicates WHERE passage_id IN "
+        "(SELECT id FROM passages WHERE doc_id IN (SELECT doc_id FROM gone))")]
+    for sql in ("DELETE FROM duplicates WHERE passage_id IN (SELECT id FROM passages WHERE doc_id IN gone)",
+                "DELETE FROM sentences WHERE passage_id IN (SELECT id FROM passages WHERE doc_id IN gone)",
+                "DELETE FROM passages WHERE doc_id IN gone", "DELETE FROM documents WHERE doc_id IN gone"):
+        conn.execute(sql.replace("IN gone", "IN (SELECT doc_id FROM gone)"))
+    # a group left with one passage is no group (its copies are gone)
+    conn.executemany("DELETE FROM duplicates WHERE group_id = ? AND (SELECT COUNT(*) FROM duplicates WHERE group_id = ?) < 2",
+                     [(g, g) for g in touched])
+    first = layout.segments[-1]
+    batch = Additions(embedder, options, first_passage=first.passages[1], first_sentence=first.sentences[1],
+                      first_document=first.documents[1])
+    _add_all(conn, batch, incoming, gone, summary, strict)
+    if not conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]:
+        raise _empty_refused()
+    conn.commit()
+    deleted = np.concatenate((layout.deleted, np.asarray(gone_passages, dtype=np.int64)))
+    deleted_documents = np.concatenate((layout.deleted_documents, np.asarray(gone_rows, dtype=np.int64)))
+    after = list(layout.segments)
+    written = []
+    number = manifest.get("next_segment", 1)
+    if batch.texts:
+        name = f"{segments.DIRECTORY}/s{number:06d}"
+        directory = tmp / name
+        directory.mkdir(parents=True)
+        written += [f"{name}/{f}" for f in write_segment_lexical(
+            conn, directory, options.title_context, first.passages[1], first.documents[1])]
+        crashpoint("update:lexical")
+        embedding = time.perf_counter()
+        vectors = embedder.embed(batch.texts, batch_size=batch_size)
+        summary.embed_seconds += time.perf_counter() - embedding
+        crashpoint("update:embedded")
+        ids = np.arange(first.passages[1], first.passages[1] + len(vectors), dtype=np.int64)
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        written += [f"{name}/{f}" for f in vector_store.FaissStore(index).save(directory)]
+        previous = segments.open_vectors(layout, manifest, old_dir)
+        _link_copies(conn, previous, deleted, vectors, ids, batch.doc_of)
+        conn.commit()
+        if options.sentence_vectors:
+            embedding = time.perf_counter()
+            sentence_vectors = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2)
+                                if batch.sentence_texts else np.empty((0, vectors.shape[1]), dtype=np.float32))
+            summary.embed_seconds += time.perf_counter() - embedding
+            written += [f"{name}/{f}" for f in save_sentence_vectors(directory, sentence_vectors)]
+            crashpoint("update:sentences")
+        after.append(segments.Segment(name, (first.passages[1], first.passages[1] + len(vectors)),
+                                      (first.sentences[1], first.sentences[1] + len(batch.sentence_texts)),
+                                      (first.documents[1], first.documents[1] + batch.documents)))
+        number += 1
+    summary.documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+    summary.passages = conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+    sentences = conn.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
+    grouped, groups = conn.execute("SELECT COUNT(*), COUNT(DISTINCT group_id) FROM duplicates").fetchone()
+    conn.close()
+    written += segments.save_deleted(tmp, deleted, deleted_documents)
+    crashpoint("update:vectors")
+    summary.embedded_passages = len(batch.texts)
+    changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
+    record = {**manifest, **segments.Layout(tuple(after), deleted, deleted_documents).record(),
+              "next_segment": number,
+              "counts": {"documents": summary.documents, "passages": summary.passages,
+                         "skipped": manifest["counts"].get("skipped", 0), "sentences": sentences},
+              "updated_from": summary.generation, "changes": {k: len(v) for k, v in changes.items()},
+              "duplicates": {"threshold": duplicates.THRESHOLD, "grouped_passages": grouped, "groups": groups},
+              "build_seconds": round(time.perf_counter() - started, 3)}
+    # the carried files are the previous generation's, whose checksums were verified when written
+    store.write_manifest(tmp, record, [store.STORE] + written, known=carried)
+    crashpoint("update:manifest")
+
+
+def _link_copies(conn, previous, deleted: np.ndarray, vectors: np.ndarray, ids: np.ndarray,
+                 doc_of: list[str]) -> None:
+    """Record the new passages' near-duplicates (indexer/duplicates.py) among every live
+    passage and each other: a new copy joins its original's group, and a passage that
+    copies two groups joins them (the group's id stays its smallest member's)."""
+    import faiss
+
+    k = duplicates.NEIGHBOURS + 1
+    live = np.ones(previous_capacity := int(ids[0]), dtype=bool)
+    live[deleted[deleted < previous_capacity]] = False
+    old_scores, old_ids = previous.search(vectors, k, live) if previous_capacity else (
+        np.zeros((len(ids), 0)), np.zeros((len(ids), 0), dtype=np.int64))
+    own = faiss.IndexFlatIP(vectors.shape[1])
+    own.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    new_scores, new_rows = own.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(ids)))
+    doc_by_id = dict(zip(ids.tolist(), doc_of))
+    pairs = []
+    for i, scores, found in zip(ids.tolist(), old_scores, old_ids):
+        pairs += [(i, int(j)) for s, j in zip(scores, found) if j >= 0 and s >= duplicates.THRESHOLD]
+    for i, scores, found in zip(ids.tolist(), new_scores, new_rows):
+        pairs += [(i, int(ids[j])) for s, j in zip(scores, found) if j >= 0 and ids[j] != i and s >= duplicates.THRESHOLD]
+    old = sorted({j for _, j in pairs if j not in doc_by_id})
+    doc_by_id.update(conn.execute(f"SELECT id, doc_id FROM passages WHERE id IN ({','.join('?' * len(old))})", old)
+                     if old else [])
+    pairs = [(i, j) for i, j in pairs if doc_by_id[i] != doc_by_id[j]]  # copies are sought across documents
+    if not pairs:
+        return
+    parent: dict[int, int] = {}
+
+    def find(i: int) -> int:
+        parent.setdefault(i, i)
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(i: int, j: int) -> None:
+        a, b = find(i), find(j)
+        parent[max(a, b)] = min(a, b)
+
+    # the old passages' groups, whole: a group the new passage joins keeps all its members
+    touched = sorted({j for _, j in pairs} - set(ids.tolist()))
+    group_of = dict(conn.execute(f"SELECT passage_id, group_id FROM duplicates WHERE passage_id IN "
+                                 f"({','.join('?' * len(touched))})", touched)) if touched else {}
+    groups = sorted(set(group_of.values()))
+    members = conn.execute(f"SELECT passage_id, group_id FROM duplicates WHERE group_id IN "
+                           f"({','.join('?' * len(groups))})", groups).fetchall() if groups else []
+    for pid, group in members:
+        join(pid, group)  # a group's id is a passage id (its smallest, perhaps deleted since)
+    for i, j in pairs:
+        join(i, j)
+    components: dict[int, list[int]] = {}
+    for node in list(parent):
+        components.setdefault(find(node), []).append(node)
+    live_ids = set(doc_by_id) | {pid for pid, _ in members}
+    rows = [(node, root) for root, nodes in components.items() if len(nodes) > 1 for node in nodes if node in live_ids]
+    conn.executemany("DELETE FROM duplicates WHERE passage_id = ?", [(node,) for node, _ in rows])
+    conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", rows)
 
 
 def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,8 +434,8 @@ def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tup
                  'SELECT sm.new, m.new, s.start, s."end" FROM old.sentences s '
                  "JOIN smap sm ON sm.old = s.id JOIN pmap m ON m.old = s.passage_id ORDER BY sm.new")
     conn.commit()
-    kept_documents = np.array([row for row, (doc_id,) in enumerate(conn.execute(
-        "SELECT doc_id FROM old.documents ORDER BY rowid")) if doc_id not in gone], dtype=np.int64)
+    kept_documents = np.array([row for row, doc_id in conn.execute(
+        "SELECT rowid - 1, doc_id FROM old.documents ORDER BY rowid") if doc_id not in gone], dtype=np.int64)
     return kept, kept_sentences, kept_documents
 
 

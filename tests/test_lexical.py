@@ -9,7 +9,7 @@ import pytest
 from search import IndexCorrupt
 from search.index import store
 from search.index.generations import current
-from search.index.lexical import LexicalIndex, terms
+from search.index.lexical import LexicalIndex, Postings, terms
 
 
 def _seed_texts(seed_index) -> list[str]:
@@ -39,7 +39,7 @@ def test_an_extended_index_scores_as_a_fresh_build(seed_index, tmp_path):
     texts = _seed_texts(seed_index)
     LexicalIndex.build(texts[:40]).save(tmp_path / "old")
     kept = np.array([i for i in range(40) if i not in (3, 17)])  # two rows deleted
-    extended = LexicalIndex.extended(tmp_path / "old", kept, texts[40:])
+    extended = LexicalIndex.extended(Postings.read(tmp_path / "old"), kept, texts[40:])
     fresh = LexicalIndex.build([texts[i] for i in kept] + texts[40:])
     assert extended._matrix["num_docs"] == fresh._matrix["num_docs"] == len(texts) - 2
     for question in ("North Korean soldiers in Kursk", "Lukashenko foreign troops", "artillery shells"):
@@ -50,7 +50,7 @@ def test_an_extended_index_scores_as_a_fresh_build(seed_index, tmp_path):
     # saved and extended again, rows reordered, nothing new
     extended.save(tmp_path / "again")
     rows = [texts[i] for i in kept] + texts[40:]
-    again = LexicalIndex.extended(tmp_path / "again", np.arange(len(rows))[::-1].copy(), [])
+    again = LexicalIndex.extended(Postings.read(tmp_path / "again"), np.arange(len(rows))[::-1].copy(), [])
     reordered = LexicalIndex.build(rows[::-1])
     np.testing.assert_array_equal(again.search("Kursk", 30)[1], reordered.search("Kursk", 30)[1])
 
@@ -58,7 +58,8 @@ def test_an_extended_index_scores_as_a_fresh_build(seed_index, tmp_path):
 def test_an_index_saved_without_counts_is_rebuilt_not_extended(seed_index, tmp_path):
     LexicalIndex.build(_seed_texts(seed_index)).save(tmp_path)
     (tmp_path / LexicalIndex.COUNTS).unlink()
-    assert LexicalIndex.extended(tmp_path, np.arange(5), ["more text"]) is None
+    assert Postings.read(tmp_path) is None
+    assert LexicalIndex.extended(None, np.arange(5), ["more text"]) is None
 
 
 def test_an_index_of_another_bm25_variant_is_refused(seed_index, tmp_path):

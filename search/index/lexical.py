@@ -162,12 +162,11 @@ class LexicalIndex:
         return cls._from(Postings.of([terms(t) for t in texts]))
 
     @classmethod
-    def extended(cls, directory: Path, kept: np.ndarray, texts: list[str]) -> "LexicalIndex | None":
-        """The index saved in `directory`, rows `kept` of it in that order, then `texts`:
-        what a fresh build of those texts gives, for the cost of analysing `texts` only
-        (the kept rows' term counts are read back). None when `directory` has no counts
-        (written before they were kept): build it afresh."""
-        postings = Postings.read(directory)
+    def extended(cls, postings: "Postings | None", kept: np.ndarray, texts: list[str]) -> "LexicalIndex | None":
+        """An index of the rows `kept` of `postings` (an earlier index's term counts,
+        `Postings.read`), in that order, then of `texts`: what a fresh build of those texts
+        gives, for the cost of analysing `texts` only. None without postings (an index
+        written before they were kept): build it afresh."""
         if postings is None:
             return None
         return cls._from(postings.taken(kept).joined([terms(t) for t in texts]))
@@ -341,25 +340,42 @@ class Postings:
         return {"data": data, "indices": self.rows.astype(np.int32), "indptr": indptr, "num_docs": n}
 
 
-def write_lexical(conn, directory: Path, title_context: bool, previous: Path | None = None,
-                  kept_passages: np.ndarray = (), kept_documents: np.ndarray = ()) -> list[str]:
-    """BM25 indexes of the stored passages (as embedded) and of whole documents.
+def _texts(conn, part: str, title_context: bool, first: int = 0) -> list[str]:
+    """The texts BM25 indexes for `part`, from passage id (or document row) `first` on."""
+    if part == store.PASSAGE_LEXICAL:
+        title = "CASE WHEN d.title IS NOT NULL AND d.title != '' THEN d.title || char(10) ELSE '' END"
+        prefix = title if title_context else "''"
+        sql = f"SELECT {prefix} || p.text FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ? ORDER BY p.id"
+    else:
+        sql = "SELECT coalesce(title || char(10), '') || text FROM documents WHERE rowid > ? ORDER BY rowid"
+    return [text for (text,) in conn.execute(sql, (first,))]
 
-    An update names the `previous` generation's directory and which of its passage ids and
-    document rows the new store keeps, in their new order (the rows after them are new):
-    only the new texts are analysed then, when the previous indexes kept their counts."""
-    title = "CASE WHEN d.title IS NOT NULL AND d.title != '' THEN d.title || char(10) ELSE '' END"
-    prefix = title if title_context else "''"
-    kept_passages, kept_documents = np.asarray(kept_passages, dtype=np.int64), np.asarray(kept_documents, dtype=np.int64)
-    passage_sql = f"SELECT {prefix} || p.text FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ? ORDER BY p.id"
-    document_sql = "SELECT coalesce(title || char(10), '') || text FROM documents ORDER BY rowid LIMIT -1 OFFSET ?"
+
+def write_lexical(conn, directory: Path, title_context: bool, previous=None,
+                  kept_passages: np.ndarray = (), kept_documents: np.ndarray = ()) -> list[str]:
+    """BM25 indexes of the stored passages (as embedded) and of whole documents, over a
+    store whose ids and rows run densely from 0.
+
+    An update passes `previous` (part -> the previous generation's `Postings`, or None)
+    and which of its passage ids and document rows the new store keeps, in their new
+    order (the rows after them are new): only the new texts are analysed then."""
     written = []
-    for part, sql, kept in ((store.PASSAGE_LEXICAL, passage_sql, kept_passages),
-                            (store.DOCUMENT_LEXICAL, document_sql, kept_documents)):
+    for part, kept in ((store.PASSAGE_LEXICAL, kept_passages), (store.DOCUMENT_LEXICAL, kept_documents)):
+        kept = np.asarray(kept, dtype=np.int64)
         index = None
         if previous is not None:
-            index = LexicalIndex.extended(previous / part, kept, [t for (t,) in conn.execute(sql, (len(kept),))])
+            index = LexicalIndex.extended(previous(part), kept, _texts(conn, part, title_context, len(kept)))
         if index is None:
-            index = LexicalIndex.build([t for (t,) in conn.execute(sql, (0,))])
+            index = LexicalIndex.build(_texts(conn, part, title_context))
         written += index.save(directory / part)
+    return [str(p.relative_to(directory)) for p in written]
+
+
+def write_segment_lexical(conn, directory: Path, title_context: bool, first_passage: int,
+                          first_document: int) -> list[str]:
+    """BM25 term counts of a new segment: the passages from id `first_passage` on and the
+    documents from row `first_document` on, numbered from 0 in the segment."""
+    written = []
+    for part, first in ((store.PASSAGE_LEXICAL, first_passage), (store.DOCUMENT_LEXICAL, first_document)):
+        written += LexicalIndex.build(_texts(conn, part, title_context, first)).save(directory / part)
     return [str(p.relative_to(directory)) for p in written]

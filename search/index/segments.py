@@ -285,6 +285,30 @@ class SegmentedLexical:
         return top_rows(self._scores(query_terms), depth, mask)
 
 
+def postings(layout: Layout, directory: Path, part: str):
+    """Every segment's BM25 term counts of `part` as one `Postings` over global rows (the
+    deleted ones included: a merge leaves them out), or None when a segment has none."""
+    from search.index.lexical import Postings
+
+    parts = [Postings.read(segment.path(directory) / part) for segment in layout.segments]
+    if any(p is None for p in parts):
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    vocab: dict[str, int] = {}
+    rows, columns, counts = [], [], []
+    for p, segment in zip(parts, layout.segments):
+        start = segment.documents[0] if part == store.DOCUMENT_LEXICAL else segment.passages[0]
+        by_column = sorted(p.vocab, key=p.vocab.get)
+        remap = np.array([vocab.setdefault(term, len(vocab)) for term in by_column], dtype=np.int64)
+        rows.append(p.rows + start)
+        columns.append(remap[p.columns] if len(remap) else p.columns)
+        counts.append(p.counts)
+    rows, columns, counts = np.concatenate(rows), np.concatenate(columns), np.concatenate(counts)
+    order = np.lexsort((rows, columns))
+    return Postings(rows[order], columns[order], counts[order], np.concatenate([p.lengths for p in parts]), vocab)
+
+
 def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | None = None):
     from search.index import vector_store
 

@@ -86,13 +86,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(directory: Path, manifest: dict, data_files: list[str]) -> None:
+def write_manifest(directory: Path, manifest: dict, data_files: list[str], known: dict[str, str] | None = None) -> None:
     """Write `manifest.json`, the last file of a generation: `manifest` plus the format
-    version, the time, and the checksum of each of `data_files` (names within `directory`)."""
+    version, the time, and the checksum of each of `data_files` (names within `directory`)
+    and of the files `known` already has them for (an update's carried segments)."""
     manifest |= {
         "format_version": FORMAT_VERSION,  # an update rewrites an older index's files in this one
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "checksums": {name: file_sha256(directory / name) for name in data_files},
+        "checksums": {**(known or {}), **{name: file_sha256(directory / name) for name in data_files}},
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
