@@ -1,4 +1,4 @@
-"""`python -m indexer build|add|remove ... --index DIR` (also the `indexer` console script)."""
+"""`python -m indexer build|add|remove|merge ... --index DIR` (also the `indexer` console script)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("sources", nargs="+", metavar="SRC", help="article files or directories of them")
     r = commands.add_parser("remove", help="remove documents from an existing index")
     r.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="ids of the documents to remove")
-    for command in (a, r):
+    m = commands.add_parser("merge", help="merge an index's segments into one (updates do it when they pile up)")
+    for command in (a, r, m):
         command.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                              help="index directory to update (default: $SEARCH_INDEX or ./index)")
     a.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "remove":
             print(update(args.index, remove=args.doc_ids))
+            return 0
+        if args.command == "merge":
+            print(update(args.index, merge=True))
             return 0
         summary = build(args.sources, args.index, model=args.model, strict=args.strict,
                         progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size,

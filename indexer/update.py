@@ -47,6 +47,8 @@ class UpdateSummary:
     generation: str | None = None
     seconds: float = 0.0
     embed_seconds: float = 0.0  # of `seconds`, embedding the new passages and sentences
+    merged: bool = False  # the generation written is one base (every segment merged)
+    segments: int = 1  # segments in the generation written
 
     @property
     def changed(self) -> bool:
@@ -55,10 +57,12 @@ class UpdateSummary:
     def __str__(self) -> str:
         head = (f"added {len(self.added)}, replaced {len(self.replaced)}, removed {len(self.removed)}, "
                 f"unchanged {len(self.unchanged)}; skipped {len(self.skipped)}")
-        if not self.changed:
+        if not self.changed and not self.merged:
             return f"{head}: index at {self.index_dir} not changed ({self.generation})"
+        layout = "merged into one segment" if self.merged else f"{self.segments} segments"
         return (f"{head}: {self.documents} documents, {self.passages} passages "
-                f"({self.embedded_passages} embedded) in {self.seconds:.1f} s -> {self.index_dir} {self.generation}")
+                f"({self.embedded_passages} embedded; {layout}) in {self.seconds:.1f} s "
+                f"-> {self.index_dir} {self.generation}")
 
 
 def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str] = (),
@@ -88,7 +92,11 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
     with generations.writer(index_dir):
         old_dir = generations.current(index_dir)
         manifest = store.read_manifest(old_dir)
-        store.verify_checksums(old_dir, manifest)
+        layout = segments.Layout.of(manifest, old_dir)
+        appending = not merge and _appendable(manifest, layout)
+        # what the update reads: all of it for a merge; for a new segment the store, which
+        # it copies (the segments it carries stay as they were verified when written)
+        store.verify_checksums(old_dir, manifest, only={store.STORE} if appending else None)
         crashpoint("update:opened")
         summary = UpdateSummary(index_dir, skipped=skipped, generation=generations.current_name(index_dir))
         with store.connect(old_dir / store.STORE) as old:
@@ -112,8 +120,8 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         changed = set(summary.added) | set(summary.replaced)
         tmp = generations.scratch(index_dir)
         try:
-            layout = segments.Layout.of(manifest, old_dir)
-            write = _append if not merge and _appendable(manifest, layout) else _write
+            write = _append if appending else _write
+            summary.merged = not appending
             write(old_dir, manifest, layout, tmp, [d for d in incoming if d.doc_id in changed],
                   set(summary.removed) | set(summary.replaced), embedder, batch_size, summary, started, strict)
             summary.generation = generations.publish(index_dir, tmp, crashpoint)
@@ -326,6 +334,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
                                       (first.sentences[1], first.sentences[1] + len(batch.sentence_texts)),
                                       (first.documents[1], first.documents[1] + batch.documents)))
         number += 1
+    summary.segments = len(after)
     summary.documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
     summary.passages = conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
     sentences = conn.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]

@@ -130,8 +130,8 @@ class SegmentedVectors:
     def search(self, vectors, k, allowed=None):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         mask = self._live if allowed is None else (np.asarray(allowed, dtype=bool) & self._live)
-        found = [part.search(vectors, k, mask if allowed is not None or deleted else None)
-                 for part, deleted in zip(self._parts, self._deleted_in)]
+        found = [self._search_part(part, vectors, k, mask, allowed is not None, deleted, first, end)
+                 for part, deleted, (first, end) in zip(self._parts, self._deleted_in, self._ranges)]
         scores = np.concatenate([s for s, _ in found], axis=1)
         ids = np.concatenate([i for _, i in found], axis=1)
         scores = np.where(ids >= 0, scores, -np.inf)
@@ -139,6 +139,21 @@ class SegmentedVectors:
         top_scores, top_ids = np.take_along_axis(scores, best, 1), np.take_along_axis(ids, best, 1)
         top_ids[~np.isfinite(top_scores)] = -1
         return np.where(top_ids >= 0, top_scores, 0).astype(np.float32), top_ids
+
+    def _search_part(self, part, vectors, k, mask, filtered: bool, deleted: bool, first: int, end: int):
+        """One segment's best k allowed passages. A few deletions: k more than them asked for
+        and the deleted dropped (faiss's selector slows a flat scan down several times)."""
+        if filtered:
+            return part.search(vectors, k, mask)
+        if not deleted:
+            return part.search(vectors, k)
+        gone = int(end - first - np.count_nonzero(self._live[first:end]))
+        if gone > 4 * k:
+            return part.search(vectors, k, mask)
+        scores, ids = part.search(vectors, k + gone)
+        dead = (ids >= 0) & ~self._live[np.maximum(ids, 0)]
+        ids = np.where(dead, -1, ids)
+        return np.where(dead, -np.inf, scores), ids
 
     def scores(self, vector, ids):
         ids = np.asarray(ids, dtype=np.int64)
@@ -182,7 +197,8 @@ class SegmentedSentences:
         return self._parts[0].dimension
 
     def _route(self, index):
-        ids = np.arange(self._capacity)[index] if isinstance(index, slice) else np.asarray(index, dtype=np.int64)
+        ids = (np.arange(*index.indices(self._capacity)) if isinstance(index, slice)
+               else np.asarray(index, dtype=np.int64))
         part = np.searchsorted(self._starts, ids, side="right") - 1
         return ids, part
 
@@ -245,34 +261,33 @@ class SegmentedLexical:
         return cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live())
 
     def _scores(self, query_terms: tuple[str, ...]) -> np.ndarray:
-        rows_of, counts_of = [], []
+        """Every row's BM25 score: each query term's postings gathered from every segment
+        (term by term, so that a row sums its terms in the order a fresh build's index does)."""
         terms = list(dict.fromkeys(query_terms))
-        for term in terms:
-            rows, counts = [], []
-            for (arrays, vocab), start in zip(self._parts, self._starts):
+        rows, counts, term_of = [], [], []
+        for (arrays, vocab), start in zip(self._parts, self._starts):
+            indptr, indices, term_counts = arrays["indptr"], arrays["indices"], arrays["counts"]
+            for t, term in enumerate(terms):
                 column = vocab.get(term)
-                if column is None:
-                    continue
-                a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
-                rows.append(arrays["indices"][a:b].astype(np.int64) + start)
-                counts.append(arrays["counts"][a:b])
-            rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-            counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.uint32)
-            if self._any_deleted:
-                keep = self._live[rows]
-                rows, counts = rows[keep], counts[keep]
-            rows_of.append(rows)
-            counts_of.append(counts)
-        df = np.array([len(r) for r in rows_of], dtype=np.int64)
-        idf = np.log(np.maximum(1.0, (self._n - df + 0.5) / (df + 0.5)))  # as Postings.scored
-        weights = []
-        for term_idf, rows, counts in zip(idf, rows_of, counts_of):
-            tf = counts.astype(np.float64)
-            norm = self._k1 * ((1 - self._b) + self._b * self._lengths[rows] / self._average)
-            weights.append((term_idf * tf / (norm + tf)).astype(np.float32))
-        if not rows_of:
+                if column is not None and indptr[column + 1] > indptr[column]:
+                    a, b = indptr[column], indptr[column + 1]
+                    rows.append(indices[a:b] + start if start else indices[a:b])
+                    counts.append(term_counts[a:b])
+                    term_of.append(np.full(b - a, t, dtype=np.int64))
+        if not rows:
             return np.zeros(self._capacity)
-        return np.bincount(np.concatenate(rows_of), np.concatenate(weights), minlength=self._capacity)
+        rows, counts, term_of = np.concatenate(rows), np.concatenate(counts), np.concatenate(term_of)
+        if self._any_deleted:
+            keep = self._live[rows]
+            rows, counts, term_of = rows[keep], counts[keep], term_of[keep]
+        df = np.bincount(term_of, minlength=len(terms))
+        idf = np.log(np.maximum(1.0, (self._n - df + 0.5) / (df + 0.5)))  # as Postings.scored
+        tf = counts.astype(np.float64)
+        norm = self._k1 * ((1 - self._b) + self._b * self._lengths[rows] / self._average)
+        weights = (idf[term_of] * tf / (norm + tf)).astype(np.float32)
+        # a row's terms come from its one segment, in query-term order: summed as a fresh build sums them
+        order = np.argsort(term_of, kind="stable") if len(self._parts) > 1 else slice(None)
+        return np.bincount(rows[order], weights[order], minlength=self._capacity)
 
     def best_of(self, query_terms: tuple[str, ...], depth: int,
                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,114 @@
+"""Segments (search/index/segments.py): an update adds what it adds and marks what it
+removes; the segments it carries are the previous generation's files; a segmented index
+answers exactly as the same index merged into one segment."""
+
+import os
+import shutil
+
+import pytest
+
+import indexer.update as updates
+from indexer import build
+from indexer.update import update
+from search import DocumentNotFound, Filters, Searcher
+from search.index import segments, store
+from search.index.generations import current
+
+from helpers import SEEDS, write_jsonl
+
+QUESTIONS = ("Does Lukashenko support sending foreign troops to Russia?", "How many North Korean soldiers are in Kursk?",
+             "What does Kim get from Moscow in exchange?", "Who wrote about the nightmare scenario for China?",
+             "artillery shells")
+REPLACEMENT = {"id": "002_2d4b3a8059ce6963", "title": "Putin's farewell in Pyongyang",
+               "text": "Putin closed his visit to Pyongyang with a farewell that sparked a flurry of memes.\n\n"
+                       "Kim Jong Un waved as the motorcade left the airport in the early morning."}
+
+
+def _seeds(directory, prefixes):
+    directory.mkdir()
+    for path in SEEDS.glob("*.txt"):
+        if path.name[:3] in prefixes:
+            shutil.copy(path, directory / path.name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory, embedder):
+    """Seeds 000-002 built, then 003 and 004 added one at a time, 001 removed and 002
+    replaced: a base, three segments, deletions."""
+    root = tmp_path_factory.mktemp("segments")
+    index = root / "index"
+    build([_seeds(root / "base", ("000", "001", "002"))], index)
+    for prefix in ("003", "004"):
+        update(index, [_seeds(root / prefix, (prefix,))])
+    update(index, remove=[p.stem for p in SEEDS.glob("001_*")])
+    update(index, [write_jsonl(root / "replacement.jsonl", REPLACEMENT)])
+    return index
+
+
+def test_an_update_adds_a_segment_and_carries_the_others_as_the_same_files(segmented):
+    generation = current(segmented)
+    layout = segments.Layout.of(store.read_manifest(generation), generation)
+    assert [s.name for s in layout.segments] == ["", "segments/s000001", "segments/s000002", "segments/s000003"]
+    assert len(layout.deleted) > 0 and len(layout.deleted_documents) == 2  # 001, and 002's old version
+    previous = segmented / "generations" / "g000004"
+    for name in ("vectors.faiss", "sentences.npy", "segments/s000001/vectors.faiss"):
+        assert os.stat(generation / name).st_ino == os.stat(previous / name).st_ino  # hard links, not copies
+
+
+def test_a_segmented_index_answers_as_the_same_index_merged(segmented, tmp_path):
+    merged = tmp_path / "merged"
+    shutil.copytree(segmented, merged)
+    summary = update(merged, merge=True)
+    assert summary.merged and segments.Layout.of(store.read_manifest(current(merged)), current(merged)).simple
+    ours, theirs = Searcher.open(segmented), Searcher.open(merged)
+    assert ours.describe()["passages"] == theirs.describe()["passages"]
+    for mode in ("hybrid", "dense", "lexical"):
+        for question in QUESTIONS:
+            a, b = ours.search(question, 8, mode), theirs.search(question, 8, mode)
+            assert len(a) >= 3
+            assert [(c.doc_id, c.paragraph) for h in a for c in h.citations] == \
+                [(c.doc_id, c.paragraph) for h in b for c in h.citations], (mode, question)
+            assert [round(h.score, 6) for h in a] == [round(h.score, 6) for h in b], (mode, question)
+
+
+def test_removed_and_replaced_documents_are_gone_from_every_answer(segmented):
+    searcher = Searcher.open(segmented)
+    removed = next(SEEDS.glob("001_*")).stem
+    with pytest.raises(DocumentNotFound):
+        searcher.document(removed)
+    assert searcher.document(REPLACEMENT["id"])["text"] == REPLACEMENT["text"]
+    for question in QUESTIONS + ("Putin's farewell in Pyongyang", "memes motorcade airport"):
+        for mode in ("hybrid", "dense", "lexical"):
+            for hit in searcher.search(question, 10, mode, collapse=False):
+                assert hit.citations[0].doc_id != removed
+                if hit.citations[0].doc_id == REPLACEMENT["id"]:
+                    assert hit.text in REPLACEMENT["text"]
+    hits = searcher.search("memes motorcade airport", 3, "lexical")
+    assert hits[0].citations[0].doc_id == REPLACEMENT["id"]
+    # a filter sees only what is live
+    only = searcher.search("Kim Jong Un", 10, filters=Filters(doc_id=(REPLACEMENT["id"], removed)))
+    assert only and {h.citations[0].doc_id for h in only} == {REPLACEMENT["id"]}
+
+
+def test_an_op_ed_added_after_its_translation_joins_its_duplicate_group(tmp_path, embedder):
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "first", ("000", "003"))], index)
+    update(index, [_seeds(tmp_path / "translation", ("001",))])
+    hits = Searcher.open(index).search("Half of all medium and heavy artillery shells come from North Korea", 3)
+    assert {c.doc_id[:3] for c in hits[0].citations} == {"000", "001"}  # one result citing both copies
+    manifest = store.read_manifest(current(index))
+    assert manifest["duplicates"]["grouped_passages"] >= 20 and "segments" in manifest
+
+
+def test_too_many_segments_are_merged_by_the_next_update(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(updates, "MERGE_SEGMENTS", 2)
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000",))], index)
+    shapes = []
+    for prefix in ("001", "002", "003"):
+        summary = update(index, [_seeds(tmp_path / prefix, (prefix,))])
+        shapes.append((summary.merged, summary.segments))
+    assert shapes == [(False, 2), (False, 3), (True, 1)]
+    assert "segments" not in store.read_manifest(current(index))
+    assert Searcher.open(index).describe()["documents"] == 4
