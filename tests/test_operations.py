@@ -255,3 +255,36 @@ def test_a_feed_needs_the_key_and_its_content_type(writable, client):
           "unsupported_media_type")
     error(writable.post("/documents", data="\n\n", content_type="application/x-ndjson", headers=AUTH), 400,
           "empty_feed")
+
+
+def test_writes_that_arrive_together_are_applied_together(writable, index_copy):
+    """Eight PUTs at once: the writer thread applies those queued behind the first as one
+    update (one generation, one segment), and every request gets its own answer; a bad
+    one among them fails alone."""
+    articles = {f"quake-{i}": {"title": f"Earthquake report {i}",
+                               "text": f"An earthquake of magnitude {4 + i / 10:.1f} shook region number {i} "
+                                       f"on Friday.\n\nNo damage was reported in district {i}.\n"}
+                for i in range(8)}
+    start, answers = threading.Barrier(len(articles) + 1), {}
+
+    def put(doc_id):
+        start.wait()
+        answers[doc_id] = writable.put(f"/documents/{doc_id}", json=articles[doc_id], headers=AUTH)
+
+    threads = [threading.Thread(target=put, args=(doc_id,)) for doc_id in articles]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    missing = writable.delete("/documents/no-such-document", headers=AUTH)  # a write that fails, meanwhile
+    for thread in threads:
+        thread.join()
+    error(missing, 404, "document_not_found")
+    assert {d: (r.status_code, r.get_json()["status"]) for d, r in answers.items()} == \
+        {d: (201, "added") for d in articles}
+    generations = {r.get_json()["generation"] for r in answers.values()}
+    assert len(generations) <= 3, generations  # 8 writes, at most 3 updates (usually 2)
+    assert current(index_copy).name == max(generations)
+    for doc_id in articles:
+        assert writable.get(f"/documents/{doc_id}").status_code == 200
+    top = writable.get("/search", query_string={"q": "Was damage reported in district 5?", "k": 1}).get_json()
+    assert top["results"][0]["citations"][0]["doc_id"] == "quake-5"

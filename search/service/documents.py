@@ -1,7 +1,9 @@
-"""`PUT /documents/<doc_id>` and `DELETE /documents/<doc_id>`: change the index under a
-running service. Each write is an incremental update (indexer/update.py) that publishes a
-new generation; this worker serves it before answering, the others within a second or two.
-Disabled unless SEARCH_API_KEY is set, and then only with that key.
+"""`PUT /documents/<doc_id>`, `POST /documents` (an NDJSON feed) and `DELETE
+/documents/<doc_id>`: change the index under a running service. The process's writer
+thread (search/service/writer.py) applies each write as an incremental update
+(indexer/update.py), writes that arrive together as one, and publishes a new generation;
+this worker serves it before answering, the others within a second or two. Disabled
+unless SEARCH_API_KEY is set, and then only with that key.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from search.live import LiveSearcher
 from search.query import checked
 from search.service.contract import MAX_DOC_ID_CHARS, DocumentWrite, FeedLine
 from search.service.requests import authorize, from_body, json_response
+from search.service.writer import Writer
 
 FEED_TYPES = ("application/x-ndjson", "application/jsonl")  # one JSON object a line
 
@@ -22,43 +25,33 @@ FEED_TYPES = ("application/x-ndjson", "application/jsonl")  # one JSON object a 
 def register(app: Flask, live: LiveSearcher) -> None:
     if app.config.get("API_KEY"):
         _load_writer()
+    writer = Writer(live)
+
     @app.put("/documents/<doc_id:doc_id>")
     def put_document(doc_id: str):
         authorize(app)
         doc = parse_document(doc_id, app.config["MAX_DOCUMENT_BODY"])
-        from indexer.update import update
-
-        # small batches: a worker's memory peak stays near a search's
-        summary = update(live.root, documents=[doc], embedder=live.get().embedder, strict=True, batch_size=8)
-        searcher = live.reload() if summary.changed else live.get()
-        _release_memory()
-        status = "added" if summary.added else "replaced" if summary.replaced else "unchanged"
+        summary, searcher = writer.write(documents=[doc])
+        status = "added" if doc_id in summary.added else "replaced" if doc_id in summary.replaced else "unchanged"
         return json_response({"doc_id": doc_id, "status": status, "generation": searcher.generation,
-                      "passages": searcher.document(doc_id)["passages"]}, 201 if summary.added else 200)
+                              "passages": searcher.document(doc_id)["passages"]}, 201 if status == "added" else 200)
 
     @app.post("/documents")
     def post_documents():
         authorize(app)
         documents = parse_feed(app.config["MAX_FEED_BODY"])
-        from indexer.update import update
-
-        # one update for the whole feed: one new generation, however many articles
-        summary = update(live.root, documents=documents, embedder=live.get().embedder, strict=True, batch_size=8)
-        searcher = live.reload() if summary.changed else live.get()
-        _release_memory()
-        return json_response({"generation": searcher.generation, "added": summary.added, "replaced": summary.replaced,
-                              "unchanged": summary.unchanged}, 201 if summary.added else 200)
+        summary, searcher = writer.write(documents=documents)  # one generation for the whole feed
+        ids = {d.doc_id for d in documents}
+        added, replaced = [d for d in summary.added if d in ids], [d for d in summary.replaced if d in ids]
+        return json_response({"generation": searcher.generation, "added": added, "replaced": replaced,
+                              "unchanged": [d for d in summary.unchanged if d in ids]}, 201 if added else 200)
 
     @app.delete("/documents/<doc_id:doc_id>")
     def delete_document(doc_id: str):
         authorize(app)
-        from indexer.update import update
-
-        live.get().document(doc_id)  # 404 before taking the writer lock
-        update(live.root, remove=[doc_id], embedder=live.get().embedder)
-        generation = live.reload().generation
-        _release_memory()
-        return json_response({"doc_id": doc_id, "status": "removed", "generation": generation})
+        live.get().document(doc_id)  # 404 before queueing the write
+        _, searcher = writer.write(remove=[doc_id])
+        return json_response({"doc_id": doc_id, "status": "removed", "generation": searcher.generation})
 
 
 def _load_writer() -> None:
@@ -70,18 +63,6 @@ def _load_writer() -> None:
 
     importlib.import_module("indexer.update")
     sentences("Warm up the sentence splitter. It loads its rules once.", 0, 56)
-
-
-def _release_memory() -> None:
-    """Give the update's scratch memory back to the system: glibc keeps what a request
-    thread freed in that thread's arena (~40 MB after a write here, for good otherwise)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 def check_doc_id(doc_id: str) -> None:
