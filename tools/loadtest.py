@@ -8,6 +8,12 @@ client replaces a document with `PUT /documents/<id>` (an update inside a worker
 answer must be a 200 with results; the service's memory is read before and after.
 
     scripts/loadtest [--index DIR] [--requests 20000] [--clients 32] [--json]
+    scripts/loadtest --ingest-per-hour 5000 [--seconds 600] [--index DIR] [--clients 16] [--json]
+
+With --ingest-per-hour the run measures continuous ingestion instead: the same search load
+twice, first alone (`baseline_p99_ms`), then while real articles are PUT one at a time at
+that rate (`p99_ms`), and after each PUT's reply how long until searches find the article
+(`visible_max_s`: three searches in a row on new connections, any worker).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from tools.bench import question_texts
+from tools.bench import SCIFACT, question_texts
 from tools.served import ROOT, get, gunicorn, process_tree, rss_mb
 
 ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm",
@@ -166,6 +172,123 @@ def _put_document(port: int, key: str, index: Path) -> dict:
             "output": answer}
 
 
+# ---- --ingest-per-hour: articles added one by one while clients search ------------------
+
+def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers: int, threads: int,
+                warmup: int, corpus: Path) -> dict:
+    """The same search load twice for `seconds`, without and then with real articles PUT one
+    at a time at `rate` an hour; after each PUT's reply, how long until a search finds it."""
+    key = secrets.token_hex(16)
+    paths = [f"/search?k={1 + n % 10}&q={quote(q)}" for n, q in enumerate(question_texts())]
+    with tempfile.TemporaryDirectory(prefix="loadtest-") as scratch:
+        copy = Path(scratch) / "index"
+        shutil.copytree(index, copy)
+        env = {"SEARCH_API_KEY": key, "SEARCH_WORKERS": str(workers), "SEARCH_THREADS": str(threads)}
+        with open(Path(scratch) / "server.log", "w+") as log, gunicorn(copy, env, log=log) as (port, server):
+            _Run(port, paths, warmup, clients, seconds).go()
+            print(f"baseline: {seconds:.0f} s of searches from {clients} clients", file=sys.stderr)
+            baseline = _Run(port, paths, 10**9, clients, seconds)
+            baseline.go()
+            print(f"the same with {rate:g} articles an hour PUT one at a time", file=sys.stderr)
+            ingest = _Ingest(port, key, _articles(corpus), rate)
+            loaded = _Run(port, paths, 10**9, clients, seconds)
+            feeder = threading.Thread(target=ingest.go, args=(seconds,))
+            feeder.start()
+            loaded.go()
+            feeder.join()
+            health = _health(port)
+            log.seek(0)
+            tracebacks = log.read().count("Traceback")
+    p99 = lambda run: round(float(np.percentile(run.times, 99)), 2)  # noqa: E731
+    visible = np.array(ingest.visible) if ingest.visible else np.zeros(1)
+    return {"requests": loaded.done, "failed": loaded.failed, "failures": loaded.failures[:10],
+            "p99_ms": p99(loaded), "baseline_p99_ms": p99(baseline), "baseline_requests": baseline.done,
+            "baseline_failed": baseline.failed, "p99_ratio": round(p99(loaded) / p99(baseline), 3),
+            "ingested": ingest.ingested, "put_failed": ingest.failed, "put_failures": ingest.failures[:10],
+            "put_p50_ms": round(float(np.percentile(ingest.put_ms or [0], 50)), 1),
+            "put_p99_ms": round(float(np.percentile(ingest.put_ms or [0], 99)), 1),
+            "visible_max_s": round(float(visible.max()), 3), "visible_p50_s": round(float(np.median(visible)), 3),
+            "not_visible": ingest.not_visible, "ingest_per_hour": rate, "seconds": seconds, "clients": clients,
+            "generation_after": health["generation"], "documents_after": health["documents"],
+            "tracebacks": tracebacks, "service": {"workers": workers, "threads": threads}}
+
+
+def _articles(corpus: Path):
+    """Real articles (BEIR corpus records) under ids of their own, as PUT bodies."""
+    with open(corpus, encoding="utf-8") as f:
+        for n, line in enumerate(f):
+            doc = json.loads(line)
+            if doc.get("text", "").strip():
+                yield f"ingest-{n}-{doc['_id']}", {"title": doc.get("title") or None, "text": doc["text"]}
+
+
+class _Ingest:
+    VISIBLE_WITHIN_S = 60.0  # a PUT not found by then counts as not visible
+    PROBES = 3  # consecutive searches, each on a new connection (any worker), that must find it
+
+    def __init__(self, port: int, key: str, articles, rate: float):
+        self.port, self.key, self.articles, self.interval = port, key, articles, 3600.0 / rate
+        self.ingested = self.failed = self.not_visible = 0
+        self.failures: list[str] = []
+        self.put_ms: list[float] = []
+        self.visible: list[float] = []
+        self._probes: list[threading.Thread] = []
+
+    def go(self, seconds: float) -> None:
+        started = time.monotonic()
+        for n, (doc_id, body) in enumerate(self.articles):
+            due = started + n * self.interval
+            if due > started + seconds:
+                break
+            time.sleep(max(0.0, due - time.monotonic()))
+            self._put(doc_id, body)
+        for probe in self._probes:
+            probe.join()
+
+    def _put(self, doc_id: str, body: dict) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        began = time.perf_counter()
+        try:
+            conn.request("PUT", f"/documents/{quote(doc_id, safe='')}", body=json.dumps(body),
+                         headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"})
+            response = conn.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as e:
+            self.failed += 1
+            self.failures.append(f"{doc_id}: {type(e).__name__}: {e}")
+            return
+        finally:
+            conn.close()
+        replied = time.monotonic()
+        self.put_ms.append((time.perf_counter() - began) * 1000)
+        if response.status not in (200, 201):
+            self.failed += 1
+            self.failures.append(f"{doc_id}: {response.status} {answer[:200]!r}")
+            return
+        self.ingested += 1
+        probe = threading.Thread(target=self._until_found, args=(doc_id, body, replied))
+        probe.start()
+        self._probes.append(probe)
+
+    def _until_found(self, doc_id: str, body: dict, replied: float) -> None:
+        path = f"/search?k=1&doc_id={quote(doc_id, safe='')}&q={quote((body['title'] or body['text'])[:200])}"
+        found = 0
+        while time.monotonic() - replied < self.VISIBLE_WITHIN_S:
+            try:
+                status, answer = get(self.port, path)
+                hit = status == 200 and json.loads(answer)["results"]
+            except (OSError, http.client.HTTPException, ValueError):
+                hit = False
+            found = found + 1 if hit else 0
+            if found == 1:
+                first = time.monotonic()
+            if found == self.PROBES:
+                self.visible.append(first - replied)
+                return
+            time.sleep(0.05)
+        self.not_visible += 1
+
+
 def _health(port: int) -> dict:
     return json.loads(get(port, "/health")[1])
 
@@ -188,8 +311,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2000, help="requests under the same load before measuring")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--ingest-per-hour", type=float, metavar="R",
+                        help="instead: PUT real articles one by one at R an hour while the clients search, "
+                             "against the same load without (both --seconds long)")
+    parser.add_argument("--seconds", type=float, default=600.0, help="with --ingest-per-hour: each run's length")
+    parser.add_argument("--corpus", type=Path, default=SCIFACT, help="with --ingest-per-hour: BEIR corpus.jsonl "
+                                                                     "of the articles to add")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.ingest_per_hour:
+        result = ingest_test(args.index, args.ingest_per_hour, args.seconds, args.clients, args.workers,
+                             args.threads, args.warmup, args.corpus)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"{result['requests']} requests in {args.seconds:.0f} s while {result['ingested']} articles were "
+                  f"PUT ({result['put_failed']} failed): {result['failed']} failed; p99 {result['p99_ms']} ms against "
+                  f"{result['baseline_p99_ms']} ms without ({result['p99_ratio']}x); found by a search at most "
+                  f"{result['visible_max_s']} s after the PUT's reply (median {result['visible_p50_s']} s)")
+        return 0 if not (result["failed"] or result["put_failed"] or result["not_visible"] or result["tracebacks"]) else 1
     result = loadtest(args.index, args.requests, args.clients, args.max_seconds, args.workers, args.threads,
                       args.warmup)
     if args.json:
