@@ -94,13 +94,19 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         manifest = store.read_manifest(old_dir)
         layout = segments.Layout.of(manifest, old_dir)
         appending = not merge and _appendable(manifest, layout)
-        # what the update reads: all of it for a merge; for a new segment the store, which
-        # it copies (the segments it carries stay as they were verified when written)
-        store.verify_checksums(old_dir, manifest, only={store.STORE} if appending else None)
+        # what the update reads: all of it for a merge; a new segment's update checks the
+        # store as it copies it, and carries the segments as they were verified when written
+        if not appending:
+            store.verify_checksums(old_dir, manifest)
         crashpoint("update:opened")
         summary = UpdateSummary(index_dir, skipped=skipped, generation=generations.current_name(index_dir))
-        with store.connect(old_dir / store.STORE) as old:
-            hashes = dict(old.execute("SELECT doc_id, sha256 FROM documents"))
+        with store.connect(old_dir / store.STORE) as old:  # the documents this update names, not all
+            named = sorted({d.doc_id for d in incoming} | set(remove))
+            hashes = {}
+            for start in range(0, len(named), 500):  # (SQLite's limit on bound parameters)
+                chunk = named[start:start + 500]
+                hashes.update(old.execute(f"SELECT doc_id, sha256 FROM documents WHERE doc_id IN "
+                                          f"({','.join('?' * len(chunk))})", chunk))
         unknown = [doc_id for doc_id in remove if doc_id not in hashes]
         if unknown:
             raise DocumentNotFound(f"no document with id {unknown[0]!r} in the index; nothing was changed")
@@ -239,9 +245,13 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
                    described, grouped, data_files, started, point="update:manifest")
 
 
-# When an update merges instead of adding a segment: more segments than this beside the
-# base (each costs every search a little), or more of the passages deleted than this share.
+# A tiered merge policy. When an update finds more segments than MERGE_SEGMENTS beside the
+# base (each costs every search a little), it first folds them into one (costing what they
+# hold); when they hold more than MERGE_SHARE of the base's passages, or more than
+# MERGE_DELETED of all passages are deleted, it merges everything into one base instead
+# (costing the index, as rarely as that).
 MERGE_SEGMENTS = 16
+MERGE_SHARE = 0.25
 MERGE_DELETED = 0.25
 
 
@@ -258,7 +268,9 @@ def _appendable(manifest: dict, layout: segments.Layout) -> bool:
             for part in (store.PASSAGE_LEXICAL, store.DOCUMENT_LEXICAL)):
         return False
     deleted = len(layout.deleted) / max(layout.passage_capacity, 1)
-    return len(layout.segments) <= MERGE_SEGMENTS and deleted <= MERGE_DELETED
+    base = layout.segments[0].passages
+    share = (layout.passage_capacity - base[1]) / max(base[1] - base[0], 1)
+    return deleted <= MERGE_DELETED and (len(layout.segments) <= MERGE_SEGMENTS or share <= MERGE_SHARE)
 
 
 def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, incoming: list[sources.Document],
@@ -271,12 +283,21 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     import faiss
 
     options = recorded_options(manifest)
+    number = manifest.get("next_segment", 1)
+    folding = len(layout.segments) > MERGE_SEGMENTS  # (and small: else _appendable chose a merge)
+    skip = (store.STORE, segments.DELETED, segments.DELETED_DOCUMENTS)
     carried = {name: digest for name, digest in manifest["checksums"].items()
-               if name not in (store.STORE, segments.DELETED, segments.DELETED_DOCUMENTS)}
+               if name not in skip and not (folding and name.startswith(segments.DIRECTORY + "/"))}
     for name in carried:
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         os.link(old_dir / name, tmp / name)
-    shutil.copyfile(old_dir / store.STORE, tmp / store.STORE)
+    written = []
+    if folding:
+        folded, files = segments.fold(layout, old_dir, tmp, f"{segments.DIRECTORY}/s{number:06d}")
+        written += files
+        number += 1
+        crashpoint("update:folded")
+    store.copy_verified(old_dir / store.STORE, tmp / store.STORE, manifest["checksums"][store.STORE])
     crashpoint("update:copied")
     conn = store.connect(tmp / store.STORE, readonly=False)
     conn.execute("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)")
@@ -302,9 +323,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     conn.commit()
     deleted = np.concatenate((layout.deleted, np.asarray(gone_passages, dtype=np.int64)))
     deleted_documents = np.concatenate((layout.deleted_documents, np.asarray(gone_rows, dtype=np.int64)))
-    after = list(layout.segments)
-    written = []
-    number = manifest.get("next_segment", 1)
+    after = [layout.segments[0], folded] if folding else list(layout.segments)
     if batch.texts:
         name = f"{segments.DIRECTORY}/s{number:06d}"
         directory = tmp / name
@@ -320,7 +339,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         written += [f"{name}/{f}" for f in vector_store.FaissStore(index).save(directory)]
-        previous = segments.open_vectors(layout, manifest, old_dir)
+        previous = segments.open_vectors(layout, manifest, old_dir)  # (the folded segments are the same vectors)
         _link_copies(conn, previous, deleted, vectors, ids, batch.doc_of)
         conn.commit()
         if options.sentence_vectors:

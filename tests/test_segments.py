@@ -101,14 +101,27 @@ def test_an_op_ed_added_after_its_translation_joins_its_duplicate_group(tmp_path
     assert manifest["duplicates"]["grouped_passages"] >= 20 and "segments" in manifest
 
 
-def test_too_many_segments_are_merged_by_the_next_update(tmp_path, embedder, monkeypatch):
+def test_small_segments_are_folded_together_and_large_ones_merged(tmp_path, embedder, monkeypatch):
+    """The tiered policy: past MERGE_SEGMENTS, small segments are folded into one (the base
+    untouched); once they hold more than MERGE_SHARE of the base, everything is merged."""
     monkeypatch.setattr(updates, "MERGE_SEGMENTS", 2)
     index = tmp_path / "index"
-    build([_seeds(tmp_path / "base", ("000",))], index)
+    build([_seeds(tmp_path / "base", ("000", "001", "002", "003"))], index)
+    base_inode = os.stat(current(index) / "vectors.faiss").st_ino
+    briefs = [{"id": f"brief-{n}", "title": f"Brief {n}",
+               "text": f"Officials in town number {n} opened a new bridge over the river on Monday."} for n in range(4)]
     shapes = []
-    for prefix in ("001", "002", "003"):
-        summary = update(index, [_seeds(tmp_path / prefix, (prefix,))])
+    for n, brief in enumerate(briefs):
+        summary = update(index, [write_jsonl(tmp_path / f"brief-{n}.jsonl", brief)])
         shapes.append((summary.merged, summary.segments))
-    assert shapes == [(False, 2), (False, 3), (True, 1)]
+    assert shapes == [(False, 2), (False, 3), (False, 3), (False, 3)]  # folded at the third and fourth
+    assert os.stat(current(index) / "vectors.faiss").st_ino == base_inode
+    searcher = Searcher.open(index)
+    for n in range(4):
+        hits = searcher.search(f"bridge in town number {n}", 1, "lexical")
+        assert hits[0].citations[0].doc_id == f"brief-{n}"
+    summary = update(index, [_seeds(tmp_path / "more", ("004",))])  # 22 passages: more than a quarter of the base
+    summary = update(index, [write_jsonl(tmp_path / "last.jsonl", dict(briefs[0], id="brief-last"))])
+    assert (summary.merged, summary.segments) == (True, 1)
     assert "segments" not in store.read_manifest(current(index))
-    assert Searcher.open(index).describe()["documents"] == 4
+    assert Searcher.open(index).describe()["documents"] == 4 + 4 + 2

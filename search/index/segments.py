@@ -300,20 +300,23 @@ class SegmentedLexical:
         return top_rows(self._scores(query_terms), depth, mask)
 
 
-def postings(layout: Layout, directory: Path, part: str):
+def postings(layout: Layout, directory: Path, part: str, only: tuple[Segment, ...] | None = None):
     """Every segment's BM25 term counts of `part` as one `Postings` over global rows (the
-    deleted ones included: a merge leaves them out), or None when a segment has none."""
+    deleted ones included: a merge leaves them out), or None when a segment has none.
+    `only`: these consecutive segments, rows numbered from the first one's start."""
     from search.index.lexical import Postings
 
-    parts = [Postings.read(segment.path(directory) / part) for segment in layout.segments]
+    chosen = layout.segments if only is None else only
+    parts = [Postings.read(segment.path(directory) / part) for segment in chosen]
     if any(p is None for p in parts):
         return None
     if len(parts) == 1:
         return parts[0]
+    first = 0 if only is None else _start(chosen[0], part)
     vocab: dict[str, int] = {}
     rows, columns, counts = [], [], []
-    for p, segment in zip(parts, layout.segments):
-        start = segment.documents[0] if part == store.DOCUMENT_LEXICAL else segment.passages[0]
+    for p, segment in zip(parts, chosen):
+        start = _start(segment, part) - first
         by_column = sorted(p.vocab, key=p.vocab.get)
         remap = np.array([vocab.setdefault(term, len(vocab)) for term in by_column], dtype=np.int64)
         rows.append(p.rows + start)
@@ -322,6 +325,45 @@ def postings(layout: Layout, directory: Path, part: str):
     rows, columns, counts = np.concatenate(rows), np.concatenate(columns), np.concatenate(counts)
     order = np.lexsort((rows, columns))
     return Postings(rows[order], columns[order], counts[order], np.concatenate([p.lengths for p in parts]), vocab)
+
+
+def _start(segment: Segment, part: str) -> int:
+    return segment.documents[0] if part == store.DOCUMENT_LEXICAL else segment.passages[0]
+
+
+def fold(layout: Layout, directory: Path, target: Path, name: str) -> tuple[Segment, list[str]]:
+    """Write the segments after the base as one segment `name` under `target` (their
+    deleted rows kept, still marked deleted: folding costs what the segments hold, not
+    the index); returns it and the files written (names within `target`)."""
+    import faiss
+
+    from search.index.lexical import LexicalIndex
+    from search.index.vector_store import FaissStore
+
+    deltas = layout.segments[1:]
+    out = Path(target) / name
+    out.mkdir(parents=True)
+    written = []
+    for part in (store.PASSAGE_LEXICAL, store.DOCUMENT_LEXICAL):
+        written += [str(p.relative_to(target)) for p in
+                    LexicalIndex._from(postings(layout, directory, part, only=deltas)).save(out / part)]
+    stores = [FaissStore.read(s.path(directory)) for s in deltas]
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(stores[0].index.d))
+    for segment, part in zip(deltas, stores):
+        ids = np.arange(*segment.passages, dtype=np.int64)
+        index.add_with_ids(np.ascontiguousarray(part.vectors(ids), dtype=np.float32), ids)
+    written += [f"{name}/{f}" for f in FaissStore(index).save(out)]
+    sentences = open_sentences(layout, directory)
+    if sentences is not None:
+        first, end = deltas[0].sentences[0], deltas[-1].sentences[1]
+        codes, scales = sentences.quantized(np.arange(first, end))
+        np.save(out / store.SENTENCE_VECTORS, codes, allow_pickle=False)
+        np.save(out / store.SENTENCE_SCALES, scales, allow_pickle=False)
+        written += [f"{name}/{store.SENTENCE_VECTORS}", f"{name}/{store.SENTENCE_SCALES}"]
+    folded = Segment(name, (deltas[0].passages[0], deltas[-1].passages[1]),
+                     (deltas[0].sentences[0], deltas[-1].sentences[1]),
+                     (deltas[0].documents[0], deltas[-1].documents[1]))
+    return folded, written
 
 
 def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | None = None):

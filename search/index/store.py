@@ -86,6 +86,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def copy_verified(source: Path, target: Path, expected: str) -> None:
+    """Copy a file while checking it against its recorded checksum (one read for both).
+
+    Raises:
+        IndexCorrupt: the file fails its checksum (`target` is left partial, in scratch).
+    """
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        for block in iter(lambda: src.read(8 << 20), b""):
+            digest.update(block)
+            dst.write(block)
+    if digest.hexdigest() != expected:
+        raise IndexCorrupt(f"index at {source.parent} is corrupt ({source.name} fails its checksum): "
+                           f"{build_hint(source.parent)} to rebuild it")
+
+
 def write_manifest(directory: Path, manifest: dict, data_files: list[str], known: dict[str, str] | None = None) -> None:
     """Write `manifest.json`, the last file of a generation: `manifest` plus the format
     version, the time, and the checksum of each of `data_files` (names within `directory`)
