@@ -28,6 +28,9 @@ import numpy as np
 from search.index import store
 
 DIRECTORY = "segments"
+# Passages of the segments beside the base that a searcher holds as one flat index in
+# memory (~1.5 KB each) rather than searching each segment's file.
+IN_MEMORY_DELTAS = 20_000
 DELETED = "deleted.npy"  # passage ids removed since their segment was written
 DELETED_DOCUMENTS = "deleted_documents.npy"  # document rows (rowid - 1) likewise
 
@@ -230,25 +233,55 @@ class SegmentedSentences:
 
 
 class SegmentedLexical:
-    """BM25 over every segment's term counts, scored at query time with the statistics of
-    what is live (a fresh build of the same texts gives the same scores, bit for bit)."""
+    """BM25 over every segment's term counts, rescored when the searcher opens with the
+    statistics of what is live (document frequencies, average length): a fresh build of
+    the same texts gives the same scores, bit for bit. Each posting's score is computed
+    once here (O(postings) numpy, ~16 MB of float32 at 100k passages), so that a query
+    costs what it costs on one index: a sum of its terms' rows."""
 
     def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray):
         from search.index.lexical import B, K1
 
-        self._parts = parts  # (arrays, vocab) per segment: indptr, indices, counts, lengths
         self._starts = starts
         self._capacity = capacity
-        self._live = live
-        self._any_deleted = not live.all()
-        lengths = np.zeros(capacity, dtype=np.int64)
-        for (arrays, _), start in zip(parts, starts):
-            lengths[start:start + len(arrays["lengths"])] = arrays["lengths"]
-        self._lengths = lengths
-        self._n = int(live.sum())
-        total = int(lengths[live].sum())
-        self._average = total / self._n if self._n and total else 1.0
-        self._k1, self._b = K1, B
+        self._vocabs = [vocab for _, vocab in parts]
+        self._indptr = [arrays["indptr"] for arrays, _ in parts]
+        spans = [(start, start + len(arrays["lengths"])) for (arrays, _), start in zip(parts, starts)]
+        n = int(live.sum())
+        # the live rows' total length, summed exactly (integers) as a fresh build's mean is
+        total = sum(int(arrays["lengths"][live[a:b]].sum()) for (arrays, _), (a, b) in zip(parts, spans))
+        average = total / n if n and total else 1.0
+        columns = [np.repeat(np.arange(len(arrays["indptr"]) - 1, dtype=np.int64), np.diff(arrays["indptr"]))
+                   for arrays, _ in parts]
+        alive = [live[arrays["indices"].astype(np.int64) + a] for (arrays, _), (a, b) in zip(parts, spans)]
+        df = self._frequencies(parts, columns, alive)
+        self._rows, self._weights = [], []
+        for (arrays, _), (a, _b), cols, here, frequency in zip(parts, spans, columns, alive, df):
+            idf = np.log(np.maximum(1.0, (n - frequency + 0.5) / (frequency + 0.5)))  # as Postings.scored
+            tf = arrays["counts"].astype(np.float64)
+            norm = K1 * ((1 - B) + B * arrays["lengths"][arrays["indices"]] / average)
+            weights = (idf[cols] * tf / (norm + tf)).astype(np.float32)
+            weights[~here] = 0  # a deleted row's postings add nothing
+            self._rows.append(arrays["indices"].astype(np.int64) + a)
+            self._weights.append(weights)
+
+    def _frequencies(self, parts, columns, alive) -> list[np.ndarray]:
+        """Each segment's columns' document frequency over the live rows of every segment."""
+        own = [np.bincount(cols[here], minlength=len(arrays["indptr"]) - 1)
+               for (arrays, _), cols, here in zip(parts, columns, alive)]
+        out = [counts.copy() for counts in own]
+        for i, (_, vocab) in enumerate(parts):  # the other segments' counts of the same terms
+            for j, (_, other) in enumerate(parts):
+                if i == j:
+                    continue
+                small, large = (vocab, other) if len(vocab) <= len(other) else (other, vocab)
+                for term, column in small.items():
+                    elsewhere = large.get(term)
+                    if elsewhere is None:
+                        continue
+                    mine, theirs = (column, elsewhere) if small is vocab else (elsewhere, column)
+                    out[i][mine] += own[j][theirs]
+        return out
 
     @classmethod
     def open(cls, layout: Layout, directory: Path, part: str, documents: bool = False) -> "SegmentedLexical":
@@ -261,42 +294,27 @@ class SegmentedLexical:
         return cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live())
 
     def _scores(self, query_terms: tuple[str, ...]) -> np.ndarray:
-        """Every row's BM25 score: each query term's postings gathered from every segment
-        (term by term, so that a row sums its terms in the order a fresh build's index does)."""
-        terms = list(dict.fromkeys(query_terms))
-        rows, counts, term_of = [], [], []
-        for (arrays, vocab), start in zip(self._parts, self._starts):
-            indptr, indices, term_counts = arrays["indptr"], arrays["indices"], arrays["counts"]
-            for t, term in enumerate(terms):
+        """Every row's BM25 score: its terms' postings from every segment, term by term
+        (a row sums its terms in the order a fresh build's index does)."""
+        rows, weights = [], []
+        for term in dict.fromkeys(query_terms):
+            for vocab, indptr, at, weight in zip(self._vocabs, self._indptr, self._rows, self._weights):
                 column = vocab.get(term)
-                if column is not None and indptr[column + 1] > indptr[column]:
+                if column is not None:
                     a, b = indptr[column], indptr[column + 1]
-                    rows.append(indices[a:b] + start if start else indices[a:b])
-                    counts.append(term_counts[a:b])
-                    term_of.append(np.full(b - a, t, dtype=np.int64))
+                    rows.append(at[a:b])
+                    weights.append(weight[a:b])
         if not rows:
             return np.zeros(self._capacity)
-        rows, counts, term_of = np.concatenate(rows), np.concatenate(counts), np.concatenate(term_of)
-        if self._any_deleted:
-            keep = self._live[rows]
-            rows, counts, term_of = rows[keep], counts[keep], term_of[keep]
-        df = np.bincount(term_of, minlength=len(terms))
-        idf = np.log(np.maximum(1.0, (self._n - df + 0.5) / (df + 0.5)))  # as Postings.scored
-        tf = counts.astype(np.float64)
-        norm = self._k1 * ((1 - self._b) + self._b * self._lengths[rows] / self._average)
-        weights = (idf[term_of] * tf / (norm + tf)).astype(np.float32)
-        # a row's terms come from its one segment, in query-term order: summed as a fresh build sums them
-        order = np.argsort(term_of, kind="stable") if len(self._parts) > 1 else slice(None)
-        return np.bincount(rows[order], weights[order], minlength=self._capacity)
+        return np.bincount(np.concatenate(rows), np.concatenate(weights), minlength=self._capacity)
 
     def best_of(self, query_terms: tuple[str, ...], depth: int,
                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """As LexicalIndex.best_of."""
         from search.index.lexical import top_rows
 
-        empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         if not query_terms:
-            return empty
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         return top_rows(self._scores(query_terms), depth, mask)
 
 
@@ -372,8 +390,19 @@ def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | 
     base = vector_store.open_store(manifest, directory, nprobe)
     if layout.simple:
         return base
-    parts = [base] + [vector_store.FaissStore.read(segment.path(directory), nprobe)
-                      for segment in layout.segments[1:]]
+    deltas = layout.segments[1:]
+    if sum(s.passages[1] - s.passages[0] for s in deltas) <= IN_MEMORY_DELTAS:
+        # one flat index in memory for the updates' small segments: one search, not one each
+        import faiss
+
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(base.index.d))
+        for segment in deltas:
+            ids = np.arange(*segment.passages, dtype=np.int64)
+            index.add_with_ids(vector_store.FaissStore.read(segment.path(directory)).vectors(ids), ids)
+        together = Segment("", (deltas[0].passages[0], deltas[-1].passages[1]), (0, 0), (0, 0))
+        return SegmentedVectors([base, vector_store.FaissStore(index)],
+                                Layout((layout.segments[0], together), layout.deleted, layout.deleted_documents))
+    parts = [base] + [vector_store.FaissStore.read(segment.path(directory), nprobe) for segment in deltas]
     return SegmentedVectors(parts, layout)
 
 
