@@ -125,3 +125,16 @@ def test_small_segments_are_folded_together_and_large_ones_merged(tmp_path, embe
     assert (summary.merged, summary.segments) == (True, 1)
     assert "segments" not in store.read_manifest(current(index))
     assert Searcher.open(index).describe()["documents"] == 4 + 4 + 2
+
+
+def test_an_index_whose_update_only_deleted_answers_without_them(tmp_path, embedder):
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "all", ("000", "003", "004"))], index)
+    removed = next(SEEDS.glob("004_*")).stem
+    update(index, remove=[removed])
+    layout = segments.Layout.of(store.read_manifest(current(index)), current(index))
+    assert len(layout.segments) == 1 and len(layout.deleted) > 0  # a base, and deletions
+    searcher = Searcher.open(index)
+    for mode in ("hybrid", "dense", "lexical"):
+        hits = searcher.search("Lukashenko foreign troops Belarus", 10, mode)
+        assert hits and all(h.citations[0].doc_id != removed for h in hits)

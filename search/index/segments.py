@@ -391,7 +391,7 @@ def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | 
     if layout.simple:
         return base
     deltas = layout.segments[1:]
-    if sum(s.passages[1] - s.passages[0] for s in deltas) <= IN_MEMORY_DELTAS:
+    if deltas and sum(s.passages[1] - s.passages[0] for s in deltas) <= IN_MEMORY_DELTAS:
         # one flat index in memory for the updates' small segments: one search, not one each
         import faiss
 
