@@ -29,6 +29,11 @@ from search.retrieval.fusion import Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
 
 
+# The last searcher this process opened on each index (weakly: it lives as long as it
+# serves), whose reading of the store the next generation's searcher can reuse.
+_LATEST: dict[str, weakref.ref] = {}
+
+
 class Searcher:
     """Semantic search over an index directory built by `python -m indexer build`."""
 
@@ -46,7 +51,8 @@ class Searcher:
     # facets count the articles of the best this many passages
     FACET_DEPTH = 100
 
-    def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid"):
+    def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid",
+                 previous: "Searcher | None" = None):
         import faiss
         import threadpoolctl
 
@@ -76,26 +82,53 @@ class Searcher:
         self.query_cache_size = settings.value("SEARCH_QUERY_CACHE")
         self._cache_lock = threading.Lock()
         self._in_flight, self._in_flight_lock = 0, threading.Lock()  # searches running now
-        self._sentence_range = self._sentence_ranges() if self._sentence_vectors is not None else None
+        # What the previous generation's searcher in this process read about the passages
+        # it holds stays true of them in an update's generation (ids are not reused until
+        # a merge renumbers them): only the new passages are read from the store then.
+        known = previous._count if previous is not None and self._extends(previous) else 0
+        self._sentence_range = self._sentence_ranges(previous, known) if self._sentence_vectors is not None else None
         self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL)
         self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL)
         self._document_lexical_size = layout.document_capacity
         # passage id -> its document's row in the document BM25 index (rowid - 1)
-        pairs = np.array(self._db.execute("SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id)")
-                         .fetchall(), dtype=np.int64).reshape(-1, 2)
+        pairs = np.array(self._db.execute("SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) "
+                                          "WHERE p.id >= ?", (known,)).fetchall(), dtype=np.int64).reshape(-1, 2)
         self._document_row = np.zeros(self._count, dtype=np.int64)
+        if known:
+            self._document_row[:known] = previous._document_row[:known]
         self._document_row[pairs[:, 0]] = pairs[:, 1]
-        self._duplicates = Duplicates.read(self._db, self._count)
-        self._dates = recency.PublicationDates(lambda: self._db.execute(
-            "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id)"), self._count)
+        self._duplicates = Duplicates.read(self._db, self._count)  # (small; an update may regroup old passages)
+        self._dates = recency.PublicationDates(lambda first: self._db.execute(
+            "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?", (first,)),
+            self._count, previous._dates._days[:known] if known and previous._dates._days is not None else None)
         self._author = "d.author" if store.has_author(self._db) else "NULL"
 
-    def _sentence_ranges(self) -> np.ndarray:
+    def _extends(self, previous: "Searcher") -> bool:
+        """Whether this generation is `previous`'s with segments added or passages deleted:
+        the same base files (hard links of the same inode), no fewer passage ids."""
+        import os
+
+        if previous.manifest.get("vector_index", {}).get("backend") == "milvus" or previous._count > self._count:
+            return False
+        if previous._layout.segments[0] != self._layout.segments[0]:
+            return False
+        try:
+            return all(os.stat(previous.index_dir / name).st_ino == os.stat(self.index_dir / name).st_ino
+                       for name in (store.VECTORS, store.PASSAGE_LEXICAL + "/" + "counts.index.npy"))
+        except OSError:
+            return False
+
+    def _sentence_ranges(self, previous: "Searcher | None" = None, known: int = 0) -> np.ndarray:
         """[first sentence id, sentence count] per passage id: a passage's sentences are
-        consecutive rows of sentences.npy."""
+        consecutive rows of sentences.npy (the first `known` passages' as `previous` read them)."""
         ranges = np.zeros((self._count, 2), dtype=np.int64)
+        if known and previous._sentence_range is not None:
+            ranges[:known] = previous._sentence_range[:known]
+        else:
+            known = 0
         for pid, first, count in self._db.execute(
-                "SELECT passage_id, MIN(id), COUNT(*) FROM sentences GROUP BY passage_id"):
+                "SELECT passage_id, MIN(id), COUNT(*) FROM sentences WHERE passage_id >= ? GROUP BY passage_id",
+                (known,)):
             ranges[pid] = (first, count)
         return ranges
 
@@ -140,8 +173,10 @@ class Searcher:
         check_mode(mode)
         embedder = get_embedder(model_name, backend)
         store.check_model(index_dir, manifest, model_name, embedder.dimension)
-        searcher = cls(index_dir, manifest, embedder, mode)
+        previous = _LATEST.get(str(Path(root).resolve()))
+        searcher = cls(index_dir, manifest, embedder, mode, previous=previous() if previous else None)
         searcher.root, searcher.generation = root, generation
+        _LATEST[str(Path(root).resolve())] = weakref.ref(searcher)
         if held is not None:
             weakref.finalize(searcher, held.close)  # the lease goes with the last reference
         return searcher

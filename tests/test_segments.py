@@ -138,3 +138,31 @@ def test_an_index_whose_update_only_deleted_answers_without_them(tmp_path, embed
     for mode in ("hybrid", "dense", "lexical"):
         hits = searcher.search("Lukashenko foreign troops Belarus", 10, mode)
         assert hits and all(h.citations[0].doc_id != removed for h in hits)
+
+
+def test_a_searcher_of_the_next_generation_reads_only_the_new_passages_and_the_same_answers(tmp_path, embedder):
+    """A process that served one generation opens the next reusing what it read of the
+    passages both hold; what it holds then is what a fresh process would read."""
+    import numpy as np
+
+    import search.searcher as searchers
+
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "002", "003"))], index)
+    first = Searcher.open(index)
+    first.search("the latest on North Korean troops", 3)  # reads the publication dates
+    update(index, [_seeds(tmp_path / "more", ("004",))], remove=[next(SEEDS.glob("003_*")).stem])
+    reused = Searcher.open(index)
+    assert reused._extends(first)
+    searchers._LATEST.clear()
+    fresh = Searcher.open(index)
+    live = fresh._layout.live()  # (a deleted passage's old reading stays: nothing reaches it)
+    assert not live.all()
+    for name in ("_document_row", "_sentence_range"):
+        np.testing.assert_array_equal(getattr(reused, name)[live], getattr(fresh, name)[live])
+    np.testing.assert_array_equal(reused._dates.days[live], fresh._dates.days[live])
+    for question in QUESTIONS:
+        assert [(h.citations[0].doc_id, h.text, h.score) for h in reused.search(question, 5)] == \
+            [(h.citations[0].doc_id, h.text, h.score) for h in fresh.search(question, 5)]
+    update(index, merge=True)  # renumbered: nothing of the old reading holds
+    assert not Searcher.open(index)._extends(fresh)

@@ -20,6 +20,8 @@ and every index written before segments) is one base segment and nothing deleted
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,55 +235,32 @@ class SegmentedSentences:
 
 
 class SegmentedLexical:
-    """BM25 over every segment's term counts, rescored when the searcher opens with the
-    statistics of what is live (document frequencies, average length): a fresh build of
-    the same texts gives the same scores, bit for bit. Each posting's score is computed
-    once here (O(postings) numpy, ~16 MB of float32 at 100k passages), so that a query
-    costs what it costs on one index: a sum of its terms' rows."""
+    """BM25 over every segment's term counts, scored with the statistics of what is live
+    (document frequencies, average length): a fresh build of the same texts gives the
+    same scores, bit for bit. A term's scores are computed from its postings the first
+    time a question asks for it in this generation and kept (up to CACHE_BYTES), so that
+    opening a generation costs nothing per posting and a question mostly costs what it
+    costs on one index: a sum of its terms' rows."""
+
+    CACHE_BYTES = 64 << 20  # a term's scores: 12 bytes a posting
 
     def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray):
         from search.index.lexical import B, K1
 
+        self._parts = parts  # (arrays, vocab) per segment: indptr, indices, counts, lengths
         self._starts = starts
         self._capacity = capacity
-        self._vocabs = [vocab for _, vocab in parts]
-        self._indptr = [arrays["indptr"] for arrays, _ in parts]
+        self._live = live
         spans = [(start, start + len(arrays["lengths"])) for (arrays, _), start in zip(parts, starts)]
-        n = int(live.sum())
+        self._deleted_in = [not live[a:b].all() for a, b in spans]
+        self._n = int(live.sum())
         # the live rows' total length, summed exactly (integers) as a fresh build's mean is
         total = sum(int(arrays["lengths"][live[a:b]].sum()) for (arrays, _), (a, b) in zip(parts, spans))
-        average = total / n if n and total else 1.0
-        columns = [np.repeat(np.arange(len(arrays["indptr"]) - 1, dtype=np.int64), np.diff(arrays["indptr"]))
-                   for arrays, _ in parts]
-        alive = [live[arrays["indices"].astype(np.int64) + a] for (arrays, _), (a, b) in zip(parts, spans)]
-        df = self._frequencies(parts, columns, alive)
-        self._rows, self._weights = [], []
-        for (arrays, _), (a, _b), cols, here, frequency in zip(parts, spans, columns, alive, df):
-            idf = np.log(np.maximum(1.0, (n - frequency + 0.5) / (frequency + 0.5)))  # as Postings.scored
-            tf = arrays["counts"].astype(np.float64)
-            norm = K1 * ((1 - B) + B * arrays["lengths"][arrays["indices"]] / average)
-            weights = (idf[cols] * tf / (norm + tf)).astype(np.float32)
-            weights[~here] = 0  # a deleted row's postings add nothing
-            self._rows.append(arrays["indices"].astype(np.int64) + a)
-            self._weights.append(weights)
-
-    def _frequencies(self, parts, columns, alive) -> list[np.ndarray]:
-        """Each segment's columns' document frequency over the live rows of every segment."""
-        own = [np.bincount(cols[here], minlength=len(arrays["indptr"]) - 1)
-               for (arrays, _), cols, here in zip(parts, columns, alive)]
-        out = [counts.copy() for counts in own]
-        for i, (_, vocab) in enumerate(parts):  # the other segments' counts of the same terms
-            for j, (_, other) in enumerate(parts):
-                if i == j:
-                    continue
-                small, large = (vocab, other) if len(vocab) <= len(other) else (other, vocab)
-                for term, column in small.items():
-                    elsewhere = large.get(term)
-                    if elsewhere is None:
-                        continue
-                    mine, theirs = (column, elsewhere) if small is vocab else (elsewhere, column)
-                    out[i][mine] += own[j][theirs]
-        return out
+        self._average = total / self._n if self._n and total else 1.0
+        self._k1, self._b = K1, B
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, layout: Layout, directory: Path, part: str, documents: bool = False) -> "SegmentedLexical":
@@ -293,20 +272,51 @@ class SegmentedLexical:
             return cls(parts, starts, layout.document_capacity, layout.live_documents())
         return cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live())
 
+    def _term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """The rows holding `term` (live ones, in row order) and its score in each."""
+        with self._lock:
+            found = self._cache.get(term)
+            if found is not None:
+                self._cache.move_to_end(term)
+                return found
+        rows, counts, lengths = [], [], []
+        for (arrays, vocab), start, deleted in zip(self._parts, self._starts, self._deleted_in):
+            column = vocab.get(term)
+            if column is None:
+                continue
+            a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
+            local = arrays["indices"][a:b]
+            here, tf, dl = local + start, arrays["counts"][a:b], arrays["lengths"][local]
+            if deleted:
+                keep = self._live[here]
+                here, tf, dl = here[keep], tf[keep], dl[keep]
+            rows.append(here)
+            counts.append(tf)
+            lengths.append(dl)
+        rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        tf = np.concatenate(counts).astype(np.float64) if counts else np.zeros(0)
+        dl = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        df = np.array([len(rows)], dtype=np.int64)
+        idf = np.log(np.maximum(1.0, (self._n - df + 0.5) / (df + 0.5)))[0]  # as Postings.scored
+        norm = self._k1 * ((1 - self._b) + self._b * dl / self._average)
+        found = rows.astype(np.int64), (idf * tf / (norm + tf)).astype(np.float32)
+        with self._lock:
+            if term not in self._cache:
+                self._cache[term] = found
+                self._cached += 12 * len(rows)
+                while self._cached > self.CACHE_BYTES and len(self._cache) > 1:
+                    _, (old, _) = self._cache.popitem(last=False)
+                    self._cached -= 12 * len(old)
+        return found
+
     def _scores(self, query_terms: tuple[str, ...]) -> np.ndarray:
-        """Every row's BM25 score: its terms' postings from every segment, term by term
-        (a row sums its terms in the order a fresh build's index does)."""
-        rows, weights = [], []
-        for term in dict.fromkeys(query_terms):
-            for vocab, indptr, at, weight in zip(self._vocabs, self._indptr, self._rows, self._weights):
-                column = vocab.get(term)
-                if column is not None:
-                    a, b = indptr[column], indptr[column + 1]
-                    rows.append(at[a:b])
-                    weights.append(weight[a:b])
-        if not rows:
+        """Every row's BM25 score (term by term: a row sums its terms in the order a fresh
+        build's index does)."""
+        found = [self._term(term) for term in dict.fromkeys(query_terms)]
+        if not found:
             return np.zeros(self._capacity)
-        return np.bincount(np.concatenate(rows), np.concatenate(weights), minlength=self._capacity)
+        return np.bincount(np.concatenate([rows for rows, _ in found]),
+                           np.concatenate([weights for _, weights in found]), minlength=self._capacity)
 
     def best_of(self, query_terms: tuple[str, ...], depth: int,
                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

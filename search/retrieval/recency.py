@@ -48,17 +48,20 @@ class PublicationDates:
     from the store on first use (`rows` gives (passage id, published) pairs), and the
     orderings that use it."""
 
-    def __init__(self, rows, count: int):
-        self._rows, self._count = rows, count
+    def __init__(self, rows, count: int, known: np.ndarray | None = None):
+        self._rows, self._count = rows, count  # rows(first): the pairs from passage id `first` on
+        self._known = known  # the first passages' days, as an earlier generation read them
         self._days: np.ndarray | None = None
 
     @property
     def days(self) -> np.ndarray:
         if self._days is None:
             days = np.full(self._count, np.nan)
-            for pid, published in self._rows():
+            first = 0 if self._known is None else len(self._known)
+            days[:first] = self._known
+            for pid, published in self._rows(first):
                 days[pid] = day(published)
-            self._days = days
+            self._days, self._known = days, None
         return self._days
 
     def in_time(self, query: str, ranked: Ranking, as_of: str | None, weight: float, half_life_days: float) -> Ranking:
