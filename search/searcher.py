@@ -68,8 +68,15 @@ class Searcher:
         # manifest names (search/index/vector_store.py)
         # (segments: an updated generation's parts, search/index/segments.py)
         layout = self._layout = segments.Layout.of(manifest, self.index_dir)
-        self._vectors = segments.open_vectors(layout, manifest, self.index_dir, nprobe)
         self._count = layout.passage_capacity  # passage ids run below it (some deleted)
+        # What the previous generation's searcher in this process read stays true of what
+        # both hold in an update's generation (the same base files; ids are not reused
+        # until a merge renumbers them): it is reused, and only the new is read.
+        reuse = previous is not None and self._extends(previous)
+        self._vectors = segments.open_vectors(layout, manifest, self.index_dir, nprobe,
+                                              base=previous._base_vectors if reuse else None)
+        self._base_vectors = self._vectors._parts[0] if isinstance(self._vectors, segments.SegmentedVectors) \
+            else self._vectors
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
         # threads gain nothing on such small products, and they busy-wait after each call,
         # starving the query encoding that runs next (several times slower).
@@ -82,10 +89,7 @@ class Searcher:
         self.query_cache_size = settings.value("SEARCH_QUERY_CACHE")
         self._cache_lock = threading.Lock()
         self._in_flight, self._in_flight_lock = 0, threading.Lock()  # searches running now
-        # What the previous generation's searcher in this process read about the passages
-        # it holds stays true of them in an update's generation (ids are not reused until
-        # a merge renumbers them): only the new passages are read from the store then.
-        known = previous._count if previous is not None and self._extends(previous) else 0
+        known = previous._count if reuse else 0
         self._sentence_range = self._sentence_ranges(previous, known) if self._sentence_vectors is not None else None
         self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL)
         self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL)
@@ -108,7 +112,7 @@ class Searcher:
         the same base files (hard links of the same inode), no fewer passage ids."""
         import os
 
-        if previous.manifest.get("vector_index", {}).get("backend") == "milvus" or previous._count > self._count:
+        if self.manifest.get("vector_index", {}).get("backend") == "milvus" or previous._count > self._count:
             return False
         if previous._layout.segments[0] != self._layout.segments[0]:
             return False

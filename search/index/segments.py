@@ -394,10 +394,12 @@ def fold(layout: Layout, directory: Path, target: Path, name: str) -> tuple[Segm
     return folded, written
 
 
-def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | None = None):
+def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | None = None, base=None):
+    """The generation's vector store; `base`: its base's store already open (the previous
+    generation's, whose base files these are)."""
     from search.index import vector_store
 
-    base = vector_store.open_store(manifest, directory, nprobe)
+    base = base or vector_store.open_store(manifest, directory, nprobe)
     if layout.simple:
         return base
     deltas = layout.segments[1:]

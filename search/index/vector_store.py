@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,7 @@ class FaissStore:
     def __init__(self, index):
         self.index = index
         self._flat = None  # (vectors, row of each id), made on first use by `scores`
+        self._making = threading.Lock()
 
     @classmethod
     def read(cls, directory: Path, nprobe: int | None = None) -> "FaissStore":
@@ -120,14 +122,16 @@ class FaissStore:
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of passages `ids` (IVF-SQ8: their 8-bit codes decoded)."""
-        import faiss
-
         ids = np.asarray(ids, dtype=np.int64)
         if not len(ids):
             return np.empty((0, self.index.d), dtype=np.float32)
-        ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
-            ivf.make_direct_map()
+        if self._flat is None:
+            with self._making:
+                if self._flat is None:
+                    self._flat = self._flat_rows()  # (IVF: its id map made)
+        if self._flat is not False:
+            rows, position = self._flat
+            return np.array(rows[position[ids]])
         return self.index.reconstruct_batch(ids)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -157,7 +161,9 @@ class FaissStore:
         ids = np.asarray(ids, dtype=np.int64)
         vector = np.asarray(vector, dtype=np.float32)
         if self._flat is None:
-            self._flat = self._flat_rows()
+            with self._making:  # (two threads making IVF's map at once: one reads it half made)
+                if self._flat is None:
+                    self._flat = self._flat_rows()
         if self._flat is not False:
             rows, position = self._flat
             return rows[position[ids]] @ vector
