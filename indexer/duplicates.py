@@ -40,27 +40,39 @@ def groups(vectors: np.ndarray, doc_ids: list[str], index=None, threshold: float
         index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
     rows = list(range(n)) if rows is None else sorted(set(rows))
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def join(i: int, j: int) -> None:
-        a, b = find(i), find(j)
-        parent[max(a, b)] = min(a, b)
-
+    together = Groups()
     for i, j in linked:
-        join(i, j)
+        together.join(i, j)
     if rows:
         scores, neighbours = index.search(np.ascontiguousarray(vectors[rows]), min(NEIGHBOURS + 1, n))
         for i, found, near in zip(rows, scores, neighbours):
             for score, j in zip(found, near):
                 if j >= 0 and j != i and score >= threshold and doc_ids[j] != doc_ids[i]:
-                    join(i, int(j))
-    members: dict[int, list[int]] = {}
-    for i in range(n):
-        members.setdefault(find(i), []).append(i)
-    return {i: min(group) for group in members.values() if len(group) > 1 for i in group}
+                    together.join(i, int(j))
+    return {i: min(group) for group in together.groups() if len(group) > 1 for i in group}
+
+
+class Groups:
+    """Union-find over passage ids: each group's root is its smallest member."""
+
+    def __init__(self):
+        self._parent: dict[int, int] = {}
+
+    def find(self, i: int) -> int:
+        parent = self._parent
+        parent.setdefault(i, i)
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(self, i: int, j: int) -> None:
+        a, b = self.find(i), self.find(j)
+        self._parent[max(a, b)] = min(a, b)
+
+    def groups(self) -> list[list[int]]:
+        """Every group of the ids joined (one passage alone is no group and is not listed)."""
+        members: dict[int, list[int]] = {}
+        for node in list(self._parent):
+            members.setdefault(self.find(node), []).append(node)
+        return list(members.values())

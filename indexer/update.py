@@ -101,12 +101,8 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         crashpoint("update:opened")
         summary = UpdateSummary(index_dir, skipped=skipped, generation=generations.current_name(index_dir))
         with store.connect(old_dir / store.STORE) as old:  # the documents this update names, not all
-            named = sorted({d.doc_id for d in incoming} | set(remove))
-            hashes = {}
-            for start in range(0, len(named), 500):  # (SQLite's limit on bound parameters)
-                chunk = named[start:start + 500]
-                hashes.update(old.execute(f"SELECT doc_id, sha256 FROM documents WHERE doc_id IN "
-                                          f"({','.join('?' * len(chunk))})", chunk))
+            hashes = dict(_select_in(old, "SELECT doc_id, sha256 FROM documents WHERE doc_id IN",
+                                     sorted({d.doc_id for d in incoming} | set(remove))))
         unknown = [doc_id for doc_id in remove if doc_id not in hashes]
         if unknown:
             raise DocumentNotFound(f"no document with id {unknown[0]!r} in the index; nothing was changed")
@@ -383,10 +379,9 @@ def _link_copies(conn, previous, deleted: np.ndarray, vectors: np.ndarray, ids: 
     import faiss
 
     k = duplicates.NEIGHBOURS + 1
-    live = np.ones(previous_capacity := int(ids[0]), dtype=bool)
-    live[deleted[deleted < previous_capacity]] = False
-    old_scores, old_ids = previous.search(vectors, k, live) if previous_capacity else (
-        np.zeros((len(ids), 0)), np.zeros((len(ids), 0), dtype=np.int64))
+    live = np.ones(int(ids[0]), dtype=bool)  # the previous generation's passages, less those gone now
+    live[deleted] = False
+    old_scores, old_ids = previous.search(vectors, k, live)
     own = faiss.IndexFlatIP(vectors.shape[1])
     own.add(np.ascontiguousarray(vectors, dtype=np.float32))
     new_scores, new_rows = own.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(ids)))
@@ -396,43 +391,35 @@ def _link_copies(conn, previous, deleted: np.ndarray, vectors: np.ndarray, ids: 
         pairs += [(i, int(j)) for s, j in zip(scores, found) if j >= 0 and s >= duplicates.THRESHOLD]
     for i, scores, found in zip(ids.tolist(), new_scores, new_rows):
         pairs += [(i, int(ids[j])) for s, j in zip(scores, found) if j >= 0 and ids[j] != i and s >= duplicates.THRESHOLD]
-    old = sorted({j for _, j in pairs if j not in doc_by_id})
-    doc_by_id.update(conn.execute(f"SELECT id, doc_id FROM passages WHERE id IN ({','.join('?' * len(old))})", old)
-                     if old else [])
+    doc_by_id.update(_select_in(conn, "SELECT id, doc_id FROM passages WHERE id IN",
+                                sorted({j for _, j in pairs if j not in doc_by_id})))
     pairs = [(i, j) for i, j in pairs if doc_by_id[i] != doc_by_id[j]]  # copies are sought across documents
     if not pairs:
         return
-    parent: dict[int, int] = {}
-
-    def find(i: int) -> int:
-        parent.setdefault(i, i)
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def join(i: int, j: int) -> None:
-        a, b = find(i), find(j)
-        parent[max(a, b)] = min(a, b)
-
+    together = duplicates.Groups()
     # the old passages' groups, whole: a group the new passage joins keeps all its members
     touched = sorted({j for _, j in pairs} - set(ids.tolist()))
-    group_of = dict(conn.execute(f"SELECT passage_id, group_id FROM duplicates WHERE passage_id IN "
-                                 f"({','.join('?' * len(touched))})", touched)) if touched else {}
-    groups = sorted(set(group_of.values()))
-    members = conn.execute(f"SELECT passage_id, group_id FROM duplicates WHERE group_id IN "
-                           f"({','.join('?' * len(groups))})", groups).fetchall() if groups else []
+    groups = sorted(set(dict(_select_in(conn, "SELECT passage_id, group_id FROM duplicates WHERE passage_id IN",
+                                        touched)).values()))
+    members = _select_in(conn, "SELECT passage_id, group_id FROM duplicates WHERE group_id IN", groups)
     for pid, group in members:
-        join(pid, group)  # a group's id is a passage id (its smallest, perhaps deleted since)
+        together.join(pid, group)  # a group's id is a passage id (its smallest, perhaps deleted since)
     for i, j in pairs:
-        join(i, j)
-    components: dict[int, list[int]] = {}
-    for node in list(parent):
-        components.setdefault(find(node), []).append(node)
+        together.join(i, j)
     live_ids = set(doc_by_id) | {pid for pid, _ in members}
-    rows = [(node, root) for root, nodes in components.items() if len(nodes) > 1 for node in nodes if node in live_ids]
+    rows = [(node, min(nodes)) for nodes in together.groups() if len(nodes) > 1 for node in nodes if node in live_ids]
     conn.executemany("DELETE FROM duplicates WHERE passage_id = ?", [(node,) for node, _ in rows])
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", rows)
+
+
+def _select_in(conn, sql: str, values: list) -> list:
+    """The rows of `sql` (ending in "... IN") for each of `values`, in chunks of SQLite's
+    limit on bound parameters."""
+    rows = []
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
+        rows += conn.execute(f"{sql} ({','.join('?' * len(chunk))})", chunk).fetchall()
+    return rows
 
 
 def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from search.embedding.embedder import Embedder, canonical_model_name, get_embedd
 from search.errors import DocumentNotFound
 from search.hits import Citation, Hit
 from search.index import generations, segments, store
-from search.index.lexical import search_terms
+from search.index.lexical import LexicalIndex, search_terms
 from search.query import Filters, check_max_chars, check_mode, check_search
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle, recency, when
@@ -118,7 +118,7 @@ class Searcher:
             return False
         try:
             return all(os.stat(previous.index_dir / name).st_ino == os.stat(self.index_dir / name).st_ino
-                       for name in (store.VECTORS, store.PASSAGE_LEXICAL + "/" + "counts.index.npy"))
+                       for name in (store.VECTORS, f"{store.PASSAGE_LEXICAL}/{LexicalIndex.COUNTS}"))
         except OSError:
             return False
 

@@ -125,12 +125,9 @@ class FaissStore:
         ids = np.asarray(ids, dtype=np.int64)
         if not len(ids):
             return np.empty((0, self.index.d), dtype=np.float32)
-        if self._flat is None:
-            with self._making:
-                if self._flat is None:
-                    self._flat = self._flat_rows()  # (IVF: its id map made)
-        if self._flat is not False:
-            rows, position = self._flat
+        flat = self._flat_once()
+        if flat is not False:
+            rows, position = flat
             return np.array(rows[position[ids]])
         return self.index.reconstruct_batch(ids)
 
@@ -160,14 +157,19 @@ class FaissStore:
         8-bit codes, as its search scores them)."""
         ids = np.asarray(ids, dtype=np.int64)
         vector = np.asarray(vector, dtype=np.float32)
-        if self._flat is None:
-            with self._making:  # (two threads making IVF's map at once: one reads it half made)
-                if self._flat is None:
-                    self._flat = self._flat_rows()
-        if self._flat is not False:
-            rows, position = self._flat
+        flat = self._flat_once()
+        if flat is not False:
+            rows, position = flat
             return rows[position[ids]] @ vector
         return self.index.reconstruct_batch(ids) @ vector
+
+    def _flat_once(self):
+        """`_flat_rows`, made once (two threads making IVF's map at once: one reads it half made)."""
+        if self._flat is None:
+            with self._making:
+                if self._flat is None:
+                    self._flat = self._flat_rows()
+        return self._flat
 
     def _flat_rows(self):
         """A flat index's vectors as an array over its memory (no copy) and each id's row in
