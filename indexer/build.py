@@ -16,8 +16,9 @@ from pathlib import Path
 
 from search.embedding.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
-from search.index import generations, store, vector_index, vector_store
+from search.index import generations, segments, store, vector_index, vector_store
 from search.index.lexical import write_lexical
+from search.index.segment_store import SegmentedStore
 from search.index.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources
@@ -143,12 +144,9 @@ def _refuse_to_drop(index_dir: Path, files: list[Path]) -> None:
     except SearchError:
         return  # no index yet: nothing to drop
     coming = {item.doc_id for path in files for item in sources.read(path) if isinstance(item, sources.Document)}
-    conn = store.connect(directory / store.STORE)
-    try:
-        dropped = [doc_id for (doc_id,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")
-                   if doc_id not in coming]
-    finally:
-        conn.close()
+    held = SegmentedStore(segments.Layout.of(store.read_manifest(directory), directory), directory)
+    dropped = sorted(doc_id for doc_id in held.live_doc_ids() if doc_id not in coming)
+    held.close()
     if dropped:
         named = ", ".join(map(repr, dropped[:3])) + (f" and {len(dropped) - 3} more" if len(dropped) > 3 else "")
         raise BuildError(

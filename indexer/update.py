@@ -1,10 +1,11 @@
 """Incremental updates: add, replace and remove documents without a full rebuild.
 
-An update writes the next generation from the current one: the documents that stay keep
-their passages, sentences and vectors (copied, never re-embedded; passage and sentence
-ids are renumbered densely in their old order), new and changed documents are cleaned,
-chunked and embedded, and the BM25 indexes are rebuilt from the stored text (tokenising
-is cheap next to embedding). A document whose text hashes as before is left alone.
+An update writes the next generation from the current one: the previous generation's
+segments carried as hard links, one new segment holding only the new documents (their
+store rows, vectors, sentence vectors, BM25 counts, duplicate links), and the removed
+and replaced passages marked deleted (search/index/segments.py). A merge, by policy or
+on demand, writes everything live as one base instead: ids renumbered densely, vectors
+copied, never re-embedded. A document whose text hashes as before is left alone.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from search.embedding.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
 from search.index import generations, segments, store, vector_index, vector_store
 from search.index.lexical import write_lexical, write_segment_lexical
+from search.index.segment_store import SegmentedStore
+from search.index.segment_store import fold as fold_store
 from search.index.sentence_vectors import save as save_sentence_vectors
+from search.retrieval.collapse import Duplicates
 
 from . import duplicates, sources
 from .build import Additions, recorded_options, write_manifest
@@ -100,9 +104,10 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
             store.verify_checksums(old_dir, manifest)
         crashpoint("update:opened")
         summary = UpdateSummary(index_dir, skipped=skipped, generation=generations.current_name(index_dir))
-        with store.connect(old_dir / store.STORE) as old:  # the documents this update names, not all
-            hashes = dict(_select_in(old, "SELECT doc_id, sha256 FROM documents WHERE doc_id IN",
-                                     sorted({d.doc_id for d in incoming} | set(remove))))
+        old = SegmentedStore(layout, old_dir)  # the documents this update names, not all
+        hashes = {doc_id: row["sha256"] for doc_id, (_, row) in
+                  old.live_documents_by_id({d.doc_id for d in incoming} | set(remove)).items()}
+        old.close()
         unknown = [doc_id for doc_id in remove if doc_id not in hashes]
         if unknown:
             raise DocumentNotFound(f"no document with id {unknown[0]!r} in the index; nothing was changed")
@@ -184,7 +189,8 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     options = recorded_options(manifest)
     conn = store.connect(tmp / store.STORE, readonly=False)
     conn.executescript(store.SCHEMA)
-    kept, kept_sentences, kept_documents = _copy_kept(conn, old_dir / store.STORE, gone)
+    old = SegmentedStore(layout, old_dir)
+    kept, kept_sentences, kept_documents = _copy_kept(conn, old, gone)
     crashpoint("update:copied")
     batch = Additions(embedder, options, first_passage=len(kept), first_sentence=len(kept_sentences))
     _add_all(conn, batch, incoming, gone, summary, strict)
@@ -211,7 +217,8 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     vectors = np.vstack([kept_vectors, new_vectors]).astype(np.float32)
     index = _vector_index(old_index, vectors, options.vector_index)
     doc_of = [d for (d,) in conn.execute("SELECT doc_id FROM passages ORDER BY id")]
-    grouped = _groups(conn, old_dir / store.STORE, kept, vectors, doc_of, index)
+    grouped = _groups(old, kept, vectors, doc_of, index)
+    old.close()
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
     conn.commit()
     summary.documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
@@ -235,7 +242,8 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
               "skipped": manifest["counts"].get("skipped", 0),
               "sentences": len(kept_sentences) + len(batch.sentence_texts)}
     changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
-    merged = {k: v for k, v in manifest.items() if k not in ("segments", "next_segment")}  # one base again
+    merged = {k: v for k, v in manifest.items()  # one base again
+              if k not in ("segments", "next_segment", segments.OWN_STORES)}
     write_manifest(tmp, {**merged, "counts": counts, "updated_from": summary.generation,
                          "changes": {k: len(v) for k, v in changes.items()}},
                    described, grouped, data_files, started, point="update:manifest")
@@ -254,8 +262,9 @@ MERGE_DELETED = 0.25
 def _appendable(manifest: dict, layout: segments.Layout) -> bool:
     """Whether the next update may add a segment: faiss indexes only (a Milvus-backed
     generation owns one collection, which an update rewrites), and of this format with
-    BM25 term counts (an older index is migrated by merging it: every file rewritten)."""
-    if vector_store.parse(recorded_options(manifest).vector_store) is not None:
+    BM25 term counts and segment stores (an older index is migrated by merging it: every
+    file rewritten)."""
+    if vector_store.parse(recorded_options(manifest).vector_store) is not None or not layout.own_stores:
         return False
     from search.index.lexical import LexicalIndex
 
@@ -273,57 +282,56 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
             gone: set[str], embedder, batch_size: int, summary: UpdateSummary, started: float,
             strict: bool = False) -> None:
     """The next generation as the previous one's segments (hard links to the same files),
-    one new segment of the new passages, and the gone documents' passages marked deleted;
-    the store is copied and changed in place. Costs what the update changes, plus copying
-    the store and checksumming it."""
+    one new segment of the new passages with a store of its own, and the gone documents'
+    passages marked deleted. Costs what the update changes."""
     import faiss
 
     options = recorded_options(manifest)
     number = manifest.get("next_segment", 1)
     folding = len(layout.segments) > MERGE_SEGMENTS  # (and small: else _appendable chose a merge)
-    skip = (store.STORE, segments.DELETED, segments.DELETED_DOCUMENTS)
+    skip = (segments.DELETED, segments.DELETED_DOCUMENTS)
     carried = {name: digest for name, digest in manifest["checksums"].items()
                if name not in skip and not (folding and name.startswith(segments.DIRECTORY + "/"))}
     for name in carried:
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         os.link(old_dir / name, tmp / name)
+    old = SegmentedStore(layout, old_dir)
     written = []
     if folding:
-        folded, files = segments.fold(layout, old_dir, tmp, f"{segments.DIRECTORY}/s{number:06d}")
-        written += files
+        name = f"{segments.DIRECTORY}/s{number:06d}"
+        folded, files = segments.fold(layout, old_dir, tmp, name)
+        fold_store(old, tmp / name / store.STORE)
+        written += files + [f"{name}/{store.STORE}"]
         number += 1
         crashpoint("update:folded")
-    store.copy_verified(old_dir / store.STORE, tmp / store.STORE, manifest["checksums"][store.STORE])
+    found = old.live_documents_by_id(gone)
+    gone_rows = [row["row"] for _, row in found.values()]
+    gone_passages, gone_sentences = [], 0
+    for doc_id, (part, _) in found.items():
+        conn = old.connection(part)
+        gone_passages += [i for (i,) in conn.execute("SELECT id FROM passages WHERE doc_id = ?", (doc_id,))]
+        gone_sentences += conn.execute("SELECT COUNT(*) FROM sentences s JOIN passages p ON p.id = s.passage_id "
+                                       "WHERE p.doc_id = ?", (doc_id,)).fetchone()[0]
     crashpoint("update:copied")
-    conn = store.connect(tmp / store.STORE, readonly=False)
-    conn.execute("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)")
-    conn.executemany("INSERT INTO gone VALUES (?)", [(d,) for d in gone])
-    gone_rows = [r for (r,) in conn.execute("SELECT rowid - 1 FROM documents WHERE doc_id IN (SELECT doc_id FROM gone)")]
-    gone_passages = [i for (i,) in conn.execute("SELECT id FROM passages WHERE doc_id IN (SELECT doc_id FROM gone)")]
-    touched = [g for (g,) in conn.execute(
-        "SELECT DISTINCT group_id FROM duplicates WHERE passage_id IN "
-        "(SELECT id FROM passages WHERE doc_id IN (SELECT doc_id FROM gone))")]
-    for sql in ("DELETE FROM duplicates WHERE passage_id IN (SELECT id FROM passages WHERE doc_id IN gone)",
-                "DELETE FROM sentences WHERE passage_id IN (SELECT id FROM passages WHERE doc_id IN gone)",
-                "DELETE FROM passages WHERE doc_id IN gone", "DELETE FROM documents WHERE doc_id IN gone"):
-        conn.execute(sql.replace("IN gone", "IN (SELECT doc_id FROM gone)"))
-    # a group left with one passage is no group (its copies are gone)
-    conn.executemany("DELETE FROM duplicates WHERE group_id = ? AND (SELECT COUNT(*) FROM duplicates WHERE group_id = ?) < 2",
-                     [(g, g) for g in touched])
+    name = f"{segments.DIRECTORY}/s{number:06d}"
+    directory = tmp / name
+    directory.mkdir(parents=True)
+    conn = store.connect(directory / store.STORE, readonly=False)
+    conn.executescript(store.SCHEMA)
     first = layout.segments[-1]
     batch = Additions(embedder, options, first_passage=first.passages[1], first_sentence=first.sentences[1],
                       first_document=first.documents[1])
     _add_all(conn, batch, incoming, gone, summary, strict)
-    if not conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]:
+    counts = manifest["counts"]
+    summary.documents = counts["documents"] - len(gone_rows) + batch.documents
+    summary.passages = counts["passages"] - len(gone_passages) + len(batch.texts)
+    if not summary.passages:
         raise _empty_refused()
     conn.commit()
     deleted = np.concatenate((layout.deleted, np.asarray(gone_passages, dtype=np.int64)))
     deleted_documents = np.concatenate((layout.deleted_documents, np.asarray(gone_rows, dtype=np.int64)))
     after = [layout.segments[0], folded] if folding else list(layout.segments)
     if batch.texts:
-        name = f"{segments.DIRECTORY}/s{number:06d}"
-        directory = tmp / name
-        directory.mkdir(parents=True)
         written += [f"{name}/{f}" for f in write_segment_lexical(
             conn, directory, options.title_context, first.passages[1], first.documents[1])]
         crashpoint("update:lexical")
@@ -336,8 +344,10 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         written += [f"{name}/{f}" for f in vector_store.FaissStore(index).save(directory)]
         previous = segments.open_vectors(layout, manifest, old_dir)  # (the folded segments are the same vectors)
-        _link_copies(conn, previous, deleted, vectors, ids, batch.doc_of)
+        _link_copies(conn, old, previous, deleted, vectors, ids, batch.doc_of)
         conn.commit()
+        conn.close()
+        written.append(f"{name}/{store.STORE}")
         if options.sentence_vectors:
             embedding = time.perf_counter()
             sentence_vectors = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2)
@@ -349,33 +359,37 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
                                       (first.sentences[1], first.sentences[1] + len(batch.sentence_texts)),
                                       (first.documents[1], first.documents[1] + batch.documents)))
         number += 1
+    else:  # only deletions: no segment
+        conn.close()
+        shutil.rmtree(directory)
     summary.segments = len(after)
-    summary.documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-    summary.passages = conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
-    sentences = conn.execute("SELECT COUNT(*) FROM sentences").fetchone()[0]
-    grouped, groups = conn.execute("SELECT COUNT(*), COUNT(DISTINCT group_id) FROM duplicates").fetchone()
-    conn.close()
+    new = segments.Layout(tuple(after), deleted, deleted_documents)
+    grouped = Duplicates.of(SegmentedStore(new, tmp).groups(), new.live()).group_of
+    grouped = grouped[grouped >= 0]
+    old.close()
     written += segments.save_deleted(tmp, deleted, deleted_documents)
     crashpoint("update:vectors")
     summary.embedded_passages = len(batch.texts)
     changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
-    record = {**manifest, **segments.Layout(tuple(after), deleted, deleted_documents).record(),
-              "next_segment": number,
+    record = {**manifest, **new.record(), "next_segment": number,
               "counts": {"documents": summary.documents, "passages": summary.passages,
-                         "skipped": manifest["counts"].get("skipped", 0), "sentences": sentences},
+                         "skipped": counts.get("skipped", 0),
+                         "sentences": counts["sentences"] - gone_sentences + len(batch.sentence_texts)},
               "updated_from": summary.generation, "changes": {k: len(v) for k, v in changes.items()},
-              "duplicates": {"threshold": duplicates.THRESHOLD, "grouped_passages": grouped, "groups": groups},
+              "duplicates": {"threshold": duplicates.THRESHOLD, "grouped_passages": len(grouped),
+                             "groups": len(np.unique(grouped))},
               "build_seconds": round(time.perf_counter() - started, 3)}
     # the carried files are the previous generation's, whose checksums were verified when written
-    store.write_manifest(tmp, record, [store.STORE] + written, known=carried)
+    store.write_manifest(tmp, record, written, known=carried)
     crashpoint("update:manifest")
 
 
-def _link_copies(conn, previous, deleted: np.ndarray, vectors: np.ndarray, ids: np.ndarray,
+def _link_copies(conn, old: SegmentedStore, previous, deleted: np.ndarray, vectors: np.ndarray, ids: np.ndarray,
                  doc_of: list[str]) -> None:
-    """Record the new passages' near-duplicates (indexer/duplicates.py) among every live
-    passage and each other: a new copy joins its original's group, and a passage that
-    copies two groups joins them (the group's id stays its smallest member's)."""
+    """Record in the new segment's store (`conn`) the new passages' near-duplicates
+    (indexer/duplicates.py) among every live passage and each other: a new copy joins its
+    original's group, and a passage that copies two groups joins them (the group's id
+    stays its smallest member's; the older members' new links override their old ones)."""
     import faiss
 
     k = duplicates.NEIGHBOURS + 1
@@ -391,67 +405,67 @@ def _link_copies(conn, previous, deleted: np.ndarray, vectors: np.ndarray, ids: 
         pairs += [(i, int(j)) for s, j in zip(scores, found) if j >= 0 and s >= duplicates.THRESHOLD]
     for i, scores, found in zip(ids.tolist(), new_scores, new_rows):
         pairs += [(i, int(ids[j])) for s, j in zip(scores, found) if j >= 0 and ids[j] != i and s >= duplicates.THRESHOLD]
-    doc_by_id.update(_select_in(conn, "SELECT id, doc_id FROM passages WHERE id IN",
-                                sorted({j for _, j in pairs if j not in doc_by_id})))
+    doc_by_id.update((row["id"], row["doc_id"]) for row in old.for_passages(
+        "SELECT id, doc_id FROM passages WHERE id IN ({ids})", {j for _, j in pairs if j not in doc_by_id}))
     pairs = [(i, j) for i, j in pairs if doc_by_id[i] != doc_by_id[j]]  # copies are sought across documents
     if not pairs:
         return
     together = duplicates.Groups()
     # the old passages' groups, whole: a group the new passage joins keeps all its members
     touched = sorted({j for _, j in pairs} - set(ids.tolist()))
-    groups = sorted(set(dict(_select_in(conn, "SELECT passage_id, group_id FROM duplicates WHERE passage_id IN",
-                                        touched)).values()))
-    members = _select_in(conn, "SELECT passage_id, group_id FROM duplicates WHERE group_id IN", groups)
-    for pid, group in members:
+    members = old.group_members(set(old.recorded_group_of(touched).values()))
+    for pid, group in members.items():
         together.join(pid, group)  # a group's id is a passage id (its smallest, perhaps deleted since)
     for i, j in pairs:
         together.join(i, j)
-    live_ids = set(doc_by_id) | {pid for pid, _ in members}
-    rows = [(node, min(nodes)) for nodes in together.groups() if len(nodes) > 1 for node in nodes if node in live_ids]
-    conn.executemany("DELETE FROM duplicates WHERE passage_id = ?", [(node,) for node, _ in rows])
+    live = np.ones(int(ids[-1]) + 1, dtype=bool)
+    live[deleted] = False
+    rows = [(node, min(nodes)) for nodes in together.groups() if len(nodes) > 1 for node in nodes if live[node]]
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", rows)
 
 
-def _select_in(conn, sql: str, values: list) -> list:
-    """The rows of `sql` (ending in "... IN") for each of `values`, in chunks of SQLite's
-    limit on bound parameters."""
-    rows = []
-    for start in range(0, len(values), 500):
-        chunk = values[start:start + 500]
-        rows += conn.execute(f"{sql} ({','.join('?' * len(chunk))})", chunk).fetchall()
-    return rows
-
-
-def _copy_kept(conn: sqlite3.Connection, old_store: Path, gone: set[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Copy the documents that stay, their passages and sentences renumbered densely in
-    their old order; returns the old ids of the passages and sentences kept, and the old
-    rows (positions by rowid) of the documents kept."""
-    conn.execute("ATTACH DATABASE ? AS old", (str(old_store),))
-    conn.execute("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)")
+def _copy_kept(conn: sqlite3.Connection, old: SegmentedStore, gone: set[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copy the live documents that stay, their passages and sentences renumbered densely
+    in their old order, segment by segment; returns the old ids of the passages and
+    sentences kept, and the old rows (positions by rowid) of the documents kept."""
+    for sql in ("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)", "CREATE TEMP TABLE dead (id INTEGER PRIMARY KEY)",
+                "CREATE TEMP TABLE dead_rows (row INTEGER PRIMARY KEY)",
+                "CREATE TEMP TABLE pmap (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)",
+                "CREATE TEMP TABLE smap (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)"):
+        conn.execute(sql)
     conn.executemany("INSERT INTO gone VALUES (?)", [(d,) for d in gone])
-    kept = np.array([i for (i,) in conn.execute(
-        "SELECT id FROM old.passages WHERE doc_id NOT IN (SELECT doc_id FROM gone) ORDER BY id")], dtype=np.int64)
-    conn.execute("CREATE TEMP TABLE pmap (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")
-    conn.executemany("INSERT INTO pmap VALUES (?, ?)", zip(kept.tolist(), range(len(kept))))
-    kept_sentences = np.array([i for (i,) in conn.execute(
-        "SELECT s.id FROM old.sentences s JOIN pmap m ON m.old = s.passage_id ORDER BY s.id")], dtype=np.int64)
-    conn.execute("CREATE TEMP TABLE smap (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")
-    conn.executemany("INSERT INTO smap VALUES (?, ?)", zip(kept_sentences.tolist(), range(len(kept_sentences))))
-    # in rowid order: the document BM25 index's rows follow it
-    author = "author" if store.has_author(conn, "old") else "NULL"
-    conn.execute("INSERT INTO documents (doc_id, title, source, url, published, author, sha256, text) "
-                 f"SELECT doc_id, title, source, url, published, {author}, sha256, text FROM old.documents "
-                 "WHERE doc_id NOT IN (SELECT doc_id FROM gone) ORDER BY rowid")
-    conn.execute('INSERT INTO passages (id, doc_id, paragraph, start, "end", text) '
-                 'SELECT m.new, p.doc_id, p.paragraph, p.start, p."end", p.text '
-                 "FROM old.passages p JOIN pmap m ON m.old = p.id ORDER BY m.new")
-    conn.execute('INSERT INTO sentences (id, passage_id, start, "end") '
-                 'SELECT sm.new, m.new, s.start, s."end" FROM old.sentences s '
-                 "JOIN smap sm ON sm.old = s.id JOIN pmap m ON m.old = s.passage_id ORDER BY sm.new")
-    conn.commit()
-    kept_documents = np.array([row for row, doc_id in conn.execute(
-        "SELECT rowid - 1, doc_id FROM old.documents ORDER BY rowid") if doc_id not in gone], dtype=np.int64)
-    return kept, kept_sentences, kept_documents
+    conn.executemany("INSERT INTO dead VALUES (?)", [(i,) for i in np.flatnonzero(~old.live).tolist()])
+    conn.executemany("INSERT INTO dead_rows VALUES (?)", [(i,) for i in np.flatnonzero(~old.live_documents).tolist()])
+    kept, kept_sentences, kept_documents = [], [], []
+    for part in old.parts:
+        conn.execute("ATTACH DATABASE ? AS old", (str(part.path),))
+        ids = [i for (i,) in conn.execute("SELECT id FROM old.passages WHERE doc_id NOT IN (SELECT doc_id FROM gone) "
+                                          "AND id NOT IN (SELECT id FROM dead) ORDER BY id")]
+        conn.executemany("INSERT INTO pmap VALUES (?, ?)", zip(ids, range(len(kept), len(kept) + len(ids))))
+        kept += ids
+        sentences = [i for (i,) in conn.execute(
+            "SELECT s.id FROM old.sentences s JOIN pmap m ON m.old = s.passage_id ORDER BY s.id")]
+        conn.executemany("INSERT INTO smap VALUES (?, ?)",
+                         zip(sentences, range(len(kept_sentences), len(kept_sentences) + len(sentences))))
+        kept_sentences += sentences
+        # in rowid order: the document BM25 index's rows follow it
+        author = "author" if store.has_author(conn, "old") else "NULL"
+        live_row = "doc_id NOT IN (SELECT doc_id FROM gone) AND rowid - 1 NOT IN (SELECT row FROM dead_rows)"
+        conn.execute("INSERT INTO documents (doc_id, title, source, url, published, author, sha256, text) "
+                     f"SELECT doc_id, title, source, url, published, {author}, sha256, text FROM old.documents "
+                     f"WHERE {live_row} ORDER BY rowid")
+        conn.execute('INSERT INTO passages (id, doc_id, paragraph, start, "end", text) '
+                     'SELECT m.new, p.doc_id, p.paragraph, p.start, p."end", p.text '
+                     "FROM old.passages p JOIN pmap m ON m.old = p.id ORDER BY m.new")
+        conn.execute('INSERT INTO sentences (id, passage_id, start, "end") '
+                     'SELECT sm.new, m.new, s.start, s."end" FROM old.sentences s '
+                     "JOIN smap sm ON sm.old = s.id JOIN pmap m ON m.old = s.passage_id ORDER BY sm.new")
+        kept_documents += [row for (row,) in conn.execute(f"SELECT rowid - 1 FROM old.documents WHERE {live_row} "
+                                                          "ORDER BY rowid")]
+        conn.commit()
+        conn.execute("DETACH DATABASE old")
+    return (np.array(kept, dtype=np.int64), np.array(kept_sentences, dtype=np.int64),
+            np.array(kept_documents, dtype=np.int64))
 
 
 def _reconstruct(index, ids: np.ndarray) -> np.ndarray:
@@ -481,15 +495,11 @@ def _vector_index(old_index, vectors: np.ndarray, requested: str):
     return vector_index.build(vectors, kind)
 
 
-def _groups(conn: sqlite3.Connection, old_store: Path, kept: np.ndarray, vectors: np.ndarray,
-            doc_of: list[str], index) -> dict[int, int]:
+def _groups(old: SegmentedStore, kept: np.ndarray, vectors: np.ndarray, doc_of: list[str], index) -> dict[int, int]:
     """Near-duplicate groups: a kept group that lost no member stays as it was; new
     passages and the rest of a group that lost one look for their copies again."""
     old_to_new = {int(o): n for n, o in enumerate(kept.tolist())}
-    members: dict[int, list[int]] = {}
-    with store.connect(old_store) as old:
-        for pid, group in old.execute("SELECT passage_id, group_id FROM duplicates"):
-            members.setdefault(group, []).append(pid)
+    members = Duplicates.of(old.groups(), old.live).members
     linked, rows = [], list(range(len(kept), len(vectors)))
     for group in members.values():
         survivors = [old_to_new[p] for p in group if p in old_to_new]

@@ -20,6 +20,7 @@ from search.embedding.embedder import Embedder, canonical_model_name, get_embedd
 from search.errors import DocumentNotFound
 from search.hits import Citation, Hit
 from search.index import generations, segments, store
+from search.index.segment_store import SegmentedStore
 from search.index.lexical import LexicalIndex, search_terms
 from search.query import Filters, check_max_chars, check_mode, check_search
 from search.ranked import Ranking, by_id, ranking
@@ -84,7 +85,7 @@ class Searcher:
         threadpoolctl.threadpool_limits(1, user_api="blas")
         # memory-mapped: a query reads only its candidate passages' sentences
         self._sentence_vectors = segments.open_sentences(layout, self.index_dir)
-        self._local = threading.local()  # one read-only SQLite connection per thread
+        self._store = SegmentedStore(layout, self.index_dir)  # one read-only connection per thread and part
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.query_cache_size = settings.value("SEARCH_QUERY_CACHE")
         self._cache_lock = threading.Lock()
@@ -95,17 +96,21 @@ class Searcher:
         self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL)
         self._document_lexical_size = layout.document_capacity
         # passage id -> its document's row in the document BM25 index (rowid - 1)
-        pairs = np.array(self._db.execute("SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) "
-                                          "WHERE p.id >= ?", (known,)).fetchall(), dtype=np.int64).reshape(-1, 2)
+        pairs = np.array([tuple(r) for r in self._store.rows(
+            "SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?", (known,), known)],
+            dtype=np.int64).reshape(-1, 2)
         self._document_row = np.zeros(self._count, dtype=np.int64)
         if known:
             self._document_row[:known] = previous._document_row[:known]
         self._document_row[pairs[:, 0]] = pairs[:, 1]
-        self._duplicates = Duplicates.read(self._db, self._count)  # (small; an update may regroup old passages)
-        self._dates = recency.PublicationDates(lambda first: self._db.execute(
-            "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?", (first,)),
+        # the groups as recorded: an update's segment may regroup older passages, so what a
+        # previous searcher read is reused only for the parts it read
+        carried = self._store.shared_parts(previous._store) if reuse else 0
+        self._recorded_groups = self._store.groups(previous._recorded_groups if carried else None, carried)
+        self._duplicates = Duplicates.of(self._recorded_groups, self._store.live)
+        self._dates = recency.PublicationDates(lambda first: self._store.rows(
+            "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?", (first,), first),
             self._count, previous._dates._days[:known] if known and previous._dates._days is not None else None)
-        self._author = "d.author" if store.has_author(self._db) else "NULL"
 
     def _extends(self, previous: "Searcher") -> bool:
         """Whether this generation is `previous`'s with segments added or passages deleted:
@@ -130,9 +135,9 @@ class Searcher:
             ranges[:known] = previous._sentence_range[:known]
         else:
             known = 0
-        for pid, first, count in self._db.execute(
+        for pid, first, count in self._store.rows(
                 "SELECT passage_id, MIN(id), COUNT(*) FROM sentences WHERE passage_id >= ? GROUP BY passage_id",
-                (known,)):
+                (known,), known):
             ranges[pid] = (first, count)
         return ranges
 
@@ -191,21 +196,14 @@ class Searcher:
         numbers: the same source)."""
         numbers: dict[str, int] = {}
         out = np.full(self._document_lexical_size, -1, dtype=np.int64)  # -1: a deleted row
-        for row, source in self._db.execute("SELECT rowid - 1, source FROM documents"):
+        for row, source in self._store.rows("SELECT rowid - 1, source FROM documents"):
             out[row] = numbers.setdefault(source, len(numbers))
         return out
 
     @functools.cached_property
     def _doc_ids(self) -> dict[int, str]:
         """passage id -> doc_id, read once for the evaluation's document view."""
-        return dict(self._db.execute("SELECT id, doc_id FROM passages"))
-
-    @property
-    def _db(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = store.connect(self.index_dir / store.STORE)
-        return conn
+        return {pid: doc_id for pid, doc_id in self._store.rows("SELECT id, doc_id FROM passages")}
 
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
                highlight: bool = True, offset: int = 0, filters: Filters = Filters(),
@@ -312,10 +310,7 @@ class Searcher:
         """
         check_max_chars(max_chars)
         hits = self.search(query, k, mode, collapse, highlight=False, filters=filters, as_of=as_of, dates=dates)
-        spans = [[(s["start"], s["end"]) for s in self._db.execute(
-            'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '
-            "WHERE p.doc_id = ? AND p.start = ? ORDER BY s.id", (h.citations[0].doc_id, h.citations[0].start))]
-            for h in hits]
+        spans = [self._sentence_spans(h.citations[0]) for h in hits]
         text, sources = context.build(hits, spans, max_chars)
         return {"query": query, "context": text, "chars": len(text), "max_chars": max_chars, "sources": sources}
 
@@ -335,11 +330,11 @@ class Searcher:
         if filters.published_to:
             where.append(f"(substr(d.published, 1, 10) <= ?{undated})")
             params.append(filters.published_to)
-        ids = [i for (i,) in self._db.execute(
-            f"SELECT p.id FROM passages p JOIN documents d USING (doc_id) WHERE {' AND '.join(where)}", params)]
+        ids = [i for (i,) in self._store.rows(
+            f"SELECT p.id FROM passages p JOIN documents d USING (doc_id) WHERE {' AND '.join(where)}", tuple(params))]
         allowed = np.zeros(self._count, dtype=bool)
         allowed[ids] = True
-        return allowed
+        return allowed & self._store.live
 
     def _filtered(self, query: str, vector: np.ndarray, ranked: Ranking, allowed: np.ndarray, depth: int,
                   mode: str) -> Ranking:
@@ -520,9 +515,9 @@ class Searcher:
     def _highlights(self, query: str, vector: np.ndarray, hits: list[tuple[int, dict]]) -> dict[int, Highlight]:
         """Each hit's answering sentence (one store read for all of them)."""
         spans: dict[int, list] = {pid: [] for pid, _ in hits}
-        for row in self._db.execute(
-                f'SELECT passage_id, id, start, "end" FROM sentences WHERE passage_id IN ({",".join("?" * len(spans))}) '
-                "ORDER BY id", list(spans)):
+        for row in sorted(self._store.for_passages(
+                'SELECT passage_id, id, start, "end" FROM sentences WHERE passage_id IN ({ids})', spans),
+                key=lambda r: r["id"]):
             spans[row["passage_id"]].append(row)
         out = {}
         for pid, row in hits:
@@ -534,12 +529,19 @@ class Searcher:
         return out
 
     def _passages(self, ids: set[int]) -> dict[int, dict]:
-        marks = ",".join("?" * len(ids))
-        cursor = self._db.execute(
-            f'SELECT p.id, p.doc_id, p.paragraph, p.start, p."end", p.text, d.title, d.source, d.published, '
-            f"{self._author} AS author FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({marks})",
-            sorted(ids))
-        return {row["id"]: dict(row) for row in cursor}
+        return {row["id"]: dict(row) for row in self._store.for_passages(
+            'SELECT p.id, p.doc_id, p.paragraph, p.start, p."end", p.text, d.title, d.source, d.published, '
+            "{author} AS author FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({ids})",
+            ids)}
+
+    def _sentence_spans(self, citation: Citation) -> list[tuple[int, int]]:
+        """The sentences of the passage a citation names, as (start, end) in its document."""
+        part = self._store.part_of_document(citation.doc_id)
+        if part is None:
+            return []
+        return [(s["start"], s["end"]) for s in self._store.connection(part).execute(
+            'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '
+            "WHERE p.doc_id = ? AND p.start = ? ORDER BY s.id", (citation.doc_id, citation.start))]
 
     @staticmethod
     def _citation(row: dict) -> Citation:
@@ -552,8 +554,9 @@ class Searcher:
         Raises:
             DocumentNotFound: no document with that id in the index.
         """
-        row = self._db.execute(
-            f"SELECT doc_id, title, source, url, published, {self._author} AS author, text, "
+        part = self._store.part_of_document(doc_id)
+        row = None if part is None else self._store.connection(part).execute(
+            f"SELECT doc_id, title, source, url, published, {self._store.author(part)} AS author, text, "
             "(SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) AS passages "
             "FROM documents d WHERE doc_id = ?", (doc_id,)).fetchone()
         if row is None:

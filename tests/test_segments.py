@@ -166,3 +166,77 @@ def test_a_searcher_of_the_next_generation_reads_only_the_new_passages_and_the_s
             [(h.citations[0].doc_id, h.text, h.score) for h in fresh.search(question, 5)]
     update(index, merge=True)  # renumbered: nothing of the old reading holds
     assert not Searcher.open(index)._extends(fresh)
+
+
+def test_an_update_writes_a_store_of_what_it_adds_and_links_the_others(segmented):
+    """No store is copied: the base's and the older segments' stores are the previous
+    generation's files, and the new segment's holds only its own document."""
+    import sqlite3
+
+    generation, previous = current(segmented), segmented / "generations" / "g000004"
+    for name in ("store.sqlite", "segments/s000001/store.sqlite"):
+        assert os.stat(generation / name).st_ino == os.stat(previous / name).st_ino
+    with sqlite3.connect(generation / "segments/s000003/store.sqlite") as conn:
+        assert conn.execute("SELECT doc_id FROM documents").fetchall() == [(REPLACEMENT["id"],)]
+    manifest = store.read_manifest(generation)
+    assert manifest["counts"]["documents"] == 4 and manifest[segments.OWN_STORES] is True
+    assert manifest["counts"]["passages"] == Searcher.open(segmented).describe()["passages"]
+
+
+def _one_store(generation):
+    """Rewrite a generation as the first segmented format wrote it: one store.sqlite of
+    every live row, no store in any segment, no mark in the manifest."""
+    import json
+    import sqlite3
+
+    manifest = store.read_manifest(generation)
+    layout = segments.Layout.of(manifest, generation)
+    base = generation / "store.sqlite"
+    shutil.copy(base, generation / "base.sqlite")  # (a copy: the base file is shared by hard links)
+    os.replace(generation / "base.sqlite", base)
+    with sqlite3.connect(base) as conn:
+        gone = [int(r) + 1 for r in layout.deleted_documents if r < layout.segments[0].documents[1]]
+        conn.executemany("DELETE FROM sentences WHERE passage_id IN (SELECT id FROM passages WHERE doc_id = "
+                         "(SELECT doc_id FROM documents WHERE rowid = ?))", [(r,) for r in gone])
+        conn.executemany("DELETE FROM passages WHERE doc_id = (SELECT doc_id FROM documents WHERE rowid = ?)",
+                         [(r,) for r in gone])
+        conn.executemany("DELETE FROM documents WHERE rowid = ?", [(r,) for r in gone])
+        for segment in layout.segments[1:]:
+            part = generation / segment.name / "store.sqlite"
+            conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+            live = ",".join(str(r + 1) for r in range(*segment.documents) if r not in set(layout.deleted_documents))
+            conn.execute(f"INSERT INTO documents (rowid, doc_id, title, source, url, published, author, sha256, text) "
+                         f"SELECT rowid, doc_id, title, source, url, published, author, sha256, text "
+                         f"FROM part.documents WHERE rowid IN ({live})")
+            conn.execute('INSERT INTO passages SELECT * FROM part.passages WHERE doc_id IN '
+                         f'(SELECT doc_id FROM part.documents WHERE rowid IN ({live}))')
+            conn.execute("INSERT INTO sentences SELECT * FROM part.sentences WHERE passage_id IN "
+                         "(SELECT id FROM main.passages)")
+            conn.execute("INSERT OR REPLACE INTO duplicates SELECT * FROM part.duplicates")
+            conn.commit()
+            conn.execute("DETACH DATABASE part")
+            os.remove(part)
+            del manifest["checksums"][f"{segment.name}/store.sqlite"]
+    manifest["checksums"]["store.sqlite"] = store.file_sha256(base)
+    del manifest[segments.OWN_STORES]
+    (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_a_generation_with_one_store_for_its_segments_is_read_and_merged_by_its_next_update(segmented, tmp_path,
+                                                                                           monkeypatch):
+    monkeypatch.setattr(updates, "MERGE_DELETED", 1.0)  # (the policy alone would append)
+    monkeypatch.setattr(updates, "MERGE_SHARE", 100.0)
+    old = tmp_path / "old"
+    shutil.copytree(segmented, old)
+    _one_store(current(old))
+    ours, theirs = Searcher.open(old), Searcher.open(segmented)
+    for question in QUESTIONS:
+        assert [(c.doc_id, c.paragraph) for h in ours.search(question, 8) for c in h.citations] == \
+            [(c.doc_id, c.paragraph) for h in theirs.search(question, 8) for c in h.citations], question
+    assert ours.document(REPLACEMENT["id"])["text"] == REPLACEMENT["text"]
+    assert not segments.Layout.of(store.read_manifest(current(old)), current(old)).own_stores
+    shutil.copytree(segmented, tmp_path / "new")
+    assert not update(tmp_path / "new", remove=[next(SEEDS.glob("000_*")).stem]).merged  # the new format appends
+    summary = update(old, remove=[next(SEEDS.glob("003_*")).stem])
+    assert summary.merged and summary.documents == 3
+    assert segments.Layout.of(store.read_manifest(current(old)), current(old)).simple

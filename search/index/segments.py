@@ -6,8 +6,8 @@ under `segments/sNNNNNN/` holding only the new passages: their vectors, sentence
 and BM25 term counts, ids continuing where the last segment ended. The segments of the
 previous generation are carried over as hard links (the same files, never rewritten),
 and the passages an update removes or replaces are listed in `deleted.npy` (passage ids)
-and `deleted_documents.npy` (document rows) instead of being cut out of them. The one
-store (store.sqlite) is copied and changed in place: it holds only what is live.
+and `deleted_documents.npy` (document rows) instead of being cut out of them. Each
+segment has its own store.sqlite too (search/index/segment_store.py).
 
 Ids are never reused until a merge (indexer/update.py) renumbers everything into one
 base again. Scores do not depend on the segmenting: BM25 is scored at query time from
@@ -35,6 +35,7 @@ DIRECTORY = "segments"
 IN_MEMORY_DELTAS = 20_000
 DELETED = "deleted.npy"  # passage ids removed since their segment was written
 DELETED_DOCUMENTS = "deleted_documents.npy"  # document rows (rowid - 1) likewise
+OWN_STORES = "segment_stores"  # the manifest's mark of segments with stores of their own
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Layout:
     segments: tuple[Segment, ...]
     deleted: np.ndarray  # passage ids
     deleted_documents: np.ndarray  # document rows
+    # each segment has its own store (else one store.sqlite holds every live row: how the
+    # first segmented generations were written, read as they are, merged by their next update)
+    own_stores: bool = True
 
     @classmethod
     def of(cls, manifest: dict, directory: Path) -> "Layout":
@@ -72,7 +76,8 @@ class Layout:
             return cls((base,), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         segments = tuple(Segment(s["name"], tuple(s["passages"]), tuple(s["sentences"]), tuple(s["documents"]))
                          for s in manifest["segments"])
-        return cls(segments, _ids(directory / DELETED), _ids(directory / DELETED_DOCUMENTS))
+        return cls(segments, _ids(directory / DELETED), _ids(directory / DELETED_DOCUMENTS),
+                   bool(manifest.get(OWN_STORES)))
 
     @property
     def simple(self) -> bool:
@@ -104,7 +109,7 @@ class Layout:
 
     def record(self) -> dict:
         """The manifest's part of this layout."""
-        return {"segments": [s.record() for s in self.segments]}
+        return {"segments": [s.record() for s in self.segments], OWN_STORES: self.own_stores}
 
 
 def _ids(path: Path) -> np.ndarray:

@@ -3,7 +3,6 @@ and its translation) leave the ranking as one result that cites every copy."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,12 +20,21 @@ class Duplicates:
     members: dict[int, list[int]]
 
     @classmethod
-    def read(cls, db: sqlite3.Connection, count: int) -> "Duplicates":
-        """The groups the build recorded in the store (indexer/duplicates.py)."""
-        group_of = np.full(count, -1, dtype=np.int64)
+    def of(cls, recorded: np.ndarray, live: np.ndarray | None = None) -> "Duplicates":
+        """The groups the build and updates recorded (passage id -> group, -1: none;
+        indexer/duplicates.py), less the deleted passages: a group left with one live
+        passage is none."""
+        group_of = recorded.copy()
+        if live is not None:
+            group_of[~live[:len(group_of)]] = -1
+        grouped = np.flatnonzero(group_of >= 0)
+        groups, sizes = np.unique(group_of[grouped], return_counts=True)
+        lone = groups[sizes < 2]
+        if len(lone):
+            group_of[grouped[np.isin(group_of[grouped], lone)]] = -1
+            grouped = np.flatnonzero(group_of >= 0)
         members: dict[int, list[int]] = {}
-        for pid, group in db.execute("SELECT passage_id, group_id FROM duplicates ORDER BY passage_id"):
-            group_of[pid] = group
+        for pid, group in zip(grouped.tolist(), group_of[grouped].tolist()):
             members.setdefault(group, []).append(pid)
         return cls(group_of, members)
 

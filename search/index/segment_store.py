@@ -1,0 +1,201 @@
+"""The store's rows across a generation's segments, read as one store.
+
+Each segment an update writes carries its own `store.sqlite` beside its vectors: the
+documents it added, their passages and sentences (global ids, document rowids global
+too), and the near-duplicate links the update made or changed, older passages' included.
+The base's store is the generation's own `store.sqlite`. Nothing is ever rewritten in
+place, so an update costs what it adds and a reader verifies only the new segment's
+file. A document and its passages are always in one segment, so a query joining them
+runs segment by segment; what a later segment says of a passage (its duplicate group)
+overrides what an earlier one said, and deleted passages and documents (deleted.npy,
+deleted_documents.npy) are left out by the reader.
+
+Generations written before segments had stores of their own hold every live row in the
+one store: they are read as a single part (`Layout.own_stores` false).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from search.index import store
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str  # its segment's ("" the base)
+    path: Path
+    passages: tuple[int, int]  # [first, end) passage ids
+    documents: tuple[int, int]  # [first, end) document rows (rowid - 1)
+
+
+class SegmentedStore:
+    def __init__(self, layout, directory: Path):
+        directory = Path(directory)
+        if layout.own_stores:
+            self.parts = [Part(s.name, s.path(directory) / store.STORE, s.passages, s.documents)
+                          for s in layout.segments]
+        else:
+            self.parts = [Part("", directory / store.STORE, (0, layout.passage_capacity),
+                               (0, layout.document_capacity))]
+        self._starts = np.array([p.passages[0] for p in self.parts], dtype=np.int64)
+        self.live = layout.live()
+        self.live_documents = layout.live_documents()
+        self._local = threading.local()  # one read-only connection per thread and part
+        self._authors: list[str | None] = [None] * len(self.parts)
+
+    def connection(self, part: int) -> sqlite3.Connection:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = [None] * len(self.parts)
+        if conns[part] is None:
+            conns[part] = store.connect(self.parts[part].path)
+        return conns[part]
+
+    def close(self) -> None:
+        """This thread's connections (the others close with their threads)."""
+        for conn in getattr(self._local, "conns", None) or ():
+            if conn is not None:
+                conn.close()
+        self._local.conns = None
+
+    def author(self, part: int) -> str:
+        """The SQL for a document's author in `part` (stores older than authors lack it)."""
+        if self._authors[part] is None:
+            self._authors[part] = "d.author" if store.has_author(self.connection(part)) else "NULL"
+        return self._authors[part]
+
+    def rows(self, sql: str, params: tuple = (), since: int = 0) -> Iterator[sqlite3.Row]:
+        """`sql`'s rows from every part holding passage ids at or past `since`, in order
+        (deleted rows included: the caller knows which of its ids are live)."""
+        for part, p in enumerate(self.parts):
+            if p.passages[1] > since:
+                yield from self.connection(part).execute(sql, params)
+
+    def for_passages(self, sql: str, ids, *params) -> list[sqlite3.Row]:
+        """The rows of `sql` (holding one `{ids}` for an IN list, and perhaps `{author}`)
+        for passage `ids`, each asked of the part that holds it; `params` come after the ids."""
+        ids = np.unique(np.asarray(list(ids), dtype=np.int64))
+        if not len(ids):
+            return []
+        owner = np.searchsorted(self._starts, ids, side="right") - 1
+        out = []
+        for part in np.unique(owner).tolist():
+            chosen = ids[owner == part].tolist()
+            for start in range(0, len(chosen), 500):  # SQLite's limit on bound parameters
+                chunk = chosen[start:start + 500]
+                out += self.connection(part).execute(
+                    sql.format(ids=",".join("?" * len(chunk)), author=self.author(part)), (*chunk, *params)).fetchall()
+        return out
+
+    def part_of_document(self, doc_id: str) -> int | None:
+        """The part holding `doc_id`'s live version, or None."""
+        for part in range(len(self.parts) - 1, -1, -1):
+            for (row,) in self.connection(part).execute("SELECT rowid - 1 FROM documents WHERE doc_id = ?",
+                                                        (doc_id,)):
+                if row < len(self.live_documents) and self.live_documents[row]:
+                    return part
+        return None
+
+    def live_documents_by_id(self, doc_ids) -> dict[str, tuple[int, sqlite3.Row]]:
+        """doc_id -> (part, its row: doc_id, sha256, rowid - 1 AS row) for those of `doc_ids`
+        that are live."""
+        found: dict[str, tuple[int, sqlite3.Row]] = {}
+        values = sorted(set(doc_ids))
+        for part in range(len(self.parts)):
+            for start in range(0, len(values), 500):
+                chunk = values[start:start + 500]
+                for row in self.connection(part).execute(
+                        f"SELECT doc_id, sha256, rowid - 1 AS row FROM documents WHERE doc_id IN "
+                        f"({','.join('?' * len(chunk))})", chunk):
+                    if self.live_documents[row["row"]]:
+                        found[row["doc_id"]] = (part, row)
+        return found
+
+    def live_doc_ids(self) -> list[str]:
+        return [doc_id for row, doc_id in self.rows("SELECT rowid - 1, doc_id FROM documents")
+                if self.live_documents[row]]
+
+    def recorded_group_of(self, ids) -> dict[int, int]:
+        """passage id -> its group as last recorded, for those of `ids` in one."""
+        found: dict[int, int] = {}
+        ids = sorted(set(ids))
+        for part in range(len(self.parts)):  # later parts override
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                found.update(self.connection(part).execute(
+                    f"SELECT passage_id, group_id FROM duplicates WHERE passage_id IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall())
+        return found
+
+    def group_members(self, groups) -> dict[int, int]:
+        """passage id -> group for every passage whose group, as last recorded, is one of
+        `groups` (deleted passages included)."""
+        groups = sorted(set(groups))
+        named = set()
+        for part in range(len(self.parts)):
+            for start in range(0, len(groups), 500):
+                chunk = groups[start:start + 500]
+                named |= {pid for (pid,) in self.connection(part).execute(
+                    f"SELECT passage_id FROM duplicates WHERE group_id IN ({','.join('?' * len(chunk))})", chunk)}
+        wanted = set(groups)
+        return {pid: g for pid, g in self.recorded_group_of(named).items() if g in wanted}
+
+    def groups(self, group_of: np.ndarray | None = None, since_part: int = 0) -> np.ndarray:
+        """passage id -> its near-duplicate group as recorded (-1: none), later parts
+        overriding earlier ones; deleted passages not yet left out (Duplicates does).
+        `group_of`: what the parts before `since_part` said (a previous reader's), reused."""
+        out = np.full(len(self.live), -1, dtype=np.int64)
+        if group_of is not None:
+            out[:len(group_of)] = group_of
+        for part in range(since_part, len(self.parts)):
+            pairs = np.array(self.connection(part).execute("SELECT passage_id, group_id FROM duplicates").fetchall(),
+                             dtype=np.int64).reshape(-1, 2)
+            out[pairs[:, 0]] = pairs[:, 1]
+        return out
+
+    def shared_parts(self, other: "SegmentedStore") -> int:
+        """How many of this store's first parts are `other`'s too (a later generation's
+        carried segments: the same names and ranges)."""
+        same = 0
+        for mine, theirs in zip(self.parts, other.parts):
+            if (mine.name, mine.passages, mine.documents) != (theirs.name, theirs.passages, theirs.documents):
+                break
+            same += 1
+        return same
+
+
+def fold(old: SegmentedStore, target: Path) -> None:
+    """Write the live rows of every part after the base as one store at `target` (ids
+    and document rows as they were; the latest duplicate link of each passage)."""
+    conn = store.connect(target, readonly=False)
+    try:
+        conn.executescript(store.SCHEMA)
+        conn.execute("CREATE TEMP TABLE dead (id INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO dead VALUES (?)", [(i,) for i in np.flatnonzero(~old.live).tolist()])
+        conn.execute("CREATE TEMP TABLE dead_rows (row INTEGER PRIMARY KEY)")
+        conn.executemany("INSERT INTO dead_rows VALUES (?)",
+                         [(i,) for i in np.flatnonzero(~old.live_documents).tolist()])
+        for part in old.parts[1:]:
+            conn.execute("ATTACH DATABASE ? AS part", (str(part.path),))
+            for sql in ("INSERT INTO documents (rowid, doc_id, title, source, url, published, author, sha256, text) "
+                        "SELECT rowid, doc_id, title, source, url, published, author, sha256, text "
+                        "FROM part.documents WHERE rowid - 1 NOT IN (SELECT row FROM dead_rows)",
+                        'INSERT INTO passages (id, doc_id, paragraph, start, "end", text) '
+                        'SELECT id, doc_id, paragraph, start, "end", text FROM part.passages '
+                        "WHERE id NOT IN (SELECT id FROM dead)",
+                        'INSERT INTO sentences (id, passage_id, start, "end") SELECT id, passage_id, start, "end" '
+                        "FROM part.sentences WHERE passage_id NOT IN (SELECT id FROM dead)",
+                        "INSERT OR REPLACE INTO duplicates (passage_id, group_id) SELECT passage_id, group_id "
+                        "FROM part.duplicates WHERE passage_id NOT IN (SELECT id FROM dead)"):
+                conn.execute(sql)
+            conn.commit()
+            conn.execute("DETACH DATABASE part")
+    finally:
+        conn.close()
