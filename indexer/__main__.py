@@ -75,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "add":
-            print(update(args.index, srcs=args.sources, strict=args.strict))
+            print(_through_service(args.index, args.sources, (), args.strict) or
+                  update(args.index, srcs=args.sources, strict=args.strict))
             return 0
         if args.command == "remove":
-            print(update(args.index, remove=args.doc_ids))
+            print(_through_service(args.index, (), args.doc_ids) or update(args.index, remove=args.doc_ids))
             return 0
         if args.command == "merge":
             print(update(args.index, merge=True))
@@ -96,6 +97,26 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(summary)
     return 0
+
+
+def _through_service(index: str, srcs, remove, strict: bool = False):
+    """The update, made by the writer of the service running on `index` (one update at a
+    time, batched with the service's own writes); None when no service writes there."""
+    from search.service import writer_process
+
+    from .update import read_sources
+
+    record = writer_process.find(index)
+    if record is None:
+        return None
+    print(f"indexer: writing through the service's writer process {record['pid']}", file=sys.stderr)
+    documents, skipped = read_sources(srcs, strict) if srcs else ([], [])
+    try:
+        summary = writer_process.write(index, documents, remove)
+    except writer_process.WriterUnreachable:
+        return None
+    summary.skipped = skipped + summary.skipped
+    return summary
 
 
 if __name__ == "__main__":

@@ -138,6 +138,25 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
     return summary
 
 
+def read_sources(srcs: list[str | Path], strict: bool = False) -> tuple[list[sources.Document], list[sources.Skipped]]:
+    """The documents in `srcs` as an update reads them (each id once, article text only),
+    and what it skipped; with `strict`, BuildError on the first bad input."""
+    from .clean import clean
+
+    files, skipped = sources.discover(srcs)
+    documents, skipped = _read(files, [], skipped, strict)
+    kept = []
+    for doc in documents:
+        if clean(doc.text, doc.title).lines:
+            kept.append(doc)
+            continue
+        item = sources.Skipped(doc.source, f"document {doc.doc_id!r} has no article text")
+        if strict:
+            raise BuildError(f"{item} (--strict: nothing was changed)")
+        skipped.append(item)
+    return kept, skipped
+
+
 def _read(files: list[Path], documents: list[sources.Document], skipped: list[sources.Skipped],
           strict: bool) -> tuple[list[sources.Document], list[sources.Skipped]]:
     """Every incoming document, once; a second one with the same id is an error."""

@@ -79,3 +79,10 @@ class BuildError(SearchError):
 
     code = "build_error"
     status = 400  # over HTTP: the document given could not be indexed
+
+
+class WriterUnavailable(SearchError):
+    """The index's writer process stopped while it held a write."""
+
+    code = "writer_unavailable"
+    status = 503

@@ -59,6 +59,20 @@ class LiveSearcher:
             self._swap(self._open())
         return self._searcher
 
+    def serving(self, generation: str | None) -> Searcher:
+        """A searcher of `generation` or a later one: the one serving, or the current
+        generation opened now (a write's answer shows the write)."""
+        if self._holds(generation):
+            return self._searcher
+        with self._loading:  # (a reload running now may already bring it)
+            if not self._holds(generation):
+                self._swap(self._open())
+        return self._searcher
+
+    def _holds(self, generation: str | None) -> bool:
+        served = self._searcher.generation
+        return generation is None or (served is not None and generations.number(served) >= generations.number(generation))
+
     def _stale(self) -> bool:
         try:
             name = generations.current_name(self.root)

@@ -86,9 +86,14 @@ class Searcher:
         # memory-mapped: a query reads only its candidate passages' sentences
         self._sentence_vectors = segments.open_sentences(layout, self.index_dir)
         self._store = SegmentedStore(layout, self.index_dir)  # one read-only connection per thread and part
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # a query's vector depends on the model alone: the next generation's searcher keeps
+        # the cache (and its lock: both answer requests while the swap happens)
+        if previous is not None and previous.embedder is embedder:
+            self._query_cache, self._cache_lock = previous._query_cache, previous._cache_lock
+        else:
+            self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+            self._cache_lock = threading.Lock()
         self.query_cache_size = settings.value("SEARCH_QUERY_CACHE")
-        self._cache_lock = threading.Lock()
         self._in_flight, self._in_flight_lock = 0, threading.Lock()  # searches running now
         known = previous._count if reuse else 0
         self._sentence_range = self._sentence_ranges(previous, known) if self._sentence_vectors is not None else None

@@ -17,7 +17,7 @@ from search.embedding.embedder import (
 
 @pytest.fixture(scope="module")
 def paragraphs(searcher) -> list[str]:
-    return [row[0] for row in searcher._db.execute("SELECT text FROM passages ORDER BY id")]
+    return [row[0] for row in searcher._store.rows("SELECT text FROM passages ORDER BY id")]
 
 
 def test_int8_agrees_with_fp32_on_the_seed_paragraphs(paragraphs):

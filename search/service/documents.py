@@ -1,6 +1,7 @@
 """`PUT /documents/<doc_id>`, `POST /documents` (an NDJSON feed) and `DELETE
-/documents/<doc_id>`: change the index under a running service. The process's writer
-thread (search/service/writer.py) applies each write as an incremental update
+/documents/<doc_id>`: change the index under a running service. The index's writer
+process (search/service/writer_process.py), or where none runs this process's writer
+thread (search/service/writer.py), applies each write as an incremental update
 (indexer/update.py), writes that arrive together as one, and publishes a new generation;
 this worker serves it before answering, the others within a second or two. Disabled
 unless SEARCH_API_KEY is set, and then only with that key.
@@ -9,6 +10,7 @@ unless SEARCH_API_KEY is set, and then only with that key.
 from __future__ import annotations
 
 import json
+import logging
 
 from flask import Flask, request
 
@@ -17,15 +19,36 @@ from search.live import LiveSearcher
 from search.query import checked
 from search.service.contract import MAX_DOC_ID_CHARS, DocumentWrite, FeedLine
 from search.service.requests import authorize, from_body, json_response
+from search.service import writer_process
 from search.service.writer import Writer
 
 FEED_TYPES = ("application/x-ndjson", "application/jsonl")  # one JSON object a line
+log = logging.getLogger("search.service")
+
+
+class ServiceWriter:
+    """The index's writer process when one is up, else this process's own writer thread;
+    either way the answer comes from this worker's searcher of the generation written."""
+
+    def __init__(self, live: LiveSearcher):
+        self._live = live
+        self._own = Writer(live.root, lambda: live.get().embedder)
+
+    def write(self, documents=(), remove=()):
+        try:
+            summary = writer_process.write(self._live.root, documents, remove)
+        except writer_process.WriterUnreachable as e:
+            if writer_process.find(self._live.root) is not None:  # recorded, yet not answering
+                log.warning("%s: writing from this process", e)
+            summary = self._own.write(documents, remove)
+        searcher = self._live.serving(summary.generation) if summary.changed else self._live.get()
+        return summary, searcher
 
 
 def register(app: Flask, live: LiveSearcher) -> None:
     if app.config.get("API_KEY"):
         _load_writer()
-    writer = Writer(live)
+    writer = ServiceWriter(live)
 
     @app.put("/documents/<doc_id:doc_id>")
     def put_document(doc_id: str):

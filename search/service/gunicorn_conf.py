@@ -45,6 +45,27 @@ def on_starting(server):
         os.remove(path)
 
 
+def when_ready(server):
+    # With writes on, the index gets one writer process (search/service/writer_process.py):
+    # the workers send it their writes, and `indexer add` finds it through the index.
+    if settings.value("SEARCH_API_KEY"):
+        import subprocess
+        import sys
+
+        server.search_writer = subprocess.Popen(
+            [sys.executable, "-m", "search.service.writer_process", str(settings.value("SEARCH_INDEX"))])
+
+
+def on_exit(server):
+    writer = getattr(server, "search_writer", None)
+    if writer is not None:
+        writer.terminate()
+        try:
+            writer.wait(10)
+        except Exception:  # noqa: BLE001 - it is leaving either way
+            writer.kill()
+
+
 def post_worker_init(worker):
     # Logged once the worker has loaded the model and index, just before it takes
     # connections: until then gunicorn's other workers take them all, and a kept-alive

@@ -1,10 +1,12 @@
-"""The one thread of a service process that changes the index.
+"""The one thread that changes an index, fed by a queue.
 
-`PUT`, `POST` and `DELETE /documents` hand their write to it and wait for the published
-generation: the request threads never run an update themselves, and writes that arrive
-while one is being written are applied together, as one update and one new segment
-(group commit), not one generation each. Across processes (gunicorn's workers, `indexer
-add`) the index's writer lock keeps one writer at a time.
+`PUT`, `POST` and `DELETE /documents` hand their write to a writer and wait for the
+published generation: request threads never run an update themselves, and writes that
+arrive while one is being written are applied together, as one update and one new
+segment (group commit), not one generation each. A service runs its writer in a process
+of its own (search/service/writer_process.py), which `indexer add` also writes through;
+a process that cannot reach it runs this thread itself. Across processes the index's
+writer lock keeps one update at a time.
 """
 
 from __future__ import annotations
@@ -14,21 +16,27 @@ import ctypes.util
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
 # Writes applied together at most: a feed's burst is one update, yet one request's
 # answer never waits behind an unbounded pile.
 MAX_BATCH = 256
+# At most one generation this often: every generation costs each serving process a
+# reload, and writes arriving meanwhile are applied together.
+PUBLISH_INTERVAL_S = 1.0
 
 
 @dataclass
 class Write:
     documents: list = field(default_factory=list)  # indexer.sources.Document to add or replace
     remove: list[str] = field(default_factory=list)
-    done: Future = field(default_factory=Future)  # (UpdateSummary, the searcher serving it)
+    done: Future = field(default_factory=Future)  # the UpdateSummary
 
     @property
     def ids(self) -> set[str]:
@@ -36,15 +44,17 @@ class Write:
 
 
 class Writer:
-    def __init__(self, live):
-        self._live = live
+    def __init__(self, root: str | Path, embedder: Callable[[], object], interval_s: float = PUBLISH_INTERVAL_S):
+        self.root = Path(root)
+        self._embedder = embedder  # the model the index is written with (the service's own)
+        self.interval_s = interval_s
         self._queue: queue.Queue[Write] = queue.Queue()
         self._held: Write | None = None  # a write that conflicted with the last batch: next
         self._started = False
         self._lock = threading.Lock()
 
     def write(self, documents=(), remove=()):
-        """Apply the write (after those queued before it) and return (summary, searcher)
+        """Apply the write (after those queued before it) and return its UpdateSummary
         once it is published; raises what the update raised."""
         job = Write(list(documents), list(remove))
         self._start()
@@ -59,7 +69,10 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            self._apply(self._batch())
+            batch = self._batch()
+            started = time.monotonic()
+            self._apply(batch)
+            time.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     def _batch(self) -> list[Write]:
         """The next write and every one queued behind it that touches other documents (a
@@ -82,10 +95,9 @@ class Writer:
         from indexer.update import update
 
         try:
-            summary = update(self._live.root, documents=[d for job in batch for d in job.documents],
-                             remove=[i for job in batch for i in job.remove], embedder=self._live.get().embedder,
+            summary = update(self.root, documents=[d for job in batch for d in job.documents],
+                             remove=[i for job in batch for i in job.remove], embedder=self._embedder(),
                              strict=True, batch_size=8)  # small batches: the memory peak stays near a search's
-            searcher = self._live.reload() if summary.changed else self._live.get()
         except BaseException as e:  # noqa: BLE001 - every waiting request gets its answer
             if len(batch) > 1:  # one bad write must not fail the others: each on its own
                 log.info("a batch of %d writes failed (%s); applying them one by one", len(batch), e)
@@ -97,7 +109,7 @@ class Writer:
         finally:
             _release_memory()
         for job in batch:
-            job.done.set_result((summary, searcher))
+            job.done.set_result(summary)
 
 
 def _release_memory() -> None:
