@@ -129,9 +129,11 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         try:
             write = _append if appending else _write
             summary.merged = not appending
-            write(old_dir, manifest, layout, tmp, [d for d in incoming if d.doc_id in changed],
-                  set(summary.removed) | set(summary.replaced), embedder, batch_size, summary, started, strict)
+            after = write(old_dir, manifest, layout, tmp, [d for d in incoming if d.doc_id in changed],
+                          set(summary.removed) | set(summary.replaced), embedder, batch_size, summary, started, strict)
             summary.generation = generations.publish(index_dir, tmp, crashpoint)
+            if after is not None:
+                after()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     summary.seconds = time.perf_counter() - started
@@ -279,11 +281,10 @@ MERGE_DELETED = 0.25
 
 
 def _appendable(manifest: dict, layout: segments.Layout) -> bool:
-    """Whether the next update may add a segment: faiss indexes only (a Milvus-backed
-    generation owns one collection, which an update rewrites), and of this format with
-    BM25 term counts and segment stores (an older index is migrated by merging it: every
-    file rewritten)."""
-    if vector_store.parse(recorded_options(manifest).vector_store) is not None or not layout.own_stores:
+    """Whether the next update may add a segment: an index of this format, with BM25 term
+    counts and segment stores (an older index is migrated by merging it: every file
+    rewritten), and not too many segments or deletions (the policy above)."""
+    if not layout.own_stores:
         return False
     from search.index.lexical import LexicalIndex
 
@@ -299,13 +300,17 @@ def _appendable(manifest: dict, layout: segments.Layout) -> bool:
 
 def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, incoming: list[sources.Document],
             gone: set[str], embedder, batch_size: int, summary: UpdateSummary, started: float,
-            strict: bool = False) -> None:
+            strict: bool = False):
     """The next generation as the previous one's segments (hard links to the same files),
     one new segment of the new passages with a store of its own, and the gone documents'
-    passages marked deleted. Costs what the update changes."""
+    passages marked deleted. Costs what the update changes. A Milvus-backed index's new
+    vectors go into its collection (returned: what deletes the gone ones from it, once
+    the generation is published)."""
     import faiss
 
     options = recorded_options(manifest)
+    milvus = vector_store.parse(options.vector_store) is not None
+    collection = vector_store.open_store(manifest, old_dir) if milvus else None
     number = manifest.get("next_segment", 1)
     folding = len(layout.segments) > MERGE_SEGMENTS  # (and small: else _appendable chose a merge)
     skip = (segments.DELETED, segments.DELETED_DOCUMENTS)
@@ -318,7 +323,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     written = []
     if folding:
         name = f"{segments.DIRECTORY}/s{number:06d}"
-        folded, files = segments.fold(layout, old_dir, tmp, name)
+        folded, files = segments.fold(layout, old_dir, tmp, name, vectors=not milvus)
         fold_store(old, tmp / name / store.STORE)
         written += files + [f"{name}/{store.STORE}"]
         number += 1
@@ -359,10 +364,15 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
         summary.embed_seconds += time.perf_counter() - embedding
         crashpoint("update:embedded")
         ids = np.arange(first.passages[1], first.passages[1] + len(vectors), dtype=np.int64)
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-        written += [f"{name}/{f}" for f in vector_store.FaissStore(index).save(directory)]
-        previous = segments.open_vectors(layout, manifest, old_dir)  # (the folded segments are the same vectors)
+        if milvus:  # before the manifest: an update that dies here leaves ids the next one overwrites
+            collection.put(ids, vectors)
+            collection.ready()
+        else:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+            index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+            written += [f"{name}/{f}" for f in vector_store.FaissStore(index).save(directory)]
+        # (the folded segments are the same vectors)
+        previous = segments.open_vectors(layout, manifest, old_dir, base=collection)
         _link_copies(conn, old, previous, deleted, vectors, ids, batch.doc_of)
         conn.commit()
         conn.close()
@@ -401,6 +411,18 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     # the carried files are the previous generation's, whose checksums were verified when written
     store.write_manifest(tmp, record, written, known=carried)
     crashpoint("update:manifest")
+    if milvus and gone_passages:
+        return lambda: _forget_vectors(collection, gone_passages)
+    return None
+
+
+def _forget_vectors(collection, ids: list[int]) -> None:
+    """Delete removed passages' vectors from a Milvus collection (best effort: a vector
+    left behind is never asked for, and a merge leaves it out)."""
+    try:
+        collection.remove(np.asarray(ids, dtype=np.int64))
+    except Exception as e:  # noqa: BLE001 - the update is published either way
+        log.warning("could not delete %d vectors from %s: %s", len(ids), collection.collection, e)
 
 
 def _link_copies(conn, old: SegmentedStore, previous, deleted: np.ndarray, vectors: np.ndarray, ids: np.ndarray,

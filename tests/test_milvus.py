@@ -153,7 +153,10 @@ def test_the_http_service_answers_from_milvus(milvus_index, searcher):
     assert client.get("/health").get_json()["vector_index"] == "Milvus collection"
 
 
-def test_updates_write_a_new_collection_and_drop_collected_ones(milvus, tmp_path, embedder):
+def test_updates_write_their_vectors_into_the_collection_and_merges_a_new_one(milvus, tmp_path, embedder):
+    """An update upserts its new passages' vectors into the generation's collection and
+    deletes the ones it removed (no collection rewritten); a merge writes a new one, and
+    the old goes when the last generation naming it is collected."""
     from indexer import BuildOptions, build
     from indexer.update import update
     from search import Searcher
@@ -171,34 +174,68 @@ def test_updates_write_a_new_collection_and_drop_collected_ones(milvus, tmp_path
         return json.loads((current(index) / "manifest.json").read_text())["vector_index"]["collection"]
 
     first = collection()
+    client = _client(milvus)
+
+    def rows():
+        client.flush(first)
+        return {r["id"] for r in client.query(first, filter="id >= 0", output_fields=["id"])}
+
     (articles / "harbour.txt").write_text(
         "Harbour seals return to the Thames\n\nA survey counted 1,234 harbour seals along the Thames estuary "
         "this summer, the most since records began, conservationists said.\n", encoding="utf-8")
-    assert update(index, srcs=[articles / "harbour.txt"]).added == ["harbour"]
-    second = collection()
-    client = _client(milvus)
-    assert second != first and client.has_collection(second) and client.has_collection(first)
+    summary = update(index, srcs=[articles / "harbour.txt"])
+    assert summary.added == ["harbour"] and not summary.merged
+    assert collection() == first and rows() == {0, 1}  # one collection, the new vector added to it
+    assert not (current(index) / "segments" / "s000001" / "vectors.faiss").exists()
     searcher = Searcher.open(index)
     assert searcher.describe()["passages"] == 2
     hit = searcher.search("How many seals live in the Thames?", k=1)[0]
     assert "1,234 harbour seals" in hit.text and hit.citations[0].doc_id == "harbour"
     keeper = searcher.search("Who looked after the Fastnet lamp?", k=1)[0]
-    assert keeper.citations[0].doc_id == "lighthouse"  # a kept passage, its vector read back from Milvus
-    update(index, remove=["harbour"])
-    third = collection()
-    assert Searcher.open(index).describe()["passages"] == 1
-    # the only document, changed: nothing is kept from the old collection
+    assert keeper.citations[0].doc_id == "lighthouse"
     (articles / "lighthouse.txt").write_text(
         "Lighthouse keeper retires after 41 years\n\nThe last keeper of the Fastnet lighthouse retired on "
         "Friday after forty-one years of tending its lamp through Atlantic storms.\n", encoding="utf-8")
     assert update(index, srcs=[articles / "lighthouse.txt"]).replaced == ["lighthouse"]
+    assert collection() == first and rows() == {1, 2}  # the old version's vector deleted by id
+    after = Searcher.open(index)
+    assert "forty-one years" in after.search("Fastnet keeper", k=1)[0].text
+    assert {h.citations[0].doc_id for h in after.search("lighthouse seals", k=5, mode="dense")} == {"lighthouse", "harbour"}
+    assert update(index, merge=True).merged
+    merged = collection()
+    assert merged != first and client.has_collection(first)  # older generations still name it
     assert "forty-one years" in Searcher.open(index).search("Fastnet keeper", k=1)[0].text
-    fourth = collection()
-    del searcher, hit, keeper  # readers hold their generations (leases) until they let go
+    del searcher, hit, keeper, after  # readers hold their generations (leases) until they let go
     gc.collect()
     collect(index, keep=0, grace_s=0)
-    assert not any(client.has_collection(c) for c in (first, second, third))  # their generations went
-    assert client.has_collection(fourth)
+    assert not client.has_collection(first) and client.has_collection(merged)
+
+
+def test_an_updated_milvus_index_answers_as_the_same_updates_on_faiss(milvus, seed_index, tmp_path, embedder):
+    from indexer import BuildOptions, build
+    from indexer.update import update
+    from search import Searcher
+
+    from helpers import write_jsonl
+
+    remote = tmp_path / "remote"
+    build([SEEDS], remote, options=BuildOptions(vector_store=f"milvus://{milvus[0]}:{milvus[1]}/same"))
+    local = tmp_path / "local"
+    shutil.copytree(seed_index, local)
+    feed = write_jsonl(tmp_path / "feed.jsonl", {
+        "id": "volcano", "title": "Volcano erupts on the Reykjanes peninsula",
+        "text": "A volcano erupted on the Reykjanes peninsula on Monday night, sending lava fountains 100 metres "
+                "into the air.\n\nThe town of Grindavik had been evacuated days earlier, officials said.\n"})
+    removed = next(SEEDS.glob("002_*")).stem
+    for index in (remote, local):
+        assert not update(index, [feed]).merged
+        assert not update(index, remove=[removed]).merged
+    ours, theirs = Searcher.open(remote), Searcher.open(local)
+    for question in QUESTIONS + ["Where did lava fountains rise?"]:
+        for mode in ("hybrid", "dense"):
+            a, b = ours.search(question, k=10, mode=mode), theirs.search(question, k=10, mode=mode)
+            assert [(h.text, h.citations) for h in a] == [(h.text, h.citations) for h in b], (question, mode)
+            assert all(h.citations[0].doc_id != removed for h in a)
 
 
 def test_an_unreachable_server_is_a_clear_error(milvus_index, tmp_path):

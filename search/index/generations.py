@@ -187,7 +187,9 @@ def collect(index_dir: Path, keep: int | None = None, grace_s: float | None = No
         if held is None:  # a reader still holds it (or it is gone): a later collection takes it
             continue
         try:
-            vector_store.drop_collection_of(directory)  # a Milvus-backed generation's vectors
+            # a Milvus collection goes with the last generation naming it
+            others = [p for p in parent.iterdir() if p.name != directory.name and p.name.startswith("g")]
+            vector_store.drop_collection_of(directory, others)
             shutil.rmtree(directory, ignore_errors=True)
         finally:
             os.close(held)

@@ -128,19 +128,22 @@ def save_deleted(directory: Path, deleted: np.ndarray, deleted_documents: np.nda
 class SegmentedVectors:
     """The passage vectors of every segment (faiss stores whose ids are global), as one store."""
 
-    def __init__(self, parts: list, layout: Layout):
+    def __init__(self, parts: list, layout: Layout, filtered: bool = False):
         self._parts = parts  # a FaissStore per segment, in id order
+        # always ask a part for the live ids only (a Milvus collection shared with later
+        # generations holds ids this one does not know)
+        self._filtered = filtered
         self._ranges = [s.passages for s in layout.segments]
         self._live = layout.live()
         self._deleted_in = [bool(len(layout.deleted) and (~self._live[s.passages[0]:s.passages[1]]).any())
                             for s in layout.segments]
         self._count = int(self._live.sum())
-        self.index = parts[0].index  # the base's, for what asks of the index kind
+        self.index = getattr(parts[0], "index", None)  # the base's faiss index, for what asks of its kind
 
     def search(self, vectors, k, allowed=None):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         mask = self._live if allowed is None else (np.asarray(allowed, dtype=bool) & self._live)
-        found = [self._search_part(part, vectors, k, mask, allowed is not None, deleted, first, end)
+        found = [self._search_part(part, vectors, k, mask, self._filtered or allowed is not None, deleted, first, end)
                  for part, deleted, (first, end) in zip(self._parts, self._deleted_in, self._ranges)]
         scores = np.concatenate([s for s, _ in found], axis=1)
         ids = np.concatenate([i for _, i in found], axis=1)
@@ -177,6 +180,8 @@ class SegmentedVectors:
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of passages `ids`, in that order."""
         ids = np.asarray(ids, dtype=np.int64)
+        if len(self._parts) == 1:
+            return self._parts[0].vectors(ids)
         out = np.zeros((len(ids), self._parts[0].index.d), dtype=np.float32)
         for part, (first, end) in zip(self._parts, self._ranges):
             here = (ids >= first) & (ids < end)
@@ -364,10 +369,11 @@ def _start(segment: Segment, part: str) -> int:
     return segment.documents[0] if part == store.DOCUMENT_LEXICAL else segment.passages[0]
 
 
-def fold(layout: Layout, directory: Path, target: Path, name: str) -> tuple[Segment, list[str]]:
+def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool = True) -> tuple[Segment, list[str]]:
     """Write the segments after the base as one segment `name` under `target` (their
     deleted rows kept, still marked deleted: folding costs what the segments hold, not
-    the index); returns it and the files written (names within `target`)."""
+    the index); returns it and the files written (names within `target`). `vectors`:
+    false when the passage vectors are in a Milvus collection, not the segments."""
     import faiss
 
     from search.index.lexical import LexicalIndex
@@ -380,12 +386,13 @@ def fold(layout: Layout, directory: Path, target: Path, name: str) -> tuple[Segm
     for part in (store.PASSAGE_LEXICAL, store.DOCUMENT_LEXICAL):
         written += [str(p.relative_to(target)) for p in
                     LexicalIndex._from(postings(layout, directory, part, only=deltas)).save(out / part)]
-    stores = [FaissStore.read(s.path(directory)) for s in deltas]
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(stores[0].index.d))
-    for segment, part in zip(deltas, stores):
-        ids = np.arange(*segment.passages, dtype=np.int64)
-        index.add_with_ids(np.ascontiguousarray(part.vectors(ids), dtype=np.float32), ids)
-    written += [f"{name}/{f}" for f in FaissStore(index).save(out)]
+    if vectors:
+        stores = [FaissStore.read(s.path(directory)) for s in deltas]
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(stores[0].index.d))
+        for segment, part in zip(deltas, stores):
+            ids = np.arange(*segment.passages, dtype=np.int64)
+            index.add_with_ids(np.ascontiguousarray(part.vectors(ids), dtype=np.float32), ids)
+        written += [f"{name}/{f}" for f in FaissStore(index).save(out)]
     sentences = open_sentences(layout, directory)
     if sentences is not None:
         first, end = deltas[0].sentences[0], deltas[-1].sentences[1]
@@ -407,6 +414,9 @@ def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | 
     base = base or vector_store.open_store(manifest, directory, nprobe)
     if layout.simple:
         return base
+    if isinstance(base, vector_store.MilvusStore):  # one collection holds every segment's vectors
+        whole = Segment("", (0, layout.passage_capacity), (0, 0), (0, 0))
+        return SegmentedVectors([base], Layout((whole,), layout.deleted, layout.deleted_documents), filtered=True)
     deltas = layout.segments[1:]
     if deltas and sum(s.passages[1] - s.passages[0] for s in deltas) <= IN_MEMORY_DELTAS:
         # one flat index in memory for the updates' small segments: one search, not one each

@@ -9,10 +9,12 @@ know which backend answered. Every store answers the same five calls: `add`, `re
 `search`, `count`, `describe`; a search returns (scores, ids) per query the way faiss
 does, ids of -1 padding a short list.
 
-A Milvus-backed generation owns one collection, `<collection>_<generation token>`, written
-before the generation is published and named in its manifest: readers of the previous
-generation keep searching the previous collection, exactly as they keep its files, and
-the collection is dropped when its generation is collected.
+A Milvus-backed build or merge writes one collection, `<collection>_<token>`, before its
+generation is published, and names it in its manifest. The updates after it share that
+collection: each upserts its new passages' vectors under their ids (which are never
+reused until a merge) and, once published, deletes the passages it removed; a reader
+asks only for the ids its generation holds live. The collection is dropped when the
+last generation naming it is collected.
 """
 
 from __future__ import annotations
@@ -264,6 +266,14 @@ class MilvusStore:
                     for i, v in zip(ids[start:start + INSERT_BATCH], vectors[start:start + INSERT_BATCH])]
             self.client.insert(self.collection, rows)
 
+    def put(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert or overwrite (an update that died before publishing left its ids behind)."""
+        ids, vectors = np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), INSERT_BATCH):
+            rows = [{"id": int(i), "vector": v.tolist()}
+                    for i, v in zip(ids[start:start + INSERT_BATCH], vectors[start:start + INSERT_BATCH])]
+            self.client.upsert(self.collection, rows)
+
     def ready(self) -> None:
         """Make what was added searchable (flush and load the collection)."""
         self.client.flush(self.collection)
@@ -357,14 +367,23 @@ def open_store(manifest: dict, index_dir: Path, nprobe: int | None = None) -> Fa
     return FaissStore.read(index_dir, nprobe)
 
 
-def drop_collection_of(generation_dir: Path) -> None:
-    """Drop the Milvus collection a generation being collected owns (best effort: an
-    unreachable server leaves it for the next collection, or an operator)."""
+def collection_of(generation_dir: Path) -> dict | None:
+    """The manifest's record of the Milvus collection a generation names, if any."""
     try:
         described = json.loads((generation_dir / MANIFEST).read_text(encoding="utf-8"))["vector_index"]
     except (OSError, ValueError, KeyError):
+        return None
+    return described if described.get("backend") == "milvus" else None
+
+
+def drop_collection_of(generation_dir: Path, others: list[Path] = ()) -> None:
+    """Drop the Milvus collection of a generation being collected, unless one of the
+    `others` (the generations that stay) names it too (best effort: an unreachable server
+    leaves it for an operator)."""
+    described = collection_of(generation_dir)
+    if described is None:
         return
-    if described.get("backend") != "milvus":
+    if any((c := collection_of(other)) and c["collection"] == described["collection"] for other in others):
         return
     try:
         MilvusStore.named(described).drop()
