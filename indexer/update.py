@@ -71,13 +71,15 @@ class UpdateSummary:
 
 def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str] = (),
            documents: list[sources.Document] = (), strict: bool = False, embedder=None,
-           batch_size: int = 32, merge: bool = False) -> UpdateSummary:
+           batch_size: int = 32, merge: bool = False, background_merges: bool = False) -> UpdateSummary:
     """Add the articles in `srcs` and `documents`, and remove the documents `remove`.
 
     The new generation carries the previous one's segments and adds one holding the new
     passages (search/index/segments.py); the removed and replaced passages are marked
     deleted. When the segments grow too many, or too much of them is deleted (`MERGE_*`),
     or with `merge`, everything is merged into one base instead, ids renumbered densely.
+    With `background_merges` the policy never merges here: the caller merges in the
+    background when `merge_due` says so (indexer/merge.py).
 
     A document whose id is already indexed replaces it when its text changed and is left
     alone when it did not. Everything is checked before anything is written: an unknown
@@ -97,7 +99,7 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         old_dir = generations.current(index_dir)
         manifest = store.read_manifest(old_dir)
         layout = segments.Layout.of(manifest, old_dir)
-        appending = not merge and _appendable(manifest, layout)
+        appending = not merge and _appendable(manifest, layout, policy=not background_merges)
         # what the update reads: all of it for a merge; a new segment's update checks the
         # store as it copies it, and carries the segments as they were verified when written
         if not appending:
@@ -280,10 +282,10 @@ MERGE_SHARE = 0.25
 MERGE_DELETED = 0.25
 
 
-def _appendable(manifest: dict, layout: segments.Layout) -> bool:
+def _appendable(manifest: dict, layout: segments.Layout, policy: bool = True) -> bool:
     """Whether the next update may add a segment: an index of this format, with BM25 term
     counts and segment stores (an older index is migrated by merging it: every file
-    rewritten), and not too many segments or deletions (the policy above)."""
+    rewritten), and (with `policy`) not too many segments or deletions."""
     if not layout.own_stores:
         return False
     from search.index.lexical import LexicalIndex
@@ -292,10 +294,21 @@ def _appendable(manifest: dict, layout: segments.Layout) -> bool:
             f"{part}/{LexicalIndex.COUNTS}" in manifest["checksums"]
             for part in (store.PASSAGE_LEXICAL, store.DOCUMENT_LEXICAL)):
         return False
+    return not (policy and _merge_due(layout))
+
+
+def _merge_due(layout: segments.Layout) -> bool:
+    """The policy: whether everything should be merged into one base."""
     deleted = len(layout.deleted) / max(layout.passage_capacity, 1)
     base = layout.segments[0].passages
     share = (layout.passage_capacity - base[1]) / max(base[1] - base[0], 1)
-    return deleted <= MERGE_DELETED and (len(layout.segments) <= MERGE_SEGMENTS or share <= MERGE_SHARE)
+    return deleted > MERGE_DELETED or (len(layout.segments) > MERGE_SEGMENTS and share > MERGE_SHARE)
+
+
+def merge_due(index_dir: str | Path) -> bool:
+    """Whether the index's current generation should be merged (the policy above)."""
+    directory = generations.current(Path(index_dir))
+    return _merge_due(segments.Layout.of(store.read_manifest(directory), directory))
 
 
 def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, incoming: list[sources.Document],

@@ -115,7 +115,7 @@ class Searcher:
         self._duplicates = Duplicates.of(self._recorded_groups, self._store.live)
         self._dates = recency.PublicationDates(lambda first: self._store.rows(
             "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?", (first,), first),
-            self._count, previous._dates._days[:known] if known and previous._dates._days is not None else None)
+            self._count, previous._dates.known(known) if known else None)
 
     def _extends(self, previous: "Searcher") -> bool:
         """Whether this generation is `previous`'s with segments added or passages deleted:
@@ -196,14 +196,22 @@ class Searcher:
         return searcher
 
     @functools.cached_property
-    def _source_of_row(self) -> np.ndarray:
-        """document row (as `_document_row` numbers them) -> a number for its source (equal
-        numbers: the same source)."""
+    def _sources(self) -> tuple[np.ndarray, dict[str, int]]:
         numbers: dict[str, int] = {}
         out = np.full(self._document_lexical_size, -1, dtype=np.int64)  # -1: a deleted row
         for row, source in self._store.rows("SELECT rowid - 1, source FROM documents"):
             out[row] = numbers.setdefault(source, len(numbers))
-        return out
+        return out, numbers
+
+    @property
+    def _source_of_row(self) -> np.ndarray:
+        """document row (as `_document_row` numbers them) -> a number for its source (equal
+        numbers: the same source)."""
+        return self._sources[0]
+
+    @property
+    def _source_numbers(self) -> dict[str, int]:
+        return self._sources[1]
 
     @functools.cached_property
     def _doc_ids(self) -> dict[int, str]:
@@ -320,26 +328,28 @@ class Searcher:
         return {"query": query, "context": text, "chars": len(text), "max_chars": max_chars, "sources": sources}
 
     def _allowed(self, filters: Filters) -> np.ndarray:
-        """Passage id -> whether the filters let it answer."""
-        where, params = [], []
+        """Passage id -> whether the filters let it answer (live passages only). Documents
+        are looked up by their indexed id, sources and dates in the arrays read once per
+        generation: no scan of the store per search."""
+        allowed = self._store.live.copy()
         if filters.doc_id:
-            where.append(f"d.doc_id IN ({','.join('?' * len(filters.doc_id))})")
-            params += filters.doc_id
+            chosen = np.zeros(self._count, dtype=bool)
+            chosen[self._store.passages_of(filters.doc_id)] = True
+            allowed &= chosen
         if filters.source:
-            where.append(f"d.source IN ({','.join('?' * len(filters.source))})")
-            params += filters.source
-        undated = " OR d.published IS NULL OR d.published = ''" if filters.undated else ""
-        if filters.published_from:
-            where.append(f"(substr(d.published, 1, 10) >= ?{undated})")
-            params.append(filters.published_from)
-        if filters.published_to:
-            where.append(f"(substr(d.published, 1, 10) <= ?{undated})")
-            params.append(filters.published_to)
-        ids = [i for (i,) in self._store.rows(
-            f"SELECT p.id FROM passages p JOIN documents d USING (doc_id) WHERE {' AND '.join(where)}", tuple(params))]
-        allowed = np.zeros(self._count, dtype=bool)
-        allowed[ids] = True
-        return allowed & self._store.live
+            numbers = [self._source_numbers[s] for s in filters.source if s in self._source_numbers]
+            allowed &= np.isin(self._source_of_row[self._document_row], numbers)
+        if filters.published_from or filters.published_to:
+            days = self._dates.days
+            undated = np.isnan(days)
+            inside = ~undated
+            with np.errstate(invalid="ignore"):
+                if filters.published_from:
+                    inside &= days >= recency.day(filters.published_from)
+                if filters.published_to:
+                    inside &= days <= recency.day(filters.published_to)
+            allowed &= inside | undated if filters.undated else inside
+        return allowed
 
     def _filtered(self, query: str, vector: np.ndarray, ranked: Ranking, allowed: np.ndarray, depth: int,
                   mode: str) -> Ranking:

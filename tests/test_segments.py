@@ -240,3 +240,70 @@ def test_a_generation_with_one_store_for_its_segments_is_read_and_merged_by_its_
     summary = update(old, remove=[next(SEEDS.glob("003_*")).stem])
     assert summary.merged and summary.documents == 3
     assert segments.Layout.of(store.read_manifest(current(old)), current(old)).simple
+
+
+def test_a_background_merge_keeps_the_writes_made_while_it_ran(tmp_path, embedder, monkeypatch):
+    from indexer.merge import merge_in_background
+
+    monkeypatch.setattr(updates, "MERGE_DELETED", 1.0)  # the updates made meanwhile append
+
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "003"))], index)
+    update(index, [_seeds(tmp_path / "a", ("002",))])
+    update(index, remove=[next(SEEDS.glob("000_*")).stem])
+    removed = next(SEEDS.glob("003_*")).stem
+
+    def meanwhile():  # writes while the merged base is being written, each its own generation
+        update(index, [_seeds(tmp_path / "b", ("004",))])
+        update(index, [write_jsonl(tmp_path / "replacement.jsonl", REPLACEMENT)])
+        update(index, remove=[removed])
+
+    summary = merge_in_background(index, embedder, hold=meanwhile)
+    generation = current(index)
+    layout = segments.Layout.of(store.read_manifest(generation), generation)
+    assert summary.generation == generation.name and len(layout.segments) == 2  # the merged base, and the catch-up
+    searcher = Searcher.open(index)
+    assert searcher.document(REPLACEMENT["id"])["text"] == REPLACEMENT["text"]
+    with pytest.raises(DocumentNotFound):
+        searcher.document(removed)
+    reference = tmp_path / "reference"
+    shutil.copytree(index, reference)
+    update(reference, merge=True)
+    theirs = Searcher.open(reference)
+    assert searcher.describe()["passages"] == theirs.describe()["passages"]
+    for mode in ("hybrid", "dense", "lexical"):
+        for question in QUESTIONS + ("memes motorcade airport",):
+            a, b = searcher.search(question, 8, mode), theirs.search(question, 8, mode)
+            assert [(c.doc_id, c.paragraph) for h in a for c in h.citations] == \
+                [(c.doc_id, c.paragraph) for h in b for c in h.citations], (mode, question)
+            assert [round(h.score, 5) for h in a] == [round(h.score, 5) for h in b], (mode, question)
+
+
+def test_the_service_writer_merges_in_the_background_when_the_policy_asks(index_copy, embedder, monkeypatch):
+    import time
+
+    from indexer.sources import Document
+    from search.service.writer import Writer
+
+    monkeypatch.setattr(updates, "MERGE_DELETED", 0.0)  # any deletion asks for a merge
+    writer = Writer(index_copy, lambda: embedder, interval_s=0.0)
+    summary = writer.write(remove=[next(SEEDS.glob("002_*")).stem])
+    assert not summary.merged  # the write itself appended (a deletion), and did not wait for a merge
+    deadline = time.monotonic() + 120
+    while not segments.Layout.of(store.read_manifest(current(index_copy)), current(index_copy)).simple:
+        assert time.monotonic() < deadline, "no background merge happened"
+        time.sleep(0.2)
+    brief = Document(doc_id="brief", source="brief", text="Officials opened a new bridge over the river on Monday.")
+    assert writer.write([brief]).added == ["brief"]
+    assert Searcher.open(index_copy).search("new bridge over the river", 1, "lexical")[0].citations[0].doc_id == "brief"
+
+
+def test_a_background_merge_overtaken_by_a_merge_publishes_nothing(tmp_path, embedder):
+    from indexer.merge import merge_in_background
+
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "003"))], index)
+    update(index, [_seeds(tmp_path / "a", ("002",))])
+    summary = merge_in_background(index, embedder, hold=lambda: update(index, merge=True))
+    assert summary.generation == current(index).name == "g000003"  # the build, the add, the merge on demand
+    assert Searcher.open(index).describe()["documents"] == 3

@@ -94,6 +94,18 @@ class SegmentedStore:
                     sql.format(ids=",".join("?" * len(chunk)), author=self.author(part)), (*chunk, *params)).fetchall()
         return out
 
+    def passages_of(self, doc_ids) -> list[int]:
+        """The live passages of the documents `doc_ids` (by the passages' doc_id index)."""
+        out = []
+        values = sorted(set(doc_ids))
+        for part in range(len(self.parts)):
+            for start in range(0, len(values), 500):
+                chunk = values[start:start + 500]
+                out += [i for (i,) in self.connection(part).execute(
+                    f"SELECT id FROM passages WHERE doc_id IN ({','.join('?' * len(chunk))})", chunk)
+                    if self.live[i]]
+        return out
+
     def part_of_document(self, doc_id: str) -> int | None:
         """The part holding `doc_id`'s live version, or None."""
         for part in range(len(self.parts) - 1, -1, -1):

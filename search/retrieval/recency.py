@@ -64,6 +64,12 @@ class PublicationDates:
             self._days, self._known = days, None
         return self._days
 
+    def known(self, count: int) -> np.ndarray | None:
+        """The first `count` passages' days as far as this reader has them (read, or lent
+        by an earlier reader), for the next generation's reader."""
+        days = self._days if self._days is not None else self._known
+        return None if days is None or len(days) < count else days[:count]
+
     def in_time(self, query: str, ranked: Ranking, as_of: str | None, weight: float, half_life_days: float) -> Ranking:
         """`ranked` with recent articles favoured, for a question that asks for them."""
         if not wants_recent(query):

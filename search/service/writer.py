@@ -52,6 +52,7 @@ class Writer:
         self._held: Write | None = None  # a write that conflicted with the last batch: next
         self._started = False
         self._lock = threading.Lock()
+        self._merging: threading.Thread | None = None
 
     def write(self, documents=(), remove=()):
         """Apply the write (after those queued before it) and return its UpdateSummary
@@ -72,7 +73,34 @@ class Writer:
             batch = self._batch()
             started = time.monotonic()
             self._apply(batch)
+            self._merge_if_due()
             time.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    def _merge_if_due(self) -> None:
+        """Start a background merge when the policy asks for one (indexer/merge.py): the
+        writes go on meanwhile, and the merge catches up with them before it publishes."""
+        from indexer.update import merge_due
+
+        if self._merging is not None and self._merging.is_alive():
+            return
+        try:
+            due = merge_due(self.root)
+        except Exception as e:  # noqa: BLE001 - the next write asks again
+            log.warning("could not read the merge policy's inputs: %s", e)
+            return
+        if due:
+            self._merging = threading.Thread(target=self._merge, name="search-merge", daemon=True)
+            self._merging.start()
+
+    def _merge(self) -> None:
+        from indexer.merge import merge_in_background
+
+        try:
+            merge_in_background(self.root, self._embedder())
+        except Exception:  # noqa: BLE001 - the index stays as it was; the policy asks again
+            log.exception("a background merge of %s failed", self.root)
+        finally:
+            _release_memory()
 
     def _batch(self) -> list[Write]:
         """The next write and every one queued behind it that touches other documents (a
@@ -97,7 +125,7 @@ class Writer:
         try:
             summary = update(self.root, documents=[d for job in batch for d in job.documents],
                              remove=[i for job in batch for i in job.remove], embedder=self._embedder(),
-                             strict=True, batch_size=8)  # small batches: the memory peak stays near a search's
+                             strict=True, batch_size=8, background_merges=True)  # small batches: the memory peak stays near a search's
         except BaseException as e:  # noqa: BLE001 - every waiting request gets its answer
             if len(batch) > 1:  # one bad write must not fail the others: each on its own
                 log.info("a batch of %d writes failed (%s); applying them one by one", len(batch), e)
