@@ -97,8 +97,10 @@ class Searcher:
         self._in_flight, self._in_flight_lock = 0, threading.Lock()  # searches running now
         known = previous._count if reuse else 0
         self._sentence_range = self._sentence_ranges(previous, known) if self._sentence_vectors is not None else None
-        self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL)
-        self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL)
+        self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL,
+                                                      previous._passage_lexical if reuse else None)
+        self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL,
+                                                       previous._document_lexical if reuse else None)
         self._document_lexical_size = layout.document_capacity
         # passage id -> its document's row in the document BM25 index (rowid - 1)
         pairs = np.array([tuple(r) for r in self._store.rows(

@@ -273,14 +273,22 @@ class SegmentedLexical:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, layout: Layout, directory: Path, part: str, documents: bool = False) -> "SegmentedLexical":
+    def open(cls, layout: Layout, directory: Path, part: str, documents: bool = False,
+             previous: "SegmentedLexical | None" = None) -> "SegmentedLexical":
+        """`previous`: the last generation's, whose segments of the same name (the same
+        files, hard-linked) are not read again."""
         from search.index.lexical import LexicalIndex
 
-        parts = [LexicalIndex.load_counts(segment.path(directory) / part) for segment in layout.segments]
+        known = getattr(previous, "_by_segment", {})
+        parts = [known.get(segment) or LexicalIndex.load_counts(segment.path(directory) / part)
+                 for segment in layout.segments]
         if documents:
             starts = [s.documents[0] for s in layout.segments]
-            return cls(parts, starts, layout.document_capacity, layout.live_documents())
-        return cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live())
+            opened = cls(parts, starts, layout.document_capacity, layout.live_documents())
+        else:
+            opened = cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live())
+        opened._by_segment = dict(zip(layout.segments, parts))
+        return opened
 
     def _term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows holding `term` (live ones, in row order) and its score in each."""
@@ -443,9 +451,12 @@ def open_sentences(layout: Layout, directory: Path):
     return SegmentedSentences(parts, layout)
 
 
-def open_lexical(layout: Layout, directory: Path, part: str):
+def open_lexical(layout: Layout, directory: Path, part: str, previous=None):
+    """`previous`: the BM25 index of this part an earlier generation's reader opened, whose
+    segments this generation shares."""
     from search.index.lexical import LexicalIndex
 
     if layout.simple:
         return LexicalIndex.load(directory / part)
-    return SegmentedLexical.open(layout, directory, part, documents=part == store.DOCUMENT_LEXICAL)
+    return SegmentedLexical.open(layout, directory, part, documents=part == store.DOCUMENT_LEXICAL,
+                                 previous=previous if isinstance(previous, SegmentedLexical) else None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import re
 
 import numpy as np
@@ -27,6 +28,7 @@ def wants_recent(query: str) -> bool:
     return RECENT.search(query) is not None
 
 
+@functools.lru_cache(maxsize=1 << 16)  # an archive's articles share far fewer dates than they are
 def day(date: str | None) -> float:
     """A YYYY-MM-DD... date as a day number (NaN when there is none or it does not parse);
     a day past its month's end (2025-02-30) counts as the month's last."""
@@ -65,10 +67,11 @@ class PublicationDates:
         return self._days
 
     def known(self, count: int) -> np.ndarray | None:
-        """The first `count` passages' days as far as this reader has them (read, or lent
-        by an earlier reader), for the next generation's reader."""
+        """The days of the first passages (at most `count`) as far as this reader has them,
+        read or lent by an earlier reader, for the next generation's reader, which reads
+        the rest."""
         days = self._days if self._days is not None else self._known
-        return None if days is None or len(days) < count else days[:count]
+        return None if days is None else days[:count]
 
     def in_time(self, query: str, ranked: Ranking, as_of: str | None, weight: float, half_life_days: float) -> Ranking:
         """`ranked` with recent articles favoured, for a question that asks for them."""

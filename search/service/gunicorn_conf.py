@@ -52,8 +52,11 @@ def when_ready(server):
         import subprocess
         import sys
 
+        # two model threads (that sleep when idle): a write's reply waits on its embedding,
+        # and request threads wait on the reply
+        env = {**os.environ, "SEARCH_EMBED_THREADS": "2", "SEARCH_EMBED_SPIN": "off"}
         server.search_writer = subprocess.Popen(
-            [sys.executable, "-m", "search.service.writer_process", str(settings.value("SEARCH_INDEX"))])
+            [sys.executable, "-m", "search.service.writer_process", str(settings.value("SEARCH_INDEX"))], env=env)
 
 
 def on_exit(server):

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 # At most one generation this often: every generation costs each serving process a
 # reload, and writes arriving meanwhile are applied together.
-PUBLISH_INTERVAL_S = 1.0
+PUBLISH_INTERVAL_S = 0.5
 
 
 @dataclass
