@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                              help="index directory to update (default: $SEARCH_INDEX or ./index)")
     a.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
+    m.add_argument("--background", action="store_true",
+                   help="merge without holding up writes: the writer lock is taken only at the end, to add what "
+                        "was written meanwhile and publish")
     args = parser.parse_args(argv)
     if args.command == "build":
         from search.index.vector_store import parse
@@ -82,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             print(_through_service(args.index, (), args.doc_ids) or update(args.index, remove=args.doc_ids))
             return 0
         if args.command == "merge":
-            print(update(args.index, merge=True))
+            if args.background:
+                from .merge import merge_in_background
+
+                print(merge_in_background(args.index))
+            else:
+                print(update(args.index, merge=True))
             return 0
         summary = build(args.sources, args.index, model=args.model, strict=args.strict,
                         progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size,

@@ -21,28 +21,36 @@ import numpy as np
 from search.index import generations, segments, store
 from search.index.segment_store import SegmentedStore
 
+from search.embedding.embedder import get_embedder
+
 from . import sources
 from .build import recorded_options
+from .crashpoints import crashpoint
 from .update import UpdateSummary, _append, _write
 
 log = logging.getLogger("indexer")
 
 
-def merge_in_background(index_dir: str | Path, embedder, batch_size: int = 32, hold=lambda: None) -> UpdateSummary:
+def merge_in_background(index_dir: str | Path, embedder=None, batch_size: int = 32, hold=lambda: None) -> UpdateSummary:
     """Merge the index's segments into one base; the writer lock is held only to catch up
-    with what was written during the merge and publish. `hold`: called between the two
-    parts (tests use it to write meanwhile)."""
+    with what was written during the merge and publish. `embedder`: the index's model
+    (default: loaded as its manifest names it), for what the catch-up cannot carry.
+    `hold`: called between the two parts (tests use it to write meanwhile)."""
     started = time.perf_counter()
     index_dir = Path(index_dir)
     snapshot, directory, held = generations.lease(index_dir)
     tmp = generations.scratch(index_dir)
     try:
         manifest = store.read_manifest(directory)
+        store.verify_checksums(directory, manifest)  # everything is read: all of it is checked
         layout = segments.Layout.of(manifest, directory)
+        if embedder is None:
+            embedder = get_embedder(manifest["model"]["name"], manifest["model"].get("backend"))
         summary = UpdateSummary(index_dir, generation=snapshot, merged=True)
         _write(directory, manifest, layout, tmp, [], set(), embedder, batch_size, summary, started)
         hold()
         with generations.writer(index_dir):
+            locked = time.perf_counter()
             now = generations.current(index_dir)
             final, after = tmp, None
             if not _same_base(directory, now):  # merged meanwhile (on demand, or a migration): nothing to do
@@ -52,9 +60,10 @@ def merge_in_background(index_dir: str | Path, embedder, batch_size: int = 32, h
             if now.name != snapshot:
                 final = generations.scratch(index_dir)
                 after = _catch_up(directory, layout, now, tmp, final, embedder, batch_size, summary, started)
-            summary.generation = generations.publish(index_dir, final)
+            summary.generation = generations.publish(index_dir, final, crashpoint)
             if after is not None:
                 after()
+            summary.locked_seconds = time.perf_counter() - locked
         if final is not tmp:
             shutil.rmtree(final, ignore_errors=True)
     finally:

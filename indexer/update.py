@@ -53,6 +53,7 @@ class UpdateSummary:
     embed_seconds: float = 0.0  # of `seconds`, embedding the new passages and sentences
     merged: bool = False  # the generation written is one base (every segment merged)
     segments: int = 1  # segments in the generation written
+    locked_seconds: float = 0.0  # of a background merge's `seconds`, those it held the writer lock
 
     @property
     def changed(self) -> bool:

@@ -1,5 +1,5 @@
 """Crash safety: the indexer is SIGKILLed at every named point of a build, an incremental
-add, a delete and a merge of segments (indexer/crashpoints.py); each time the service then
+add, a delete, a merge of segments and a background merge (indexer/crashpoints.py); each time the service then
 loads an index whose checksums verify, either the old generation or the complete new one,
 and answers, and the index takes the next update."""
 
@@ -69,7 +69,9 @@ def kinds(base, more) -> dict[str, Kind]:
             "delete": Kind("segmented", ("remove", "storm"), ("g000002", 3, True), ("g000003", 2, True),
                            ("remove", "vaccine")),
             "merge": Kind("segmented", ("merge",), ("g000002", 3, True), ("g000003", 3, True),
-                          ("remove", "vaccine"))}
+                          ("remove", "vaccine")),
+            "background merge": Kind("segmented", ("merge", "--background"), ("g000002", 3, True),
+                                     ("g000003", 3, True), ("remove", "vaccine"))}
 
 
 @pytest.fixture(scope="module")

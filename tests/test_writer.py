@@ -126,3 +126,11 @@ def test_a_served_index_has_one_writer_process_for_its_workers_and_indexer_add(i
             time.sleep(0.2)
         assert found == ["brief"] * 6
     assert not (index_copy / "writer.json").exists()  # the writer went with the service
+
+
+def test_a_reply_from_a_newer_writer_is_still_understood(index_copy):
+    from indexer.update import UpdateSummary
+
+    record = writer_process.summary_record(UpdateSummary(index_copy, added=["a"], generation="g000002"))
+    summary = writer_process._summary(index_copy, {**record, "a_field_of_a_later_version": 1})
+    assert summary.added == ["a"] and summary.generation == "g000002" and summary.changed

@@ -10,7 +10,12 @@ spent embedding the article's passages and sentences (`add_embed_s`), the rest
 (`add_overhead_s`: what the add costs beyond its own text, the figure that must not grow
 with the index), the removal (`remove_s`) and, when this run built the index, `rebuild_s`.
 
-    scripts/bench-update [--passages 100000] [--work DIR] [--json]
+With --merge it then merges the index in the background (as the service's writer does)
+while adding articles one at a time, and prints how long the merge took (`merge_s`),
+how long of it it held the writer lock to catch up (`merge_locked_s`), how many adds went
+through meanwhile and the slowest of them (`add_during_merge_max_s`).
+
+    scripts/bench-update [--passages 100000] [--work DIR] [--merge] [--json]
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ BASE_DOCUMENTS = 1000
 ROUNDS = 5
 
 
-def bench_update(passages: int, corpus: Path, work: Path) -> dict:
+def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False) -> dict:
     from indexer.update import update
     from search.index import store
     from search.index.generations import current
@@ -77,7 +82,38 @@ def bench_update(passages: int, corpus: Path, work: Path) -> dict:
               "remove_s": round(sorted(removes)[ROUNDS // 2], 3)}
     if built is not None:
         result["rebuild_s"] = round(built, 1)
+    if merge:
+        result |= _merge_while_adding(index, work, embedder, run)
     return result
+
+
+def _merge_while_adding(index: Path, work: Path, embedder, run: str) -> dict:
+    """A background merge, and single-article adds one after another until it is done."""
+    import threading
+
+    from indexer.merge import merge_in_background
+    from indexer.update import update
+
+    merged = {}
+    merging = threading.Thread(target=lambda: merged.update(summary=merge_in_background(index, embedder)))
+    started = time.perf_counter()
+    merging.start()
+    adds, ids = [], []
+    while merging.is_alive():
+        article = {**ARTICLE, "id": f"{ARTICLE['id']}-{run}-m{len(ids)}"}
+        feed = work / "one.jsonl"
+        feed.write_text(json.dumps(article) + "\n", encoding="utf-8")
+        began = time.perf_counter()
+        update(index, srcs=[feed], embedder=embedder, background_merges=True)
+        adds.append(time.perf_counter() - began)
+        ids.append(article["id"])
+    merging.join()
+    merge_s = time.perf_counter() - started
+    summary = merged["summary"]
+    update(index, remove=ids, embedder=embedder, background_merges=True)
+    return {"merge_s": round(merge_s, 2), "merge_locked_s": round(summary.locked_seconds, 3),
+            "adds_during_merge": len(adds), "add_during_merge_max_s": round(max(adds), 3),
+            "add_during_merge_median_s": round(sorted(adds)[len(adds) // 2], 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,12 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", type=int, default=20000, help="about how many passages the index holds")
     parser.add_argument("--corpus", type=Path, default=SCIFACT, help="BEIR corpus.jsonl for real text")
     parser.add_argument("--work", type=Path, help="keep the index here and reuse it (default: a temporary directory)")
+    parser.add_argument("--merge", action="store_true", help="also time a background merge while articles are added")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-update-") as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        result = bench_update(args.passages, args.corpus, work)
+        result = bench_update(args.passages, args.corpus, work, args.merge)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -125,7 +125,11 @@ def _summary(root: Path, record: dict):
     from indexer.sources import Skipped
     from indexer.update import UpdateSummary
 
-    record = dict(record, skipped=[Skipped(where, reason) for where, reason in record["skipped"]])
+    known = {f.name for f in dataclasses.fields(UpdateSummary)}
+    # (fields this version does not know are dropped: a writer process started from newer
+    # code, mid-deploy, still answers these workers)
+    record = {k: v for k, v in record.items() if k in known and k != "index_dir"}
+    record["skipped"] = [Skipped(where, reason) for where, reason in record.get("skipped", [])]
     return UpdateSummary(index_dir=root, **record)
 
 
