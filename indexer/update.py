@@ -25,7 +25,7 @@ from search.embedding.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
 from search.index import generations, segments, store, vector_index, vector_store
 from search.index.lexical import write_lexical, write_segment_lexical
-from search.index.segment_store import SegmentedStore
+from search.index.segment_store import SegmentedStore, mark_dead
 from search.index.segment_store import fold as fold_store
 from search.index.sentence_vectors import save as save_sentence_vectors
 from search.retrieval.collapse import Duplicates
@@ -101,8 +101,8 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         manifest = store.read_manifest(old_dir)
         layout = segments.Layout.of(manifest, old_dir)
         appending = not merge and _appendable(manifest, layout, policy=not background_merges)
-        # what the update reads: all of it for a merge; a new segment's update checks the
-        # store as it copies it, and carries the segments as they were verified when written
+        # what the update reads: all of it for a merge; a new segment's update reads only
+        # the documents it names, and carries the segments as they were verified when written
         if not appending:
             store.verify_checksums(old_dir, manifest)
         crashpoint("update:opened")
@@ -155,11 +155,15 @@ def read_sources(srcs: list[str | Path], strict: bool = False) -> tuple[list[sou
         if clean(doc.text, doc.title).lines:
             kept.append(doc)
             continue
-        item = sources.Skipped(doc.source, f"document {doc.doc_id!r} has no article text")
+        item = _without_text(doc)
         if strict:
             raise BuildError(f"{item} (--strict: nothing was changed)")
         skipped.append(item)
     return kept, skipped
+
+
+def _without_text(doc: sources.Document) -> sources.Skipped:
+    return sources.Skipped(doc.source, f"document {doc.doc_id!r} has no article text")
 
 
 def _read(files: list[Path], documents: list[sources.Document], skipped: list[sources.Skipped],
@@ -189,9 +193,8 @@ def _add_all(conn, batch: Additions, incoming: list[sources.Document], gone: set
     for doc in incoming:
         if not batch.add(conn, doc):
             if strict:
-                raise BuildError(f"{doc.source}: document {doc.doc_id!r} has no article text "
-                                 "(--strict: nothing was changed)")
-            summary.skipped.append(sources.Skipped(doc.source, f"document {doc.doc_id!r} has no article text"))
+                raise BuildError(f"{_without_text(doc)} (--strict: nothing was changed)")
+            summary.skipped.append(_without_text(doc))
             summary.added = [d for d in summary.added if d != doc.doc_id]
             summary.replaced = [d for d in summary.replaced if d != doc.doc_id]
             if doc.doc_id in gone:  # its old version goes: the new one is not an article
@@ -407,8 +410,10 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
         shutil.rmtree(directory)
     summary.segments = len(after)
     new = segments.Layout(tuple(after), deleted, deleted_documents)
-    grouped = Duplicates.of(SegmentedStore(new, tmp).groups(), new.live()).group_of
+    written_store = SegmentedStore(new, tmp)
+    grouped = Duplicates.of(written_store.groups(), new.live()).group_of
     grouped = grouped[grouped >= 0]
+    written_store.close()
     old.close()
     written += segments.save_deleted(tmp, deleted, deleted_documents)
     crashpoint("update:vectors")
@@ -483,14 +488,12 @@ def _copy_kept(conn: sqlite3.Connection, old: SegmentedStore, gone: set[str]) ->
     """Copy the live documents that stay, their passages and sentences renumbered densely
     in their old order, segment by segment; returns the old ids of the passages and
     sentences kept, and the old rows (positions by rowid) of the documents kept."""
-    for sql in ("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)", "CREATE TEMP TABLE dead (id INTEGER PRIMARY KEY)",
-                "CREATE TEMP TABLE dead_rows (row INTEGER PRIMARY KEY)",
+    for sql in ("CREATE TEMP TABLE gone (doc_id TEXT PRIMARY KEY)",
                 "CREATE TEMP TABLE pmap (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)",
                 "CREATE TEMP TABLE smap (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)"):
         conn.execute(sql)
     conn.executemany("INSERT INTO gone VALUES (?)", [(d,) for d in gone])
-    conn.executemany("INSERT INTO dead VALUES (?)", [(i,) for i in np.flatnonzero(~old.live).tolist()])
-    conn.executemany("INSERT INTO dead_rows VALUES (?)", [(i,) for i in np.flatnonzero(~old.live_documents).tolist()])
+    mark_dead(conn, old)
     kept, kept_sentences, kept_documents = [], [], []
     for part in old.parts:
         conn.execute("ATTACH DATABASE ? AS old", (str(part.path),))

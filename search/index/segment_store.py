@@ -78,33 +78,31 @@ class SegmentedStore:
             if p.passages[1] > since:
                 yield from self.connection(part).execute(sql, params)
 
-    def for_passages(self, sql: str, ids, *params) -> list[sqlite3.Row]:
+    def _in(self, part: int, sql: str, values, *params) -> list[sqlite3.Row]:
         """The rows of `sql` (holding one `{ids}` for an IN list, and perhaps `{author}`)
-        for passage `ids`, each asked of the part that holds it; `params` come after the ids."""
+        for `values` in `part`, in chunks of SQLite's limit on bound parameters; `params`
+        come after the values."""
+        values, out = list(values), []
+        for start in range(0, len(values), 500):
+            chunk = values[start:start + 500]
+            out += self.connection(part).execute(
+                sql.format(ids=",".join("?" * len(chunk)), author=self.author(part)), (*chunk, *params)).fetchall()
+        return out
+
+    def for_passages(self, sql: str, ids, *params) -> list[sqlite3.Row]:
+        """The rows of `sql` (as `_in`) for passage `ids`, each asked of the part that holds it."""
         ids = np.unique(np.asarray(list(ids), dtype=np.int64))
         if not len(ids):
             return []
         owner = np.searchsorted(self._starts, ids, side="right") - 1
-        out = []
-        for part in np.unique(owner).tolist():
-            chosen = ids[owner == part].tolist()
-            for start in range(0, len(chosen), 500):  # SQLite's limit on bound parameters
-                chunk = chosen[start:start + 500]
-                out += self.connection(part).execute(
-                    sql.format(ids=",".join("?" * len(chunk)), author=self.author(part)), (*chunk, *params)).fetchall()
-        return out
+        return [row for part in np.unique(owner).tolist()
+                for row in self._in(part, sql, ids[owner == part].tolist(), *params)]
 
     def passages_of(self, doc_ids) -> list[int]:
         """The live passages of the documents `doc_ids` (by the passages' doc_id index)."""
-        out = []
         values = sorted(set(doc_ids))
-        for part in range(len(self.parts)):
-            for start in range(0, len(values), 500):
-                chunk = values[start:start + 500]
-                out += [i for (i,) in self.connection(part).execute(
-                    f"SELECT id FROM passages WHERE doc_id IN ({','.join('?' * len(chunk))})", chunk)
-                    if self.live[i]]
-        return out
+        return [i for part in range(len(self.parts))
+                for (i,) in self._in(part, "SELECT id FROM passages WHERE doc_id IN ({ids})", values) if self.live[i]]
 
     def part_of_document(self, doc_id: str) -> int | None:
         """The part holding `doc_id`'s live version, or None."""
@@ -121,13 +119,10 @@ class SegmentedStore:
         found: dict[str, tuple[int, sqlite3.Row]] = {}
         values = sorted(set(doc_ids))
         for part in range(len(self.parts)):
-            for start in range(0, len(values), 500):
-                chunk = values[start:start + 500]
-                for row in self.connection(part).execute(
-                        f"SELECT doc_id, sha256, rowid - 1 AS row FROM documents WHERE doc_id IN "
-                        f"({','.join('?' * len(chunk))})", chunk):
-                    if self.live_documents[row["row"]]:
-                        found[row["doc_id"]] = (part, row)
+            for row in self._in(part, "SELECT doc_id, sha256, rowid - 1 AS row FROM documents WHERE doc_id IN ({ids})",
+                                values):
+                if self.live_documents[row["row"]]:
+                    found[row["doc_id"]] = (part, row)
         return found
 
     def live_doc_ids(self) -> list[str]:
@@ -139,23 +134,16 @@ class SegmentedStore:
         found: dict[int, int] = {}
         ids = sorted(set(ids))
         for part in range(len(self.parts)):  # later parts override
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                found.update(self.connection(part).execute(
-                    f"SELECT passage_id, group_id FROM duplicates WHERE passage_id IN ({','.join('?' * len(chunk))})",
-                    chunk).fetchall())
+            found.update(map(tuple, self._in(
+                part, "SELECT passage_id, group_id FROM duplicates WHERE passage_id IN ({ids})", ids)))
         return found
 
     def group_members(self, groups) -> dict[int, int]:
         """passage id -> group for every passage whose group, as last recorded, is one of
         `groups` (deleted passages included)."""
         groups = sorted(set(groups))
-        named = set()
-        for part in range(len(self.parts)):
-            for start in range(0, len(groups), 500):
-                chunk = groups[start:start + 500]
-                named |= {pid for (pid,) in self.connection(part).execute(
-                    f"SELECT passage_id FROM duplicates WHERE group_id IN ({','.join('?' * len(chunk))})", chunk)}
+        named = {pid for part in range(len(self.parts))
+                 for (pid,) in self._in(part, "SELECT passage_id FROM duplicates WHERE group_id IN ({ids})", groups)}
         wanted = set(groups)
         return {pid: g for pid, g in self.recorded_group_of(named).items() if g in wanted}
 
@@ -183,17 +171,22 @@ class SegmentedStore:
         return same
 
 
+def mark_dead(conn: sqlite3.Connection, old: SegmentedStore) -> None:
+    """Temporary tables `dead` (deleted passage ids) and `dead_rows` (deleted document
+    rows) of `old`, for SQL that copies its live rows."""
+    conn.execute("CREATE TEMP TABLE dead (id INTEGER PRIMARY KEY)")
+    conn.executemany("INSERT INTO dead VALUES (?)", [(i,) for i in np.flatnonzero(~old.live).tolist()])
+    conn.execute("CREATE TEMP TABLE dead_rows (row INTEGER PRIMARY KEY)")
+    conn.executemany("INSERT INTO dead_rows VALUES (?)", [(i,) for i in np.flatnonzero(~old.live_documents).tolist()])
+
+
 def fold(old: SegmentedStore, target: Path) -> None:
     """Write the live rows of every part after the base as one store at `target` (ids
     and document rows as they were; the latest duplicate link of each passage)."""
     conn = store.connect(target, readonly=False)
     try:
         conn.executescript(store.SCHEMA)
-        conn.execute("CREATE TEMP TABLE dead (id INTEGER PRIMARY KEY)")
-        conn.executemany("INSERT INTO dead VALUES (?)", [(i,) for i in np.flatnonzero(~old.live).tolist()])
-        conn.execute("CREATE TEMP TABLE dead_rows (row INTEGER PRIMARY KEY)")
-        conn.executemany("INSERT INTO dead_rows VALUES (?)",
-                         [(i,) for i in np.flatnonzero(~old.live_documents).tolist()])
+        mark_dead(conn, old)
         for part in old.parts[1:]:
             conn.execute("ATTACH DATABASE ? AS part", (str(part.path),))
             for sql in ("INSERT INTO documents (rowid, doc_id, title, source, url, published, author, sha256, text) "

@@ -260,18 +260,12 @@ class MilvusStore:
         return store
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        ids, vectors = np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
-        for start in range(0, len(ids), INSERT_BATCH):
-            rows = [{"id": int(i), "vector": v.tolist()}
-                    for i, v in zip(ids[start:start + INSERT_BATCH], vectors[start:start + INSERT_BATCH])]
+        for rows in _batches(ids, vectors):
             self.client.insert(self.collection, rows)
 
     def put(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Insert or overwrite (an update that died before publishing left its ids behind)."""
-        ids, vectors = np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
-        for start in range(0, len(ids), INSERT_BATCH):
-            rows = [{"id": int(i), "vector": v.tolist()}
-                    for i, v in zip(ids[start:start + INSERT_BATCH], vectors[start:start + INSERT_BATCH])]
+        for rows in _batches(ids, vectors):
             self.client.upsert(self.collection, rows)
 
     def ready(self) -> None:
@@ -332,6 +326,14 @@ class MilvusStore:
     def drop(self) -> None:
         if self.client.has_collection(self.collection):
             self.client.drop_collection(self.collection)
+
+
+def _batches(ids: np.ndarray, vectors: np.ndarray):
+    """Milvus rows of `ids` and their `vectors`, INSERT_BATCH a request."""
+    ids, vectors = np.asarray(ids, dtype=np.int64), np.asarray(vectors, dtype=np.float32)
+    for start in range(0, len(ids), INSERT_BATCH):
+        yield [{"id": int(i), "vector": v.tolist()}
+               for i, v in zip(ids[start:start + INSERT_BATCH], vectors[start:start + INSERT_BATCH])]
 
 
 def publish(spec: str | None, index, vectors: np.ndarray, directory: Path) -> tuple[dict, list[str]]:

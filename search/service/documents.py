@@ -38,7 +38,7 @@ class ServiceWriter:
         try:
             summary = writer_process.write(self._live.root, documents, remove)
         except writer_process.WriterUnreachable as e:
-            if writer_process.find(self._live.root) is not None:  # recorded, yet not answering
+            if e.recorded:  # recorded, yet not answering
                 log.warning("%s: writing from this process", e)
             summary = self._own.write(documents, remove)
         searcher = self._live.serving(summary.generation) if summary.changed else self._live.get()

@@ -36,7 +36,12 @@ ADDRESS_FILE = "writer.json"
 
 
 class WriterUnreachable(Exception):
-    """No writer answered: nothing was sent (the caller may write by itself)."""
+    """No writer answered: nothing was sent (the caller may write by itself). `recorded`:
+    whether the index names one (that then did not answer)."""
+
+    def __init__(self, message: str, recorded: bool):
+        super().__init__(message)
+        self.recorded = recorded
 
 
 def serve(root: str | Path) -> None:
@@ -153,11 +158,11 @@ def write(root: str | Path, documents=(), remove=()):
     """
     record = find(root)
     if record is None:
-        raise WriterUnreachable(f"no writer process for {root}")
+        raise WriterUnreachable(f"no writer process for {root}", recorded=False)
     try:
         conn = Client(record["socket"], family="AF_UNIX", authkey=bytes.fromhex(record["key"]))
     except (OSError, AuthenticationError, EOFError, ValueError) as e:
-        raise WriterUnreachable(f"the writer process for {root} does not answer: {e}") from e
+        raise WriterUnreachable(f"the writer process for {root} does not answer: {e}", recorded=True) from e
     try:
         with conn:
             conn.send_bytes(json.dumps({"documents": [dataclasses.asdict(d) for d in documents],
