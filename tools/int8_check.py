@@ -1,7 +1,8 @@
 """Whether this CPU's int8 kernels compute the int8 model's products exactly.
 
     scripts/int8-check [--json] [--save vectors.npy | --compare vectors.npy]
-    qemu-x86_64 -cpu max .venv/bin/python -m tools.int8_check   # a CPU without VNNI (AVX2)
+    scripts/as-cpu avx512 scripts/int8-check   # as an AVX-512 CPU without VNNI (natively: scripts/as-cpu)
+    qemu-x86_64 -cpu max .venv/bin/python -m tools.int8_check   # an AVX2 CPU, emulated (slow)
 
 onnxruntime multiplies u8 activations by s8 weights with a kernel chosen by CPU: AMX and
 AVX-512 VNNI ones sum in int32, exactly; the AVX2 and AVX-512 ones without VNNI add
@@ -59,6 +60,16 @@ def cpu_flags() -> list[str]:
     return sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "avx_vnni"))
 
 
+def cpuid_features() -> list[str]:
+    """The same, as this process's CPUID reports them (numpy's detection): under
+    scripts/as-cpu, the CPU it describes rather than the host's."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:
+        return []
+    return sorted(f for f, on in __cpu_features__.items() if on and ("512" in f or "VNNI" in f or f == "AVX2"))
+
+
 def seed_paragraphs(count: int) -> list[str]:
     """The first `count` paragraphs of the seed articles, in file order."""
     from pathlib import Path
@@ -78,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     size = 64 * 1536
     result = {"results": size, "differ_8bit_weights": mismatches(8), "differ_7bit_weights": mismatches(7),
-              "cpu_flags": cpu_flags()}
+              "cpu_flags": cpu_flags(), "cpuid": cpuid_features()}
     if args.save or args.compare:
         from search.embedding.embedder import get_embedder
 
