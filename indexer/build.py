@@ -21,7 +21,7 @@ from search.index.lexical import write_lexical
 from search.index.segment_store import SegmentedStore
 from search.index.sentence_vectors import save as save_sentence_vectors
 
-from . import duplicates, sources
+from . import duplicates, sources, stories
 from .chunk import CHUNKER_VERSION, Passage, chunk, sentences
 from .clean import clean
 from .crashpoints import crashpoint
@@ -254,6 +254,8 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     index = vector_index.build(vectors, vector_index.choose(len(vectors), options.vector_index))
     grouped = duplicates.groups(vectors, batch.doc_of, index)
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
+    placed = stories.MemoryStories()
+    stories.place(conn, placed, progress)
     conn.commit()
     conn.close()
     crashpoint("build:store")
@@ -276,6 +278,7 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
         "counts": {"documents": summary.documents, "passages": summary.passages, "skipped": len(summary.skipped),
                    "sentences": len(batch.sentence_texts)},
         "inputs": inputs,
+        "next_story": placed.next_story,
     }
     write_manifest(tmp, manifest, described, grouped, data_files, started)
     return summary

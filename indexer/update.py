@@ -23,14 +23,14 @@ import numpy as np
 
 from search.embedding.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound, WouldEmptyIndex
-from search.index import generations, segments, store, vector_index, vector_store
+from search.index import generations, segments, store, story_store, vector_index, vector_store
 from search.index.lexical import write_lexical, write_segment_lexical
 from search.index.segment_store import SegmentedStore, mark_dead
 from search.index.segment_store import fold as fold_store
 from search.index.sentence_vectors import save as save_sentence_vectors
 from search.retrieval.collapse import Duplicates
 
-from . import duplicates, sources
+from . import duplicates, sources, stories
 from .build import Additions, recorded_options, write_manifest
 from .crashpoints import crashpoint
 
@@ -223,6 +223,8 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     _add_all(conn, batch, incoming, gone, summary, strict)
     if not len(kept) + len(batch.texts):
         raise _empty_refused()
+    placed = stories.StoredStories([conn], manifest.get("next_story", 0))
+    stories.place(conn, placed)  # the new articles, and any an older index left without a story
     conn.commit()
     lexical_files = write_lexical(conn, tmp, options.title_context,
                                   lambda part: segments.postings(layout, old_dir, part), kept, kept_documents)
@@ -271,7 +273,7 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
     merged = {k: v for k, v in manifest.items()  # one base again
               if k not in ("segments", "next_segment", segments.OWN_STORES)}
-    write_manifest(tmp, {**merged, "counts": counts, "updated_from": summary.generation,
+    write_manifest(tmp, {**merged, "counts": counts, "updated_from": summary.generation, "next_story": placed.next_story,
                          "changes": {k: len(v) for k, v in changes.items()}},
                    described, grouped, data_files, started, point="update:manifest")
 
@@ -363,6 +365,8 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     batch = Additions(embedder, options, first_passage=first.passages[1], first_sentence=first.sentences[1],
                       first_document=first.documents[1])
     _add_all(conn, batch, incoming, gone, summary, strict)
+    placed = stories.StoredStories([old.connection(p) for p in range(len(old.parts))], manifest.get("next_story", 0))
+    stories.place(conn, placed)
     counts = manifest["counts"]
     summary.documents = counts["documents"] - len(gone_rows) + batch.documents
     summary.passages = counts["passages"] - len(gone_passages) + len(batch.texts)
@@ -419,7 +423,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     crashpoint("update:vectors")
     summary.embedded_passages = len(batch.texts)
     changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
-    record = {**manifest, **new.record(), "next_segment": number,
+    record = {**manifest, **new.record(), "next_segment": number, "next_story": placed.next_story,
               "counts": {"documents": summary.documents, "passages": summary.passages,
                          "skipped": counts.get("skipped", 0),
                          "sentences": counts["sentences"] - gone_sentences + len(batch.sentence_texts)},
@@ -515,6 +519,7 @@ def _copy_kept(conn: sqlite3.Connection, old: SegmentedStore, gone: set[str]) ->
         conn.execute('INSERT INTO passages (id, doc_id, paragraph, start, "end", text) '
                      'SELECT m.new, p.doc_id, p.paragraph, p.start, p."end", p.text '
                      "FROM old.passages p JOIN pmap m ON m.old = p.id ORDER BY m.new")
+        story_store.copy(conn, "old")
         conn.execute('INSERT INTO sentences (id, passage_id, start, "end") '
                      'SELECT sm.new, m.new, s.start, s."end" FROM old.sentences s '
                      "JOIN smap sm ON sm.old = s.id JOIN pmap m ON m.old = s.passage_id ORDER BY sm.new")

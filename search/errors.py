@@ -74,6 +74,11 @@ class DocumentNotFound(SearchError):
     status = 404
 
 
+class StoryNotFound(SearchError):
+    code = "story_not_found"
+    status = 404
+
+
 class BuildError(SearchError):
     """An index build was refused (no usable input, or --strict and a bad file)."""
 

@@ -32,13 +32,15 @@ class Hit:
     highlight: Highlight | None = None  # the sentence that best answers the query
     # group=article: the article's other passages that answer, best first (else None)
     more: list[dict] | None = None
+    story: int | None = None  # the story its article is in (None: the index records none)
 
     def to_dict(self) -> dict:
         # what dataclasses.asdict gives, without its deep copy of every value (0.85 ms a
         # response of 5 hits: the fields are flat dataclasses of str and int)
         out = {"rank": self.rank, "score": self.score, "text": self.text,
                "citations": [dict(vars(c)) for c in self.citations],
-               "highlight": dict(vars(self.highlight)) if self.highlight is not None else None}
+               "highlight": dict(vars(self.highlight)) if self.highlight is not None else None,
+               "story": self.story}
         if self.more is not None:
             out["more"] = self.more
         return out

@@ -27,6 +27,7 @@ from search.retrieval.fusion import MODES
 
 MAX_K = 100
 FACETS = ("source", "author", "published_month")
+MAX_STORIES = 20  # stories a /stories listing may ask for
 MAX_QUERY_CHARS = 1000
 # Results are pages of one ranking 1,000 passages deep: offset + k (k <= 100) stays in it.
 MAX_OFFSET = 900
@@ -90,13 +91,20 @@ class SearchRequest(Question):
     offset: _integer(0, MAX_OFFSET) = 0
     # "relevance" (the default) or "date": the passages that answer, newest first
     sort: Annotated[Literal["relevance", "date"], Field(description="relevance or date")] = "relevance"
-    # "article": one result per article, its best passage, the article's other answering passages after it
-    group: Annotated[Literal["none", "article"], Field(description="none or article")] = "none"
+    # "article": one result per article, its best passage, the article's other answering passages after it;
+    # "story": one result per story, its best passage, citing the story's other articles that answer
+    group: Annotated[Literal["none", "article", "story"], Field(description="none, article or story")] = "none"
     # at most this many results from one source (off by default), so one outlet's paragraphs do not fill a page
     diversity: Annotated[int, Strict(), Field(ge=1, le=MAX_K, description=f"an integer from 1 to {MAX_K}"),
                          BeforeValidator(_integral)] = None
     # counts of what the query matched by these fields, e.g. ["source", "published_month"]
     facets: Annotated[list[Literal[FACETS]], Field(description=f"a list of {', '.join(FACETS)}")] = []
+
+
+class StoriesRequest(Question):
+    """`/stories`: the stories that answer a question, each as a timeline of its articles."""
+
+    k: _integer(1, MAX_STORIES) = 5
 
 
 class ContextRequest(Question):

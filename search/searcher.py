@@ -17,17 +17,18 @@ import numpy as np
 
 from search import settings
 from search.embedding.embedder import Embedder, canonical_model_name, get_embedder
-from search.errors import DocumentNotFound
+from search.errors import DocumentNotFound, StoryNotFound
 from search.hits import Citation, Hit
 from search.index import generations, segments, store
 from search.index.segment_store import SegmentedStore
 from search.index.lexical import LexicalIndex, search_terms
-from search.query import Filters, check_max_chars, check_mode, check_search
+from search.query import Filters, StoriesRequest, check_max_chars, check_mode, check_search, checked
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle, recency, when
 from search.retrieval.collapse import Duplicates, at_most_per_source, count_facets, per_article
 from search.retrieval.fusion import Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
+from search.retrieval.stories import per_story, timeline
 
 
 # The last searcher this process opened on each index (weakly: it lives as long as it
@@ -115,6 +116,8 @@ class Searcher:
         carried = self._store.shared_parts(previous._store) if reuse else 0
         self._recorded_groups = self._store.groups(previous._recorded_groups if carried else None, carried)
         self._duplicates = Duplicates.of(self._recorded_groups, self._store.live)
+        # document row -> its story (-1: none), read likewise
+        self._story_of_row = self._store.stories(previous._story_of_row if carried else None, carried)
         self._dates = recency.PublicationDates(lambda first: self._store.rows(
             "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?", (first,), first),
             self._count, previous._dates.known(known) if known else None)
@@ -249,7 +252,9 @@ class Searcher:
                 article first, undated last, relevance deciding within a day.
             group: "none" (default), or "article": one result per article, its best
                 passage, with the article's other answering passages in `Hit.more`
-                (a collapsed result counts for every article it cites).
+                (a collapsed result counts for every article it cites); or "story":
+                one result per story, citing after its own sources the best passage of
+                each of the story's other articles that answer.
             diversity: at most this many results from one source (default: no limit).
 
         Raises:
@@ -496,12 +501,14 @@ class Searcher:
               group: str = "none", diversity: int | None = None) -> list[Hit]:
         ids, scores = ranked
         # per article or capped per source: read on through the ranking until k are found
-        wanted = max(len(ids), 1) if group == "article" or diversity else offset + k
+        wanted = max(len(ids), 1) if group != "none" or diversity else offset + k
         results = (self._duplicates.collapse(ranked, wanted, allowed) if collapse
                    else [(pid, score, [pid]) for pid, score in zip(ids[:wanted].tolist(), scores[:wanted].tolist())])
         more: dict[int, list[int]] = {}
         if group == "article":
             results, more = per_article(results, ranked, self._document_row, offset + k, self.MORE_PER_ARTICLE)
+        elif group == "story":
+            results, more = per_story(results, ranked, self._document_row, self._story_of_row, offset + k)
         if diversity:
             results = at_most_per_source(results, self._source_of_row[self._document_row], diversity, offset + k)
         results = results[offset:]
@@ -511,9 +518,42 @@ class Searcher:
                               | {m for pid, _, _ in results for m in more.get(pid, [])})
         best = self._highlights(query, vector, [(pid, rows[pid]) for pid, _, _ in results]) if highlight else {}
         score_of = dict(zip(ids.tolist(), scores.tolist())) if more else {}
-        return [Hit(rank, round(score, 6), rows[pid]["text"], [self._citation(rows[m]) for m in members], best.get(pid),
-                    [self._more(rows[m], score_of[m]) for m in more[pid]] if group == "article" else None)
+        return [Hit(rank, round(score, 6), rows[pid]["text"],
+                    [self._citation(rows[m]) for m in members + (more[pid] if group == "story" else [])],
+                    best.get(pid), [self._more(rows[m], score_of[m]) for m in more[pid]] if group == "article" else None,
+                    self._story(pid))
                 for rank, (pid, score, members) in enumerate(results, offset + 1)]
+
+    def _story(self, pid: int) -> int | None:
+        story = int(self._story_of_row[self._document_row[pid]])
+        return story if story >= 0 else None
+
+    STORY_DEPTH = 100  # passages a stories listing groups into stories
+
+    def stories(self, query: str, k: int = 5, mode: str | None = None, filters: Filters = Filters(),
+                as_of: str | None = None, dates: str = "interpreted") -> list[dict]:
+        """The stories that answer `query`, best first: each story of the best STORY_DEPTH
+        passages (uncollapsed), as `story` gives it, its articles' text the passage that
+        answered where one did."""
+        checked(StoriesRequest, {"query": query, "k": k})
+        hits = self.search(query, self.STORY_DEPTH, mode, collapse=False, highlight=False, filters=filters,
+                           as_of=as_of, dates=dates)
+        texts: dict[int, dict[str, str]] = {}
+        for hit in hits:
+            if hit.story is not None:
+                texts.setdefault(hit.story, {}).setdefault(hit.citations[0].doc_id, hit.text)
+        return [self.story(story, found) for story, found in list(texts.items())[:k]]
+
+    def story(self, story: int, texts: dict[str, str] | None = None) -> dict:
+        """One story: `id`, `label`, `first_published`, `last_published`, `articles`,
+        `sources` and its `timeline` (search/retrieval/stories.py).
+
+        Raises:
+            StoryNotFound: no live article is in that story."""
+        rows = np.flatnonzero((self._story_of_row == story) & self._store.live_documents[:len(self._story_of_row)])
+        if not len(rows):
+            raise StoryNotFound(f"no story with id {story!r} in the index")
+        return {"id": int(story), **timeline(self._store.documents_by_row(rows), texts)}
 
     @staticmethod
     def _more(row: dict, score: float) -> dict:

@@ -39,10 +39,17 @@ def test_mcp_search_context_and_documents(seed_index):
         resource = await client.read_resource(f"document://{OP_ED}")
         bad = await client.call_tool("search", {"query": "   ", "k": 3})
         missing = await client.call_tool("get_document", {"doc_id": "nope"})
-        return tools, found, filtered, context, document, resource, bad, missing
+        stories = await client.call_tool("stories", {"query": "the nightmare scenario for Russia and China", "k": 2})
+        story = await client.call_tool("get_story", {"story_id": top_story(stories)})
+        no_story = await client.call_tool("get_story", {"story_id": 9999})
+        return tools, found, filtered, context, document, resource, bad, missing, stories, story, no_story
 
-    tools, found, filtered, context, document, resource, bad, missing = with_mcp_client(seed_index, work)
-    assert set(tools) == {"search", "context", "get_document"}
+    def top_story(stories):
+        return stories.structured_content["stories"][0]["id"]
+
+    tools, found, filtered, context, document, resource, bad, missing, stories, story, no_story = \
+        with_mcp_client(seed_index, work)
+    assert set(tools) == {"search", "context", "get_document", "stories", "get_story"}
     assert {"query", "k", "doc_id", "published_from"} <= set(tools["search"].input_schema["properties"])
     top = found.structured_content["results"][0]
     assert not found.is_error and "710,000" in top["text"]
@@ -58,6 +65,12 @@ def test_mcp_search_context_and_documents(seed_index):
     assert json.loads(resource.contents[0].text)["doc_id"] == OP_ED
     assert bad.is_error and "empty_query" in bad.content[0].text
     assert missing.is_error and "no document with id 'nope'" in missing.content[0].text
+    # the op-ed and its translation tell one story, whose timeline a chatbot can show
+    listed = stories.structured_content["stories"][0]
+    assert {OP_ED, "001_69714012eee412eb"} <= {e["doc_id"] for e in listed["timeline"]}
+    assert story.structured_content["id"] == listed["id"] and story.structured_content["articles"] == listed["articles"]
+    assert no_story.is_error and "story_not_found" in no_story.content[0].text
+    assert found.structured_content["results"][0]["story"] == listed["id"]
 
 
 def test_langchain_retriever_returns_cited_documents(searcher):

@@ -25,7 +25,7 @@ def test_get_search_answers_with_cited_passages(client):
                                    "published_to": body["as_of"]}
     assert (body["mode"], body["collapse"]) == ("hybrid", True)
     top = body["results"][0]
-    assert set(top) == {"rank", "score", "text", "citations", "highlight"}
+    assert set(top) == {"rank", "score", "text", "citations", "highlight", "story"}
     assert "710,000" in top["text"] and top["rank"] == 1
     citation = top["citations"][0]
     assert set(citation) == {"doc_id", "title", "source", "paragraph", "start", "end", "published", "author"}

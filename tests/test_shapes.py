@@ -73,7 +73,7 @@ def test_the_shapes_over_http(client):
     assert posted["facets"] == body["facets"] and posted["results"] == body["results"]
     plain = client.get("/search", query_string={"q": "North Korean troops"}).get_json()
     assert "facets" not in plain and not any("more" in r for r in plain["results"])
-    error(client.get("/search", query_string={"q": "troops", "group": "story"}), 400, "invalid_group")
+    error(client.get("/search", query_string={"q": "troops", "group": "event"}), 400, "invalid_group")
     error(client.get("/search", query_string={"q": "troops", "facets": "colour"}), 400, "invalid_facets")
 
 

@@ -86,6 +86,28 @@ def test_keyboard_and_phone(site, browser):
     page.screenshot(path=str(ARTIFACTS / "search-phone.png"), full_page=True)
 
 
+def test_by_story_shows_each_event_as_a_timeline(site, browser):
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(site + "/")
+    page.check("#by-story")
+    page.fill("#q", "the nightmare scenario for Russia and China")
+    page.keyboard.press("Enter")
+    story = page.locator("#stories > section.story").first
+    story.wait_for()
+    assert "view=stories" in page.url  # the address keeps the view
+    entries = story.locator(".timeline > li")
+    assert entries.count() >= 2  # the op-ed and its translation, at least
+    titles = entries.locator("a").all_inner_texts()
+    assert any("nightmare scenario" in t for t in titles)
+    assert page.locator("#results > li").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "stories-page.png"), full_page=True)
+    page.uncheck("#by-story")
+    page.click("button[type=submit]")
+    page.locator("#results > li.result").first.wait_for()
+    assert page.locator("#stories > section").count() == 0
+
+
 def test_page_uses_nothing_from_elsewhere(site, browser):
     page = browser.new_page()
     requested = []

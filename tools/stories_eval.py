@@ -29,8 +29,8 @@ def articles(split: str, path: Path = DATA) -> list[dict]:
     return [r for r in rows if split == "all" or r["split"] == split]
 
 
-def features(split: str, path: Path = DATA) -> tuple[list[str], list[list[str]], np.ndarray, list[str]]:
-    """Each article's id, BM25 terms, mean passage vector and story label."""
+def features(split: str, path: Path = DATA) -> tuple[list[str], list[list[str]], list[str]]:
+    """Each indexed article's id, BM25 terms and story label."""
     from indexer import build
     from search.index import segments, store
     from search.index.generations import current
@@ -52,20 +52,18 @@ def features(split: str, path: Path = DATA) -> tuple[list[str], list[list[str]],
     manifest = store.read_manifest(directory)
     layout = segments.Layout.of(manifest, directory)
     held = SegmentedStore(layout, directory)
-    vectors = segments.open_vectors(layout, manifest, directory)
     by_doc = defaultdict(list)
     for pid, doc_id in held.rows("SELECT id, doc_id FROM passages"):
         by_doc[doc_id].append(pid)
-    ids, words, means, labels = [], [], [], []
+    ids, words, labels = [], [], []
     for r in rows:
         pids = by_doc.get(r["id"])
         if not pids:
             continue
         ids.append(r["id"])
         words.append(terms(f"{r['title']}\n{r['text']}"))
-        means.append(vectors.vectors(np.asarray(pids)).mean(axis=0))
         labels.append(r["story"])
-    return ids, words, np.asarray(means, dtype=np.float32), labels
+    return ids, words, labels
 
 
 def bcubed(predicted: list, gold: list) -> tuple[float, float, float]:
@@ -82,19 +80,19 @@ def bcubed(predicted: list, gold: list) -> tuple[float, float, float]:
     return precision, recall, 2 * precision * recall / (precision + recall)
 
 
-def replay(ids, words, means, labels, orders: int, threshold: float, dense_weight: float) -> dict:
-    from indexer.stories import StoryAssigner
+def replay(ids, words, labels, orders: int, threshold: float) -> dict:
+    from indexer.stories import MemoryStories, assign
 
     scores = []
     for seed in range(orders):
         order = np.random.default_rng(seed).permutation(len(ids))
-        assigner = StoryAssigner(threshold, dense_weight)
+        state = MemoryStories()
         predicted = [0] * len(ids)
         for i in order:
-            predicted[i] = assigner.assign(ids[i], words[i], means[i])
-        scores.append(bcubed(predicted, labels) + (len(assigner.stories),))
+            predicted[i] = assign(state, ids[i], words[i], threshold)
+        scores.append(bcubed(predicted, labels) + (state.next_story,))
     p, r, f, n = np.mean(scores, axis=0)
-    return {"threshold": threshold, "dense_weight": dense_weight, "bcubed_precision": round(float(p), 4),
+    return {"threshold": threshold, "bcubed_precision": round(float(p), 4),
             "bcubed_recall": round(float(r), 4), "bcubed_f1": round(float(f), 4),
             "f1_min": round(float(min(s[2] for s in scores)), 4), "stories": round(float(n), 1),
             "true_stories": len(set(labels)), "articles": len(ids), "orders": orders}
@@ -109,15 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = features(args.split)
     if args.grid:
-        results = [replay(*data, args.orders, t, w) for w in (0.0, 0.25, 0.5, 0.75, 1.0)
-                   for t in np.round(np.arange(0.15, 0.8, 0.05), 2)]
+        results = [replay(*data, args.orders, t) for t in np.round(np.arange(0.1, 0.6, 0.025), 3)]
         results.sort(key=lambda r: -r["bcubed_f1"])
         for r in results[:15]:
             print(json.dumps(r))
         return 0
-    from indexer.stories import DENSE_WEIGHT, THRESHOLD
+    from indexer.stories import THRESHOLD
 
-    result = replay(*data, args.orders, THRESHOLD, DENSE_WEIGHT)
+    result = replay(*data, args.orders, THRESHOLD)
     print(json.dumps(result, indent=2) if args.json else
           f"B-cubed F1 {result['bcubed_f1']} (P {result['bcubed_precision']}, R {result['bcubed_recall']}), "
           f"{result['stories']} stories for {result['true_stories']}, {args.orders} orders")

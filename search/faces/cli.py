@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="take time words (\"last week\", \"in 2022\") as words, not as a date filter")
     parser.add_argument("--context", action="store_true",
                         help="print prompt-ready context: numbered passages with their sources")
+    parser.add_argument("--stories", action="store_true",
+                        help="the stories (events) that answer, each a timeline of its articles (--k: how many, 1-20)")
     parser.add_argument("--max-chars", type=int, default=4000, help="--context's character budget (default 4000)")
     parser.add_argument("--url", help="ask a running service (e.g. http://127.0.0.1:8000) instead of the index")
     parser.add_argument("--json", action="store_true", help="print the HTTP response body as JSON")
@@ -105,6 +107,8 @@ def _interactive(args) -> int:
 def _print(body: dict, args) -> None:
     if args.json:
         print(dumps(body))
+    elif args.stories:
+        print(render_stories(body))
     elif args.context:
         print(body["context"] or f"No passages found for {body['query']!r}.")
     elif sys.stdout.isatty():
@@ -126,6 +130,9 @@ def _local(args, searcher=None) -> dict:
         validate_query(args.question, args.k, args.mode or "hybrid")  # before paying for loading the model
         filters = Filters.of(args.doc_id, args.source, args.published_from, args.published_to)
         searcher = searcher or Searcher.open(args.index, model=args.model)
+        if args.stories:
+            return {"query": args.question, "stories": searcher.stories(args.question, args.k, args.mode, filters,
+                                                                        args.as_of, _dates(args))}
         if args.context:
             return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters,
                                     args.as_of, _dates(args))
@@ -148,11 +155,14 @@ def _remote(args) -> dict:
         + [("published_from", args.published_from)] * bool(args.published_from) \
         + [("published_to", args.published_to)] * bool(args.published_to) \
         + [("as_of", args.as_of)] * bool(args.as_of) + [("dates", "literal")] * args.literal_dates \
-        + [("sort", "date")] * (args.newest_first and not args.context) \
-        + [("group", "article")] * (args.per_article and not args.context)
-    params += [("max_chars", args.max_chars)] if args.context else [("offset", args.offset)] * bool(args.offset)
+        + [("sort", "date")] * (args.newest_first and not (args.context or args.stories)) \
+        + [("group", "article")] * (args.per_article and not (args.context or args.stories))
+    if args.context:
+        params += [("max_chars", args.max_chars)]
+    elif not args.stories:
+        params += [("offset", args.offset)] * bool(args.offset)
     query = urllib.parse.urlencode(params)
-    route = "context" if args.context else "search"
+    route = "stories" if args.stories else "context" if args.context else "search"
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/{route}?{query}", timeout=60) as response:
             return json.loads(response.read())
@@ -187,6 +197,26 @@ def render(body: dict, emphasis: tuple[str, str] = ("**", "**")) -> str:
                 lines.extend(textwrap.wrap(paragraph, width=88, initial_indent="    ", subsequent_indent="    "))
         lines += [f"    also: {o['source']} · paragraph {o['paragraph']}" for o in others]
         blocks.append("\n".join(lines).replace("\x01", emphasis[0]).replace("\x02", emphasis[1]))
+    return "\n\n".join(blocks)
+
+
+def render_stories(body: dict) -> str:
+    """Stories as people read them: each story's label, size and dates, then its articles
+    in order of publication (date, source, title) with the passage that answers."""
+    if not body["stories"]:
+        return f"No stories found for {body['query']!r}."
+    blocks = []
+    for story in body["stories"]:
+        dates = " – ".join(dict.fromkeys(filter(None, [story["first_published"], story["last_published"]])))
+        lines = [f"Story {story['id']} · {story['articles']} article{'s' * (story['articles'] != 1)}, "
+                 f"{story['sources']} source{'s' * (story['sources'] != 1)}" + (f" · {dates}" if dates else ""),
+                 f"  “{story['label']}”"]
+        for entry in story["timeline"]:
+            lines.append("  " + " · ".join(filter(None, [entry["published"] or "undated", entry["source"],
+                                                          entry["title"] and f"“{entry['title']}”"])))
+            lines += textwrap.wrap(entry["text"], width=88, initial_indent="      ", subsequent_indent="      ",
+                                   max_lines=3, placeholder=" …")
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 

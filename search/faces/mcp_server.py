@@ -35,7 +35,8 @@ def build_server(index: str):
     server = MCPServer("newsearch", log_level="WARNING", instructions=(
         "Search a news archive. `search` returns ranked passages, each with citations (document id, "
         "title, source, paragraph, character span); `context` returns the same as numbered text to quote "
-        "and cite as [n]; `get_document` returns a whole article."))
+        "and cite as [n]; `stories` groups the answers by event, each a timeline of its articles; "
+        "`get_document` returns a whole article."))
 
     def answer(call):
         try:
@@ -62,6 +63,19 @@ def build_server(index: str):
                 published_to: str | None = None, as_of: str | None = None) -> dict[str, Any]:
         filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
         return answer(lambda: live.get().context(query, k, max_chars, filters=filters, as_of=as_of))
+
+    @server.tool(structured_output=True, description="The stories (events) of the archive that answer a question, best "
+                             "first, each a timeline of its articles: date, source, title and the passage that answers.")
+    def stories(query: str, k: int = 5, doc_id: list[str] | None = None, source: list[str] | None = None,
+                published_from: str | None = None, published_to: str | None = None,
+                as_of: str | None = None) -> dict[str, Any]:
+        filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
+        return {"query": query, "stories": answer(lambda: live.get().stories(query, k, filters=filters, as_of=as_of))}
+
+    @server.tool(structured_output=True, description="One story by its id (a result's `story`): its articles in order "
+                             "of publication.")
+    def get_story(story_id: int) -> dict[str, Any]:
+        return answer(lambda: live.get().story(story_id))
 
     @server.tool(structured_output=True, description="A whole article of the archive by its document id (from a citation).")
     def get_document(doc_id: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import numpy as np
 
-from search.index import store
+from search.index import store, story_store
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,34 @@ class SegmentedStore:
             out[pairs[:, 0]] = pairs[:, 1]
         return out
 
+    def stories(self, story_of: np.ndarray | None = None, since_part: int = 0) -> np.ndarray:
+        """document row -> its story (-1: none recorded; stores older than stories have
+        none). `story_of`: what the parts before `since_part` said (a previous reader's)."""
+        out = np.full(len(self.live_documents), -1, dtype=np.int64)
+        if story_of is not None:
+            out[:len(story_of)] = story_of[:len(out)]
+        for part in range(since_part, len(self.parts)):
+            conn = self.connection(part)
+            if story_store.has_stories(conn):
+                pairs = np.array(conn.execute("SELECT d.rowid - 1, s.story FROM stories s JOIN documents d "
+                                              "USING (doc_id)").fetchall(), dtype=np.int64).reshape(-1, 2)
+                out[pairs[:, 0]] = pairs[:, 1]
+        return out
+
+    def documents_by_row(self, rows) -> list[dict]:
+        """doc_id, title, source, published and row of the documents at `rows`, with the
+        text of each one's first passage (`lead`), in the order of `rows`."""
+        rows = sorted(int(r) for r in rows)
+        starts = [p.documents[0] for p in self.parts]
+        found: dict[int, dict] = {}
+        for part in sorted({int(np.searchsorted(starts, r, side="right")) - 1 for r in rows}):
+            mine = [r + 1 for r in rows if self.parts[part].documents[0] <= r < self.parts[part].documents[1]]
+            for row in self._in(part, "SELECT d.rowid - 1 AS row, d.doc_id, d.title, d.source, d.published, "
+                                "(SELECT p.text FROM passages p WHERE p.doc_id = d.doc_id ORDER BY p.id LIMIT 1) "
+                                "AS lead FROM documents d WHERE d.rowid IN ({ids})", mine):
+                found[row["row"]] = dict(row)
+        return [found[r] for r in rows if r in found]
+
     def shared_parts(self, other: "SegmentedStore") -> int:
         """How many of this store's first parts are `other`'s too (a later generation's
         carried segments: the same names and ranges)."""
@@ -200,6 +228,7 @@ def fold(old: SegmentedStore, target: Path) -> None:
                         "INSERT OR REPLACE INTO duplicates (passage_id, group_id) SELECT passage_id, group_id "
                         "FROM part.duplicates WHERE passage_id NOT IN (SELECT id FROM dead)"):
                 conn.execute(sql)
+            story_store.copy(conn, "part")
             conn.commit()
             conn.execute("DETACH DATABASE part")
     finally:

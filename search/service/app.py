@@ -22,9 +22,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from search import settings
-from search.errors import SearchError
+from search.errors import BadRequest, SearchError
 from search.live import LiveSearcher
-from search.query import ContextRequest, Filters, SearchRequest
+from search.query import ContextRequest, Filters, SearchRequest, StoriesRequest
 from search.responses import error_body, search_body
 from search.searcher import Searcher
 from search.service import metrics
@@ -107,6 +107,19 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
         asked = from_query_string(ContextRequest, k=app.config["DEFAULT_K"])
         return json_response(live.get().context(asked.query, asked.k, asked.max_chars, asked.mode, asked.collapse,
                                                 Filters.from_request(asked), asked.as_of, asked.dates))
+
+    @app.get("/stories")
+    def stories():
+        asked = from_query_string(StoriesRequest)
+        found = live.get().stories(asked.query, asked.k, asked.mode, Filters.from_request(asked), asked.as_of,
+                                   asked.dates)
+        return json_response({"query": asked.query, "stories": found})
+
+    @app.get("/stories/<story_id>")
+    def story(story_id: str):
+        if not re.fullmatch(r"[0-9]{1,18}", story_id):
+            raise BadRequest("invalid_story_id", f"a story id is a whole number, got {story_id!r}")
+        return json_response(live.get().story(int(story_id)))
 
     @app.get("/documents/<doc_id:doc_id>")
     def document(doc_id: str):

@@ -116,6 +116,7 @@ class Hit(Contract):
     citations: Annotated[list[Citation], Field(min_length=1)]
     highlight: Highlight | None
     more: list[MorePassage] = None  # group=article only
+    story: int | None  # the story (event) its article reports; None for an index without stories
 
 
 class Interpretation(Contract):
@@ -138,7 +139,7 @@ class SearchResults(Contract):
     mode: Literal[MODES]
     collapse: bool
     sort: Literal["relevance", "date"]
-    group: Literal["none", "article"]
+    group: Literal["none", "article", "story"]
     diversity: int | None
     as_of: str
     interpreted: Interpretation | None
@@ -176,6 +177,31 @@ class Context(Contract):
     chars: int
     max_chars: int
     sources: list[ContextSource]
+
+
+class TimelineEntry(Contract):
+    doc_id: str
+    published: str | None
+    source: str
+    title: str | None
+    text: str  # the article's passage that answered the question (GET /stories/<id>: its lead)
+
+
+class Story(Contract):
+    """One event's articles (placed as they were indexed), in order of publication."""
+
+    id: int
+    label: str  # the headline of its first article
+    first_published: str | None
+    last_published: str | None
+    articles: int
+    sources: int
+    timeline: list[TimelineEntry]
+
+
+class Stories(Contract):
+    query: str
+    stories: list[Story]
 
 
 class Document(Contract):
@@ -220,4 +246,4 @@ class Health(Contract):
     reloads: int
 
 
-RESPONSES = (Error, SearchResults, Context, Document, WriteResult, FeedResult, Health)
+RESPONSES = (Error, SearchResults, Context, Stories, Story, Document, WriteResult, FeedResult, Health)

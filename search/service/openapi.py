@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from search.query import ContextRequest, Question, SearchRequest
+from search.query import ContextRequest, Question, SearchRequest, StoriesRequest
 from search.service.contract import EXAMPLE, MAX_DOC_ID_CHARS, RESPONSES, DocumentWrite, FeedLine
 from search.service.requests import COMMA_LISTS, QUERY_NAMES, REPEATABLE
 
@@ -62,7 +62,7 @@ def _json(schema: dict, description: str) -> dict:
 
 def _errors(*statuses: int) -> dict:
     reasons = {400: "Bad input: the message names the problem", 401: "No API key", 403: "Writes disabled, or a wrong API key",
-               404: "No such document", 405: "Method not allowed", 413: "Body too large",
+               404: "No such document (or story)", 405: "Method not allowed", 413: "Body too large",
                409: "The change would leave the index without documents",
                414: "Request line too long: send long questions with POST",
                503: "The index cannot be served"}
@@ -95,6 +95,17 @@ DOCUMENT = {
             "get": {"operationId": "context", "summary": "The passages as numbered, cited text for a prompt",
                     "parameters": _parameters(ContextRequest),
                     "responses": {"200": _json(_ref("Context"), "Prompt-ready context"), **_errors(400, 414, 503)}},
+        },
+        "/stories": {
+            "get": {"operationId": "stories", "summary": "The stories (events) that answer a question, each a timeline",
+                    "parameters": _parameters(StoriesRequest),
+                    "responses": {"200": _json(_ref("Stories"), "Stories, best first"), **_errors(400, 414, 503)}},
+        },
+        "/stories/{story_id}": {
+            "get": {"operationId": "getStory", "summary": "One story: its articles in order of publication",
+                    "parameters": [{"name": "story_id", "in": "path", "required": True, "example": 0,
+                                    "schema": {"type": "integer", "minimum": 0, "maximum": 10 ** 18 - 1}}],
+                    "responses": {"200": _json(_ref("Story"), "The story"), **_errors(400, 404)}},
         },
         "/documents": {
             "post": {"operationId": "postDocuments",

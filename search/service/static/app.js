@@ -1,5 +1,6 @@
 // The search page: asks GET /search and shows each passage with its answering sentence
-// marked and every source that says it, linked to the document at that passage.
+// marked and every source that says it, linked to the document at that passage; "by
+// story" asks GET /stories and shows each event as a timeline of its articles.
 // Text from the index only ever goes in through textContent: never parsed as HTML.
 "use strict";
 
@@ -7,6 +8,8 @@ const form = document.getElementById("search");
 const box = document.getElementById("q");
 const statusLine = document.getElementById("status");
 const list = document.getElementById("results");
+const storyList = document.getElementById("stories");
+const byStory = document.getElementById("by-story");
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -42,7 +45,38 @@ function source(citation) {
   return item;
 }
 
+function read(docId, title) {
+  const link = el("a", "source", title || docId);
+  link.href = `/read/${encodeURIComponent(docId)}`;
+  return link;
+}
+
+function showStories(body) {
+  list.replaceChildren();
+  storyList.replaceChildren();
+  statusLine.textContent = body.stories.length
+    ? `${body.stories.length} stories for “${body.query}”`
+    : `No stories found for “${body.query}”.`;
+  for (const story of body.stories) {
+    const section = el("section", "story");
+    const dates = [...new Set([story.first_published, story.last_published].filter(Boolean))].join(" – ");
+    const size = `${story.articles} article${story.articles === 1 ? "" : "s"}, ` +
+      `${story.sources} source${story.sources === 1 ? "" : "s"}`;
+    section.append(el("h2", "", story.label), el("p", "details", [size, dates].filter(Boolean).join(" · ")));
+    const timeline = el("ol", "timeline");
+    for (const entry of story.timeline) {
+      const item = el("li");
+      item.append(el("time", "", entry.published || "undated"), " ", read(entry.doc_id, entry.title),
+                  el("span", "details", ` — ${entry.source}`), el("p", "text", entry.text));
+      timeline.append(item);
+    }
+    section.append(timeline);
+    storyList.append(section);
+  }
+}
+
 function show(body) {
+  storyList.replaceChildren();
   list.replaceChildren();
   statusLine.textContent = body.results.length
     ? `${body.results.length} passages for “${body.query}” (${body.took_ms} ms)`
@@ -58,16 +92,20 @@ function show(body) {
 
 async function search(query, push) {
   statusLine.textContent = "Searching…";
-  if (push) history.pushState({q: query}, "", `/?${new URLSearchParams({q: query})}`);
+  const stories = byStory.checked;
+  const address = new URLSearchParams(stories ? {q: query, view: "stories"} : {q: query});
+  if (push) history.pushState({q: query}, "", `/?${address}`);
   try {
-    const response = await fetch(`/search?${new URLSearchParams({q: query, k: 10})}`);
+    const response = await fetch(stories ? `/stories?${new URLSearchParams({q: query, k: 5})}`
+                                         : `/search?${new URLSearchParams({q: query, k: 10})}`);
     const body = await response.json();
     if (!response.ok) {
       list.replaceChildren();
+      storyList.replaceChildren();
       statusLine.textContent = body.error ? body.error.message : `The service answered ${response.status}.`;
       return;
     }
-    show(body);
+    (stories ? showStories : show)(body);
   } catch (error) {
     statusLine.textContent = `The search service cannot be reached (${error.message}).`;
   }
@@ -88,7 +126,9 @@ document.addEventListener("keydown", (event) => {
 });
 
 function fromAddress() {
-  const query = new URLSearchParams(location.search).get("q");
+  const asked = new URLSearchParams(location.search);
+  const query = asked.get("q");
+  byStory.checked = asked.get("view") === "stories";
   if (query) {
     box.value = query;
     search(query, false);

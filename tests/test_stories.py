@@ -1,0 +1,135 @@
+"""Stories: articles that report one event are grouped as they are indexed
+(indexer/stories.py), the same whether they arrive in one build or one update at a time,
+with ids that merges keep; hits carry their story, `group=story` gives one result per
+story, and /stories lists the stories that answer as timelines."""
+
+import shutil
+
+import pytest
+
+import indexer.update as updates
+from indexer import build
+from indexer.stories import MemoryStories, article_terms, assign
+from indexer.update import update
+from search import Searcher
+from search.index import store
+from search.index.generations import current
+
+from helpers import SEEDS, error, write_jsonl
+
+OP_ED, TRANSLATION = "000_c7708b97d51473e9", "001_69714012eee412eb"
+
+# two rehab stays (one kind, two events) and two reports of each, among unrelated news
+REHAB = [
+    ("reid-1", "Tara Reid checks into Promises rehab in Malibu",
+     "Actress Tara Reid, 33, has entered the Promises Treatment Center in Malibu, her representative Jack Ketsoyan "
+     "confirmed. The American Pie star checked in on Monday."),
+    ("lohan-1", "Lindsay Lohan enters Betty Ford clinic",
+     "Lindsay Lohan has checked into the Betty Ford Center in Rancho Mirage under a plea deal with Los Angeles "
+     "prosecutors, her lawyer Shawn Holley said on Thursday."),
+    ("reid-2", "Tara Reid in rehab at Promises, Ketsoyan says",
+     "Jack Ketsoyan, the representative of Tara Reid, said the American Pie actress is staying at Promises in "
+     "Malibu, the clinic chosen by many Hollywood stars."),
+    ("lohan-2", "Lohan starts 90-day stay at Betty Ford Center",
+     "Lindsay Lohan arrived at the Betty Ford Center in Rancho Mirage for the 90-day stay her plea deal with "
+     "Los Angeles prosecutors requires, Shawn Holley told reporters."),
+]
+OTHER = [
+    ("bridge", "New bridge opens over the river", "The city opened a new bridge over the river on Monday after "
+                                                  "three years of works, the mayor said."),
+    ("rates", "Central bank holds interest rates", "The central bank kept its interest rates unchanged on "
+                                                   "Thursday, citing slowing inflation and a weaker jobs market."),
+    ("storm", "Storm cuts power to thousands", "A winter storm cut power to thousands of homes on the coast "
+                                               "overnight, the utility company said."),
+]
+
+
+def test_reports_of_one_event_share_a_story_and_two_events_of_one_kind_do_not():
+    state = MemoryStories()
+    story = {doc_id: assign(state, doc_id, article_terms(title, text)) for doc_id, title, text in OTHER + REHAB}
+    assert story["reid-1"] == story["reid-2"]
+    assert story["lohan-1"] == story["lohan-2"]
+    assert story["reid-1"] != story["lohan-1"]
+    assert len({story[d] for d, _, _ in OTHER} | {story["reid-1"], story["lohan-1"]}) == 5
+
+
+def test_hits_carry_their_story_and_the_op_ed_and_its_translation_share_one(searcher):
+    hits = searcher.search("the nightmare scenario for Russia and China", 10, collapse=False)
+    story_of = {h.citations[0].doc_id: h.story for h in hits}
+    assert story_of[OP_ED] is not None and story_of[OP_ED] == story_of[TRANSLATION]
+    story = searcher.story(story_of[OP_ED])
+    assert {OP_ED, TRANSLATION} <= {entry["doc_id"] for entry in story["timeline"]}
+    assert story["articles"] == len(story["timeline"]) and story["label"]
+
+
+def test_group_story_gives_one_result_per_story_citing_its_other_articles(searcher):
+    hits = searcher.search("North Korean soldiers fighting for Russia", 5, group="story")
+    stories = [h.story for h in hits]
+    assert len(stories) == len(set(stories)) >= 1
+    first = hits[0]
+    members = {e["doc_id"] for e in searcher.story(first.story)["timeline"]}
+    cited = [c.doc_id for c in first.citations]
+    assert set(cited) <= members and len(set(cited)) == len(cited) > 1  # its other articles, once each
+
+
+def test_the_stories_route_lists_timelines_and_refuses_bad_ids(client):
+    response = client.get("/stories?q=North Korean troops in Kursk&k=2")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["query"] == "North Korean troops in Kursk" and 1 <= len(body["stories"]) <= 2
+    for story in body["stories"]:
+        assert set(story) == {"id", "label", "first_published", "last_published", "articles", "sources", "timeline"}
+        assert story["articles"] == len(story["timeline"]) >= 1
+        assert set(story["timeline"][0]) == {"doc_id", "published", "source", "title", "text"}
+    one = client.get(f"/stories/{body['stories'][0]['id']}")
+    assert one.status_code == 200 and one.get_json()["id"] == body["stories"][0]["id"]
+    error(client.get("/stories/12345"), 404, "story_not_found")
+    error(client.get("/stories/-1"), 400, "invalid_story_id")
+    error(client.get("/stories?q=x&k=21"), 400, "invalid_k")
+    error(client.get("/stories"), 400, "missing_query")
+
+
+def _placed(index) -> dict[str, int]:
+    searcher = Searcher.open(index)
+    return {doc_id: int(searcher._story_of_row[row]) for row, doc_id in
+            enumerate(d for (d,) in searcher._store.rows("SELECT doc_id FROM documents ORDER BY rowid"))}
+
+
+def test_stories_placed_one_update_at_a_time_are_a_builds_and_survive_merges(tmp_path, embedder, monkeypatch):
+    feed = [dict(zip(("id", "title", "text"), article)) for article in OTHER + REHAB]
+    whole = tmp_path / "whole"
+    build([write_jsonl(tmp_path / "all.jsonl", *feed)], whole)
+    expected = _placed(whole)
+    monkeypatch.setattr(updates, "MERGE_SEGMENTS", 2)  # folds on the way
+    index = tmp_path / "index"
+    build([write_jsonl(tmp_path / "first.jsonl", feed[0])], index)
+    for n, article in enumerate(feed[1:]):
+        update(index, [write_jsonl(tmp_path / f"{n}.jsonl", article)])
+    assert _placed(index) == expected
+    update(index, merge=True)
+    assert "segments" not in store.read_manifest(current(index))
+    assert _placed(index) == expected
+    late = {"id": "reid-3", "title": "Tara Reid leaves Promises", "text": "Tara Reid left the Promises clinic in "
+            "Malibu on Friday, her representative Jack Ketsoyan said."}
+    update(index, [write_jsonl(tmp_path / "late.jsonl", late)])
+    assert _placed(index)["reid-3"] == expected["reid-1"]
+
+
+def test_an_index_built_before_stories_gets_them_from_its_next_merge(tmp_path, embedder):
+    import sqlite3
+
+    index = tmp_path / "index"
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    build([tmp_path / "seeds"], index)
+    conn = sqlite3.connect(current(index) / store.STORE)  # as a store written before stories were kept
+    conn.executescript("DROP TABLE stories; DROP TABLE story_terms; DROP TABLE story_norms; DROP TABLE story_df;")
+    conn.commit()
+    conn.close()
+    manifest = store.read_manifest(current(index))
+    store.write_manifest(current(index), {k: v for k, v in manifest.items() if k != "next_story"},
+                         [name for name in manifest["checksums"]])
+    assert Searcher.open(index).search("nightmare scenario", 1)[0].story is None
+    update(index, merge=True)
+    hits = Searcher.open(index).search("the nightmare scenario for Russia and China", 10, collapse=False)
+    story_of = {h.citations[0].doc_id: h.story for h in hits}
+    assert story_of[OP_ED] is not None and story_of[OP_ED] == story_of[TRANSLATION]
