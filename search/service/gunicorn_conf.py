@@ -52,9 +52,10 @@ def when_ready(server):
         import subprocess
         import sys
 
-        # two model threads (that sleep when idle): a write's reply waits on its embedding,
-        # and request threads wait on the reply
-        env = {**os.environ, "SEARCH_EMBED_THREADS": "2", "SEARCH_EMBED_SPIN": "off"}
+        # its model threads sleep when idle; one of them leaves a core to the searches
+        # while articles are embedded, and the lower priority lets a search take the CPU first
+        env = {**os.environ, "SEARCH_EMBED_THREADS": str(settings.value("SEARCH_WRITER_THREADS")),
+               "SEARCH_EMBED_SPIN": "off"}
         server.search_writer = subprocess.Popen(
             [sys.executable, "-m", "search.service.writer_process", str(settings.value("SEARCH_INDEX"))], env=env)
 

@@ -51,6 +51,7 @@ def serve(root: str | Path) -> None:
     from search.service.writer import Writer
 
     root = Path(root)
+    os.nice(settings.value("SEARCH_WRITER_NICE"))
     embedder = get_embedder(canonical_model_name(settings.value("SEARCH_MODEL")), None)
     writer = Writer(root, lambda: embedder)
     key = secrets.token_bytes(32)
