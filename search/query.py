@@ -28,6 +28,7 @@ from search.retrieval.fusion import MODES
 MAX_K = 100
 FACETS = ("source", "author", "published_month")
 MAX_STORIES = 20  # stories a /stories listing may ask for
+MAX_NEIGHBOURS = 5  # paragraphs either side a /context passage may bring
 MAX_QUERY_CHARS = 1000
 # Results are pages of one ranking 1,000 passages deep: offset + k (k <= 100) stays in it.
 MAX_OFFSET = 900
@@ -111,6 +112,8 @@ class ContextRequest(Question):
     """`/context`: the passages as cited text within a character budget."""
 
     max_chars: _integer(1, MAX_CHARS) = DEFAULT_MAX_CHARS
+    # each passage with this many paragraphs of its article before and after it
+    neighbours: _integer(0, MAX_NEIGHBOURS) = 0
 
 
 def checked(model: type[Contract], values: dict):
@@ -193,10 +196,6 @@ def validate_query(query, k, mode: str = "hybrid") -> tuple[str, int]:
     """Check a query, k and mode as a caller gave them; raise BadRequest saying what is wrong."""
     question = checked(Question, {"query": query, "k": k, "mode": mode})
     return question.query, question.k
-
-
-def check_max_chars(max_chars) -> None:
-    checked(ContextRequest, {"query": "?", "max_chars": max_chars})
 
 
 def check_search(query, **options) -> SearchRequest:

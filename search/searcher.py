@@ -22,7 +22,7 @@ from search.hits import Citation, Hit
 from search.index import generations, segments, store
 from search.index.segment_store import SegmentedStore
 from search.index.lexical import LexicalIndex, search_terms
-from search.query import Filters, StoriesRequest, check_max_chars, check_mode, check_search, checked
+from search.query import ContextRequest, Filters, StoriesRequest, check_mode, check_search, checked
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle, recency, when
 from search.retrieval.collapse import Duplicates, at_most_per_source, count_facets, per_article
@@ -318,8 +318,10 @@ class Searcher:
 
     def context(self, query: str, k: int = 5, max_chars: int = 4000, mode: str | None = None,
                 collapse: bool = True, filters: Filters = Filters(), as_of: str | None = None,
-                dates: str = "interpreted") -> dict:
+                dates: str = "interpreted", neighbours: int = 0) -> dict:
         """The search's passages as numbered, cited text for a model's prompt (search/retrieval/context.py).
+        With `neighbours`, each passage comes with that many paragraphs of its article
+        before and after it (one span of the article), so a quote keeps its setting.
 
         Returns:
             {"query", "context": the text, "chars": its length, "max_chars", "sources": one
@@ -328,8 +330,10 @@ class Searcher:
         Raises:
             BadRequest: as `search`, or max_chars outside 1..100,000.
         """
-        check_max_chars(max_chars)
+        checked(ContextRequest, {"query": query, "max_chars": max_chars, "neighbours": neighbours})
         hits = self.search(query, k, mode, collapse, highlight=False, filters=filters, as_of=as_of, dates=dates)
+        if neighbours:
+            hits = self._with_neighbours(hits, neighbours)
         spans = [self._sentence_spans(h.citations[0]) for h in hits]
         text, sources = context.build(hits, spans, max_chars)
         return {"query": query, "context": text, "chars": len(text), "max_chars": max_chars, "sources": sources}
@@ -592,13 +596,40 @@ class Searcher:
             ids)}
 
     def _sentence_spans(self, citation: Citation) -> list[tuple[int, int]]:
-        """The sentences of the passage a citation names, as (start, end) in its document."""
+        """The sentences of the passages within a citation's span, as (start, end) in its document."""
         part = self._store.part_of_document(citation.doc_id)
         if part is None:
             return []
         return [(s["start"], s["end"]) for s in self._store.connection(part).execute(
             'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '
-            "WHERE p.doc_id = ? AND p.start = ? ORDER BY s.id", (citation.doc_id, citation.start))]
+            'WHERE p.doc_id = ? AND p.start >= ? AND p."end" <= ? ORDER BY s.id',
+            (citation.doc_id, citation.start, citation.end))]
+
+    def _with_neighbours(self, hits: list[Hit], neighbours: int) -> list[Hit]:
+        """Each hit widened to the `neighbours` passages of its article either side, as one
+        span of the article's text; a hit already inside an earlier one's span is left out,
+        and a span stops where an earlier one of the same article starts or ends."""
+        out, taken = [], {}  # doc_id -> the spans given so far
+        for hit in hits:
+            cited = hit.citations[0]
+            part = self._store.part_of_document(cited.doc_id)
+            conn = self._store.connection(part)
+            rows = conn.execute('SELECT start, "end" FROM passages WHERE doc_id = ? ORDER BY id',
+                                (cited.doc_id,)).fetchall()
+            at = next(i for i, r in enumerate(rows) if r["start"] == cited.start)
+            spans = taken.setdefault(cited.doc_id, [])
+            if any(a <= cited.start and cited.end <= b for a, b in spans):
+                continue
+            start = rows[max(at - neighbours, 0)]["start"]
+            end = rows[min(at + neighbours, len(rows) - 1)]["end"]
+            start = max([start] + [b for a, b in spans if b <= cited.start])
+            end = min([end] + [a for a, b in spans if a >= cited.end])
+            spans.append((start, end))
+            text = conn.execute("SELECT substr(text, ?, ?) FROM documents WHERE doc_id = ?",
+                                (start + 1, end - start, cited.doc_id)).fetchone()[0]
+            out.append(dataclasses.replace(hit, text=text, citations=[
+                dataclasses.replace(cited, start=start, end=end), *hit.citations[1:]]))
+        return out
 
     @staticmethod
     def _citation(row: dict) -> Citation:

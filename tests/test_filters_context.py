@@ -104,6 +104,24 @@ def test_context_over_http(client):
         assert (r.status_code, r.get_json()["error"]["code"]) == (400, code)
 
 
+def test_neighbours_bring_the_paragraphs_around_each_passage_as_one_span(searcher, client):
+    plain = searcher.context(QUESTION, 3, 20000)
+    wide = searcher.context(QUESTION, 3, 20000, neighbours=1)
+    for narrow, widened in zip(plain["sources"], wide["sources"]):
+        if narrow["doc_id"] != widened["doc_id"]:
+            break  # an earlier span took this one's passage: the lists part here
+        text = searcher.document(widened["doc_id"])["text"]
+        assert widened["start"] <= narrow["start"] and narrow["end"] <= widened["end"]
+        assert (widened["start"], widened["end"]) != (narrow["start"], narrow["end"])  # paragraphs were added
+        assert text[widened["start"]:widened["end"]] in wide["context"]  # the exact span of the article
+    spans = [(s["doc_id"], s["start"], s["end"]) for s in wide["sources"]]
+    for i, (doc, a, b) in enumerate(spans):  # no paragraph twice
+        assert not any(doc == d and a < y and x < b for d, x, y in spans[:i])
+    r = client.get("/context", query_string={"q": QUESTION, "neighbours": "6"})
+    assert (r.status_code, r.get_json()["error"]["code"]) == (400, "invalid_neighbours")
+    assert client.get("/context", query_string={"q": QUESTION, "neighbours": "2"}).status_code == 200
+
+
 def test_filters_and_offset_over_http(client):
     got = client.get(f"/search?q={QUESTION}&k=3&doc_id={OTHER}&doc_id={TRANSLATION}").get_json()["results"]
     assert {c["doc_id"] for h in got for c in h["citations"]} <= {OTHER, TRANSLATION}

@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print prompt-ready context: numbered passages with their sources")
     parser.add_argument("--stories", action="store_true",
                         help="the stories (events) that answer, each a timeline of its articles (--k: how many, 1-20)")
+    parser.add_argument("--neighbours", type=int, default=0,
+                        help="--context: each passage with this many paragraphs of its article either side (0-5)")
     parser.add_argument("--max-chars", type=int, default=4000, help="--context's character budget (default 4000)")
     parser.add_argument("--url", help="ask a running service (e.g. http://127.0.0.1:8000) instead of the index")
     parser.add_argument("--json", action="store_true", help="print the HTTP response body as JSON")
@@ -135,7 +137,7 @@ def _local(args, searcher=None) -> dict:
                                                                         args.as_of, _dates(args))}
         if args.context:
             return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters,
-                                    args.as_of, _dates(args))
+                                    args.as_of, _dates(args), args.neighbours)
         return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters,
                            args.as_of, _dates(args), "date" if args.newest_first else "relevance",
                            "article" if args.per_article else "none")
@@ -158,7 +160,7 @@ def _remote(args) -> dict:
         + [("sort", "date")] * (args.newest_first and not (args.context or args.stories)) \
         + [("group", "article")] * (args.per_article and not (args.context or args.stories))
     if args.context:
-        params += [("max_chars", args.max_chars)]
+        params += [("max_chars", args.max_chars)] + [("neighbours", args.neighbours)] * bool(args.neighbours)
     elif not args.stories:
         params += [("offset", args.offset)] * bool(args.offset)
     query = urllib.parse.urlencode(params)

@@ -57,12 +57,14 @@ def build_server(index: str):
                 "results": [hit.to_dict() for hit in hits]}
 
     @server.tool(structured_output=True, description="Prompt-ready context: the best passages as numbered text ([1], [2], ...), each "
-                             "followed by its source line, within max_chars, with the sources as data.")
+                             "followed by its source line, within max_chars, with the sources as data; neighbours=N brings "
+                             "N paragraphs of the article either side of each passage.")
     def context(query: str, k: int = 5, max_chars: int = 4000, doc_id: list[str] | None = None,
                 source: list[str] | None = None, published_from: str | None = None,
-                published_to: str | None = None, as_of: str | None = None) -> dict[str, Any]:
+                published_to: str | None = None, as_of: str | None = None, neighbours: int = 0) -> dict[str, Any]:
         filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
-        return answer(lambda: live.get().context(query, k, max_chars, filters=filters, as_of=as_of))
+        return answer(lambda: live.get().context(query, k, max_chars, filters=filters, as_of=as_of,
+                                                 neighbours=neighbours))
 
     @server.tool(structured_output=True, description="The stories (events) of the archive that answer a question, best "
                              "first, each a timeline of its articles: date, source, title and the passage that answers.")

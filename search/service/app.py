@@ -106,7 +106,8 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
     def context():
         asked = from_query_string(ContextRequest, k=app.config["DEFAULT_K"])
         return json_response(live.get().context(asked.query, asked.k, asked.max_chars, asked.mode, asked.collapse,
-                                                Filters.from_request(asked), asked.as_of, asked.dates))
+                                                Filters.from_request(asked), asked.as_of, asked.dates,
+                                                asked.neighbours))
 
     @app.get("/stories")
     def stories():
