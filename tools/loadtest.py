@@ -41,14 +41,26 @@ ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm"
                    "Port officials said no one was injured and that the harbour would reopen on Tuesday.\n"}
 
 
+def serving_copy(index: Path, target: Path) -> Path:
+    """A copy of the generation `index` serves now (its older generations, hard links of
+    the same files, would each be copied whole: a hundred of them filled the disk)."""
+    current = index / "CURRENT"
+    if not current.exists():  # a single-directory index
+        shutil.copytree(index, target)
+        return target
+    name = current.read_text(encoding="utf-8").strip()
+    shutil.copytree(index / "generations" / name, target / "generations" / name)
+    shutil.copy2(current, target / "CURRENT")
+    return target
+
+
 def loadtest(index: Path, requests: int, clients: int, max_seconds: float, workers: int, threads: int,
              warmup: int = 2000) -> dict:
     key = secrets.token_hex(16)
     questions = question_texts()
     paths = [f"/search?k={1 + n % 10}&q={quote(q)}" for n, q in enumerate(questions)]
     with tempfile.TemporaryDirectory(prefix="loadtest-") as scratch:
-        copy = Path(scratch) / "index"
-        shutil.copytree(index, copy)
+        copy = serving_copy(index, Path(scratch) / "index")
         feed = Path(scratch) / "feed.jsonl"
         feed.write_text(json.dumps(ARTICLE) + "\n", encoding="utf-8")
         env = {"SEARCH_API_KEY": key, "SEARCH_WORKERS": str(workers), "SEARCH_THREADS": str(threads)}
@@ -181,8 +193,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
     key = secrets.token_hex(16)
     paths = [f"/search?k={1 + n % 10}&q={quote(q)}" for n, q in enumerate(question_texts())]
     with tempfile.TemporaryDirectory(prefix="loadtest-") as scratch:
-        copy = Path(scratch) / "index"
-        shutil.copytree(index, copy)
+        copy = serving_copy(index, Path(scratch) / "index")
         env = {"SEARCH_API_KEY": key, "SEARCH_WORKERS": str(workers), "SEARCH_THREADS": str(threads)}
         with open(Path(scratch) / "server.log", "w+") as log, gunicorn(copy, env, log=log) as (port, server):
             _Run(port, paths, warmup, clients, seconds).go()
