@@ -79,6 +79,11 @@ class StoryNotFound(SearchError):
     status = 404
 
 
+class AlertNotFound(SearchError):
+    code = "alert_not_found"
+    status = 404
+
+
 class BuildError(SearchError):
     """An index build was refused (no usable input, or --strict and a bad file)."""
 

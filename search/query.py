@@ -28,6 +28,7 @@ from search.retrieval.fusion import MODES
 MAX_K = 100
 FACETS = ("source", "author", "published_month")
 MAX_STORIES = 20  # stories a /stories listing may ask for
+MAX_ALERT_K = 20  # the depth an alert may ask a new article to reach
 MAX_NEIGHBOURS = 5  # paragraphs either side a /context passage may bring
 MAX_QUERY_CHARS = 1000
 # Results are pages of one ranking 1,000 passages deep: offset + k (k <= 100) stays in it.

@@ -29,7 +29,7 @@ def with_mcp_client(index, work):
     return asyncio.run(run())
 
 
-def test_mcp_search_context_and_documents(seed_index):
+def test_mcp_search_context_and_documents(index_copy):  # a copy: the test stores an alert in it
     async def work(client):
         tools = {t.name: t for t in (await client.list_tools()).tools}
         found = await client.call_tool("search", {"query": QUESTION, "k": 3})
@@ -42,14 +42,19 @@ def test_mcp_search_context_and_documents(seed_index):
         stories = await client.call_tool("stories", {"query": "the nightmare scenario for Russia and China", "k": 2})
         story = await client.call_tool("get_story", {"story_id": top_story(stories)})
         no_story = await client.call_tool("get_story", {"story_id": 9999})
-        return tools, found, filtered, context, document, resource, bad, missing, stories, story, no_story
+        alert = await client.call_tool("create_alert", {"query": "seal pups in the Thames", "k": 5})
+        matches = await client.call_tool("alert_matches", {"alert_id": alert.structured_content["id"]})
+        no_alert = await client.call_tool("alert_matches", {"alert_id": "0123456789abcdef"})
+        alerts = (alert, matches, no_alert)
+        return tools, found, filtered, context, document, resource, bad, missing, stories, story, no_story, alerts
 
     def top_story(stories):
         return stories.structured_content["stories"][0]["id"]
 
-    tools, found, filtered, context, document, resource, bad, missing, stories, story, no_story = \
-        with_mcp_client(seed_index, work)
-    assert set(tools) == {"search", "context", "get_document", "stories", "get_story"}
+    tools, found, filtered, context, document, resource, bad, missing, stories, story, no_story, alerts = \
+        with_mcp_client(index_copy, work)
+    assert set(tools) == {"search", "context", "get_document", "stories", "get_story", "create_alert",
+                          "alert_matches"}
     assert {"query", "k", "doc_id", "published_from"} <= set(tools["search"].input_schema["properties"])
     top = found.structured_content["results"][0]
     assert not found.is_error and "710,000" in top["text"]
@@ -71,6 +76,10 @@ def test_mcp_search_context_and_documents(seed_index):
     assert story.structured_content["id"] == listed["id"] and story.structured_content["articles"] == listed["articles"]
     assert no_story.is_error and "story_not_found" in no_story.content[0].text
     assert found.structured_content["results"][0]["story"] == listed["id"]
+    alert, matches, no_alert = alerts
+    assert alert.structured_content["query"] == "seal pups in the Thames" and alert.structured_content["k"] == 5
+    assert matches.structured_content["matches"] == []  # nothing was ingested since
+    assert no_alert.is_error and "alert_not_found" in no_alert.content[0].text
 
 
 def test_langchain_retriever_returns_cited_documents(searcher):

@@ -22,9 +22,10 @@ def test_fuzzed_service_never_fails_and_matches_its_openapi_document(seed_index)
 def test_openapi_document_describes_the_routes(client):
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"] == "3.1.0"
-    assert set(doc["paths"]) == {"/", "/search", "/context", "/stories", "/stories/{story_id}", "/documents",
+    assert set(doc["paths"]) == {"/", "/search", "/context", "/stories", "/stories/{story_id}", "/alerts",
+                                 "/alerts/{alert_id}", "/alerts/{alert_id}/matches", "/documents",
                                  "/documents/{doc_id}", "/read/{doc_id}", "/health", "/metrics", "/openapi.json"}
     assert set(doc["paths"]["/documents/{doc_id}"]) == {"get", "put", "delete"}
     routes = {rule.rule for rule in client.application.url_map.iter_rules()} - {"/static/<path:filename>"}
-    assert {r.replace("<doc_id:doc_id>", "{doc_id}").replace("<story_id>", "{story_id}") for r in routes} == \
-        set(doc["paths"])
+    assert {r.replace("<doc_id:doc_id>", "{doc_id}").replace("<story_id>", "{story_id}")
+            .replace("<alert_id>", "{alert_id}") for r in routes} == set(doc["paths"])

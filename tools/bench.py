@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="keep built indexes here (default: a temporary directory)")
     parser.add_argument("--vs-txtai", action="store_true",
                         help="also run txtai on the same model, passages and questions; print the ratios")
+    parser.add_argument("--alerts", metavar="COUNTS",
+                        help="also: articles ingested a second with that many alerts stored, e.g. 0,100,10000")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -86,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"size {size}: done", file=sys.stderr)
     if args.vs_txtai:
         out["vs_txtai"] = compare(work, base, questions, args.clients, args.seconds)
+    if args.alerts:
+        from tools.bench_alerts import alert_rates
+
+        out["alerts"] = alert_rates(work, base, [int(c) for c in args.alerts.split(",")], args.corpus)
     print(json.dumps(out, indent=2) if args.json else table(out))
     return 0
 
@@ -472,6 +478,9 @@ def table(out: dict) -> str:
                            ("qps", "qps"), ("rss_mb", "rss")):
             lines.append(f"{key:<{width}}  {versus['ours'][key]!s:>12}  {versus['txtai'][key]!s:>12}  "
                          f"{versus['ratios'][ratio]!s:>12}")
+    for count, row in out.get("alerts", {}).items():
+        lines.append(f"with {int(count):,} alerts: {row['articles_per_s']} articles/s ingested, matching "
+                     f"{row['matching_ms_per_article']} ms an article, {row['alerts_matched']} alerts matched")
     return "\n".join(lines)
 
 

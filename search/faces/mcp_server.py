@@ -26,12 +26,14 @@ def build_server(index: str):
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
+    from search.alerts import AlertStore
     from search.errors import SearchError
     from search.live import LiveSearcher
-    from search.query import Filters
+    from search.query import Filters, checked
     from search.searcher import Searcher
 
     live = LiveSearcher(index, functools.partial(Searcher.open, index))
+    alerts = AlertStore(index)
     server = MCPServer("newsearch", log_level="WARNING", instructions=(
         "Search a news archive. `search` returns ranked passages, each with citations (document id, "
         "title, source, paragraph, character span); `context` returns the same as numbered text to quote "
@@ -78,6 +80,23 @@ def build_server(index: str):
                              "of publication.")
     def get_story(story_id: int) -> dict[str, Any]:
         return answer(lambda: live.get().story(story_id))
+
+    @server.tool(structured_output=True, description="Subscribe to a question: every article ingested from now on is "
+                             "matched against it (among its first k results and close in meaning); returns the alert's id.")
+    def create_alert(query: str, k: int = 10, source: list[str] | None = None, published_from: str | None = None,
+                     published_to: str | None = None) -> dict[str, Any]:
+        from search.service.contract import AlertWrite
+
+        given = {"query": query, "k": k, "source": source, "published_from": published_from,
+                 "published_to": published_to}
+        asked = answer(lambda: checked(AlertWrite, {name: v for name, v in given.items() if v is not None}))
+        filters = {name: v for name, v in given.items() if v is not None and name not in ("query", "k")}
+        return alerts.create(asked.query, asked.k, filters, None, live.get().embedder)
+
+    @server.tool(structured_output=True, description="The new articles that matched an alert since a date or UTC time "
+                             "(YYYY-MM-DD or ISO 8601), with their passage and citations.")
+    def alert_matches(alert_id: str, since: str | None = None) -> dict[str, Any]:
+        return {"alert": alert_id, "matches": answer(lambda: alerts.matches(alert_id, since))}
 
     @server.tool(structured_output=True, description="A whole article of the archive by its document id (from a citation).")
     def get_document(doc_id: str) -> dict[str, Any]:

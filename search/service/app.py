@@ -28,6 +28,7 @@ from search.query import ContextRequest, Filters, SearchRequest, StoriesRequest
 from search.responses import error_body, search_body
 from search.searcher import Searcher
 from search.service import metrics
+from search.service.alert_routes import register as register_alerts
 from search.service.documents import register as register_documents
 from search.service.openapi import DOCUMENT
 from search.service.requests import from_body, from_query_string, json_response
@@ -77,6 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_request_log(app)
     _register_routes(app, live)
     register_documents(app, live)
+    register_alerts(app, live)
     register_web(app, live)
     return app
 

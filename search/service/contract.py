@@ -10,7 +10,7 @@ from pydantic import AfterValidator, ConfigDict, Field, Strict
 from pydantic_core import PydanticCustomError
 
 from search.errors import BadRequest
-from search.query import Contract
+from search.query import MAX_ALERT_K, MAX_QUERY_CHARS, NONBLANK, Contract, Date, Names, Question
 from search.retrieval.fusion import MODES
 
 MAX_DOCUMENT_CHARS = 1_000_000
@@ -70,6 +70,47 @@ class FeedLine(DocumentWrite):
         "invalid_doc_id", f'every line needs its document\'s "id": 1 to {MAX_DOC_ID_CHARS} printable characters')}
 
     id: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_DOC_ID_CHARS, description="the document's id")]
+
+
+class AlertWrite(Contract):
+    """`POST /alerts`: a question every new article is matched against."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"query": "seal pups in the Thames", "k": 10}]})
+    field_errors = {"query": Question.field_errors["query"]}
+
+    query: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NONBLANK),
+                     Field(description="the question")]
+    # a new article matches when it is among the question's first k results (and close in meaning)
+    k: Annotated[int, Strict(), Field(ge=1, le=MAX_ALERT_K, description=f"an integer from 1 to {MAX_ALERT_K}")] = 10
+    source: Names = None
+    published_from: Date = None
+    published_to: Date = None
+    # called with {"alert", "matches"} (POST, JSON) when new articles match
+    webhook: Annotated[str, Strict(), Field(max_length=2000, pattern=r"^https?://[^\s]+$",
+                                            description="an http:// or https:// URL")] = None
+
+
+class Alert(Contract):
+    id: str
+    query: str
+    k: int
+    filters: dict
+    webhook: str | None
+    created: str
+
+
+class AlertMatch(Contract):
+    doc_id: str
+    published: str | None
+    text: str
+    citations: list[Citation]
+    matched_at: str
+
+
+class AlertMatches(Contract):
+    alert: str
+    since: str | None
+    matches: list[AlertMatch]
 
 
 class Error(Contract):
@@ -246,4 +287,5 @@ class Health(Contract):
     reloads: int
 
 
-RESPONSES = (Error, SearchResults, Context, Stories, Story, Document, WriteResult, FeedResult, Health)
+RESPONSES = (Error, SearchResults, Context, Stories, Story, Alert, AlertMatches, Document, WriteResult, FeedResult,
+             Health)

@@ -14,6 +14,7 @@ import logging
 
 from flask import Flask, request
 
+from search.alerts import Matcher
 from search.errors import BadRequest
 from search.live import LiveSearcher
 from search.query import checked
@@ -32,7 +33,7 @@ class ServiceWriter:
 
     def __init__(self, live: LiveSearcher):
         self._live = live
-        self._own = Writer(live.root, lambda: live.get().embedder)
+        self._own = Writer(live.root, lambda: live.get().embedder, on_published=Matcher(live.root, live).published)
 
     def write(self, documents=(), remove=()):
         try:

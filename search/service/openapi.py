@@ -12,7 +12,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from search.query import ContextRequest, Question, SearchRequest, StoriesRequest
-from search.service.contract import EXAMPLE, MAX_DOC_ID_CHARS, RESPONSES, DocumentWrite, FeedLine
+from search.alerts import SINCE
+from search.service.contract import EXAMPLE, MAX_DOC_ID_CHARS, RESPONSES, AlertWrite, DocumentWrite, FeedLine
 from search.service.requests import COMMA_LISTS, QUERY_NAMES, REPEATABLE
 
 REF = "#/components/schemas/{model}"
@@ -62,7 +63,7 @@ def _json(schema: dict, description: str) -> dict:
 
 def _errors(*statuses: int) -> dict:
     reasons = {400: "Bad input: the message names the problem", 401: "No API key", 403: "Writes disabled, or a wrong API key",
-               404: "No such document (or story)", 405: "Method not allowed", 413: "Body too large",
+               404: "No such document, story or alert", 405: "Method not allowed", 413: "Body too large",
                409: "The change would leave the index without documents",
                414: "Request line too long: send long questions with POST",
                503: "The index cannot be served"}
@@ -71,6 +72,8 @@ def _errors(*statuses: int) -> dict:
 
 DOC_ID = {"name": "doc_id", "in": "path", "required": True, "example": "thames-seals",
           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_DOC_ID_CHARS}}
+ALERT_ID = {"name": "alert_id", "in": "path", "required": True, "example": "0123456789abcdef",
+            "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}
 HTML = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
 WRITE_SECURITY = [{"bearer": []}, {"apiKey": []}]
 
@@ -106,6 +109,28 @@ DOCUMENT = {
                     "parameters": [{"name": "story_id", "in": "path", "required": True, "example": 0,
                                     "schema": {"type": "integer", "minimum": 0, "maximum": 10 ** 18 - 1}}],
                     "responses": {"200": _json(_ref("Story"), "The story"), **_errors(400, 404)}},
+        },
+        "/alerts": {
+            "post": {"operationId": "createAlert",
+                     "summary": "Store a question that every new article is matched against (needs the API key)",
+                     "security": WRITE_SECURITY,
+                     "requestBody": {"required": True,
+                                     "content": {"application/json": {"schema": _ref("AlertWrite")}}},
+                     "responses": {"201": _json(_ref("Alert"), "Stored"), **_errors(400, 401, 403, 413)}},
+        },
+        "/alerts/{alert_id}": {
+            "get": {"operationId": "getAlert", "summary": "An alert", "parameters": [ALERT_ID],
+                    "responses": {"200": _json(_ref("Alert"), "The alert"), **_errors(400, 404)}},
+            "delete": {"operationId": "deleteAlert", "summary": "Remove an alert and its matches (needs the API key)",
+                       "parameters": [ALERT_ID], "security": WRITE_SECURITY,
+                       "responses": {"200": _json({"type": "object"}, "Deleted"), **_errors(400, 401, 403, 404)}},
+        },
+        "/alerts/{alert_id}/matches": {
+            "get": {"operationId": "alertMatches", "summary": "The new articles that matched an alert, oldest first",
+                    "parameters": [ALERT_ID, {"name": "since", "in": "query", "schema": {
+                        "type": "string", "pattern": f"^{SINCE.pattern}$", "description": "a date or UTC time: matches "
+                                                                                  "made then or later"}}],
+                    "responses": {"200": _json(_ref("AlertMatches"), "Matches"), **_errors(400, 404)}},
         },
         "/documents": {
             "post": {"operationId": "postDocuments",
@@ -151,7 +176,7 @@ DOCUMENT = {
                                   "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")}}},
     },
     "components": {
-        "schemas": _schemas(SearchRequest, DocumentWrite, FeedLine, *RESPONSES),
+        "schemas": _schemas(SearchRequest, DocumentWrite, FeedLine, AlertWrite, *RESPONSES),
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
     },

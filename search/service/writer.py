@@ -44,10 +44,12 @@ class Write:
 
 
 class Writer:
-    def __init__(self, root: str | Path, embedder: Callable[[], object], interval_s: float = PUBLISH_INTERVAL_S):
+    def __init__(self, root: str | Path, embedder: Callable[[], object], interval_s: float = PUBLISH_INTERVAL_S,
+                 on_published: Callable[[object], None] = lambda summary: None):
         self.root = Path(root)
         self._embedder = embedder  # the model the index is written with (the service's own)
         self.interval_s = interval_s
+        self.on_published = on_published  # called with each update's summary once it is published (alerts)
         self._queue: queue.Queue[Write] = queue.Queue()
         self._held: Write | None = None  # a write that conflicted with the last batch: next
         self._started = False
@@ -138,6 +140,8 @@ class Writer:
             _release_memory()
         for job in batch:
             job.done.set_result(summary)
+        if summary.changed:
+            self.on_published(summary)
 
 
 def _release_memory() -> None:

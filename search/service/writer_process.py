@@ -48,12 +48,13 @@ def serve(root: str | Path) -> None:
     """Answer writes for the index at `root` until stopped (SIGTERM, or the parent's end)."""
     from search import settings
     from search.embedding.embedder import canonical_model_name, get_embedder
+    from search.alerts import Matcher
     from search.service.writer import Writer
 
     root = Path(root)
     os.nice(settings.value("SEARCH_WRITER_NICE"))
     embedder = get_embedder(canonical_model_name(settings.value("SEARCH_MODEL")), None)
-    writer = Writer(root, lambda: embedder)
+    writer = Writer(root, lambda: embedder, on_published=Matcher(root).published)
     key = secrets.token_bytes(32)
     private = tempfile.mkdtemp(prefix="search-writer-")  # 0700: only this user reaches the socket
     address = os.path.join(private, "socket")
