@@ -16,6 +16,7 @@ question and its citation; an alert with a webhook URL is sent its new matches a
 
 from __future__ import annotations
 
+import calendar
 import functools
 import json
 import logging
@@ -41,7 +42,8 @@ FILE = "alerts.sqlite"
 # this model, answering ones 0.4-0.7 (tests/test_alerts.py)
 MIN_COSINE = 0.35
 WEBHOOK_TIMEOUT_S = 5.0
-SINCE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?Z?)?")
+SINCE = re.compile(r"([1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+                   r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?Z?)?")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     id        TEXT PRIMARY KEY,
@@ -70,19 +72,18 @@ def now() -> str:
 
 
 def since_time(value: str | None) -> str | None:
-    """`since` as the matches record their time (UTC, milliseconds), so that they compare."""
+    """`since` as the matches record their time (UTC, milliseconds), so that they compare;
+    a day past its month's end counts as its last, as in the search's dates."""
     if value is None:
         return None
-    try:
-        if not SINCE.fullmatch(value):
-            raise ValueError
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    found = SINCE.fullmatch(value)
+    if not found:
         raise BadRequest("invalid_since", f"since must be a date or a UTC time (YYYY-MM-DD[THH:MM[:SS[.sss]]Z]), "
-                                          f"got {value!r}") from None
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
+                                          f"got {value!r}")
+    year, month, day = (int(found.group(i)) for i in (1, 2, 3))
+    day = min(day, calendar.monthrange(year, month)[1])
+    moment = datetime.fromisoformat(f"{year:04d}-{month:02d}-{day:02d}{value[10:].replace('Z', '')}")
+    return moment.replace(tzinfo=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AlertStore:

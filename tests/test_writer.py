@@ -107,11 +107,19 @@ def test_a_served_index_has_one_writer_process_for_its_workers_and_indexer_add(i
         pid = writer_process.find(index_copy)["pid"]
         assert pid != server.pid
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/alerts", json.dumps({"query": "volcanic eruption near Grindavik"}),
+                     {"Content-Type": "application/json", "Authorization": "Bearer k"})
+        alert = json.loads(conn.getresponse().read())["id"]
         conn.request("PUT", "/documents/volcano", json.dumps({k: v for k, v in VOLCANO.items() if k != "id"}),
                      {"Content-Type": "application/json", "Authorization": "Bearer k"})
         response = conn.getresponse()
         assert response.status == 201, response.read()
         assert json.loads(response.read())["generation"] == current(index_copy).name
+        put_at, matched = time.monotonic(), []  # the writer process matches it against the alert
+        while not matched and time.monotonic() < put_at + 5:
+            matched = json.loads(get(port, f"/alerts/{alert}/matches")[1])["matches"]
+            time.sleep(0.1)
+        assert [m["doc_id"] for m in matched] == ["volcano"]
         feed = write_jsonl(tmp_path / "b.jsonl", {"id": "brief", "title": "Bridge",
                                                   "text": "Officials in Grindavik opened a new bridge on Monday."})
         done = subprocess.run([sys.executable, "-m", "indexer", "add", str(feed), "--index", str(index_copy)],

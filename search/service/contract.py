@@ -10,7 +10,7 @@ from pydantic import AfterValidator, ConfigDict, Field, Strict
 from pydantic_core import PydanticCustomError
 
 from search.errors import BadRequest
-from search.query import MAX_ALERT_K, MAX_QUERY_CHARS, NONBLANK, Contract, Date, Names, Question
+from search.query import MAX_ALERT_K, MAX_QUERY_CHARS, NONBLANK, Contract, Date, Names, Question, _integer
 from search.retrieval.fusion import MODES
 
 MAX_DOCUMENT_CHARS = 1_000_000
@@ -81,7 +81,7 @@ class AlertWrite(Contract):
     query: Annotated[str, Strict(), Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NONBLANK),
                      Field(description="the question")]
     # a new article matches when it is among the question's first k results (and close in meaning)
-    k: Annotated[int, Strict(), Field(ge=1, le=MAX_ALERT_K, description=f"an integer from 1 to {MAX_ALERT_K}")] = 10
+    k: _integer(1, MAX_ALERT_K) = 10
     source: Names = None
     published_from: Date = None
     published_to: Date = None
