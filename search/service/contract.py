@@ -86,7 +86,7 @@ class AlertWrite(Contract):
     published_from: Date = None
     published_to: Date = None
     # called with {"alert", "matches"} (POST, JSON) when new articles match
-    webhook: Annotated[str, Strict(), Field(max_length=2000, pattern=r"^https?://[^\s]+$",
+    webhook: Annotated[str, Strict(), Field(max_length=2000, pattern=r"^https?://[^\x00-\x20\x7f]+$",
                                             description="an http:// or https:// URL")] = None
 
 
