@@ -52,8 +52,9 @@ def when_ready(server):
         import subprocess
         import sys
 
-        # its model threads sleep when idle; one of them leaves a core to the searches
-        # while articles are embedded, and the lower priority lets a search take the CPU first
+        # its model threads sleep when idle. One thread at a lower priority (tried under
+        # scripts/loadtest) made each PUT wait ~3 s on its embedding, holding a request
+        # thread all that time: searches' p99 got worse, not better (docs/benchmarks.md)
         env = {**os.environ, "SEARCH_EMBED_THREADS": str(settings.value("SEARCH_WRITER_THREADS")),
                "SEARCH_EMBED_SPIN": "off"}
         server.search_writer = subprocess.Popen(
