@@ -20,6 +20,7 @@ import calendar
 import functools
 import json
 import logging
+import queue
 import re
 import secrets
 import sqlite3
@@ -202,24 +203,18 @@ class Matcher:
         self.root = Path(root)
         self.store = AlertStore(root)
         self._live = live  # a LiveSearcher of the index (None: opened when an alert first needs one)
-        self._queue: list[tuple[str, list[str]]] = []
-        self._ready = threading.Condition()
+        self._queue: queue.Queue[tuple[str | None, list[str]]] = queue.Queue()
         threading.Thread(target=self._run, name="search-alerts", daemon=True).start()
 
     def published(self, summary) -> None:
         """Queue the articles an update added or replaced (its UpdateSummary)."""
         doc_ids = list(summary.added) + list(summary.replaced)
         if doc_ids and self.store.path.exists():
-            with self._ready:
-                self._queue.append((summary.generation, doc_ids))
-                self._ready.notify()
+            self._queue.put((summary.generation, doc_ids))
 
     def _run(self) -> None:
         while True:
-            with self._ready:
-                while not self._queue:
-                    self._ready.wait()
-                generation, doc_ids = self._queue.pop(0)
+            generation, doc_ids = self._queue.get()
             try:
                 self.match_now(generation, doc_ids)
             except Exception:  # noqa: BLE001 - the next article is matched all the same

@@ -66,20 +66,27 @@ class Duplicates:
         return sorted(members, key=lambda m: (position.get(m, len(ids)), m))
 
 
+def first_distinct(results: list[tuple[int, float, list[int]]], key, k: int) -> list[tuple[int, float, list[int]]]:
+    """The first `k` results none of whose members shares a `key` (an article, a story)
+    with an earlier one's: a collapsed result counts for every key its members have."""
+    kept, seen = [], set()
+    for pid, score, members in results:
+        keys = {key(m) for m in members}
+        if keys & seen:
+            continue
+        seen |= keys
+        kept.append((pid, score, members))
+        if len(kept) == k:
+            break
+    return kept
+
+
 def per_article(results: list[tuple[int, float, list[int]]], ranked: Ranking, document_row: np.ndarray, k: int,
                 more: int) -> tuple[list[tuple[int, float, list[int]]], dict[int, list[int]]]:
     """The first `k` results of distinct articles (a collapsed result counts for every
     article it cites), and for each, up to `more` other passages of its article from
     the ranking, best first."""
-    kept, seen = [], set()
-    for pid, score, members in results:
-        articles = {int(document_row[m]) for m in members}
-        if articles & seen:
-            continue
-        seen |= articles
-        kept.append((pid, score, members))
-        if len(kept) == k:
-            break
+    kept = first_distinct(results, lambda m: int(document_row[m]), k)
     ids = ranked[0]
     rows = document_row[ids]
     others = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from search.retrieval.collapse import first_distinct
+
 # group=story cites at most this many of a story's other articles (their best passage each)
 MORE_ARTICLES = 10
 
@@ -41,15 +43,7 @@ def per_story(results: list[tuple[int, float, list[int]]], ranked, document_row:
         row = int(document_row[pid])
         return int(story_of_row[row]) if story_of_row[row] >= 0 else -2 - row
 
-    kept, seen = [], set()
-    for pid, score, members in results:
-        stories = {story(m) for m in members}
-        if stories & seen:
-            continue
-        seen |= stories
-        kept.append((pid, score, members))
-        if len(kept) == k:
-            break
+    kept = first_distinct(results, story, k)
     others: dict[int, list[int]] = {}
     ids = ranked[0]
     rows = document_row[ids]
