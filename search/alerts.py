@@ -250,9 +250,9 @@ class Matcher:
 
 def _notify(url: str, alert_id: str, matches: list[dict]) -> None:
     body = json.dumps({"alert": alert_id, "matches": matches}).encode("utf-8")
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
     try:
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
             response.read()
-    except OSError as e:  # the match is stored either way; GET .../matches has it
+    except (OSError, ValueError) as e:  # unreachable, or a URL urllib cannot use: the match is stored either way
         log.warning("alert %s: webhook %s failed: %s", alert_id, url, e)
