@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+import http.client
 import json
 import logging
 import queue
@@ -254,5 +255,7 @@ def _notify(url: str, alert_id: str, matches: list[dict]) -> None:
         request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
             response.read()
-    except (OSError, ValueError) as e:  # unreachable, or a URL urllib cannot use: the match is stored either way
+    # unreachable, a URL urllib cannot use (InvalidURL is an HTTPException, not a ValueError), or a
+    # server that does not speak HTTP: the match is stored either way
+    except (OSError, ValueError, http.client.HTTPException) as e:
         log.warning("alert %s: webhook %s failed: %s", alert_id, url, e)

@@ -4,6 +4,7 @@ articles with known answers, webhooks called, bad input refused."""
 
 import http.server
 import json
+import logging
 import threading
 import time
 
@@ -123,3 +124,14 @@ def test_alerts_are_writes_and_bad_ones_are_refused(service, index_copy):
     error(service.delete(f"/alerts/{created['id']}"), 401, "missing_api_key")
     assert service.delete(f"/alerts/{created['id']}", headers=AUTH).status_code == 200
     error(service.get(f"/alerts/{created['id']}"), 404, "alert_not_found")
+
+
+@pytest.mark.parametrize("url", ["https://\xad:0\xf4x/hook",  # http.client.InvalidURL, not a ValueError
+                                 "http://a\x85b/", "http://[::1/", "http://127.0.0.1:1/hook"])
+def test_a_webhook_urllib_cannot_use_is_a_logged_failure(url, caplog):
+    from search.alerts import _notify
+
+    with caplog.at_level(logging.WARNING, logger="search.alerts"):
+        _notify(url, "0123456789abcdef", [{"doc_id": "seals"}])
+    assert [r.getMessage() for r in caplog.records] and "webhook" in caplog.records[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
