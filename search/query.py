@@ -55,6 +55,8 @@ def _integer(low: int, high: int):
 Mode = Annotated[Literal[MODES], Field(description=f"one of {', '.join(MODES)}")]
 Names = Annotated[Annotated[str, Strict(), Field(min_length=1)] | list[Annotated[str, Strict(), Field(min_length=1)]],
                   Field(description="a non-empty string or a list of them")]
+# maximal marginal relevance (off by default): its weight on relevance, the rest on novelty
+Mmr = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False, description="a number from 0 to 1")]
 Date = Annotated[str, Strict(), Field(pattern=DATE, description="a date as YYYY-MM-DD")]
 
 
@@ -99,6 +101,7 @@ class SearchRequest(Question):
     # at most this many results from one source (off by default), so one outlet's paragraphs do not fill a page
     diversity: Annotated[int, Strict(), Field(ge=1, le=MAX_K, description=f"an integer from 1 to {MAX_K}"),
                          BeforeValidator(_integral)] = None
+    mmr: Mmr = None
     # counts of what the query matched by these fields, e.g. ["source", "published_month"]
     facets: Annotated[list[Literal[FACETS]], Field(description=f"a list of {', '.join(FACETS)}")] = []
 
@@ -115,6 +118,7 @@ class ContextRequest(Question):
     max_chars: _integer(1, MAX_CHARS) = DEFAULT_MAX_CHARS
     # each passage with this many paragraphs of its article before and after it
     neighbours: _integer(0, MAX_NEIGHBOURS) = 0
+    mmr: Mmr = None
 
 
 def checked(model: type[Contract], values: dict):

@@ -25,6 +25,7 @@ from search.index.lexical import LexicalIndex, search_terms
 from search.query import ContextRequest, Filters, StoriesRequest, check_mode, check_search, checked
 from search.ranked import Ranking, by_id, ranking
 from search.retrieval import context, idle, recency, when
+from search.retrieval import mmr as mmr_order  # `mmr` is search's parameter
 from search.retrieval.collapse import Duplicates, at_most_per_source, count_facets, per_article
 from search.retrieval.fusion import Weights, blended, fuse
 from search.retrieval.highlight import Highlight, best_sentence
@@ -226,7 +227,7 @@ class Searcher:
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
                highlight: bool = True, offset: int = 0, filters: Filters = Filters(),
                as_of: str | None = None, dates: str = "interpreted", sort: str = "relevance",
-               group: str = "none", diversity: int | None = None) -> list[Hit]:
+               group: str = "none", diversity: int | None = None, mmr: float | None = None) -> list[Hit]:
         """The `k` passages that best answer `query`, best first.
 
         Args:
@@ -256,24 +257,28 @@ class Searcher:
                 one result per story, citing after its own sources the best passage of
                 each of the story's other articles that answer.
             diversity: at most this many results from one source (default: no limit).
+            mmr: off by default; a weight from 0 to 1 reorders the best results by
+                maximal marginal relevance, that weight on relevance and the rest on
+                novelty (unlike the results above it), so that near-identical paragraphs
+                do not fill a page (search/retrieval/mmr.py; 0.5 is the usual choice).
 
         Raises:
             BadRequest: empty or over-long query, k outside 1..100, unknown mode, bad
                 offset, filter or date.
         """
         return self.search_batch([query], k, mode, collapse, highlight, offset, filters, as_of, dates, sort, group,
-                                 diversity)[0]
+                                 diversity, mmr)[0]
 
     def search_batch(self, queries: list[str], k: int = 5, mode: str | None = None,
                      collapse: bool = True, highlight: bool = True, offset: int = 0,
                      filters: Filters = Filters(), as_of: str | None = None,
                      dates: str = "interpreted", sort: str = "relevance", group: str = "none",
-                     diversity: int | None = None) -> list[list[Hit]]:
+                     diversity: int | None = None, mmr: float | None = None) -> list[list[Hit]]:
         """`search` for several queries at once."""
         mode = self.mode if mode is None else mode
         for query in queries:
             check_search(query, k=k, mode=mode, offset=offset, as_of=as_of, dates=dates, sort=sort, group=group,
-                         diversity=diversity)
+                         diversity=diversity, mmr=mmr)
         # always the full depth, so that collapse on or off ranks alike
         depth = self.DEPTH
         vectors, rankings = self._vectors_and_rankings(queries, depth, mode)
@@ -284,7 +289,8 @@ class Searcher:
             ranked = self._in_time(query, ranked, as_of)
             if sort == "date":
                 ranked = self._dates.newest_first(ranked, self.DATE_SORT_DEPTH)
-            out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed, group, diversity))
+            out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed, group, diversity,
+                                  mmr))
         return out
 
     @staticmethod
@@ -318,10 +324,11 @@ class Searcher:
 
     def context(self, query: str, k: int = 5, max_chars: int = 4000, mode: str | None = None,
                 collapse: bool = True, filters: Filters = Filters(), as_of: str | None = None,
-                dates: str = "interpreted", neighbours: int = 0) -> dict:
+                dates: str = "interpreted", neighbours: int = 0, mmr: float | None = None) -> dict:
         """The search's passages as numbered, cited text for a model's prompt (search/retrieval/context.py).
         With `neighbours`, each passage comes with that many paragraphs of its article
-        before and after it (one span of the article), so a quote keeps its setting.
+        before and after it (one span of the article), so a quote keeps its setting;
+        with `mmr`, the passages are chosen as `search` chooses them with it.
 
         Returns:
             {"query", "context": the text, "chars": its length, "max_chars", "sources": one
@@ -330,8 +337,10 @@ class Searcher:
         Raises:
             BadRequest: as `search`, or max_chars outside 1..100,000.
         """
-        checked(ContextRequest, {"query": query, "max_chars": max_chars, "neighbours": neighbours})
-        hits = self.search(query, k, mode, collapse, highlight=False, filters=filters, as_of=as_of, dates=dates)
+        checked(ContextRequest, {"query": query, "max_chars": max_chars, "neighbours": neighbours}
+                | ({"mmr": mmr} if mmr is not None else {}))
+        hits = self.search(query, k, mode, collapse, highlight=False, filters=filters, as_of=as_of, dates=dates,
+                           mmr=mmr)
         if neighbours:
             hits = self._with_neighbours(hits, neighbours)
         spans = [self._sentence_spans(h.citations[0]) for h in hits]
@@ -502,17 +511,26 @@ class Searcher:
 
     def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int, collapse: bool,
               highlight: bool = True, offset: int = 0, allowed: np.ndarray | None = None,
-              group: str = "none", diversity: int | None = None) -> list[Hit]:
+              group: str = "none", diversity: int | None = None, mmr: float | None = None) -> list[Hit]:
         ids, scores = ranked
         # per article or capped per source: read on through the ranking until k are found
         wanted = max(len(ids), 1) if group != "none" or diversity else offset + k
+        # MMR reorders a fixed head of the ranking, whatever the page (pages stay slices of one order)
+        limit = offset + k if mmr is None else max(offset + k, mmr_order.POOL)
+        wanted = max(wanted, limit)
         results = (self._duplicates.collapse(ranked, wanted, allowed) if collapse
                    else [(pid, score, [pid]) for pid, score in zip(ids[:wanted].tolist(), scores[:wanted].tolist())])
         more: dict[int, list[int]] = {}
         if group == "article":
-            results, more = per_article(results, ranked, self._document_row, offset + k, self.MORE_PER_ARTICLE)
+            results, more = per_article(results, ranked, self._document_row, limit, self.MORE_PER_ARTICLE)
         elif group == "story":
-            results, more = per_story(results, ranked, self._document_row, self._story_of_row, offset + k)
+            results, more = per_story(results, ranked, self._document_row, self._story_of_row, limit)
+        if mmr is not None:
+            head = results[:mmr_order.POOL]
+            results = mmr_order.reorder(results, np.array([score for _, score, _ in head]),
+                                        self._vectors.vectors(np.array([pid for pid, _, _ in head], dtype=np.int64)),
+                                        mmr, len(results))
+        results = results[:wanted] if diversity else results[:offset + k]
         if diversity:
             results = at_most_per_source(results, self._source_of_row[self._document_row], diversity, offset + k)
         results = results[offset:]

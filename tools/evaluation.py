@@ -3,6 +3,7 @@
     scripts/evaluate DATASET_DIR --split test --mode hybrid [--no-chunking] [--json]
     scripts/evaluate DATASET_DIR --weight dense=0.5,0.65 --folds weeks   # settings chosen by cross-validation
     scripts/evaluate tests/data/seed_questions.json                      # the seed questions, passage by passage
+    scripts/evaluate DATASET_DIR --mmr 0.5,0.7                           # result lists with and without MMR
 
 The dataset's corpus is indexed once per set of build options and cached under
 .cache/eval/; metrics come from pytrec_eval (trec_eval's own implementation).
@@ -151,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(tuned on the other weeks' questions, scored on the held-out week's)")
     parser.add_argument("--no-time", action="store_true",
                         help="ask every question without its question_date (as_of): the ranking without time")
+    parser.add_argument("--mmr", type=_weights, metavar="W1,W2",
+                        help="score the first 10 results a user gets (search's result list, not the document "
+                             "ranking) without MMR and with each of these MMR weights")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--backend", choices=BACKENDS,
                         help="how the model runs (default: $SEARCH_EMBED_BACKEND or the project default)")
@@ -173,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     # setup, to check the pipeline against the published figure) has none, as there
     index, embedder = _index(args, articles, args.no_chunking, title_context=True)
     searcher = Searcher.open(index, verify=False, backend=embedder.backend)
+    if args.mmr:
+        return _result_lists(args, searcher, queries, qrels, None if args.no_time else dates)
     runs = []
     for weights in _progress(grid, "settings"):
         started = time.perf_counter()
@@ -188,6 +194,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.folds:
         _print({"mode": args.mode, "split": args.split, "cross_validation": args.folds,
                 **cross_validate(runs, {q: week_of(dates[q]) for q in queries})}, args.json)
+    return 0
+
+
+def _result_lists(args, searcher, queries: dict[str, str], qrels, dates: dict[str, str] | None) -> int:
+    """The first 10 results as `search` returns them (collapsed passages), read as the
+    articles they cite in order, without MMR and with each weight: nDCG@10 and MRR@10 of
+    that article list, and how many distinct articles the 10 results come from."""
+    for weight in _progress([None, *args.mmr], "settings"):
+        run, distinct = {}, []
+        for qid, query in queries.items():
+            hits = searcher.search(query, 10, args.mode, highlight=False, mmr=weight,
+                                   as_of=(dates or {}).get(qid))
+            articles = list(dict.fromkeys(c.doc_id for hit in hits for c in hit.citations[:1]))
+            distinct.append(len(articles))
+            run[qid] = {doc: 1.0 / rank for rank, doc in enumerate(articles, 1)}
+        scores = mean_metrics(per_query(run, qrels), qrels)
+        _print({"mode": args.mode, "split": args.split, "results": "first 10 results", "mmr": weight,
+                "ndcg@10": scores["ndcg@10"], "mrr@10": scores["mrr@10"], "recall@10": scores["recall@10"],
+                "articles_in_10": round(sum(distinct) / len(distinct), 2), "queries": len(queries)}, args.json)
     return 0
 
 
@@ -239,11 +264,12 @@ def _seed_questions(args, grid: list[Weights]) -> int:
     questions = json.loads(args.dataset.read_text(encoding="utf-8"))
     index, embedder = _index(args, SEEDS, no_chunking=False, title_context=False, home=args.cache / "seeds")
     searcher = Searcher.open(index, verify=False, backend=embedder.backend)
-    for weights in _progress(grid, "settings"):
+    settings = [(weights, None) for weights in grid] + [(grid[0], weight) for weight in args.mmr or []]
+    for weights, mmr in _progress(settings, "settings"):
         searcher.weights = weights
         ranks, missing_copy = {}, []
         for item in questions:
-            hits = searcher.search(item["question"], 5, args.mode)
+            hits = searcher.search(item["question"], 5, args.mode, mmr=mmr)
             rank, hit = answer_rank(hits, item["answers"])
             ranks[item["question"]] = rank
             if hit is not None and {"000", "001"} & {c.doc_id[:3] for c in hit.citations} \
@@ -252,6 +278,7 @@ def _seed_questions(args, grid: list[Weights]) -> int:
         n = len(questions)
         result = {"mode": args.mode, "set": str(args.dataset), "questions": n,
                   **({"weights": asdict(weights)} if len(grid) > 1 else {}),
+                  **({"mmr": mmr} if args.mmr else {}),
                   "first": sum(r == 1 for r in ranks.values()),
                   "top3": sum(r is not None and r <= 3 for r in ranks.values()),
                   "top5": sum(r is not None for r in ranks.values()),

@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
                              "favour articles published near it")
     parser.add_argument("--per-article", action="store_true",
                         help="one result per article, with the article's other answering passages (group=article)")
+    parser.add_argument("--per-source", type=int, metavar="N",
+                        help="at most N results from one source (diversity=N)")
+    parser.add_argument("--mmr", type=float, metavar="W",
+                        help="reorder by maximal marginal relevance, W (0-1) on relevance and the rest on novelty, "
+                             "so that near-identical paragraphs do not fill the list (0.5 is usual)")
     parser.add_argument("--newest-first", action="store_true",
                         help="the passages that answer, newest article first (sort=date)")
     parser.add_argument("--literal-dates", action="store_true",
@@ -137,10 +142,10 @@ def _local(args, searcher=None) -> dict:
                                                                         args.as_of, _dates(args))}
         if args.context:
             return searcher.context(args.question, args.k, args.max_chars, args.mode, not args.no_collapse, filters,
-                                    args.as_of, _dates(args), args.neighbours)
+                                    args.as_of, _dates(args), args.neighbours, args.mmr)
         return search_body(searcher, args.question, args.k, args.mode, not args.no_collapse, args.offset, filters,
                            args.as_of, _dates(args), "date" if args.newest_first else "relevance",
-                           "article" if args.per_article else "none")
+                           "article" if args.per_article else "none", diversity=args.per_source, mmr=args.mmr)
     except SearchError as e:
         raise AskError(str(e)) from None
 
@@ -158,7 +163,9 @@ def _remote(args) -> dict:
         + [("published_to", args.published_to)] * bool(args.published_to) \
         + [("as_of", args.as_of)] * bool(args.as_of) + [("dates", "literal")] * args.literal_dates \
         + [("sort", "date")] * (args.newest_first and not (args.context or args.stories)) \
-        + [("group", "article")] * (args.per_article and not (args.context or args.stories))
+        + [("group", "article")] * (args.per_article and not (args.context or args.stories)) \
+        + [("diversity", args.per_source)] * (args.per_source is not None and not (args.context or args.stories)) \
+        + [("mmr", args.mmr)] * (args.mmr is not None and not args.stories)
     if args.context:
         params += [("max_chars", args.max_chars)] + [("neighbours", args.neighbours)] * bool(args.neighbours)
     elif not args.stories:

@@ -33,13 +33,15 @@ class NewsRetriever(BaseRetriever):
     mode: str | None = None
     collapse: bool = True
     filters: Filters = Filters()
+    mmr: float | None = None  # maximal marginal relevance's weight on relevance (Searcher.search)
 
     @classmethod
     def from_index(cls, index: str = "index", **kwargs: Any) -> "NewsRetriever":
         return cls(searcher=Searcher.open(index), **kwargs)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        hits = self.searcher.search(query, self.k, mode=self.mode, collapse=self.collapse, filters=self.filters)
+        hits = self.searcher.search(query, self.k, mode=self.mode, collapse=self.collapse, filters=self.filters,
+                                    mmr=self.mmr)
         documents = []
         for hit in hits:
             data = hit.to_dict()

@@ -1,7 +1,7 @@
 """`search-mcp`: the search as a Model Context Protocol server over stdio, for chatbots.
 
 Tools:
-- `search(query, k, doc_id, source, published_from, published_to, offset, as_of, dates, group)`: passages with
+- `search(query, k, doc_id, source, published_from, published_to, offset, as_of, dates, group, diversity, mmr)`: passages with
   their citations (the HTTP `/search` results);
 - `context(query, k, max_chars, ...)`: numbered, cited text to paste into a prompt, and
   its sources (`/context`);
@@ -49,11 +49,12 @@ def build_server(index: str):
     @server.tool(structured_output=True, description="Passages of the news archive that best answer a question, with citations.")
     def search(query: str, k: int = 5, doc_id: list[str] | None = None, source: list[str] | None = None,
                published_from: str | None = None, published_to: str | None = None, offset: int = 0,
-               as_of: str | None = None, dates: str = "interpreted", group: str = "none") -> dict[str, Any]:
+               as_of: str | None = None, dates: str = "interpreted", group: str = "none",
+               diversity: int | None = None, mmr: float | None = None) -> dict[str, Any]:
         filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
         searcher = live.get()
         hits = answer(lambda: searcher.search(query, k, offset=offset, filters=filters, as_of=as_of, dates=dates,
-                                              group=group))
+                                              group=group, diversity=diversity, mmr=mmr))
         interpreted = searcher.interpret(query, as_of, dates, filters)
         return {"query": query, "interpreted": interpreted and interpreted.to_dict(),
                 "results": [hit.to_dict() for hit in hits]}
@@ -63,10 +64,11 @@ def build_server(index: str):
                              "N paragraphs of the article either side of each passage.")
     def context(query: str, k: int = 5, max_chars: int = 4000, doc_id: list[str] | None = None,
                 source: list[str] | None = None, published_from: str | None = None,
-                published_to: str | None = None, as_of: str | None = None, neighbours: int = 0) -> dict[str, Any]:
+                published_to: str | None = None, as_of: str | None = None, neighbours: int = 0,
+                mmr: float | None = None) -> dict[str, Any]:
         filters = answer(lambda: Filters.of(doc_id, source, published_from, published_to))
         return answer(lambda: live.get().context(query, k, max_chars, filters=filters, as_of=as_of,
-                                                 neighbours=neighbours))
+                                                 neighbours=neighbours, mmr=mmr))
 
     @server.tool(structured_output=True, description="The stories (events) of the archive that answer a question, best "
                              "first, each a timeline of its articles: date, source, title and the passage that answers.")

@@ -102,14 +102,14 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
     def _search(asked: SearchRequest):
         return json_response(search_body(live.get(), asked.query, asked.k, asked.mode, asked.collapse, asked.offset,
                                          Filters.from_request(asked), asked.as_of, asked.dates, asked.sort,
-                                         asked.group, asked.facets, asked.diversity))
+                                         asked.group, asked.facets, asked.diversity, asked.mmr))
 
     @app.get("/context")
     def context():
         asked = from_query_string(ContextRequest, k=app.config["DEFAULT_K"])
         return json_response(live.get().context(asked.query, asked.k, asked.max_chars, asked.mode, asked.collapse,
                                                 Filters.from_request(asked), asked.as_of, asked.dates,
-                                                asked.neighbours))
+                                                asked.neighbours, asked.mmr))
 
     @app.get("/stories")
     def stories():

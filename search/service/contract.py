@@ -182,6 +182,7 @@ class SearchResults(Contract):
     sort: Literal["relevance", "date"]
     group: Literal["none", "article", "story"]
     diversity: int | None
+    mmr: float | None
     as_of: str
     interpreted: Interpretation | None
     # facets=...: for each field asked, the articles of the best `facet_depth` passages by value

@@ -56,6 +56,8 @@ def _typed(kind, raw: str):
     otherwise, for the model to refuse with the field's own message."""
     if kind is int and re.fullmatch(r"[0-9]{1,6}", raw):
         return int(raw)
+    if kind is float and len(raw) <= 64 and re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?|-?\.[0-9]+", raw):
+        return float(raw)
     if kind is bool:
         return {"true": True, "1": True, "false": False, "0": False}.get(raw.lower(), raw)
     return raw
