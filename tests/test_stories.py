@@ -133,3 +133,12 @@ def test_an_index_built_before_stories_gets_them_from_its_next_merge(tmp_path, e
     hits = Searcher.open(index).search("the nightmare scenario for Russia and China", 10, collapse=False)
     story_of = {h.citations[0].doc_id: h.story for h in hits}
     assert story_of[OP_ED] is not None and story_of[OP_ED] == story_of[TRANSLATION]
+
+
+def test_names_are_the_capitalised_words_inside_sentences_and_the_numbers():
+    from indexer.stories import names
+
+    text = ("Peter Capaldi will be the new Doctor. The BBC said so on Sunday, before 6.1 million viewers.\n"
+            "Matt Smith leaves; \"Smith was loved\", it added.")
+    assert names(text) == ["name:capaldi", "name:doctor", "name:bbc", "name:sunday", "name:6.1",
+                           "name:smith"]

@@ -32,9 +32,9 @@ def articles(split: str, path: Path = DATA) -> list[dict]:
 def features(split: str, path: Path = DATA) -> tuple[list[str], list[list[str]], list[str]]:
     """Each indexed article's id, BM25 terms and story label."""
     from indexer import build
+    from indexer.stories import article_terms
     from search.index import segments, store
     from search.index.generations import current
-    from search.index.lexical import terms
     from search.index.segment_store import SegmentedStore
 
     rows = articles(split, path)
@@ -61,7 +61,7 @@ def features(split: str, path: Path = DATA) -> tuple[list[str], list[list[str]],
         if not pids:
             continue
         ids.append(r["id"])
-        words.append(terms(f"{r['title']}\n{r['text']}"))
+        words.append(article_terms(r["title"], r["text"]))
         labels.append(r["story"])
     return ids, words, labels
 
