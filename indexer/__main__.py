@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "add":
             print(_through_service(args.index, args.sources, (), args.strict) or
-                  update(args.index, srcs=args.sources, strict=args.strict))
+                  _matched(args.index, update(args.index, srcs=args.sources, strict=args.strict)))
             return 0
         if args.command == "remove":
             print(_through_service(args.index, (), args.doc_ids) or update(args.index, remove=args.doc_ids))
@@ -105,6 +105,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(summary)
     return 0
+
+
+def _matched(index: str, summary):
+    """`summary`, once its articles are matched against the index's alerts (a service's
+    writer does this itself; here no service wrote the update)."""
+    from search.alerts import Matcher
+
+    found = Matcher(index, background=False).published(summary)
+    if found:
+        print(f"indexer: new articles matched {len(found)} alert(s)", file=sys.stderr)
+    return summary
 
 
 def _through_service(index: str, srcs, remove, strict: bool = False):

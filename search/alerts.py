@@ -200,18 +200,25 @@ class Matcher:
     """Matches what a writer publishes against the index's alerts, on a thread of its own
     (the next write does not wait for it), and calls the webhooks of the alerts matched."""
 
-    def __init__(self, root: str | Path, live=None):
+    def __init__(self, root: str | Path, live=None, background: bool = True):
         self.root = Path(root)
         self.store = AlertStore(root)
         self._live = live  # a LiveSearcher of the index (None: opened when an alert first needs one)
-        self._queue: queue.Queue[tuple[str | None, list[str]]] = queue.Queue()
-        threading.Thread(target=self._run, name="search-alerts", daemon=True).start()
+        self._queue: queue.Queue[tuple[str | None, list[str]]] | None = None
+        if background:  # a service's writer: the next write does not wait for the matching
+            self._queue = queue.Queue()
+            threading.Thread(target=self._run, name="search-alerts", daemon=True).start()
 
-    def published(self, summary) -> None:
-        """Queue the articles an update added or replaced (its UpdateSummary)."""
+    def published(self, summary) -> dict[str, list[dict]]:
+        """Match the articles an update added or replaced (its UpdateSummary): queued when
+        in the background, else now (`indexer add` with no service; returns the matches)."""
         doc_ids = list(summary.added) + list(summary.replaced)
-        if doc_ids and self.store.path.exists():
-            self._queue.put((summary.generation, doc_ids))
+        if not doc_ids or not self.store.path.exists():
+            return {}
+        if self._queue is None:
+            return self.match_now(summary.generation, doc_ids)
+        self._queue.put((summary.generation, doc_ids))
+        return {}
 
     def _run(self) -> None:
         while True:

@@ -135,3 +135,17 @@ def test_a_webhook_urllib_cannot_use_is_a_logged_failure(url, caplog):
         _notify(url, "0123456789abcdef", [{"doc_id": "seals"}])
     assert [r.getMessage() for r in caplog.records] and "webhook" in caplog.records[0].getMessage()
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_indexer_add_without_a_service_matches_the_alerts(index_copy, tmp_path, embedder, capsys):
+    from indexer.__main__ import main
+
+    store = AlertStore(index_copy)
+    seals = store.create(ALERTS["seals"], 10, {}, None, embedder)
+    rates = store.create(ALERTS["rates"], 10, {}, None, embedder)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"id": "seals", **ARTICLES["seals"]}) + "\n", encoding="utf-8")
+    assert main(["add", str(feed), "--index", str(index_copy)]) == 0
+    assert "matched 1 alert" in capsys.readouterr().err
+    assert [m["doc_id"] for m in store.matches(seals["id"])] == ["seals"]
+    assert store.matches(rates["id"]) == []
