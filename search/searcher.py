@@ -261,6 +261,8 @@ class Searcher:
                 maximal marginal relevance, that weight on relevance and the rest on
                 novelty (unlike the results above it), so that near-identical paragraphs
                 do not fill a page (search/retrieval/mmr.py; 0.5 is the usual choice).
+                With sort="date" its relevance is that order: newest first, a near-repeat
+                of a result above it waits.
 
         Raises:
             BadRequest: empty or over-long query, k outside 1..100, unknown mode, bad
@@ -290,7 +292,7 @@ class Searcher:
             if sort == "date":
                 ranked = self._dates.newest_first(ranked, self.DATE_SORT_DEPTH)
             out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed, group, diversity,
-                                  mmr))
+                                  mmr, by_order=sort == "date"))
         return out
 
     @staticmethod
@@ -511,7 +513,8 @@ class Searcher:
 
     def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int, collapse: bool,
               highlight: bool = True, offset: int = 0, allowed: np.ndarray | None = None,
-              group: str = "none", diversity: int | None = None, mmr: float | None = None) -> list[Hit]:
+              group: str = "none", diversity: int | None = None, mmr: float | None = None,
+              by_order: bool = False) -> list[Hit]:
         ids, scores = ranked
         # per article or capped per source: read on through the ranking until k are found
         wanted = max(len(ids), 1) if group != "none" or diversity else offset + k
@@ -527,7 +530,9 @@ class Searcher:
             results, more = per_story(results, ranked, self._document_row, self._story_of_row, limit)
         if mmr is not None:
             head = results[:mmr_order.POOL]
-            results = mmr_order.reorder(results, np.array([score for _, score, _ in head]),
+            # newest first (sort=date): MMR keeps to that order but for near-repeats, not to relevance
+            relevance = np.linspace(1, 0, len(head)) if by_order else np.array([score for _, score, _ in head])
+            results = mmr_order.reorder(results, relevance,
                                         self._vectors.vectors(np.array([pid for pid, _, _ in head], dtype=np.int64)),
                                         mmr, len(results))
         results = results[:wanted] if diversity else results[:offset + k]

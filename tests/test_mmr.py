@@ -104,3 +104,12 @@ def test_ask_mmr_and_per_source_are_the_http_body(capsys, client, seed_index):
     assert [r["text"] for r in body["results"]] == [r["text"] for r in http["results"]]
     assert main(["troops", "--mmr", "1.5", "--index", str(seed_index)]) != 0
     assert "mmr must be a number from 0 to 1" in capsys.readouterr().err
+
+
+def test_mmr_on_a_date_sorted_list_keeps_newest_first_but_for_repeats(searcher):
+    question = "North Korean troops in Russia"
+    dated = searcher.search(question, k=10, sort="date", highlight=False)
+    same = searcher.search(question, k=10, sort="date", mmr=1.0, highlight=False)
+    assert [h.text for h in same] == [h.text for h in dated]
+    spaced = searcher.search(question, k=10, sort="date", mmr=0.5, highlight=False)
+    assert spaced[0].text == dated[0].text and [h.text for h in spaced] != [h.text for h in dated]
