@@ -59,6 +59,12 @@ def test_evaluate_runs_every_query_and_reuses_its_index(seed_dataset, tmp_path, 
         assert result["mode"] == mode and result["queries"] == len(queries)
         assert result["recall@100"] == 1.0  # five documents: every relevant one is retrieved
     assert results["hybrid"]["mrr@10"] >= 0.8
+    # --mmr: the result lists users get, without MMR and with each weight, on the same index
+    assert main(args + ["--mmr", "0.5"]) == 0
+    lists = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["mmr"] for r in lists] == [None, 0.5]
+    assert all(1 <= r["articles_in_10"] <= 5 and r["queries"] == len(queries) for r in lists)
+    assert lists[0]["ndcg@10"] >= 0.8 and lists[0]["mrr@10"] == pytest.approx(results["hybrid"]["mrr@10"], abs=0.1)
 
 
 def test_cross_validation_scores_each_week_with_the_setting_the_other_weeks_chose():
