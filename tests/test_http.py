@@ -16,7 +16,7 @@ def test_get_search_answers_with_cited_passages(client):
     r = client.get("/search", query_string={"q": QUESTION, "k": 3})
     assert r.status_code == 200 and r.mimetype == "application/json"
     body = r.get_json()
-    assert set(body) == {"query", "k", "offset", "mode", "collapse", "sort", "group", "diversity", "as_of",
+    assert set(body) == {"query", "k", "offset", "mode", "collapse", "sort", "group", "diversity", "mmr", "as_of",
                          "interpreted", "took_ms",
                          "results"}
     assert (body["query"], body["k"], len(body["results"])) == (QUESTION, 3, 3)
