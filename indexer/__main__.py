@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 
 from search import settings
@@ -111,8 +112,14 @@ def _matched(index: str, summary):
     """`summary`, once its articles are matched against the index's alerts (a service's
     writer does this itself; here no service wrote the update)."""
     from search.alerts import Matcher
+    from search.errors import SearchError
 
-    found = Matcher(index, background=False).published(summary)
+    try:
+        found = Matcher(index, background=False).published(summary)
+    except (OSError, sqlite3.Error, SearchError) as e:  # the update stands; say what did not happen
+        print(f"indexer: warning: the update is published, but matching it against the alerts failed: {e}",
+              file=sys.stderr)
+        return summary
     if found:
         print(f"indexer: new articles matched {len(found)} alert(s)", file=sys.stderr)
     return summary

@@ -149,3 +149,13 @@ def test_indexer_add_without_a_service_matches_the_alerts(index_copy, tmp_path, 
     assert "matched 1 alert" in capsys.readouterr().err
     assert [m["doc_id"] for m in store.matches(seals["id"])] == ["seals"]
     assert store.matches(rates["id"]) == []
+
+
+def test_indexer_add_says_when_its_alerts_could_not_be_matched(index_copy, tmp_path, capsys):
+    from indexer.__main__ import main
+
+    (index_copy / "alerts.sqlite").write_bytes(b"not a database, at all" * 100)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"id": "seals", **ARTICLES["seals"]}) + "\n", encoding="utf-8")
+    assert main(["add", str(feed), "--index", str(index_copy)]) == 0  # the update itself stands
+    assert "matching it against the alerts failed" in capsys.readouterr().err
