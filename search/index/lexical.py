@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from search.errors import IndexCorrupt
-from search.index import store
+from search.index import arrays, store
 from search.ranked import ranking
 
 # Lucene's default English stop set: words that match nearly every passage.
@@ -209,7 +209,7 @@ class LexicalIndex:
             raise IndexCorrupt(f"{directory} holds a {params.get('method')!r} BM25 index, not robertson")
         # plain arrays over the mapped pages: each slice of an np.memmap builds another
         # memmap object, ~0.5 ms a query over the 40-odd slices a search takes
-        matrix = {key: np.asarray(np.load(directory / name, mmap_mode="r", allow_pickle=False))
+        matrix = {key: np.asarray(arrays.load(directory / name, mmap=True))
                   for key, name in cls.ARRAYS.items()}
         matrix["num_docs"] = params["num_docs"]
         return cls(matrix, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8")))
@@ -239,10 +239,10 @@ class LexicalIndex:
     def load_counts(cls, directory: Path) -> tuple[dict, dict[str, int]]:
         """The term counts of a saved index, memory-mapped: its CSC `indptr` and
         `indices`, each posting's `counts`, each row's `lengths`; and its vocabulary."""
-        arrays = {key: np.asarray(np.load(directory / name, mmap_mode="r", allow_pickle=False))
+        counts = {key: np.asarray(arrays.load(directory / name, mmap=True))
                   for key, name in (("indptr", cls.ARRAYS["indptr"]), ("indices", cls.ARRAYS["indices"]),
                                     ("counts", cls.COUNTS), ("lengths", cls.LENGTHS))}
-        return arrays, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8"))
+        return counts, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8"))
 
     def _scores(self, term_ids: list[int]) -> np.ndarray:
         """Every row's BM25 score for the terms: the sum of their precomputed rows in
@@ -296,12 +296,12 @@ class Postings:
         counts_file, lengths_file = directory / LexicalIndex.COUNTS, directory / LexicalIndex.LENGTHS
         if not (counts_file.exists() and lengths_file.exists()):
             return None
-        indptr = np.load(directory / LexicalIndex.ARRAYS["indptr"], allow_pickle=False)
-        rows = np.load(directory / LexicalIndex.ARRAYS["indices"], allow_pickle=False).astype(np.int64)
+        indptr = arrays.load(directory / LexicalIndex.ARRAYS["indptr"])
+        rows = arrays.load(directory / LexicalIndex.ARRAYS["indices"]).astype(np.int64)
         columns = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
         vocab = json.loads((directory / LexicalIndex.VOCAB).read_text(encoding="utf-8"))
-        return cls(rows, columns, np.load(counts_file, allow_pickle=False),
-                   np.load(lengths_file, allow_pickle=False).astype(np.int64), vocab)
+        return cls(rows, columns, arrays.load(counts_file),
+                   arrays.load(lengths_file).astype(np.int64), vocab)
 
     def taken(self, kept: np.ndarray) -> "Postings":
         """Rows `kept` only, renumbered 0.. in that order; terms no kept row holds leave the vocabulary."""

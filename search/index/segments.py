@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.index import store
+from search.index import arrays, store
 
 DIRECTORY = "segments"
 # Passages of the segments beside the base that a searcher holds as one flat index in
@@ -113,7 +113,7 @@ class Layout:
 
 
 def _ids(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False).astype(np.int64) if path.exists() else np.zeros(0, dtype=np.int64)
+    return arrays.load(path).astype(np.int64) if path.exists() else np.zeros(0, dtype=np.int64)
 
 
 def save_deleted(directory: Path, deleted: np.ndarray, deleted_documents: np.ndarray) -> list[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.index import arrays
 from search.index.store import SENTENCE_SCALES as SCALES
 from search.index.store import SENTENCE_VECTORS as CODES
 
@@ -59,8 +60,8 @@ class SentenceVectors:
         if not (directory / CODES).exists():
             return None
         # as plain arrays over the mapped pages: indexing an np.memmap is slower
-        codes = np.asarray(np.load(directory / CODES, mmap_mode="r", allow_pickle=False))
-        scales = (np.asarray(np.load(directory / SCALES, mmap_mode="r", allow_pickle=False))
+        codes = np.asarray(arrays.load(directory / CODES, mmap=True))
+        scales = (np.asarray(arrays.load(directory / SCALES, mmap=True))
                   if codes.dtype == np.int8 else None)
         return cls(codes, scales)
 
