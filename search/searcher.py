@@ -339,8 +339,7 @@ class Searcher:
         Raises:
             BadRequest: as `search`, or max_chars outside 1..100,000.
         """
-        checked(ContextRequest, {"query": query, "max_chars": max_chars, "neighbours": neighbours}
-                | ({"mmr": mmr} if mmr is not None else {}))
+        checked(ContextRequest, {"query": query, "max_chars": max_chars, "neighbours": neighbours})
         hits = self.search(query, k, mode, collapse, highlight=False, filters=filters, as_of=as_of, dates=dates,
                            mmr=mmr)
         if neighbours:
@@ -535,9 +534,10 @@ class Searcher:
             results = mmr_order.reorder(results, relevance,
                                         self._vectors.vectors(np.array([pid for pid, _, _ in head], dtype=np.int64)),
                                         mmr, len(results))
-        results = results[:wanted] if diversity else results[:offset + k]
         if diversity:
             results = at_most_per_source(results, self._source_of_row[self._document_row], diversity, offset + k)
+        else:
+            results = results[:offset + k]
         results = results[offset:]
         if not results:
             return []

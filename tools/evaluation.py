@@ -206,7 +206,7 @@ def _result_lists(args, searcher, queries: dict[str, str], qrels, dates: dict[st
         for qid, query in queries.items():
             hits = searcher.search(query, 10, args.mode, highlight=False, mmr=weight,
                                    as_of=(dates or {}).get(qid))
-            articles = list(dict.fromkeys(c.doc_id for hit in hits for c in hit.citations[:1]))
+            articles = list(dict.fromkeys(hit.citations[0].doc_id for hit in hits))
             distinct.append(len(articles))
             run[qid] = {doc: 1.0 / rank for rank, doc in enumerate(articles, 1)}
         scores = mean_metrics(per_query(run, qrels), qrels)
