@@ -2,9 +2,10 @@
 
 The build itself does not change: reading, cleaning, chunking, BM25 and publishing stay
 in the driver, and `RayEmbedder` stands in for the embedder with the same interface. It
-plans the batches exactly as the local embedder would (int8 inference scales activations
-per batch, so the same batches give the same vectors), and each model actor embeds whole
-batches: the index a Ray build writes is identical to a single-process build's.
+hands the texts out in the local embedder's batches, and each model actor embeds whole
+batches; a text's vector does not depend on its batch (the int8 model runs each text
+alone; the torch ones batch as the local build does), so the index a Ray build writes is
+identical to a single-process build's.
 
 On one machine Ray starts a local cluster with the machine's cores; with RAY_ADDRESS set,
 the same command joins a real cluster and its actors run on its nodes (each node needs

@@ -108,8 +108,7 @@ class AlertStore:
 
     def create_many(self, asked: list[tuple[str, int, dict, str | None]], embedder) -> list[dict]:
         """Store alerts (query, k, filters, webhook) in one transaction."""
-        # each question on its own, as a search embeds it (int8 scales activations per batch)
-        vectors = [embedder.embed([query], batch_size=1)[0] for query, _, _, _ in asked]
+        vectors = embedder.embed([query for query, _, _, _ in asked])
         stamp = now()
         alerts = [{"id": secrets.token_hex(8), "query": query, "k": k, "filters": filters, "webhook": webhook,
                    "created": stamp} for query, k, filters, webhook in asked]

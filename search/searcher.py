@@ -469,9 +469,7 @@ class Searcher:
                      np.concatenate((dense[1], self._vectors.scores(vector, missing).astype(np.float64))))
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:
-        """Query embeddings, from the cache of recent ones when asked before. Each query is
-        embedded on its own: int8 inference scales activations per batch, so a batch would
-        make a query's vector (and ranking) depend on the queries asked with it."""
+        """Query embeddings, from the cache of recent ones when asked before."""
         out = np.empty((len(queries), self.embedder.dimension), dtype=np.float32)
         with self._cache_lock:
             cached = [self._query_cache.get(q) for q in queries]

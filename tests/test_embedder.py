@@ -27,7 +27,9 @@ def test_int8_agrees_with_fp32_on_the_seed_paragraphs(paragraphs):
     assert a.shape == b.shape == (len(paragraphs), 384) and a.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
     cosine = (a * b).sum(axis=1)
-    assert cosine.mean() >= 0.99 and cosine.min() >= 0.97
+    # per-token activation scales: 0.9960 / 0.9940 measured (0.993 / 0.988 with one scale
+    # an input); an onnxruntime fusion that took one scale for all tokens gave 0.56
+    assert cosine.mean() >= 0.995 and cosine.min() >= 0.99
 
 
 def test_int8_counts_word_pieces_like_the_model(paragraphs):
@@ -38,15 +40,16 @@ def test_int8_counts_word_pieces_like_the_model(paragraphs):
     assert fast.count_tokens(long) > fast.max_tokens == plain.max_tokens == 254
 
 
-def test_batches_of_mixed_lengths_embed_as_one_at_a_time(paragraphs):
+def test_a_text_embeds_the_same_whatever_it_is_embedded_with(paragraphs):
     fast = get_embedder(backend="onnx-int8")
-    texts = [paragraphs[0], "Kim Jong Un", paragraphs[5] * 3]
-    together = fast.embed(texts, batch_size=2)
-    alone = np.vstack([fast.embed([t]) for t in texts])
-    # not bit-identical: dynamic quantisation scales activations per batch, here a three-word
-    # name with a long paragraph, which a build never batches together (it batches by
-    # length): cosine 0.986 with 7-bit weights (0.99 with 8-bit ones)
-    assert ((together * alone).sum(axis=1) >= 0.98).all()
+    texts = [paragraphs[0], "Kim Jong Un", paragraphs[5] * 3] + paragraphs[10:20]
+    together = fast.embed(texts, batch_size=4)
+    alone = np.vstack([fast.embed([t]) for t in texts])  # as a question is embedded
+    reversed_ = fast.embed(texts[::-1], batch_size=3)[::-1]
+    # each text runs alone, so its neighbours, their order and the batch size change
+    # nothing (in padded batches the short name came out at cosine 0.986 with itself)
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+    np.testing.assert_allclose(together, reversed_, atol=1e-6)
     assert fast.embed([]).shape == (0, 384)
 
 

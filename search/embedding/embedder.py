@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ import numpy as np
 from search import settings
 from search.embedding.onnx_export import (
     CONFIG_FILE,
+    DISABLED_OPTIMIZERS,
     EXPORT_VERSION,
     MODEL_FILE,
     TOKENIZER_FILE,
@@ -170,13 +173,14 @@ class OnnxEmbedder:
     def __init__(self, name: str | None = None):
         self.name = canonical_model_name(name)
         self._session = None
+        self._solo = None
+        self._solo_lock = threading.Lock()
 
     def _load(self):
         if self._session is None:
-            import onnxruntime
             from tokenizers import Tokenizer
 
-            directory = exported_model(_model_directory(self.name))
+            directory = self._directory = exported_model(_model_directory(self.name))
             self._config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
             self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
             self._tokenizer.no_padding()
@@ -184,19 +188,24 @@ class OnnxEmbedder:
             self._truncating = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
             self._truncating.no_padding()
             self._truncating.enable_truncation(self._config["max_seq_length"])
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = embed_threads() or 0  # 0: onnxruntime's default, one per core
-            options.inter_op_num_threads = 1
-            if not settings.value("SEARCH_EMBED_SPIN"):
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            # onnxruntime's arena keeps the peak of every batch it ran (a batch of 64 long
-            # passages: ~700 MB, for good); a service that embeds one question at a time and
-            # a rare document turns it off ($SEARCH_EMBED_ARENA=off, as gunicorn_conf does):
-            # same query speed here, memory handed back after each batch
-            options.enable_cpu_mem_arena = settings.value("SEARCH_EMBED_ARENA")
-            self._session = onnxruntime.InferenceSession(str(directory / MODEL_FILE), options,
-                                                         providers=["CPUExecutionProvider"])
+            self._session = self._new_session(embed_threads() or 0)  # 0: one thread per core
         return self._session
+
+    def _new_session(self, threads: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        if not settings.value("SEARCH_EMBED_SPIN"):
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # onnxruntime's arena keeps the peak of every input it ran, for good; a service that
+        # embeds a question at a time turns it off ($SEARCH_EMBED_ARENA=off, as gunicorn_conf
+        # does): same query speed here, memory handed back after each run
+        options.enable_cpu_mem_arena = settings.value("SEARCH_EMBED_ARENA")
+        return onnxruntime.InferenceSession(str(self._directory / MODEL_FILE), options,
+                                            providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=DISABLED_OPTIMIZERS)
 
     @property
     def dimension(self) -> int:
@@ -213,32 +222,55 @@ class OnnxEmbedder:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """Embed `texts` as float32 unit vectors, shape (len(texts), dimension)."""
+        """Embed `texts` as float32 unit vectors, shape (len(texts), dimension).
+
+        Each text runs through the model alone (`batch_size` is the torch backends'; it
+        does not change these vectors): with the export's per-token activation scales a
+        vector is a function of its text alone, whatever it is embedded with (an update,
+        a Ray actor and a question see other neighbours than the build). One-thread runs
+        side by side, one per core, waste nothing on padding or thread hand-offs.
+        """
         session = self._load()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self._truncating.encode_batch(list(texts))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        batches = self._batches(encodings, batch_size)
-        if progress:
-            from tqdm import tqdm
+        if len(encodings) == 1:  # a question: both cores on it (the same vector: integer
+            out[0] = session.run(None, self._feed(encodings))[0][0]  # products are exact)
+        else:
+            solo = self._solo_session()
+            workers = embed_threads() or len(os.sched_getaffinity(0))
+            bar = None
+            if progress:
+                from tqdm import tqdm
 
-            batches = tqdm(batches, desc="embedding", unit="batch")
-        for rows in batches:
-            out[rows] = session.run(None, self._feed([encodings[i] for i in rows]))[0]
+                bar = tqdm(total=len(encodings), desc="embedding", unit="text")
+            with ThreadPoolExecutor(max(1, workers)) as pool:  # onnxruntime lets go of the GIL
+                for row, vector in enumerate(pool.map(lambda e: solo.run(None, self._feed([e]))[0][0], encodings)):
+                    out[row] = vector
+                    if bar is not None:
+                        bar.update()
+            if bar is not None:
+                bar.close()
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
-    def batches(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
-        """The rows of `texts` in the batches `embed` runs: int8 inference scales
-        activations per batch, so a distributed build that runs these same batches
-        (indexer/ray_engine.py) gets the very same vectors."""
-        self._load()
-        return self._batches(self._truncating.encode_batch(list(texts)), batch_size)
+    def _solo_session(self):
+        """The model on one thread, for the many-text path's side-by-side runs."""
+        if embed_threads() == 1:
+            return self._load()
+        if self._solo is None:
+            with self._solo_lock:
+                if self._solo is None:
+                    self._solo = self._new_session(threads=1)
+        return self._solo
 
-    @staticmethod
-    def _batches(encodings, batch_size: int) -> list[np.ndarray]:
-        # similar lengths batched together: padding is wasted work
-        return _slices(np.argsort([len(e.ids) for e in encodings], kind="stable"), batch_size)
+    def batches(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
+        """`texts`' rows in batches of `batch_size`, longest first, for a distributed build
+        to hand out (indexer/ray_engine.py). Every text is embedded alone, so any batching
+        gives the same vectors."""
+        self._load()
+        lengths = [len(e.ids) for e in self._truncating.encode_batch(list(texts))]
+        return _slices(np.argsort([-n for n in lengths], kind="stable"), batch_size)
 
     def _feed(self, encodings) -> dict[str, np.ndarray]:
         width = max(len(e.ids) for e in encodings)
