@@ -235,18 +235,19 @@ class OnnxEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self._truncating.encode_batch(list(texts))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        if len(encodings) == 1:  # a question: both cores on it (the same vector: integer
-            out[0] = session.run(None, self._feed(encodings))[0][0]  # products are exact)
+        if len(encodings) == 1:  # a question: both cores on it, for the same vector
+            out[0] = session.run(None, self._feed(encodings))[0][0]
         else:
             solo = self._solo_session()
-            workers = embed_threads() or len(os.sched_getaffinity(0))
             bar = None
             if progress:
                 from tqdm import tqdm
 
                 bar = tqdm(total=len(encodings), desc="embedding", unit="text")
-            with ThreadPoolExecutor(max(1, workers)) as pool:  # onnxruntime lets go of the GIL
-                for row, vector in enumerate(pool.map(lambda e: solo.run(None, self._feed([e]))[0][0], encodings)):
+            workers = max(1, embed_threads() or len(os.sched_getaffinity(0)))
+            with ThreadPoolExecutor(workers) as pool:  # onnxruntime lets go of the GIL while it runs
+                alone = pool.map(lambda encoding: solo.run(None, self._feed([encoding]))[0][0], encodings)
+                for row, vector in enumerate(alone):
                     out[row] = vector
                     if bar is not None:
                         bar.update()
