@@ -238,21 +238,17 @@ class OnnxEmbedder:
         if len(encodings) == 1:  # a question: both cores on it, for the same vector
             out[0] = session.run(None, self._feed(encodings))[0][0]
         else:
-            solo = self._solo_session()
-            bar = None
-            if progress:
-                from tqdm import tqdm
+            from tqdm import tqdm
 
-                bar = tqdm(total=len(encodings), desc="embedding", unit="text")
+            solo = self._solo_session()
             workers = max(1, embed_threads() or len(os.sched_getaffinity(0)))
-            with ThreadPoolExecutor(workers) as pool:  # onnxruntime lets go of the GIL while it runs
+            # onnxruntime lets go of the GIL while it runs, so the threads fill the cores
+            with ThreadPoolExecutor(workers) as pool, \
+                    tqdm(total=len(encodings), desc="embedding", unit="text", disable=not progress) as bar:
                 alone = pool.map(lambda encoding: solo.run(None, self._feed([encoding]))[0][0], encodings)
                 for row, vector in enumerate(alone):
                     out[row] = vector
-                    if bar is not None:
-                        bar.update()
-            if bar is not None:
-                bar.close()
+                    bar.update()
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def _solo_session(self):
