@@ -112,7 +112,7 @@ def test_fusion_combines_standardised_passage_evidence_and_gives_article_evidenc
     passages = ranking([2, 3], [4.0, 2.0])  # passage 1 shares no term: BM25 0
     documents = ranking([0, 1], [1.0, 3.0])
     row = np.array([-1, 0, 0, 1])
-    w = Weights(dense=0.6, document=0.5, document_dense=0.25)
+    w = Weights(dense=0.6, document=0.5, document_dense=0.25, lead_margin=0.0)
     own = 0.6 * z([0.9, 0.5, 0.7]) + 0.4 * z([0.0, 4.0, 2.0])
     evidence = 0.25 * z([0.9, 0.7]) + 0.75 * z([1.0, 3.0])
     lead = own[0] >= own[1]  # which of article 0's passages leads it on its own evidence
@@ -133,6 +133,27 @@ def test_article_evidence_lifts_an_articles_lead_not_all_its_paragraphs():
     assert ids == [1, 3, 2]
     flat = fuse(dense, passages, documents, row, Weights(document=0.0))[0].tolist()
     assert flat == [1, 3, 2]  # the same order as the passages' own evidence
+
+
+def test_article_evidence_reaches_a_near_tie_of_the_lead_and_fades_behind_it():
+    # article 0's passages 1 and 2 are almost tied on their own evidence, passage 3 trails
+    # far behind; article 1 (passage 4) has weaker article evidence
+    dense = ranking([1, 2, 3, 4], [0.70, 0.69, 0.20, 0.72])
+    passages = ranking([1, 2, 3, 4], [2.0, 2.0, 0.5, 2.0])
+    documents = ranking([0, 1], [9.0, 1.0])
+    row = np.array([-1, 0, 0, 0, 1])
+    lead_only = fuse(dense, passages, documents, row, Weights(lead_margin=0.0))[0].tolist()
+    shared = fuse(dense, passages, documents, row, Weights(lead_margin=0.25))[0].tolist()
+    assert lead_only == [1, 4, 2, 3]  # the near-tie falls below the other article's passage
+    assert shared == [1, 2, 4, 3]  # it shares its article's evidence; the far one does not gain a place
+    scores = as_dict(fuse(dense, passages, documents, row, Weights(lead_margin=0.25)))
+    assert scores[3] < scores[4]
+    # an article's best passage is its leader at any margin, so articles rank the same
+    for margin in (0.0, 0.1, 0.25, 1.0):
+        best = {}
+        for pid in fuse(dense, passages, documents, row, Weights(lead_margin=margin))[0].tolist():
+            best.setdefault(row[pid], pid)
+        assert best == {0: 1, 1: 4}
 
 
 def test_a_passage_only_one_side_found_counts_as_below_that_sides_list():

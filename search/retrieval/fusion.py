@@ -32,6 +32,12 @@ SENTENCE_WEIGHT = 0.5
 # (search/retrieval/recency.py), and how fast that preference fades.
 RECENCY_WEIGHT = 0.5
 RECENCY_HALF_LIFE_DAYS = 7.0
+# How far (in standard deviations of a passage's own evidence) an article's other passages
+# may trail its leading one and still share its evidence: one trailing by this much gets
+# 1/e of it, so a near-tie inside the right article (a question's rare word in the
+# paragraph next to the answer) does not leave the answer without its article's support,
+# while paragraphs well behind stay on their own evidence. 0 gives it to the leader alone.
+LEAD_MARGIN = 0.25
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Weights:
     document_dense: float = DOCUMENT_DENSE_WEIGHT
     recency: float = RECENCY_WEIGHT
     half_life: float = RECENCY_HALF_LIFE_DAYS
+    lead_margin: float = LEAD_MARGIN
 
 
 def blended(ranked: Ranking, best_sentence: np.ndarray, weight: float = SENTENCE_WEIGHT) -> np.ndarray:
@@ -89,9 +96,11 @@ def fuse(dense: Ranking, passages: Ranking, documents: Ranking, document_row: np
 
     A passage's own evidence is a convex combination of its standardised dense and BM25
     scores. Its article's evidence (the article's BM25 and its best dense passage,
-    standardised over the candidate articles) is added to the one passage that leads the
-    article on its own evidence, so that it decides which articles come first without
-    lifting every paragraph of a long article over the answer in another one."""
+    standardised over the candidate articles) is added in full to the passage that leads the
+    article on its own evidence, and to the article's others fading with how far they trail
+    it (`Weights.lead_margin`), so that it decides which articles come first without
+    lifting every paragraph of a long article over the answer in another one. An article's
+    best passage is its leader whatever the margin, so article rankings do not depend on it."""
     dense, passages = by_id(*dense), by_id(*passages)
     ids = union(dense[0], passages[0])
     if not len(ids):
@@ -114,6 +123,7 @@ def fuse(dense: Ranking, passages: Ranking, documents: Ranking, document_row: np
     article[order] = np.cumsum(first) - 1
     evidence = (weights.document_dense * standardise(np.maximum.reduceat(cosine[order], starts))
                 + (1 - weights.document_dense) * standardise(lookup(documents, grouped[starts])))
-    leads = own >= np.maximum.reduceat(own[order], starts)[article]
-    fused = (1 - weights.document) * own + weights.document * leads * (evidence - evidence.min())[article]
+    behind = np.maximum.reduceat(own[order], starts)[article] - own  # 0 for the leading passage
+    share = np.exp(-behind / weights.lead_margin) if weights.lead_margin > 0 else behind <= 0
+    fused = (1 - weights.document) * own + weights.document * share * (evidence - evidence.min())[article]
     return ranking(ids, normalise(fused))
