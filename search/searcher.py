@@ -563,13 +563,15 @@ class Searcher:
         checked(StoriesRequest, {"query": query, "k": k})
         hits = self.search(query, self.STORY_DEPTH, mode, collapse=False, highlight=False, filters=filters,
                            as_of=as_of, dates=dates)
-        texts: dict[int, dict[str, str]] = {}
+        answered: dict[int, dict[str, dict]] = {}
         for hit in hits:
             if hit.story is not None:
-                texts.setdefault(hit.story, {}).setdefault(hit.citations[0].doc_id, hit.text)
-        return [self.story(story, found) for story, found in list(texts.items())[:k]]
+                cited = hit.citations[0]
+                answered.setdefault(hit.story, {}).setdefault(cited.doc_id, {
+                    "text": hit.text, "paragraph": cited.paragraph, "start": cited.start, "end": cited.end})
+        return [self.story(story, found) for story, found in list(answered.items())[:k]]
 
-    def story(self, story: int, texts: dict[str, str] | None = None) -> dict:
+    def story(self, story: int, passages: dict[str, dict] | None = None) -> dict:
         """One story: `id`, `label`, `first_published`, `last_published`, `articles`,
         `sources` and its `timeline` (search/retrieval/stories.py).
 
@@ -578,7 +580,7 @@ class Searcher:
         rows = np.flatnonzero((self._story_of_row == story) & self._store.live_documents[:len(self._story_of_row)])
         if not len(rows):
             raise StoryNotFound(f"no story with id {story!r} in the index")
-        return {"id": int(story), **timeline(self._store.documents_by_row(rows), texts)}
+        return {"id": int(story), **timeline(self._store.documents_by_row(rows), passages)}
 
     @staticmethod
     def _more(row: dict, score: float) -> dict:

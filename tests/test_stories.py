@@ -80,9 +80,15 @@ def test_the_stories_route_lists_timelines_and_refuses_bad_ids(client):
     for story in body["stories"]:
         assert set(story) == {"id", "label", "first_published", "last_published", "articles", "sources", "timeline"}
         assert story["articles"] == len(story["timeline"]) >= 1
-        assert set(story["timeline"][0]) == {"doc_id", "published", "source", "title", "text"}
+        for entry in story["timeline"]:
+            assert set(entry) == {"doc_id", "published", "source", "title", "text", "paragraph", "start", "end"}
+            # each entry says where its passage is, so that it links there
+            text = client.get(f"/documents/{entry['doc_id']}").get_json()["text"]
+            assert text[entry["start"]:entry["end"]] == entry["text"]
     one = client.get(f"/stories/{body['stories'][0]['id']}")
     assert one.status_code == 200 and one.get_json()["id"] == body["stories"][0]["id"]
+    for entry in one.get_json()["timeline"]:  # no question: each article's lead, and where it is
+        assert entry["paragraph"] == 1 and entry["start"] < entry["end"]
     error(client.get("/stories/12345"), 404, "story_not_found")
     error(client.get("/stories/-1"), 400, "invalid_story_id")
     error(client.get("/stories?q=x&k=21"), 400, "invalid_k")

@@ -100,12 +100,46 @@ def test_by_story_shows_each_event_as_a_timeline(site, browser):
     titles = entries.locator("a").all_inner_texts()
     assert any("nightmare scenario" in t for t in titles)
     assert page.locator("#results > li").count() == 0
+    assert page.locator("#per-article").is_disabled()  # the passage options are not a timeline's
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "stories-page.png"), full_page=True)
+    # an entry links to the passage it shows, not to the top of its article
+    shown = " ".join(entries.first.locator("p.text").inner_text().split())
+    entries.first.locator("a").click()
+    page.wait_for_url("**/read/**")
+    mark = page.locator("mark#passage")
+    assert " ".join(mark.inner_text().split()) == shown and mark.is_visible()
+    page.go_back()
+    story.wait_for()
     page.uncheck("#by-story")
     page.click("button[type=submit]")
     page.locator("#results > li.result").first.wait_for()
     assert page.locator("#stories > section").count() == 0
+
+
+def test_the_passage_options_shape_the_list_and_stay_in_the_address(site, browser):
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(site + "/")
+    page.fill("#q", "North Korean soldiers in Kursk")
+    page.keyboard.press("Enter")
+    page.locator("#results > li.result").first.wait_for()
+    plain = page.locator("#results > li.result").count()
+
+    def documents():  # each result's first citation's document, from its link
+        return [href.split("?")[0] for href in page.locator("#results > li.result").evaluate_all(
+            "items => items.map(li => li.querySelector('.sources a').getAttribute('href'))")]
+
+    assert len(set(documents())) < plain  # some article answers twice in the plain list
+    page.check("#per-article")
+    page.click("button[type=submit]")
+    page.wait_for_url("**group=article**")
+    page.locator("#results .more").first.wait_for()  # an article's other passages are counted
+    shown = documents()
+    assert len(shown) == len(set(shown)) <= 5  # one per article: the seeds are five
+    page.reload()  # the address keeps the option
+    page.locator("#results > li.result").first.wait_for()
+    assert page.is_checked("#per-article") and not page.is_checked("#per-source")
+    assert len(set(documents())) == page.locator("#results > li.result").count()
 
 
 def test_page_uses_nothing_from_elsewhere(site, browser):

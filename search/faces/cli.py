@@ -222,7 +222,8 @@ def render_stories(body: dict) -> str:
                  f"  “{story['label']}”"]
         for entry in story["timeline"]:
             lines.append("  " + " · ".join(filter(None, [entry["published"] or "undated", entry["source"],
-                                                          entry["title"] and f"“{entry['title']}”"])))
+                                                          entry["title"] and f"“{entry['title']}”",
+                                                          f"paragraph {entry['paragraph']}"])))
             lines += textwrap.wrap(entry["text"], width=88, initial_indent="      ", subsequent_indent="      ",
                                    max_lines=3, placeholder=" …")
         blocks.append("\n".join(lines))

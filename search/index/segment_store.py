@@ -176,15 +176,18 @@ class SegmentedStore:
 
     def documents_by_row(self, rows) -> list[dict]:
         """doc_id, title, source, published and row of the documents at `rows`, with the
-        text of each one's first passage (`lead`), in the order of `rows`."""
+        text of each one's first passage (`lead`) and where it is (`lead_paragraph`,
+        `lead_start`, `lead_end`), in the order of `rows`."""
         rows = sorted(int(r) for r in rows)
         starts = [p.documents[0] for p in self.parts]
         found: dict[int, dict] = {}
         for part in sorted({int(np.searchsorted(starts, r, side="right")) - 1 for r in rows}):
             mine = [r + 1 for r in rows if self.parts[part].documents[0] <= r < self.parts[part].documents[1]]
             for row in self._in(part, "SELECT d.rowid - 1 AS row, d.doc_id, d.title, d.source, d.published, "
-                                "(SELECT p.text FROM passages p WHERE p.doc_id = d.doc_id ORDER BY p.id LIMIT 1) "
-                                "AS lead FROM documents d WHERE d.rowid IN ({ids})", mine):
+                                "p.text AS lead, p.paragraph AS lead_paragraph, p.start AS lead_start, "
+                                "p.\"end\" AS lead_end FROM documents d JOIN passages p ON p.id = "
+                                "(SELECT MIN(id) FROM passages WHERE doc_id = d.doc_id) "
+                                "WHERE d.rowid IN ({ids})", mine):
                 found[row["row"]] = dict(row)
         return [found[r] for r in rows if r in found]
 

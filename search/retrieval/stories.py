@@ -11,12 +11,13 @@ from search.retrieval.collapse import first_distinct
 MORE_ARTICLES = 10
 
 
-def timeline(documents: list[dict], texts: dict[str, str] | None = None) -> dict:
+def timeline(documents: list[dict], passages: dict[str, dict] | None = None) -> dict:
     """A story's summary from its live articles (`SegmentedStore.documents_by_row`): the
     headline of its first article as its label, its first and last publication dates, how
     many articles and sources, and the articles in order of publication (undated last),
-    each with `texts[doc_id]` (its passage that answered a question) or its lead."""
-    texts = texts or {}
+    each with `passages[doc_id]` (its passage that answered a question: `text`,
+    `paragraph`, `start`, `end`) or its lead, so that an entry links to where it says so."""
+    passages = passages or {}
     ordered = sorted(documents, key=lambda d: (d["published"] is None, d["published"] or "", d["row"]))
     dates = [d["published"] for d in ordered if d["published"]]
     first = ordered[0]
@@ -24,7 +25,12 @@ def timeline(documents: list[dict], texts: dict[str, str] | None = None) -> dict
             "first_published": dates[0] if dates else None, "last_published": dates[-1] if dates else None,
             "articles": len(ordered), "sources": len({d["source"] for d in ordered}),
             "timeline": [{"doc_id": d["doc_id"], "published": d["published"], "source": d["source"],
-                          "title": d["title"], "text": texts.get(d["doc_id"], d["lead"])} for d in ordered]}
+                          "title": d["title"], **passages.get(d["doc_id"], _lead(d))} for d in ordered]}
+
+
+def _lead(document: dict) -> dict:
+    return {"text": document["lead"], "paragraph": document["lead_paragraph"], "start": document["lead_start"],
+            "end": document["lead_end"]}
 
 
 def _headline(text: str, limit: int = 120) -> str:

@@ -227,6 +227,9 @@ class TimelineEntry(Contract):
     source: str
     title: str | None
     text: str  # the article's passage that answered the question (GET /stories/<id>: its lead)
+    paragraph: int  # where that passage is: documents.text[start:end] == text
+    start: int
+    end: int
 
 
 class Story(Contract):

@@ -1,6 +1,8 @@
 // The search page: asks GET /search and shows each passage with its answering sentence
 // marked and every source that says it, linked to the document at that passage; "by
-// story" asks GET /stories and shows each event as a timeline of its articles.
+// story" asks GET /stories and shows each event as a timeline of its articles, each linked to
+// its passage. The passage options shape the list: one per article, at most two per source,
+// newest first.
 // Text from the index only ever goes in through textContent: never parsed as HTML.
 "use strict";
 
@@ -10,6 +12,15 @@ const statusLine = document.getElementById("status");
 const list = document.getElementById("results");
 const storyList = document.getElementById("stories");
 const byStory = document.getElementById("by-story");
+const shape = document.getElementById("shape");
+// the result list's shape: each box sends its own name=value to GET /search (group=article,
+// diversity=2, sort=date) and is kept in the page's address the same way
+const shapes = [...shape.querySelectorAll("input")];
+
+function shaped(params) {
+  for (const box of shapes) if (box.checked) params.set(box.name, box.value);
+  return params;
+}
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -45,9 +56,11 @@ function source(citation) {
   return item;
 }
 
-function read(docId, title) {
-  const link = el("a", "source", title || docId);
-  link.href = `/read/${encodeURIComponent(docId)}`;
+function read(entry) {
+  // to the passage the entry shows, as a result's citations link
+  const link = el("a", "source", entry.title || entry.doc_id);
+  const where = new URLSearchParams({start: entry.start, end: entry.end});
+  link.href = `/read/${encodeURIComponent(entry.doc_id)}?${where}#passage`;
   return link;
 }
 
@@ -66,7 +79,7 @@ function showStories(body) {
     const timeline = el("ol", "timeline");
     for (const entry of story.timeline) {
       const item = el("li");
-      item.append(el("time", "", entry.published || "undated"), " ", read(entry.doc_id, entry.title),
+      item.append(el("time", "", entry.published || "undated"), " ", read(entry),
                   el("span", "details", ` — ${entry.source}`), el("p", "text", entry.text));
       timeline.append(item);
     }
@@ -86,6 +99,10 @@ function show(body) {
     const sources = el("ul", "sources");
     sources.append(...hit.citations.map(source));
     item.append(passage(hit), sources);
+    if (hit.more && hit.more.length) {
+      const n = hit.more.length;
+      item.append(el("p", "more", `and ${n} more passage${n === 1 ? "" : "s"} of this article`));
+    }
     list.append(item);
   }
 }
@@ -93,11 +110,11 @@ function show(body) {
 async function search(query, push) {
   statusLine.textContent = "Searching…";
   const stories = byStory.checked;
-  const address = new URLSearchParams(stories ? {q: query, view: "stories"} : {q: query});
+  const address = stories ? new URLSearchParams({q: query, view: "stories"}) : shaped(new URLSearchParams({q: query}));
   if (push) history.pushState({q: query}, "", `/?${address}`);
   try {
     const response = await fetch(stories ? `/stories?${new URLSearchParams({q: query, k: 5})}`
-                                         : `/search?${new URLSearchParams({q: query, k: 10})}`);
+                                         : `/search?${shaped(new URLSearchParams({q: query, k: 10}))}`);
     const body = await response.json();
     if (!response.ok) {
       list.replaceChildren();
@@ -110,6 +127,9 @@ async function search(query, push) {
     statusLine.textContent = `The search service cannot be reached (${error.message}).`;
   }
 }
+
+// a story's timeline has its own order and one entry per article: the passage options do not apply
+byStory.addEventListener("change", () => { shape.disabled = byStory.checked; });
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -129,6 +149,8 @@ function fromAddress() {
   const asked = new URLSearchParams(location.search);
   const query = asked.get("q");
   byStory.checked = asked.get("view") === "stories";
+  for (const box of shapes) box.checked = asked.get(box.name) === box.value;
+  shape.disabled = byStory.checked;
   if (query) {
     box.value = query;
     search(query, false);
