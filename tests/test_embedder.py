@@ -174,3 +174,37 @@ def test_the_int8_export_has_7_bit_weights_that_every_cpu_multiplies_exactly(emb
     assert len(weights) >= 36  # every MatMul of the six layers
     assert all(w.min() >= -64 and w.max() <= 64 for w in weights)  # pairs of u8 products stay in int16
     assert mismatches(7) == 0  # and this CPU computes such products exactly
+
+
+def test_per_token_codes_are_the_explicit_rounding_of_each_row():
+    # the export quantises each token with one QuantizeLinear per input: it must give the
+    # codes round-half-to-even(x / (max|x| / 127)) + 128 of the formula the vectors were
+    # defined by (EXPORT_VERSION 5), ties, zero rows and a row's negative peak included
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 7, 384)).astype(np.float32)
+    x[0, 0] = 0.0  # a padding-like row: no division by zero
+    x[0, 1] = 0.0
+    x[0, 1, :4] = [-127.0, 63.5, 62.5, -0.5]  # a negative peak, so a scale of exactly 1: exact .5 ties
+    nodes = onnx_export.per_token_nodes("x", "codes", "scale", "zero_point")
+    graph = helper.make_graph(
+        nodes, "per_token", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, 384])],
+        [helper.make_tensor_value_info(name, kind, shape) for name, kind, shape in
+         (("codes", TensorProto.UINT8, [None, None, 384]), ("scale", TensorProto.FLOAT, [None, None, 1]),
+          ("zero_point", TensorProto.UINT8, []))],
+        [numpy_helper.from_array(np.array(v, d), n) for n, v, d in (
+            ("per_token_127", 127.0, np.float32), ("per_token_eps", 1e-8, np.float32),
+            ("per_token_zero_point", 128, np.uint8), ("per_token_flat", [-1], np.int64))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    codes, scale, zero_point = session.run(None, {"x": x})
+    expected_scale = np.maximum(np.abs(x).max(axis=-1, keepdims=True), np.float32(1e-8)) / np.float32(127)
+    expected = np.clip(np.round(x / expected_scale) + 128, 0, 255).astype(np.uint8)  # numpy rounds half to even
+    assert np.array_equal(scale, expected_scale) and zero_point == 128
+    assert np.array_equal(codes, expected)
+    assert codes[0, 1, :4].tolist() == [1, 128 + 64, 128 + 62, 128]  # halves go to the even neighbour
+    assert (codes[0, 0] == 128).all()
