@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-chunking", action="store_true",
                         help="one passage per document, cut at the model's window (MTEB's setup)")
     parser.add_argument("--max-tokens", type=int, help="passage window in word pieces (default: the model's)")
+    parser.add_argument("--title-context", action="store_true",
+                        help="build with indexer build --title-context (each passage embedded with its title); "
+                             "the default build, as a user gets it, embeds passages alone")
     parser.add_argument("--dense-weight", help="hybrid fusion weight(s) of the dense score, e.g. 0.5,0.6,0.7")
     parser.add_argument("--sentence-weight", help="weight(s) of the best sentence in dense scores, e.g. 0,0.3,0.5")
     parser.add_argument("--document-weight", help="share(s) of document evidence in a passage's score, e.g. 0,0.3,0.5")
@@ -174,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"of {len(queries)}")
     articles = corpus_as_articles(args.dataset, args.cache)
     # sentence vectors take part in chunked dense scoring; a whole-document index (MTEB's
-    # setup, to check the pipeline against the published figure) has none, as there
-    index, embedder = _index(args, articles, args.no_chunking, title_context=True)
+    # setup, to check the pipeline against the published figure) has none, and embeds
+    # title and text together, as there
+    index, embedder = _index(args, articles, args.no_chunking, title_context=args.title_context or args.no_chunking)
     searcher = Searcher.open(index, verify=False, backend=embedder.backend)
     if args.mmr:
         return _result_lists(args, searcher, queries, qrels, None if args.no_time else dates)
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                            qrels)
         runs.append(({"weights": asdict(weights)}, scores))
         result = {"mode": args.mode, "split": args.split, "chunking": not args.no_chunking,
+                  **({"title_context": True} if args.title_context else {}),
                   **({"as_of": "question_date"} if dates and not args.no_time else {}),
                   **({"weights": asdict(weights)} if args.mode != "dense" or len(grid) > 1 else {}),
                   **mean_metrics(scores, qrels), "queries": len(queries),
@@ -247,6 +252,7 @@ def _index(args, articles: Path, no_chunking: bool, title_context: bool, home: P
     embedder = get_embedder(backend=args.backend)
     # one cached index per build options and backend (their vectors differ)
     tag = (("whole" if no_chunking else f"chunks{args.max_tokens or ''}") + f"-{embedder.backend}"
+           + ("-title" if title_context and not no_chunking else "")
            + ("-milvus" if args.vector_store != "faiss" else ""))
     index = (home or articles.parent) / f"index-{tag}"
     print(f"indexing {articles} -> {index} (once; later runs reuse it)", file=sys.stderr)
@@ -262,7 +268,7 @@ def _seed_questions(args, grid: list[Weights]) -> int:
     from search import Searcher
 
     questions = json.loads(args.dataset.read_text(encoding="utf-8"))
-    index, embedder = _index(args, SEEDS, no_chunking=False, title_context=False, home=args.cache / "seeds")
+    index, embedder = _index(args, SEEDS, no_chunking=False, title_context=args.title_context, home=args.cache / "seeds")
     searcher = Searcher.open(index, verify=False, backend=embedder.backend)
     settings = [(weights, None) for weights in grid] + [(grid[0], weight) for weight in args.mmr or []]
     for weights, mmr in _progress(settings, "settings"):
