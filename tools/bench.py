@@ -42,6 +42,14 @@ from tools.served import pss_mb, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = ROOT.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
+
+
+def check_corpus(parser, corpus: Path) -> None:
+    """A --corpus that is not there is a usage error naming it (the default is found beside
+    the checkout, ../shared/eval, which a copy elsewhere does not have)."""
+    if not corpus.exists():
+        parser.error(f"--corpus {corpus}: no such file or directory (pass a BEIR corpus, e.g. "
+                     f"--corpus ../shared/eval/scifact/corpus.jsonl)")
 QUESTIONS = ROOT / "tests" / "data" / "seed_questions.json"
 NOISE = 0.75  # replica = normalise(v + NOISE * g/sqrt(d)): cosine ~ 1/sqrt(1 + NOISE^2) = 0.8
 
@@ -67,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also: articles ingested a second with that many alerts stored, e.g. 0,100,10000")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    check_corpus(parser, args.corpus)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))

@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tools.bench import SCIFACT, _embedder, full_index, real_index
+from tools.bench import SCIFACT, check_corpus, _embedder, full_index, real_index
 
 ARTICLE = {"id": "bench-update-article", "title": "Researchers map a new antibiotic target",
            "text": "Researchers have mapped a protein pocket in drug-resistant bacteria that a new class of "
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", action="store_true", help="also time a background merge while articles are added")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    check_corpus(parser, args.corpus)
     with tempfile.TemporaryDirectory(prefix="bench-update-") as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from tools.bench import SCIFACT, question_texts
+from tools.bench import SCIFACT, check_corpus, question_texts
 from tools.served import ROOT, get, gunicorn, process_tree, rss_mb
 
 ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm",
@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                      "of the articles to add")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.ingest_per_hour:
+        check_corpus(parser, args.corpus)
     if args.ingest_per_hour:
         result = ingest_test(args.index, args.ingest_per_hour, args.seconds, args.clients, args.workers,
                              args.threads, args.warmup, args.corpus)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.bench import ROOT
+from tools.bench import ROOT, check_corpus
 
 SCIFACT = ROOT.parent / "shared" / "eval" / "scifact"
 
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="keep the indexes here (default: a temporary directory)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    check_corpus(parser, args.corpus)
     with tempfile.TemporaryDirectory(prefix="update-equivalence-") as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
