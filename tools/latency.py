@@ -33,8 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from search import Searcher
+    from search.errors import SearchError
 
-    searcher = Searcher.open(args.index)
+    try:
+        searcher = Searcher.open(args.index)
+    except SearchError as e:  # no index there yet: what to run, not a traceback
+        parser.exit(1, f"latency: {e}\n")
     searcher.query_cache_size = 0  # every round encodes again, as dense alone does
     if args.beir:
         from tools.evaluation import load_queries
