@@ -182,7 +182,7 @@ def test_per_token_codes_are_the_explicit_rounding_of_each_row():
     # defined by (EXPORT_VERSION 5), ties, zero rows and a row's negative peak included
     import onnx
     import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 7, 384)).astype(np.float32)
@@ -195,9 +195,7 @@ def test_per_token_codes_are_the_explicit_rounding_of_each_row():
         [helper.make_tensor_value_info(name, kind, shape) for name, kind, shape in
          (("codes", TensorProto.UINT8, [None, None, 384]), ("scale", TensorProto.FLOAT, [None, None, 1]),
           ("zero_point", TensorProto.UINT8, []))],
-        [numpy_helper.from_array(np.array(v, d), n) for n, v, d in (
-            ("per_token_127", 127.0, np.float32), ("per_token_eps", 1e-8, np.float32),
-            ("per_token_zero_point", 128, np.uint8), ("per_token_flat", [-1], np.int64))])
+        onnx_export.per_token_constants())
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -43,6 +43,9 @@ from tools.served import pss_mb, rss_mb
 ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = ROOT.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
 
+QUESTIONS = ROOT / "tests" / "data" / "seed_questions.json"
+NOISE = 0.75  # replica = normalise(v + NOISE * g/sqrt(d)): cosine ~ 1/sqrt(1 + NOISE^2) = 0.8
+
 
 def check_corpus(parser, corpus: Path) -> None:
     """A --corpus that is not there is a usage error naming it (the default is found beside
@@ -50,8 +53,6 @@ def check_corpus(parser, corpus: Path) -> None:
     if not corpus.exists():
         parser.error(f"--corpus {corpus}: no such file or directory (pass a BEIR corpus, e.g. "
                      f"--corpus ../shared/eval/scifact/corpus.jsonl)")
-QUESTIONS = ROOT / "tests" / "data" / "seed_questions.json"
-NOISE = 0.75  # replica = normalise(v + NOISE * g/sqrt(d)): cosine ~ 1/sqrt(1 + NOISE^2) = 0.8
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -246,15 +246,11 @@ def per_token_activations(source: Path, target: Path) -> None:
     128| <= 127 times 7-bit weights: a pair sums below int16's limit), a token's vector no
     longer depends on any other token's magnitudes, and cosine with fp32 is 0.996.
     """
-    import numpy as np
     import onnx
-    from onnx import numpy_helper
 
     model = onnx.load(str(source))
     graph = model.graph
-    graph.initializer.extend(numpy_helper.from_array(np.array(value, dtype), name) for name, value, dtype in (
-        ("per_token_127", 127.0, np.float32), ("per_token_eps", 1e-8, np.float32),
-        ("per_token_zero_point", 128, np.uint8), ("per_token_flat", [-1], np.int64)))
+    graph.initializer.extend(per_token_constants())
     nodes = []
     for node in graph.node:
         if node.op_type == "DynamicQuantizeLinear":
@@ -267,8 +263,18 @@ def per_token_activations(source: Path, target: Path) -> None:
     onnx.save(model, str(target))
 
 
+def per_token_constants() -> list:
+    """The initializers per_token_nodes reads."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    return [numpy_helper.from_array(np.array(value, dtype), name) for name, value, dtype in (
+        ("per_token_127", 127.0, np.float32), ("per_token_eps", 1e-8, np.float32),
+        ("per_token_zero_point", 128, np.uint8), ("per_token_flat", [-1], np.int64))]
+
+
 def per_token_nodes(x: str, codes: str, scale: str, zero_point: str) -> list:
-    """The nodes that quantise `x` per token (per_token_activations; its initializers).
+    """The nodes that quantise `x` per token (per_token_activations), reading per_token_constants.
 
     The codes come from one QuantizeLinear over the tokens as rows, with a scale and zero
     point per row (per-axis quantisation, axis 0): the same round-half-to-even codes as

@@ -44,24 +44,21 @@ function passage(hit) {
   return p;
 }
 
+// a link to the document with the passage at start..end marked and scrolled into view
+function toPassage(item) {
+  const link = el("a", "source", item.title || item.doc_id);
+  const where = new URLSearchParams({start: item.start, end: item.end});
+  link.href = `/read/${encodeURIComponent(item.doc_id)}?${where}#passage`;
+  return link;
+}
+
 function source(citation) {
-  const link = el("a", "source");
-  const where = new URLSearchParams({start: citation.start, end: citation.end});
-  link.href = `/read/${encodeURIComponent(citation.doc_id)}?${where}#passage`;
-  link.textContent = citation.title || citation.doc_id;
+  const link = toPassage(citation);
   const details = [citation.source, `paragraph ${citation.paragraph}`, citation.author, citation.published]
     .filter(Boolean).join(" · ");
   const item = el("li");
   item.append(link, el("span", "details", ` — ${details}`));
   return item;
-}
-
-function read(entry) {
-  // to the passage the entry shows, as a result's citations link
-  const link = el("a", "source", entry.title || entry.doc_id);
-  const where = new URLSearchParams({start: entry.start, end: entry.end});
-  link.href = `/read/${encodeURIComponent(entry.doc_id)}?${where}#passage`;
-  return link;
 }
 
 function showStories(body) {
@@ -79,7 +76,7 @@ function showStories(body) {
     const timeline = el("ol", "timeline");
     for (const entry of story.timeline) {
       const item = el("li");
-      item.append(el("time", "", entry.published || "undated"), " ", read(entry),
+      item.append(el("time", "", entry.published || "undated"), " ", toPassage(entry),
                   el("span", "details", ` — ${entry.source}`), el("p", "text", entry.text));
       timeline.append(item);
     }
