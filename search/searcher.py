@@ -105,9 +105,7 @@ class Searcher:
                                                        previous._document_lexical if reuse else None)
         self._document_lexical_size = layout.document_capacity
         # passage id -> its document's row in the document BM25 index (rowid - 1)
-        pairs = np.array([tuple(r) for r in self._store.rows(
-            "SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?", (known,), known)],
-            dtype=np.int64).reshape(-1, 2)
+        pairs = self._store.document_rows(known)
         self._document_row = np.zeros(self._count, dtype=np.int64)
         if known:
             self._document_row[:known] = previous._document_row[:known]
@@ -119,9 +117,7 @@ class Searcher:
         self._duplicates = Duplicates.of(self._recorded_groups, self._store.live)
         # document row -> its story (-1: none), read likewise
         self._story_of_row = self._store.stories(previous._story_of_row if carried else None, carried)
-        self._dates = recency.PublicationDates(lambda first: self._store.rows(
-            "SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?", (first,), first),
-            self._count, previous._dates.known(known) if known else None)
+        self._dates = recency.PublicationDates(self._store.published, self._count, previous._dates.known(known) if known else None)
 
     def _extends(self, previous: "Searcher") -> bool:
         """Whether this generation is `previous`'s with segments added or passages deleted:
@@ -146,9 +142,7 @@ class Searcher:
             ranges[:known] = previous._sentence_range[:known]
         else:
             known = 0
-        for pid, first, count in self._store.rows(
-                "SELECT passage_id, MIN(id), COUNT(*) FROM sentences WHERE passage_id >= ? GROUP BY passage_id",
-                (known,), known):
+        for pid, first, count in self._store.sentence_runs(known):
             ranges[pid] = (first, count)
         return ranges
 
@@ -205,7 +199,7 @@ class Searcher:
     def _sources(self) -> tuple[np.ndarray, dict[str, int]]:
         numbers: dict[str, int] = {}
         out = np.full(self._document_lexical_size, -1, dtype=np.int64)  # -1: a deleted row
-        for row, source in self._store.rows("SELECT rowid - 1, source FROM documents"):
+        for row, source in self._store.sources():
             out[row] = numbers.setdefault(source, len(numbers))
         return out, numbers
 
@@ -222,7 +216,7 @@ class Searcher:
     @functools.cached_property
     def _doc_ids(self) -> dict[int, str]:
         """passage id -> doc_id, read once for the evaluation's document view."""
-        return {pid: doc_id for pid, doc_id in self._store.rows("SELECT id, doc_id FROM passages")}
+        return dict(self._store.doc_ids())
 
     def search(self, query: str, k: int = 5, mode: str | None = None, collapse: bool = True,
                highlight: bool = True, offset: int = 0, filters: Filters = Filters(),
@@ -599,9 +593,7 @@ class Searcher:
     def _highlights(self, query: str, vector: np.ndarray, hits: list[tuple[int, dict]]) -> dict[int, Highlight]:
         """Each hit's answering sentence (one store read for all of them)."""
         spans: dict[int, list] = {pid: [] for pid, _ in hits}
-        for row in sorted(self._store.for_passages(
-                'SELECT passage_id, id, start, "end" FROM sentences WHERE passage_id IN ({ids})', spans),
-                key=lambda r: r["id"]):
+        for row in self._store.sentences_of(spans):
             spans[row["passage_id"]].append(row)
         out = {}
         for pid, row in hits:
@@ -613,20 +605,11 @@ class Searcher:
         return out
 
     def _passages(self, ids: set[int]) -> dict[int, dict]:
-        return {row["id"]: dict(row) for row in self._store.for_passages(
-            'SELECT p.id, p.doc_id, p.paragraph, p.start, p."end", p.text, d.title, d.source, d.published, '
-            "{author} AS author FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({ids})",
-            ids)}
+        return {row["id"]: row for row in self._store.passage_rows(ids)}
 
     def _sentence_spans(self, citation: Citation) -> list[tuple[int, int]]:
         """The sentences of the passages within a citation's span, as (start, end) in its document."""
-        part = self._store.part_of_document(citation.doc_id)
-        if part is None:
-            return []
-        return [(s["start"], s["end"]) for s in self._store.connection(part).execute(
-            'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '
-            'WHERE p.doc_id = ? AND p.start >= ? AND p."end" <= ? ORDER BY s.id',
-            (citation.doc_id, citation.start, citation.end))]
+        return self._store.sentence_spans(citation.doc_id, citation.start, citation.end)
 
     def _with_neighbours(self, hits: list[Hit], neighbours: int) -> list[Hit]:
         """Each hit widened to the `neighbours` passages of its article either side, as one
@@ -635,21 +618,17 @@ class Searcher:
         out, taken = [], {}  # doc_id -> the spans given so far
         for hit in hits:
             cited = hit.citations[0]
-            part = self._store.part_of_document(cited.doc_id)
-            conn = self._store.connection(part)
-            rows = conn.execute('SELECT start, "end" FROM passages WHERE doc_id = ? ORDER BY id',
-                                (cited.doc_id,)).fetchall()
-            at = next(i for i, r in enumerate(rows) if r["start"] == cited.start)
+            rows = self._store.passage_spans(cited.doc_id)
+            at = next(i for i, (start, _) in enumerate(rows) if start == cited.start)
             spans = taken.setdefault(cited.doc_id, [])
             if any(a <= cited.start and cited.end <= b for a, b in spans):
                 continue
-            start = rows[max(at - neighbours, 0)]["start"]
-            end = rows[min(at + neighbours, len(rows) - 1)]["end"]
+            start = rows[max(at - neighbours, 0)][0]
+            end = rows[min(at + neighbours, len(rows) - 1)][1]
             start = max([start] + [b for a, b in spans if b <= cited.start])
             end = min([end] + [a for a, b in spans if a >= cited.end])
             spans.append((start, end))
-            text = conn.execute("SELECT substr(text, ?, ?) FROM documents WHERE doc_id = ?",
-                                (start + 1, end - start, cited.doc_id)).fetchone()[0]
+            text = self._store.text_span(cited.doc_id, start, end)
             out.append(dataclasses.replace(hit, text=text, citations=[
                 dataclasses.replace(cited, start=start, end=end), *hit.citations[1:]]))
         return out
@@ -665,14 +644,10 @@ class Searcher:
         Raises:
             DocumentNotFound: no document with that id in the index.
         """
-        part = self._store.part_of_document(doc_id)
-        row = None if part is None else self._store.connection(part).execute(
-            f"SELECT doc_id, title, source, url, published, {self._store.author(part)} AS author, text, "
-            "(SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) AS passages "
-            "FROM documents d WHERE doc_id = ?", (doc_id,)).fetchone()
+        row = self._store.document(doc_id)
         if row is None:
             raise DocumentNotFound(f"no document with id {doc_id!r} in the index")
-        return dict(row)
+        return row
 
     def describe(self) -> dict:
         """The manifest summary that /health reports."""

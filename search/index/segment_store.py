@@ -191,6 +191,77 @@ class SegmentedStore:
                 found[row["row"]] = dict(row)
         return [found[r] for r in rows if r in found]
 
+    # What a searcher reads, by name: the seam a store held elsewhere (search/index/milvus_index.py)
+    # answers too. Rows of deleted passages and documents are included where the caller masks them.
+
+    def document_rows(self, since: int = 0) -> np.ndarray:
+        """[passage id, its document's row] for the passages from `since` on."""
+        return np.array([tuple(r) for r in self.rows(
+            "SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?",
+            (since,), since)], dtype=np.int64).reshape(-1, 2)
+
+    def published(self, since: int = 0) -> Iterator[tuple[int, str | None]]:
+        """(passage id, its document's `published`) for the passages from `since` on."""
+        return self.rows("SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) "
+                         "WHERE p.id >= ?", (since,), since)
+
+    def sentence_runs(self, since: int = 0) -> Iterator[tuple[int, int, int]]:
+        """(passage id, its first sentence id, its sentence count) from `since` on."""
+        return self.rows("SELECT passage_id, MIN(id), COUNT(*) FROM sentences WHERE passage_id >= ? "
+                         "GROUP BY passage_id", (since,), since)
+
+    def sources(self) -> Iterator[tuple[int, str]]:
+        """(document row, source) of every document."""
+        return self.rows("SELECT rowid - 1, source FROM documents")
+
+    def doc_ids(self) -> Iterator[tuple[int, str]]:
+        """(passage id, doc_id) of every passage."""
+        return self.rows("SELECT id, doc_id FROM passages")
+
+    def passage_rows(self, ids) -> list[dict]:
+        """Passages `ids` with their citations: id, doc_id, paragraph, start, end, text,
+        title, source, published, author."""
+        return [dict(row) for row in self.for_passages(
+            'SELECT p.id, p.doc_id, p.paragraph, p.start, p."end", p.text, d.title, d.source, d.published, '
+            "{author} AS author FROM passages p JOIN documents d USING (doc_id) WHERE p.id IN ({ids})", ids)]
+
+    def sentences_of(self, ids) -> list[dict]:
+        """passage_id, id, start, end of the sentences of passages `ids`, by id."""
+        return sorted((dict(r) for r in self.for_passages(
+            'SELECT passage_id, id, start, "end" FROM sentences WHERE passage_id IN ({ids})', ids)),
+            key=lambda r: r["id"])
+
+    def sentence_spans(self, doc_id: str, start: int, end: int) -> list[tuple[int, int]]:
+        """(start, end) of the sentences of `doc_id`'s passages within [start, end), in order."""
+        part = self.part_of_document(doc_id)
+        if part is None:
+            return []
+        return [(s["start"], s["end"]) for s in self.connection(part).execute(
+            'SELECT s.start, s."end" FROM sentences s JOIN passages p ON p.id = s.passage_id '
+            'WHERE p.doc_id = ? AND p.start >= ? AND p."end" <= ? ORDER BY s.id', (doc_id, start, end))]
+
+    def passage_spans(self, doc_id: str) -> list[tuple[int, int]]:
+        """(start, end) of `doc_id`'s passages, in order."""
+        part = self.part_of_document(doc_id)
+        return [] if part is None else [(r["start"], r["end"]) for r in self.connection(part).execute(
+            'SELECT start, "end" FROM passages WHERE doc_id = ? ORDER BY id', (doc_id,))]
+
+    def text_span(self, doc_id: str, start: int, end: int) -> str:
+        """`doc_id`'s text from `start` to `end`."""
+        part = self.part_of_document(doc_id)
+        return self.connection(part).execute("SELECT substr(text, ?, ?) FROM documents WHERE doc_id = ?",
+                                             (start + 1, end - start, doc_id)).fetchone()[0]
+
+    def document(self, doc_id: str) -> dict | None:
+        """doc_id, title, source, url, published, author, text and passage count of the
+        live `doc_id`, or None."""
+        part = self.part_of_document(doc_id)
+        row = None if part is None else self.connection(part).execute(
+            f"SELECT doc_id, title, source, url, published, {self.author(part)} AS author, text, "
+            "(SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) AS passages "
+            "FROM documents d WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else dict(row)
+
     def shared_parts(self, other: "SegmentedStore") -> int:
         """How many of this store's first parts are `other`'s too (a later generation's
         carried segments: the same names and ranges)."""
