@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sqlite3
 import sys
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
                    metavar="faiss|milvus://HOST:PORT/COLLECTION",
                    help="where the passage vectors live: this index directory (faiss, the default) or a "
                         "Milvus server (default: $SEARCH_VECTOR_STORE or faiss)")
+    b.add_argument("--store", default=settings.value("SEARCH_STORE"), metavar="milvus://HOST:PORT/NAME",
+                   help="write the whole index into Milvus collections under the alias NAME instead of a "
+                        "directory: services started with --store need no index directory "
+                        "(default: $SEARCH_STORE)")
     b.add_argument("--backend", choices=BACKENDS, default=settings.value("SEARCH_EMBED_BACKEND"),
                    help="how the model runs: int8 ONNX, plain fp32 torch, or torch with bf16 matrix products "
                         "where the CPU has AMX or AVX-512 BF16 (default: $SEARCH_EMBED_BACKEND or onnx-int8)")
@@ -68,13 +73,22 @@ def main(argv: list[str] | None = None) -> int:
             parse(args.vector_store)
         except ValueError as e:
             parser.error(str(e))
+        if args.store is not None:
+            try:
+                parse(args.store)
+            except ValueError as e:
+                parser.error(str(e).replace("vector store must be 'faiss' or", "--store must be"))
+            if not args.store.strip().startswith("milvus://"):
+                parser.error(f"--store must be milvus://host:port/name, got {args.store!r}")
+            if parse(args.vector_store) is not None:
+                parser.error("--store holds the vectors too: leave out --vector-store")
         if args.actors is not None and (args.engine != "ray" or args.actors < 1):
             parser.error("--actors needs --engine ray and a count of 1 or more")
 
     logging.basicConfig(format="%(name)s: %(levelname)s: %(message)s", level=logging.WARNING)
     from search.errors import SearchError
 
-    from .build import BuildOptions, build
+    from .build import BuildOptions, build, build_in_milvus
     from .update import update
 
     try:
@@ -93,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(update(args.index, merge=True))
             return 0
-        summary = build(args.sources, args.index, model=args.model, strict=args.strict,
+        summary = (functools.partial(build_in_milvus, spec=args.store) if args.store else
+                   functools.partial(build, index_dir=args.index))(
+                        args.sources, model=args.model, strict=args.strict,
                         progress=not args.quiet and sys.stderr.isatty(), batch_size=args.batch_size,
                         if_changed=args.if_changed, drop=not args.no_drop,
                         options=BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens,

@@ -7,6 +7,7 @@ point leaves the previous index as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import shutil
@@ -108,6 +109,25 @@ def build(srcs: list[str | Path], index_dir: str | Path, model: str | None = Non
     finally:
         if engine == "ray":
             embedder.close()
+
+
+def build_in_milvus(srcs: list[str | Path], spec: str, **kwargs) -> BuildSummary:
+    """`build`, the index written into Milvus collections (search/index/milvus_index.py)
+    rather than a directory: built in a temporary directory as `build` builds (with exact
+    vectors, which Milvus then searches exactly), then published under the alias `spec`
+    names. Takes `build`'s other arguments."""
+    import tempfile
+
+    from search.index import milvus_index
+
+    options = dataclasses.replace(kwargs.pop("options", BuildOptions()), vector_index="flat", vector_store="faiss")
+    kwargs.pop("if_changed", None), kwargs.pop("drop", None)
+    with tempfile.TemporaryDirectory(prefix="milvus-build-") as scratch:
+        summary = build(srcs, Path(scratch) / "index", options=options, **kwargs)
+        generation = generations.current(Path(scratch) / "index")
+        record = milvus_index.write(generation, spec, store.read_manifest(generation))
+    summary.index_dir, summary.generation = spec, record["token"]
+    return summary
 
 
 def _build(index_dir, files, skipped, inputs, embedder, strict, progress, batch_size, if_changed, options,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from search.errors import SearchError
-from search.index import generations
+from search.index import generations, milvus_index
 from search.searcher import Searcher
 
 log = logging.getLogger("search.live")
@@ -32,7 +32,8 @@ class LiveSearcher:
 
     def __init__(self, root: str | Path, open_searcher: Callable[[], Searcher], check_s: float = CHECK_S,
                  initial: Searcher | None = None):
-        self.root = Path(root)
+        # an index directory, or the URI of an index held in Milvus
+        self.root = root if milvus_index.is_milvus(root) else Path(root)
         self._open = open_searcher
         self._searcher = initial or open_searcher()
         self.check_s = check_s
@@ -75,19 +76,25 @@ class LiveSearcher:
 
     def _stale(self) -> bool:
         try:
-            name = generations.current_name(self.root)
+            name = self._current()
         except SearchError:
             return False
         if name is None or name == self._searcher.generation:
             return False
         return name != self._failed or time.monotonic() >= self._retry_at
 
+    def _current(self) -> str | None:
+        """The name of the generation current now (of an index in Milvus: its alias's)."""
+        if isinstance(self.root, str):
+            return milvus_index.current_token(self.root)
+        return generations.current_name(self.root)
+
     def _reload_locked(self) -> None:
         try:
             self._swap(self._open())
             self._failed, self._failures = None, 0
         except Exception as e:  # a bad generation must not take down the one being served
-            name = generations.current_name(self.root)
+            name = self._current()
             self._failures = self._failures + 1 if name == self._failed else 1
             self._failed = name
             delay = min(self.RETRY_MAX_S, self.RETRY_S * 2 ** (self._failures - 1))

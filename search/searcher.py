@@ -19,7 +19,7 @@ from search import settings
 from search.embedding.embedder import Embedder, canonical_model_name, get_embedder
 from search.errors import DocumentNotFound, StoryNotFound
 from search.hits import Citation, Hit
-from search.index import generations, segments, store
+from search.index import generations, milvus_index, segments, store
 from search.index.segment_store import SegmentedStore
 from search.index.lexical import LexicalIndex, search_terms
 from search.query import ContextRequest, Filters, StoriesRequest, check_mode, check_search, checked
@@ -66,28 +66,24 @@ class Searcher:
         self.embedder = embedder
         self.mode = mode
         self.weights = Weights()  # how the ranking signals combine (search.retrieval.fusion)
-        nprobe = settings.value("SEARCH_NPROBE")
-        # the passage vectors: this generation's faiss file, or the Milvus collection its
-        # manifest names (search/index/vector_store.py)
-        # (segments: an updated generation's parts, search/index/segments.py)
-        layout = self._layout = segments.Layout.of(manifest, self.index_dir)
-        self._count = layout.passage_capacity  # passage ids run below it (some deleted)
+        remote = manifest.get("store", {}).get("backend") == milvus_index.BACKEND
         # What the previous generation's searcher in this process read stays true of what
         # both hold in an update's generation (the same base files; ids are not reused
         # until a merge renumbers them): it is reused, and only the new is read.
-        reuse = previous is not None and self._extends(previous)
-        self._vectors = segments.open_vectors(layout, manifest, self.index_dir, nprobe,
-                                              base=previous._base_vectors if reuse else None)
-        self._base_vectors = self._vectors._parts[0] if isinstance(self._vectors, segments.SegmentedVectors) \
-            else self._vectors
+        # (segments: an updated generation's parts, search/index/segments.py)
+        self._layout = None if remote else segments.Layout.of(manifest, self.index_dir)
+        self._count = 0 if remote else self._layout.passage_capacity  # passage ids run below it (some deleted)
+        reuse = previous is not None and not remote and self._extends(previous)
+        if remote:  # every part in Milvus collections (search/index/milvus_index.py)
+            self._open_remote(manifest)
+        else:
+            self._open_local(manifest, previous if reuse else None)
+        known = previous._count if reuse else 0
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
         # threads gain nothing on such small products, and they busy-wait after each call,
         # starving the query encoding that runs next (several times slower).
         faiss.omp_set_num_threads(1)
         threadpoolctl.threadpool_limits(1, user_api="blas")
-        # memory-mapped: a query reads only its candidate passages' sentences
-        self._sentence_vectors = segments.open_sentences(layout, self.index_dir)
-        self._store = SegmentedStore(layout, self.index_dir)  # one read-only connection per thread and part
         # a query's vector depends on the model alone: the next generation's searcher keeps
         # the cache (and its lock: both answer requests while the swap happens)
         if previous is not None and previous.embedder is embedder:
@@ -97,13 +93,7 @@ class Searcher:
             self._cache_lock = threading.Lock()
         self.query_cache_size = settings.value("SEARCH_QUERY_CACHE")
         self._in_flight, self._in_flight_lock = 0, threading.Lock()  # searches running now
-        known = previous._count if reuse else 0
         self._sentence_range = self._sentence_ranges(previous, known) if self._sentence_vectors is not None else None
-        self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL,
-                                                      previous._passage_lexical if reuse else None)
-        self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL,
-                                                       previous._document_lexical if reuse else None)
-        self._document_lexical_size = layout.document_capacity
         # passage id -> its document's row in the document BM25 index (rowid - 1)
         pairs = self._store.document_rows(known)
         self._document_row = np.zeros(self._count, dtype=np.int64)
@@ -119,12 +109,41 @@ class Searcher:
         self._story_of_row = self._store.stories(previous._story_of_row if carried else None, carried)
         self._dates = recency.PublicationDates(self._store.published, self._count, previous._dates.known(known) if known else None)
 
+    def _open_local(self, manifest: dict, previous: "Searcher | None") -> None:
+        """The parts of a generation directory; what `previous` (a searcher of the
+        generation this one extends) read of them is reused."""
+        # the passage vectors: this generation's faiss file, or the Milvus collection its
+        # manifest names (search/index/vector_store.py)
+        layout = self._layout
+        self._vectors = segments.open_vectors(layout, manifest, self.index_dir, settings.value("SEARCH_NPROBE"),
+                                              base=previous._base_vectors if previous else None)
+        self._base_vectors = self._vectors._parts[0] if isinstance(self._vectors, segments.SegmentedVectors) \
+            else self._vectors
+        # memory-mapped: a query reads only its candidate passages' sentences
+        self._sentence_vectors = segments.open_sentences(layout, self.index_dir)
+        self._store = SegmentedStore(layout, self.index_dir)  # one read-only connection per thread and part
+        self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL,
+                                                      previous._passage_lexical if previous else None)
+        self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL,
+                                                       previous._document_lexical if previous else None)
+        self._document_lexical_size = layout.document_capacity
+
+    def _open_remote(self, manifest: dict) -> None:
+        remote = milvus_index.MilvusIndex(manifest)
+        self._count = remote.passage_capacity
+        self._vectors = self._base_vectors = remote.vectors
+        self._sentence_vectors = remote.sentences
+        self._store = remote.store
+        self._passage_lexical, self._document_lexical = remote.passage_lexical, remote.document_lexical
+        self._document_lexical_size = remote.document_capacity
+
     def _extends(self, previous: "Searcher") -> bool:
         """Whether this generation is `previous`'s with segments added or passages deleted:
         the same base files (hard links of the same inode), no fewer passage ids."""
         import os
 
-        if self.manifest.get("vector_index", {}).get("backend") == "milvus" or previous._count > self._count:
+        if self.manifest.get("vector_index", {}).get("backend") == "milvus" or previous._count > self._count \
+                or previous._layout is None:
             return False
         if previous._layout.segments[0] != self._layout.segments[0]:
             return False
@@ -165,6 +184,8 @@ class Searcher:
             IndexMismatch: built with another model, dimension or format version.
             IndexCorrupt: the files fail their checksums.
         """
+        if milvus_index.is_milvus(index_dir):  # an index held in Milvus: nothing on disk
+            return cls._open_milvus(index_dir, model, mode, backend)
         root = Path(index_dir)
         # the generation current now, leased: its files are read by their own paths, so an
         # update published while this searcher lives never changes what it reads, and
@@ -193,6 +214,18 @@ class Searcher:
         _LATEST[str(Path(root).resolve())] = weakref.ref(searcher)
         if held is not None:
             weakref.finalize(searcher, held.close)  # the lease goes with the last reference
+        return searcher
+
+    @classmethod
+    def _open_milvus(cls, spec: str, model, mode, backend) -> "Searcher":
+        manifest = milvus_index.read_manifest(spec)
+        model_name = canonical_model_name(model)
+        store.check_model(spec, manifest, model_name)
+        check_mode(mode)
+        embedder = get_embedder(model_name, backend)
+        store.check_model(spec, manifest, model_name, embedder.dimension)
+        searcher = cls(Path(spec.replace("://", "/")), manifest, embedder, mode)
+        searcher.root, searcher.generation = spec, manifest["store"]["token"]
         return searcher
 
     @functools.cached_property
@@ -491,6 +524,9 @@ class Searcher:
         without sentence vectors (and for none of `pids`, where `blended` keeps the
         passage's own score)."""
         best = np.full(len(pids), np.nan)
+        if isinstance(self._sentence_vectors, milvus_index.MilvusSentences):  # scored where they are
+            found = self._sentence_vectors.best_per_passage(vector, pids[self._sentence_range[pids, 1] > 0])
+            return np.array([found.get(int(p), np.nan) for p in pids])
         ranges = self._sentence_range[pids]
         has = ranges[:, 1] > 0
         if not has.any():

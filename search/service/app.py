@@ -38,7 +38,7 @@ log = logging.getLogger("search.service.app")
 access_log = logging.getLogger("search.access")
 
 # what create_app reads from SEARCH_* (search/settings.py): the variable without its prefix
-APP_SETTINGS = ("INDEX", "MODEL", "VERIFY", "MODE", "DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY",
+APP_SETTINGS = ("INDEX", "STORE", "MODEL", "VERIFY", "MODE", "DEFAULT_K", "MAX_CONTENT_LENGTH", "MAX_DOCUMENT_BODY",
                 "MAX_FEED_BODY", "API_KEY", "ACCESS_LOG", "CORS_ORIGINS", "RELOAD_CHECK_S")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -62,7 +62,8 @@ def create_app(config: dict | None = None) -> Flask:
         if app.config[name] is not None:
             app.config[name] = settings.convert(settings.BY_NAME[f"SEARCH_{name}"], app.config[name])
     initial = app.config.get("SEARCHER")
-    root = initial.root if initial else app.config["INDEX"]
+    # an index held in Milvus (search/index/milvus_index.py) is named by its URI, no directory
+    root = initial.root if initial else app.config["STORE"] or app.config["INDEX"]
     opener = functools.partial(Searcher.open, str(root), model=app.config["MODEL"],
                                verify=app.config["VERIFY"], mode=app.config["MODE"])
     live = LiveSearcher(root, opener, check_s=app.config["RELOAD_CHECK_S"], initial=initial)

@@ -1,0 +1,610 @@
+"""An index held entirely in Milvus: service replicas that need no index directory.
+
+`indexer build SRC... --store milvus://host:port/NAME` builds as usual and then writes the
+generation into four collections of one token T, and points the alias NAME at the last:
+
+    NAME_T_passages   id, doc_row, paragraph, start, end, text, the vector, the BM25 term
+                      weights (a sparse vector), the duplicate group, where the passage's
+                      sentences start and how many it has
+    NAME_T_documents  one row per piece of a document (`row * PIECES + piece`): doc_id,
+                      title, source, url, published, author, story, its passages, the text
+                      of the piece (a VARCHAR holds 64 kB; almost every article is one
+                      piece); the first piece holds the whole document's BM25 term weights
+    NAME_T_terms      each term of either BM25 index ("p:" or "d:" and the term): its
+                      column and how many rows hold it
+    NAME_T_sentences  id, passage_id, start, end, the vector
+    NAME_T_manifest   one row: the generation's manifest
+
+Publishing is `alter_alias` on NAME: one atomic switch every replica sees on its next open.
+
+The lexical side is the embedded default's BM25 exactly (search/index/lexical.py: its
+analysis, Robertson's IDF, k1 1.2, b 0.75), as a sparse inner product Milvus computes: a
+row's weight for a term is its length-normalised term frequency, a query's weight is the
+term's IDF from the document frequencies in NAME_T_terms, so the IDF is the corpus's at
+query time. Milvus's own BM25 function was tried first and not kept: its IDF is Lucene's
+(never below zero, where Robertson's is clipped to zero for a term in over half the rows)
+and its statistics are its own, so on the seeds' five articles it ranked a question's
+passages in another order from the default's (the document side matched nothing there,
+Milvus's five) and fused rankings differed in the top 5 for most questions.
+
+A replica holds in memory what the embedded default holds per passage (its document row,
+duplicate group, sentence run; per document its source, date and story) and asks Milvus
+for text, citations, sentences, vectors and both searches.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from search.errors import IndexNotFound, VectorStoreError
+from search.index import store
+from search.index.lexical import B, K1, Postings
+from search.index.vector_store import MilvusAddress, MilvusStore, id_expression, parse
+
+BACKEND = "milvus-index"
+PIECES = 1024  # pieces a document may have: its rows are row * PIECES + piece
+PIECE_CHARS = 16_000  # at most 4 bytes a character: a piece's text and terms fit a VARCHAR
+VARCHAR = 65_535
+BATCH = 500  # rows an insert or query asks for
+TERM_BYTES = 512  # a longer term is keyed by its digest
+
+
+def is_milvus(spec) -> bool:
+    return isinstance(spec, str) and spec.strip().startswith("milvus://")
+
+
+def collections(address: MilvusAddress, token: str) -> dict[str, str]:
+    return {part: f"{address.collection}_{token}_{part}"
+            for part in ("passages", "documents", "terms", "sentences", "manifest")}
+
+
+@functools.lru_cache(maxsize=8)
+def _client(address: MilvusAddress):
+    """One client an address in a process (a replica checks the alias every second)."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as exc:
+        raise VectorStoreError("an index in Milvus needs pymilvus: pip install '.[milvus]'") from exc
+    try:
+        return MilvusClient(uri=address.uri, timeout=30)
+    except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for one failure
+        raise VectorStoreError(f"cannot reach Milvus at {address.uri}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+
+
+def _schemas(client, dimension: int) -> dict:
+    from pymilvus import DataType
+
+    def new():
+        return client.create_schema(auto_id=False, enable_dynamic_field=False)
+
+    passages = new()
+    for name in ("id", "doc_row", "paragraph", "start", "end", "group", "first_sentence", "sentences"):
+        passages.add_field(name, DataType.INT64, is_primary=name == "id")
+    passages.add_field("text", DataType.VARCHAR, max_length=VARCHAR)
+    passages.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+    passages.add_field("weights", DataType.SPARSE_FLOAT_VECTOR)
+    documents = new()
+    for name in ("id", "row", "piece", "story", "first_passage", "passages"):
+        documents.add_field(name, DataType.INT64, is_primary=name == "id")
+    for name, length in (("doc_id", 1024), ("title", 4096), ("source", 1024), ("url", 4096), ("published", 64),
+                         ("author", 1024)):
+        documents.add_field(name, DataType.VARCHAR, max_length=length)
+    documents.add_field("text", DataType.VARCHAR, max_length=VARCHAR)
+    documents.add_field("weights", DataType.SPARSE_FLOAT_VECTOR)
+    vocabulary = new()
+    vocabulary.add_field("key", DataType.VARCHAR, max_length=TERM_BYTES + 8, is_primary=True)
+    vocabulary.add_field("column", DataType.INT64)
+    vocabulary.add_field("df", DataType.INT64)
+    vocabulary.add_field("vector", DataType.FLOAT_VECTOR, dim=2)  # a collection needs one
+    sentences = new()
+    for name in ("id", "passage_id", "start", "end"):
+        sentences.add_field(name, DataType.INT64, is_primary=name == "id")
+    sentences.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+    manifest = new()
+    manifest.add_field("id", DataType.INT64, is_primary=True)
+    manifest.add_field("manifest", DataType.VARCHAR, max_length=VARCHAR)
+    manifest.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
+    return {"passages": passages, "documents": documents, "terms": vocabulary, "sentences": sentences,
+            "manifest": manifest}
+
+
+def _index_params(client, part: str):
+    params = client.prepare_index_params()
+    if part in ("passages", "documents"):
+        # every posting kept: the inner product is the whole BM25 sum
+        params.add_index("weights", index_type="SPARSE_INVERTED_INDEX", metric_type="IP",
+                         params={"drop_ratio_build": 0.0})
+    if part != "documents":
+        params.add_index("vector", index_type="FLAT", metric_type="IP")
+    return params
+
+
+def term_key(side: str, term: str) -> str:
+    """A term's primary key in NAME_T_terms: its side ("p" passages, "d" documents) and
+    the term (a very long one by its digest)."""
+    if len(term.encode("utf-8")) > TERM_BYTES:
+        import hashlib
+
+        term = "#" + hashlib.sha256(term.encode("utf-8")).hexdigest()
+    return f"{side}:{term}"
+
+
+def row_weights(postings: Postings) -> list[dict[int, float]]:
+    """Each row's BM25 term weights without the IDF (Postings.scored's tf part): the
+    sparse vector a query's IDF weights multiply."""
+    n = len(postings.lengths)
+    average = float(postings.lengths.mean()) if n and postings.lengths.any() else 1.0
+    tf = postings.counts.astype(np.float64)
+    weights = (tf / (K1 * ((1 - B) + B * postings.lengths[postings.rows] / average) + tf)).astype(np.float32)
+    out: list[dict[int, float]] = [{} for _ in range(n)]
+    for row, column, weight in zip(postings.rows.tolist(), postings.columns.tolist(), weights.tolist()):
+        out[row][column] = weight
+    return out
+
+
+def _pieces(text: str) -> list[str]:
+    """A document's text in pieces that each fit a VARCHAR."""
+    pieces = [text[i:i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)] or [""]
+    if len(pieces) > PIECES:
+        raise ValueError(f"a document of {len(text):,} characters is too long for an index in Milvus")
+    return pieces
+
+
+def write(generation: Path, spec: str, manifest: dict) -> dict:
+    """Write the built generation directory `generation` (a single segment, as a build
+    writes it) into new collections and point the alias at them. Returns the manifest's
+    `store` record."""
+    from search.index.sentence_vectors import SentenceVectors
+    from search.index.vector_store import FaissStore
+
+    address = parse(spec)
+    client = _client(address)
+    token = uuid.uuid4().hex[:12]
+    names = collections(address, token)
+    dimension = int(manifest["model"]["dimension"])
+    schemas = _schemas(client, dimension)
+    conn = store.connect(generation / store.STORE)
+    try:
+        for part, schema in schemas.items():
+            client.create_collection(names[part], schema=schema, index_params=_index_params(client, part))
+        lexical = {side: Postings.read(generation / part)
+                   for side, part in (("p", store.PASSAGE_LEXICAL), ("d", store.DOCUMENT_LEXICAL))}
+        _write_rows(client, names, conn, FaissStore.read(generation), SentenceVectors.open(generation), lexical)
+        record = {"backend": BACKEND, "uri": f"milvus://{address.host}:{address.port}/{address.collection}",
+                  "token": token, "collections": names}
+        published = {key: value for key, value in manifest.items() if key not in ("checksums", "files")}
+        published["store"] = record
+        text = json.dumps(published, ensure_ascii=False)
+        if len(text.encode("utf-8")) > VARCHAR:
+            raise ValueError("the manifest is too large for its Milvus collection")
+        client.insert(names["manifest"], [{"id": 0, "manifest": text, "vector": [1.0, 0.0]}])
+        for name in names.values():
+            client.flush(name)
+        _point_alias(client, address.collection, names["manifest"])
+    except BaseException:
+        for name in names.values():
+            if client.has_collection(name):
+                client.drop_collection(name)
+        raise
+    finally:
+        conn.close()
+    _collect(client, address, keep=token)
+    return record
+
+
+def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[str, Postings]) -> None:
+    groups = dict(conn.execute("SELECT passage_id, group_id FROM duplicates").fetchall())
+    runs = {pid: (first, count) for pid, first, count in conn.execute(
+        "SELECT passage_id, MIN(id), COUNT(*) FROM sentences GROUP BY passage_id")}
+    weights = row_weights(lexical["p"])
+    rows = []
+    for r in conn.execute('SELECT p.id, d.rowid - 1 AS doc_row, p.paragraph, p.start, p."end", p.text '
+                          "FROM passages p JOIN documents d USING (doc_id) ORDER BY p.id"):
+        first, count = runs.get(r["id"], (0, 0))
+        rows.append({"id": r["id"], "doc_row": r["doc_row"], "paragraph": r["paragraph"], "start": r["start"],
+                     "end": r["end"], "text": r["text"], "group": groups.get(r["id"], -1), "first_sentence": first,
+                     "sentences": count, "weights": weights[r["id"]]})
+        if len(rows) == BATCH:
+            _insert_passages(client, names["passages"], rows, vectors)
+            rows = []
+    _insert_passages(client, names["passages"], rows, vectors)
+    author = "author" if store.has_author(conn) else "NULL AS author"
+    stories = _stories(conn)
+    weights = row_weights(lexical["d"])
+    rows = []
+    for d in conn.execute(f"SELECT rowid - 1 AS row, doc_id, title, source, url, published, {author}, text, "
+                          "(SELECT MIN(id) FROM passages p WHERE p.doc_id = d.doc_id) AS first_passage, "
+                          "(SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) AS passages "
+                          "FROM documents d ORDER BY rowid"):
+        for piece, text in enumerate(_pieces(d["text"])):
+            rows.append({"id": d["row"] * PIECES + piece, "row": d["row"], "piece": piece,
+                         "story": stories.get(d["doc_id"], -1), "first_passage": d["first_passage"] or 0,
+                         "passages": d["passages"], "doc_id": d["doc_id"], "title": d["title"] or "",
+                         "source": d["source"] or "", "url": d["url"] or "", "published": d["published"] or "",
+                         "author": d["author"] or "", "text": text,
+                         "weights": weights[d["row"]] if piece == 0 else {}})
+        if len(rows) >= BATCH:
+            client.insert(names["documents"], rows)
+            rows = []
+    if rows:
+        client.insert(names["documents"], rows)
+    rows = [{"key": term_key(side, term), "column": column, "df": int(df[column]), "vector": [1.0, 0.0]}
+            for side, postings in lexical.items()
+            for df in [np.bincount(postings.columns, minlength=len(postings.vocab))]
+            for term, column in postings.vocab.items()]
+    for start in range(0, len(rows), 5000):
+        client.insert(names["terms"], rows[start:start + 5000])
+    rows = []
+    for s in conn.execute('SELECT id, passage_id, start, "end" FROM sentences ORDER BY id'):
+        rows.append(dict(s))
+        if len(rows) == BATCH:
+            _insert_sentences(client, names["sentences"], rows, sentence_vectors)
+            rows = []
+    _insert_sentences(client, names["sentences"], rows, sentence_vectors)
+
+
+def _stories(conn) -> dict[str, int]:
+    from search.index import story_store
+
+    if not story_store.has_stories(conn):
+        return {}
+    return dict(conn.execute("SELECT doc_id, story FROM stories").fetchall())
+
+
+def _insert_passages(client, name, rows, vectors) -> None:
+    if rows:
+        found = vectors.vectors(np.array([r["id"] for r in rows], dtype=np.int64))
+        client.insert(name, [{**r, "vector": v.tolist()} for r, v in zip(rows, found)])
+
+
+def _insert_sentences(client, name, rows, sentence_vectors) -> None:
+    if rows:
+        found = sentence_vectors.rows(np.array([r["id"] for r in rows], dtype=np.int64))
+        client.insert(name, [{**r, "vector": v.tolist()} for r, v in zip(rows, found)])
+
+
+def _point_alias(client, alias: str, collection: str) -> None:
+    """Publish: `alias` names `collection` from now on (created the first time)."""
+    if alias in client.list_aliases().get("aliases", []):
+        client.alter_alias(collection_name=collection, alias=alias)
+    else:
+        client.create_alias(collection_name=collection, alias=alias)
+
+
+def _collect(client, address: MilvusAddress, keep: str, generations: int = 2) -> None:
+    """Drop the collections of generations older than the newest `generations` (a replica
+    still answering from the one before the publish keeps it until its next open)."""
+    prefix = f"{address.collection}_"
+    tokens = {}
+    for name in client.list_collections():
+        match = re.fullmatch(rf"{re.escape(prefix)}([0-9a-f]{{12}})_manifest", name)
+        if match:
+            rows = client.query(name, filter="id == 0", output_fields=["manifest"])
+            built = json.loads(rows[0]["manifest"]).get("built_at", "") if rows else ""
+            tokens[match.group(1)] = built
+    newest = sorted(tokens, key=lambda t: (t == keep, tokens[t]), reverse=True)[:generations]
+    for token in tokens:
+        if token not in newest:
+            for name in collections(address, token).values():
+                if client.has_collection(name):
+                    client.drop_collection(name)
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+
+
+def read_manifest(spec: str) -> dict:
+    """The manifest of the generation the alias points at.
+
+    Raises:
+        IndexNotFound: no index of that name on the server.
+        VectorStoreError: the server cannot be reached."""
+    address = parse(spec)
+    client = _client(address)
+    try:
+        described = client.describe_alias(alias=address.collection)
+    except Exception as exc:  # noqa: BLE001
+        if not _reachable(client):
+            raise VectorStoreError(f"cannot reach Milvus at {address.uri}") from exc
+        raise IndexNotFound(f"no index named {address.collection!r} in Milvus at {address.uri}: "
+                            f"run `python -m indexer build SRC --store {spec}` first") from exc
+    name = described["collection_name"]
+    client.load_collection(name)
+    rows = client.query(name, filter="id == 0", output_fields=["manifest"])
+    if not rows:
+        raise IndexNotFound(f"the index {address.collection!r} in Milvus has no manifest")
+    return json.loads(rows[0]["manifest"])
+
+
+def current_token(spec: str) -> str | None:
+    """The token of the generation the alias points at now (None: no alias yet)."""
+    address = parse(spec)
+    try:
+        name = _client(address).describe_alias(alias=address.collection)["collection_name"]
+    except VectorStoreError:
+        raise
+    except Exception:  # noqa: BLE001 - no alias, or the server is away: nothing newer to serve
+        return None
+    match = re.fullmatch(rf"{re.escape(address.collection)}_([0-9a-f]{{12}})_manifest", name)
+    return match.group(1) if match else None
+
+
+def _reachable(client) -> bool:
+    try:
+        client.list_collections()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _scan(client, name: str, fields: list[str], expression: str = "") -> list[dict]:
+    iterator = client.query_iterator(name, batch_size=4096, filter=expression, output_fields=fields)
+    rows = []
+    try:
+        while batch := iterator.next():
+            rows += batch
+    finally:
+        iterator.close()
+    return rows
+
+
+class MilvusIndex:
+    """What a searcher reads, from a generation's collections."""
+
+    def __init__(self, manifest: dict):
+        record = manifest["store"]
+        self.address = parse(record["uri"])
+        self.names = record["collections"]
+        self.client = _client(self.address)
+        for name in self.names.values():
+            self.client.load_collection(name)
+        self.passage_capacity = int(manifest["counts"]["passages"])
+        self.document_capacity = int(manifest["counts"]["documents"])
+        self.vectors = MilvusStore(self.address, self.names["passages"])
+        self.vectors._client = self.client
+        self.store = MilvusCatalog(self)
+        self.sentences = MilvusSentences(self) if manifest["counts"].get("sentences", 1) else None
+        vocabulary = Vocabulary(self.client, self.names["terms"], {"p": self.passage_capacity,
+                                                                   "d": self.document_capacity})
+        self.passage_lexical = MilvusLexical(self.client, self.names["passages"], "id", "p", vocabulary)
+        self.document_lexical = MilvusLexical(self.client, self.names["documents"], "row", "d", vocabulary,
+                                              where="piece == 0")
+
+
+class Vocabulary:
+    """The terms of both BM25 indexes, looked up per query (one request for both sides)
+    and kept for the next: a term's column and IDF."""
+
+    def __init__(self, client, name: str, rows: dict[str, int]):
+        self.client, self.name, self.rows = client, name, rows  # rows: side -> how many rows it has
+        self._known: dict[str, tuple[int, float] | None] = {}
+
+    def lookup(self, side: str, words) -> dict[int, float]:
+        """column -> IDF of the query's terms that the `side` index holds."""
+        keys = [term_key(side, w) for w in dict.fromkeys(words)]
+        missing = [k for k in keys if k not in self._known]
+        if missing:
+            found = {r["key"]: r for r in self.client.query(self.name, ids=missing, output_fields=["column", "df"])}
+            for key in missing:
+                row = found.get(key)
+                n = self.rows[key[0]]
+                self._known[key] = None if row is None else (
+                    int(row["column"]), float(np.log(max(1.0, (n - row["df"] + 0.5) / (row["df"] + 0.5)))))
+            if len(self._known) > 100_000:
+                self._known.clear()
+        return {c: idf for k in keys if (hit := self._known.get(k)) is not None for c, idf in [hit] if idf > 0}
+
+
+class MilvusLexical:
+    """BM25 as a sparse inner product in Milvus: `LexicalIndex.best_of`'s answer."""
+
+    def __init__(self, client, name: str, key: str, side: str, vocabulary: Vocabulary, where: str = ""):
+        self.client, self.name, self.key, self.side = client, name, key, side
+        self.vocabulary, self.where = vocabulary, where
+
+    def best_of(self, query_terms, depth: int, mask: np.ndarray | None = None):
+        empty = np.zeros(0, dtype=np.int64), np.zeros(0)
+        weights = self.vocabulary.lookup(self.side, query_terms)
+        if not weights or (mask is not None and not mask.any()):
+            return empty
+        expression = " and ".join(e for e in (self.where, None if mask is None else
+                                              id_expression(mask).replace("id ", f"{self.key} ")) if e)
+        try:
+            answers = self.client.search(self.name, data=[weights], anns_field="weights", limit=min(depth, 16_384),
+                                         filter=expression, output_fields=[self.key],
+                                         search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}})
+        except Exception as exc:  # noqa: BLE001
+            raise VectorStoreError(f"Milvus BM25 search in {self.name} failed: {exc}") from exc
+        found = sorted((int(h["entity"][self.key]), float(h["distance"])) for h in answers[0]
+                       if float(h["distance"]) > 0)
+        return (np.array([k for k, _ in found], dtype=np.int64), np.array([s for _, s in found], dtype=np.float64))
+
+
+class MilvusSentences:
+    """The sentence vectors: the best of each candidate passage scored by Milvus, a few
+    hits' rows fetched for highlighting."""
+
+    def __init__(self, index: MilvusIndex):
+        self.client, self.name = index.client, index.names["sentences"]
+
+    def best_per_passage(self, vector: np.ndarray, pids: np.ndarray) -> dict[int, float]:
+        if not len(pids):
+            return {}
+        answers = self.client.search(self.name, data=[np.asarray(vector, dtype=np.float32).tolist()],
+                                     anns_field="vector", limit=len(pids), group_by_field="passage_id",
+                                     filter=f"passage_id in {[int(p) for p in pids]}",
+                                     output_fields=["passage_id"], search_params={"metric_type": "IP"})
+        return {int(h["entity"]["passage_id"]): float(h["distance"]) for h in answers[0]}
+
+    def rows(self, index: slice) -> np.ndarray:
+        ids = list(range(index.start, index.stop))
+        found = {int(r["id"]): r["vector"] for r in self.client.query(self.name, ids=ids, output_fields=["vector"])}
+        return np.asarray([found[i] for i in ids], dtype=np.float32)
+
+
+class MilvusCatalog:
+    """`SegmentedStore`'s reading methods over the collections: the per-passage and
+    per-document numbers read once at open, text and citations asked for by id."""
+
+    def __init__(self, index: MilvusIndex):
+        self.client, self.names = index.client, index.names
+        passages = _scan(self.client, self.names["passages"], ["id", "doc_row", "group", "first_sentence",
+                                                               "sentences"])
+        documents = _scan(self.client, self.names["documents"],
+                          ["row", "doc_id", "source", "published", "story", "first_passage", "passages"],
+                          "piece == 0")
+        n, m = index.passage_capacity, index.document_capacity
+        self.live, self.live_documents = np.ones(n, dtype=bool), np.ones(m, dtype=bool)
+        self._doc_row = np.zeros(n, dtype=np.int64)
+        self._group = np.full(n, -1, dtype=np.int64)
+        self._runs = np.zeros((n, 2), dtype=np.int64)
+        for p in passages:
+            i = int(p["id"])
+            self._doc_row[i], self._group[i] = p["doc_row"], p["group"]
+            self._runs[i] = (p["first_sentence"], p["sentences"])
+        self._documents = [None] * m
+        self._story = np.full(m, -1, dtype=np.int64)
+        self._row_of: dict[str, int] = {}
+        for d in documents:
+            row = int(d["row"])
+            self._documents[row] = d
+            self._story[row] = d["story"]
+            self._row_of[d["doc_id"]] = row
+
+    # the numbers
+    def document_rows(self, since: int = 0) -> np.ndarray:
+        ids = np.arange(since, len(self._doc_row), dtype=np.int64)
+        return np.stack((ids, self._doc_row[since:]), axis=1)
+
+    def published(self, since: int = 0):
+        return ((i, self._documents[self._doc_row[i]]["published"] or None) for i in range(since, len(self._doc_row)))
+
+    def sentence_runs(self, since: int = 0):
+        return ((i, int(f), int(c)) for i, (f, c) in enumerate(self._runs[since:].tolist(), since) if c)
+
+    def sources(self):
+        return ((row, d["source"]) for row, d in enumerate(self._documents) if d is not None)
+
+    def doc_ids(self):
+        return ((i, self._documents[row]["doc_id"]) for i, row in enumerate(self._doc_row.tolist()))
+
+    def groups(self, group_of=None, since_part: int = 0) -> np.ndarray:
+        return self._group.copy()
+
+    def stories(self, story_of=None, since_part: int = 0) -> np.ndarray:
+        return self._story.copy()
+
+    def shared_parts(self, other) -> int:
+        return 0
+
+    def passages_of(self, doc_ids) -> list[int]:
+        out = []
+        for doc_id in sorted(set(doc_ids)):
+            row = self._row_of.get(doc_id)
+            if row is not None:
+                d = self._documents[row]
+                out += range(int(d["first_passage"]), int(d["first_passage"]) + int(d["passages"]))
+        return out
+
+    # the rows, asked for
+    def _passages(self, ids, fields) -> list[dict]:
+        ids = sorted({int(i) for i in ids})
+        out = []
+        for start in range(0, len(ids), BATCH):
+            out += self.client.query(self.names["passages"], ids=ids[start:start + BATCH], output_fields=fields)
+        return out
+
+    def _document_rows(self, rows, fields) -> dict[int, dict]:
+        ids = sorted({int(r) * PIECES for r in rows})
+        found = {}
+        for start in range(0, len(ids), BATCH):
+            for d in self.client.query(self.names["documents"], ids=ids[start:start + BATCH], output_fields=fields):
+                found[int(d["row"])] = d
+        return found
+
+    def passage_rows(self, ids) -> list[dict]:
+        rows = self._passages(ids, ["id", "doc_row", "paragraph", "start", "end", "text"])
+        documents = self._document_rows({r["doc_row"] for r in rows},
+                                        ["row", "doc_id", "title", "source", "published", "author"])
+        return [{"id": int(r["id"]), "doc_id": d["doc_id"], "paragraph": r["paragraph"], "start": r["start"],
+                 "end": r["end"], "text": r["text"], "title": d["title"] or None, "source": d["source"],
+                 "published": d["published"] or None, "author": d["author"] or None}
+                for r in rows for d in [documents[int(r["doc_row"])]]]
+
+    def sentences_of(self, ids) -> list[dict]:
+        wanted = [i for pid in sorted({int(i) for i in ids}) for i in range(*self._run_span(pid))]
+        rows = []
+        for start in range(0, len(wanted), BATCH):
+            rows += self.client.query(self.names["sentences"], ids=wanted[start:start + BATCH],
+                                      output_fields=["id", "passage_id", "start", "end"])
+        return sorted(({k: int(r[k]) for k in ("passage_id", "id", "start", "end")} for r in rows),
+                      key=lambda r: r["id"])
+
+    def _run_span(self, pid: int) -> tuple[int, int]:
+        first, count = self._runs[pid].tolist()
+        return first, first + count
+
+    def _of_document(self, doc_id: str) -> range:
+        row = self._row_of.get(doc_id)
+        if row is None:
+            return range(0)
+        d = self._documents[row]
+        return range(int(d["first_passage"]), int(d["first_passage"]) + int(d["passages"]))
+
+    def passage_spans(self, doc_id: str) -> list[tuple[int, int]]:
+        return [(int(r["start"]), int(r["end"])) for r in sorted(
+            self._passages(self._of_document(doc_id), ["id", "start", "end"]), key=lambda r: r["id"])]
+
+    def sentence_spans(self, doc_id: str, start: int, end: int) -> list[tuple[int, int]]:
+        inside = [int(r["id"]) for r in self._passages(self._of_document(doc_id), ["id", "start", "end"])
+                  if r["start"] >= start and r["end"] <= end]
+        return [(s["start"], s["end"]) for s in self.sentences_of(inside)]
+
+    def _text(self, row: int) -> str:
+        pieces = self.client.query(self.names["documents"], filter=f"row == {int(row)}",
+                                   output_fields=["piece", "text"])
+        return "".join(p["text"] for p in sorted(pieces, key=lambda p: p["piece"]))
+
+    def text_span(self, doc_id: str, start: int, end: int) -> str:
+        return self._text(self._row_of[doc_id])[start:end]
+
+    def document(self, doc_id: str) -> dict | None:
+        row = self._row_of.get(doc_id)
+        if row is None:
+            return None
+        d = self._document_rows([row], ["doc_id", "row", "title", "source", "url", "published", "author",
+                                        "passages"])[row]
+        return {"doc_id": d["doc_id"], "title": d["title"] or None, "source": d["source"], "url": d["url"] or None,
+                "published": d["published"] or None, "author": d["author"] or None, "text": self._text(row),
+                "passages": int(d["passages"])}
+
+    def documents_by_row(self, rows) -> list[dict]:
+        rows = sorted(int(r) for r in rows)
+        documents = self._document_rows(rows, ["row", "doc_id", "title", "source", "published", "first_passage"])
+        leads = {int(p["id"]): p for p in self._passages([d["first_passage"] for d in documents.values()],
+                                                          ["id", "paragraph", "start", "end", "text"])}
+        out = []
+        for r in rows:
+            d = documents.get(r)
+            if d is None:
+                continue
+            lead = leads[int(d["first_passage"])]
+            out.append({"row": r, "doc_id": d["doc_id"], "title": d["title"] or None, "source": d["source"],
+                        "published": d["published"] or None, "lead": lead["text"], "lead_paragraph": lead["paragraph"],
+                        "lead_start": lead["start"], "lead_end": lead["end"]})
+        return out
+
+    def close(self) -> None:
+        pass
+
