@@ -96,3 +96,10 @@ class WriterUnavailable(SearchError):
 
     code = "writer_unavailable"
     status = 503
+
+
+class NotSupported(SearchError):
+    """What this index cannot do (writes and alerts on an index held in Milvus)."""
+
+    code = "not_supported"
+    status = 501

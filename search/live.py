@@ -45,6 +45,11 @@ class LiveSearcher:
         self.reloads = 0
         self.on_swap: Callable[[Searcher], None] = lambda searcher: None
 
+    @property
+    def remote(self) -> bool:
+        """Whether the index is held in Milvus (no directory: writes go through `indexer build --store`)."""
+        return isinstance(self.root, str)
+
     def get(self) -> Searcher:
         """The searcher to answer one request with."""
         now = time.monotonic()
@@ -85,7 +90,7 @@ class LiveSearcher:
 
     def _current(self) -> str | None:
         """The name of the generation current now (of an index in Milvus: its alias's)."""
-        if isinstance(self.root, str):
+        if self.remote:
             return milvus_index.current_token(self.root)
         return generations.current_name(self.root)
 

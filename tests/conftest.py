@@ -57,3 +57,38 @@ def index_copy(seed_index, tmp_path) -> Path:
     target = tmp_path / "index"
     shutil.copytree(seed_index, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def milvus(tmp_path_factory):
+    """(host, port) of a real Milvus server (`milvus-lite server` on loopback), started
+    once for the tests that need one and stopped after them."""
+    import subprocess
+    import sys
+    import time
+
+    pymilvus = pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install '.[milvus]')")
+    pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (pip install '.[milvus]')")
+    from helpers import free_port
+
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus")
+    server = subprocess.Popen([str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"milvus-lite server exited: {server.stderr.read().decode()[-2000:]}")
+            try:
+                pymilvus.MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=2).list_collections()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield "127.0.0.1", port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -28,32 +28,6 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def milvus(tmp_path_factory):
-    """(host, port) of a Milvus server started for this module and stopped after it."""
-    port = free_port()
-    data = tmp_path_factory.mktemp("milvus")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "milvus-lite"), "server", "--data-dir", str(data),
-                               "--host", "127.0.0.1", "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"milvus-lite server exited: {server.stderr.read().decode()[-2000:]}")
-            try:
-                pymilvus.MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=2).list_collections()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield "127.0.0.1", port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
 def milvus_index(milvus, tmp_path_factory, embedder) -> Path:
     from indexer import BuildOptions, build
 

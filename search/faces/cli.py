@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=5, help="how many passages (1-100, default 5)")
     parser.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                         help="index directory (default: $SEARCH_INDEX or ./index)")
+    parser.add_argument("--store", default=settings.value("SEARCH_STORE"), metavar="milvus://HOST:PORT/NAME",
+                        help="ask an index held in Milvus instead of a directory (default: $SEARCH_STORE)")
     parser.add_argument("--model", default=settings.value("SEARCH_MODEL"),
                         help="model the index was built with (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--mode", choices=MODES,
@@ -90,7 +92,7 @@ def _interactive(args) -> int:
     searcher = None
     if not args.url:
         try:
-            searcher = Searcher.open(args.index, model=args.model)
+            searcher = Searcher.open(args.store or args.index, model=args.model)
         except SearchError as e:
             print(f"ask: error: {e}", file=sys.stderr)
             return 2
@@ -136,7 +138,7 @@ def _local(args, searcher=None) -> dict:
     try:
         validate_query(args.question, args.k, args.mode or "hybrid")  # before paying for loading the model
         filters = Filters.of(args.doc_id, args.source, args.published_from, args.published_to)
-        searcher = searcher or Searcher.open(args.index, model=args.model)
+        searcher = searcher or Searcher.open(args.store or args.index, model=args.model)
         if args.stories:
             return {"query": args.question, "stories": searcher.stories(args.question, args.k, args.mode, filters,
                                                                         args.as_of, _dates(args))}

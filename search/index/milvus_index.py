@@ -1,26 +1,27 @@
 """An index held entirely in Milvus: service replicas that need no index directory.
 
 `indexer build SRC... --store milvus://host:port/NAME` builds as usual and then writes the
-generation into four collections of one token T, and points the alias NAME at the last:
+generation into collections of one generation name G (g000001, g000002, ...: numbered as
+an index directory's generations are), and points the alias NAME at the last:
 
-    NAME_T_passages   id, doc_row, paragraph, start, end, text, the vector, the BM25 term
+    NAME_G_passages   id, doc_row, paragraph, start, end, text, the vector, the BM25 term
                       weights (a sparse vector), the duplicate group, where the passage's
                       sentences start and how many it has
-    NAME_T_documents  one row per piece of a document (`row * PIECES + piece`): doc_id,
+    NAME_G_documents  one row per piece of a document (`row * PIECES + piece`): doc_id,
                       title, source, url, published, author, story, its passages, the text
                       of the piece (a VARCHAR holds 64 kB; almost every article is one
                       piece); the first piece holds the whole document's BM25 term weights
-    NAME_T_terms      each term of either BM25 index ("p:" or "d:" and the term): its
+    NAME_G_terms      each term of either BM25 index ("p:" or "d:" and the term): its
                       column and how many rows hold it
-    NAME_T_sentences  id, passage_id, start, end, the vector
-    NAME_T_manifest   one row: the generation's manifest
+    NAME_G_sentences  id, passage_id, start, end, the vector
+    NAME_G_manifest   one row: the generation's manifest
 
 Publishing is `alter_alias` on NAME: one atomic switch every replica sees on its next open.
 
 The lexical side is the embedded default's BM25 exactly (search/index/lexical.py: its
 analysis, Robertson's IDF, k1 1.2, b 0.75), as a sparse inner product Milvus computes: a
 row's weight for a term is its length-normalised term frequency, a query's weight is the
-term's IDF from the document frequencies in NAME_T_terms, so the IDF is the corpus's at
+term's IDF from the document frequencies in NAME_G_terms, so the IDF is the corpus's at
 query time. Milvus's own BM25 function was tried first and not kept: its IDF is Lucene's
 (never below zero, where Robertson's is clipped to zero for a term in over half the rows)
 and its statistics are its own, so on the seeds' five articles it ranked a question's
@@ -37,7 +38,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,13 @@ TERM_BYTES = 512  # a longer term is keyed by its digest
 
 def is_milvus(spec) -> bool:
     return isinstance(spec, str) and spec.strip().startswith("milvus://")
+
+
+def _generations(client, address: MilvusAddress) -> list[str]:
+    """The generations with a manifest collection on the server, oldest first."""
+    found = (re.fullmatch(rf"{re.escape(address.collection)}_(g[0-9]{{6,}})_manifest", name)
+             for name in client.list_collections())
+    return sorted((m.group(1) for m in found if m), key=lambda g: int(g[1:]))
 
 
 def collections(address: MilvusAddress, token: str) -> dict[str, str]:
@@ -130,7 +137,7 @@ def _index_params(client, part: str):
 
 
 def term_key(side: str, term: str) -> str:
-    """A term's primary key in NAME_T_terms: its side ("p" passages, "d" documents) and
+    """A term's primary key in NAME_G_terms: its side ("p" passages, "d" documents) and
     the term (a very long one by its digest)."""
     if len(term.encode("utf-8")) > TERM_BYTES:
         import hashlib
@@ -169,7 +176,9 @@ def write(generation: Path, spec: str, manifest: dict) -> dict:
 
     address = parse(spec)
     client = _client(address)
-    token = uuid.uuid4().hex[:12]
+    existing = _generations(client, address)
+    # the next number; a builder racing this one fails creating the same collection
+    token = f"g{int(existing[-1][1:]) + 1 if existing else 1:06d}"
     names = collections(address, token)
     dimension = int(manifest["model"]["dimension"])
     schemas = _schemas(client, dimension)
@@ -184,6 +193,8 @@ def write(generation: Path, spec: str, manifest: dict) -> dict:
                   "token": token, "collections": names}
         published = {key: value for key, value in manifest.items() if key not in ("checksums", "files")}
         published["store"] = record
+        published["vector_index"] = {"backend": BACKEND, "type": "Milvus FLAT (inner product)",
+                                     "collection": names["passages"]}
         text = json.dumps(published, ensure_ascii=False)
         if len(text.encode("utf-8")) > VARCHAR:
             raise ValueError("the manifest is too large for its Milvus collection")
@@ -284,17 +295,8 @@ def _point_alias(client, alias: str, collection: str) -> None:
 def _collect(client, address: MilvusAddress, keep: str, generations: int = 2) -> None:
     """Drop the collections of generations older than the newest `generations` (a replica
     still answering from the one before the publish keeps it until its next open)."""
-    prefix = f"{address.collection}_"
-    tokens = {}
-    for name in client.list_collections():
-        match = re.fullmatch(rf"{re.escape(prefix)}([0-9a-f]{{12}})_manifest", name)
-        if match:
-            rows = client.query(name, filter="id == 0", output_fields=["manifest"])
-            built = json.loads(rows[0]["manifest"]).get("built_at", "") if rows else ""
-            tokens[match.group(1)] = built
-    newest = sorted(tokens, key=lambda t: (t == keep, tokens[t]), reverse=True)[:generations]
-    for token in tokens:
-        if token not in newest:
+    for token in _generations(client, address)[:-generations]:
+        if token != keep:
             for name in collections(address, token).values():
                 if client.has_collection(name):
                     client.drop_collection(name)
@@ -302,6 +304,14 @@ def _collect(client, address: MilvusAddress, keep: str, generations: int = 2) ->
 
 # ---------------------------------------------------------------------------------------
 # Reading
+
+
+def _aliased(client, alias: str) -> str | None:
+    """The collection `alias` names, None when there is no such alias (asked without an
+    error: pymilvus logs a failed call with its traceback)."""
+    if alias not in client.list_aliases().get("aliases", []):
+        return None
+    return client.describe_alias(alias=alias)["collection_name"]
 
 
 def read_manifest(spec: str) -> dict:
@@ -313,13 +323,12 @@ def read_manifest(spec: str) -> dict:
     address = parse(spec)
     client = _client(address)
     try:
-        described = client.describe_alias(alias=address.collection)
-    except Exception as exc:  # noqa: BLE001
-        if not _reachable(client):
-            raise VectorStoreError(f"cannot reach Milvus at {address.uri}") from exc
+        name = _aliased(client, address.collection)
+    except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for one failure
+        raise VectorStoreError(f"cannot reach Milvus at {address.uri}: {exc}") from exc
+    if name is None:
         raise IndexNotFound(f"no index named {address.collection!r} in Milvus at {address.uri}: "
-                            f"run `python -m indexer build SRC --store {spec}` first") from exc
-    name = described["collection_name"]
+                            f"run `python -m indexer build SRC --store {spec}` first")
     client.load_collection(name)
     rows = client.query(name, filter="id == 0", output_fields=["manifest"])
     if not rows:
@@ -328,24 +337,15 @@ def read_manifest(spec: str) -> dict:
 
 
 def current_token(spec: str) -> str | None:
-    """The token of the generation the alias points at now (None: no alias yet)."""
+    """The generation the alias points at now (None: no alias yet, or the server is away:
+    nothing newer to serve)."""
     address = parse(spec)
     try:
-        name = _client(address).describe_alias(alias=address.collection)["collection_name"]
-    except VectorStoreError:
-        raise
-    except Exception:  # noqa: BLE001 - no alias, or the server is away: nothing newer to serve
-        return None
-    match = re.fullmatch(rf"{re.escape(address.collection)}_([0-9a-f]{{12}})_manifest", name)
-    return match.group(1) if match else None
-
-
-def _reachable(client) -> bool:
-    try:
-        client.list_collections()
-        return True
+        name = _aliased(_client(address), address.collection)
     except Exception:  # noqa: BLE001
-        return False
+        return None
+    match = name and re.fullmatch(rf"{re.escape(address.collection)}_(g[0-9]{{6,}})_manifest", name)
+    return match.group(1) if match else None
 
 
 def _scan(client, name: str, fields: list[str], expression: str = "") -> list[dict]:

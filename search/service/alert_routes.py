@@ -13,12 +13,17 @@ from search.alerts import AlertStore, since_time
 from search.errors import BadRequest
 from search.live import LiveSearcher
 from search.service.contract import AlertWrite
+from search.service.documents import refuse
 from search.service.requests import authorize, from_body, json_response, reject_unknown
 
 ALERT_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def register(app: Flask, live: LiveSearcher) -> None:
+    if live.remote:  # alerts are kept beside an index directory, and matched by its writer
+        refuse(app, "alerts", [("POST", "/alerts"), ("GET", "/alerts/<alert_id>"), ("DELETE", "/alerts/<alert_id>"),
+                               ("GET", "/alerts/<alert_id>/matches")])
+        return
     store = AlertStore(live.root)
 
     @app.post("/alerts")

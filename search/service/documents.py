@@ -15,7 +15,7 @@ import logging
 from flask import Flask, request
 
 from search.alerts import Matcher
-from search.errors import BadRequest
+from search.errors import BadRequest, NotSupported
 from search.live import LiveSearcher
 from search.query import checked
 from search.service.contract import MAX_DOC_ID_CHARS, DocumentWrite, FeedLine
@@ -47,6 +47,10 @@ class ServiceWriter:
 
 
 def register(app: Flask, live: LiveSearcher) -> None:
+    if live.remote:
+        refuse(app, "writes", [("PUT", "/documents/<doc_id:doc_id>"), ("POST", "/documents"),
+                               ("DELETE", "/documents/<doc_id:doc_id>")])
+        return
     if app.config.get("API_KEY"):
         _load_writer()
     writer = ServiceWriter(live)
@@ -76,6 +80,16 @@ def register(app: Flask, live: LiveSearcher) -> None:
         live.get().document(doc_id)  # 404 before queueing the write
         _, searcher = writer.write(remove=[doc_id])
         return json_response({"doc_id": doc_id, "status": "removed", "generation": searcher.generation})
+
+
+def refuse(app: Flask, what: str, rules: list[tuple[str, str]]) -> None:
+    """Routes an index held in Milvus does not serve yet: 501 with a JSON body saying so."""
+    def refused(**_):
+        raise NotSupported(f"{what} are not supported by a service answering from an index held in Milvus "
+                           f"({app.config['STORE']}); rebuild it with `python -m indexer build SRC --store ...`")
+
+    for method, rule in rules:
+        app.add_url_rule(rule, f"refused {method} {rule}", refused, methods=[method])
 
 
 def _load_writer() -> None:

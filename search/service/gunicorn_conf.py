@@ -48,7 +48,7 @@ def on_starting(server):
 def when_ready(server):
     # With writes on, the index gets one writer process (search/service/writer_process.py):
     # the workers send it their writes, and `indexer add` finds it through the index.
-    if settings.value("SEARCH_API_KEY"):
+    if settings.value("SEARCH_API_KEY") and not settings.value("SEARCH_STORE"):
         import subprocess
         import sys
 

@@ -1,0 +1,139 @@
+"""An index held entirely in Milvus (`indexer build --store milvus://...`): a real
+`milvus-lite server` on loopback, a searcher and a service with no index directory, which
+answer as the embedded default does over the same build."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, SEEDS
+
+pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install '.[milvus]')")
+
+QUESTIONS = [q["question"] for q in json.loads((ROOT / "tests" / "data" / "seed_questions.json").read_text())][:24]
+
+
+@pytest.fixture(scope="module")
+def spec(milvus, embedder) -> str:
+    from indexer import build_in_milvus
+
+    spec = f"milvus://{milvus[0]}:{milvus[1]}/archive"
+    build_in_milvus([SEEDS], spec)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def remote(spec):
+    from search import Searcher
+
+    return Searcher.open(spec)
+
+
+def _seen(hits):
+    return [(h.text, h.citations, h.highlight, h.story) for h in hits]
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_every_mode_answers_as_the_embedded_index(remote, searcher, mode):
+    for question in QUESTIONS:
+        ours, theirs = remote.search(question, 5, mode), searcher.search(question, 5, mode)
+        assert _seen(ours) == _seen(theirs), question
+        assert np.allclose([h.score for h in ours], [h.score for h in theirs], atol=1e-4)
+
+
+def test_bm25_is_the_embedded_default_s_to_float_precision(remote, searcher):
+    from search.index.lexical import search_terms
+
+    for question in QUESTIONS[:8] + ["Lukashenko", "710,000 casualties"]:
+        words = search_terms(question)
+        for side in ("_passage_lexical", "_document_lexical"):
+            (ours, our_scores), (theirs, their_scores) = (getattr(s, side).best_of(words, 1000)
+                                                          for s in (remote, searcher))
+            assert ours.tolist() == theirs.tolist(), (question, side)
+            np.testing.assert_allclose(our_scores, their_scores, rtol=1e-5)
+
+
+def test_filters_context_documents_and_stories(remote, searcher):
+    from search import Filters
+
+    doc = searcher.search("Lukashenko", k=1)[0].citations[0].doc_id
+    source = searcher.document(doc)["source"]
+    for filters in (Filters.of(doc_id=[doc]), Filters.of(source=[source])):
+        ours = remote.search("North Korean troops", k=5, filters=filters)
+        assert ours and {c.doc_id for h in ours for c in h.citations} == {doc}
+        assert _seen(ours) == _seen(searcher.search("North Korean troops", k=5, filters=filters))
+    for neighbours in (0, 1):
+        ours, theirs = (s.context("What gift did Putin give Kim Jong-un?", k=3, neighbours=neighbours)
+                        for s in (remote, searcher))
+        assert ours == theirs
+    assert remote.document(doc) == searcher.document(doc)
+    assert remote.stories("North Korean troops in Kursk") == searcher.stories("North Korean troops in Kursk")
+    assert remote.facets("North Korean troops", ["source"]) == searcher.facets("North Korean troops", ["source"])
+    assert _seen(remote.search("North Korean troops", 5, group="article")) == \
+        _seen(searcher.search("North Korean troops", 5, group="article"))
+
+
+def test_a_service_with_no_index_directory(spec, searcher, tmp_path, monkeypatch):
+    from search.service.app import create_app
+
+    monkeypatch.chdir(tmp_path)  # nothing may be written beside it
+    client = create_app({"STORE": spec, "INDEX": str(tmp_path / "none"), "API_KEY": "secret"}).test_client()
+    answer = client.get("/search", query_string={"q": "What gift did Putin give Kim Jong-un?", "k": 3})
+    assert answer.status_code == 200
+    expected = searcher.search("What gift did Putin give Kim Jong-un?", 3)
+    assert [r["citations"][0]["doc_id"] for r in answer.json["results"]] == [h.citations[0].doc_id for h in expected]
+    health = client.get("/health").json
+    assert health["index"] == spec and health["generation"].startswith("g")
+    doc = expected[0].citations[0].doc_id
+    assert client.get(f"/documents/{doc}").json["text"] == searcher.document(doc)["text"]
+    assert client.get("/documents/nope").status_code == 404
+    refused = client.put(f"/documents/{doc}", json={"text": "x"}, headers={"Authorization": "Bearer secret"})
+    assert refused.status_code == 501 and refused.json["error"]["code"] == "not_supported"
+    assert client.post("/alerts", json={"query": "x"}, headers={"Authorization": "Bearer secret"}).status_code == 501
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_publish_is_one_alias_switch_that_replicas_follow(milvus, embedder, tmp_path):
+    import pymilvus
+
+    from indexer import build_in_milvus
+    from search import Searcher
+    from search.live import LiveSearcher
+
+    spec = f"milvus://{milvus[0]}:{milvus[1]}/rolling"
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "a.txt").write_text("Lukashenko spoke to the BBC at the summit in Kazan.\n", encoding="utf-8")
+    first = build_in_milvus([one], spec)
+    live = LiveSearcher(spec, lambda: Searcher.open(spec), check_s=0)
+    assert live.get().generation == first.generation == "g000001"
+    second = build_in_milvus([SEEDS], spec)
+    assert second.generation == "g000002"
+    live.get()  # notices the switch and reloads in the background
+    live._loading.acquire()
+    live._loading.release()
+    assert live.get().generation == "g000002" and live.get().search("Lukashenko", 1)[0].citations[0].doc_id[:3] == "004"
+    build_in_milvus([one], spec)
+    client = pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
+    kept = {name.split("_")[1] for name in client.list_collections() if name.startswith("rolling_")}
+    assert kept == {"g000002", "g000003"}  # the one before the last publish stays for replicas still on it
+
+
+def test_clear_errors(milvus):
+    from search import Searcher
+    from search.errors import IndexNotFound, VectorStoreError
+
+    with pytest.raises(IndexNotFound, match="no index named 'missing'.*indexer build"):
+        Searcher.open(f"milvus://{milvus[0]}:{milvus[1]}/missing")
+    from helpers import free_port
+
+    with pytest.raises(VectorStoreError, match="cannot reach Milvus"):
+        Searcher.open(f"milvus://127.0.0.1:{free_port()}/archive")
+    run = subprocess.run([sys.executable, "-m", "indexer", "build", str(SEEDS), "--store", "faiss"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and "--store must be milvus://host:port/name" in run.stderr
