@@ -400,7 +400,7 @@ class Searcher:
         return allowed
 
     def _filtered(self, query: str, vector: np.ndarray, ranked: Ranking, allowed: np.ndarray, depth: int,
-                  mode: str) -> Ranking:
+                  mode: str, filters: Filters = Filters()) -> Ranking:
         """The unfiltered ranking's allowed passages in its order; when the filters leave
         fewer than `depth` there and more exist, a search among the allowed passages only
         adds the rest after them (their scores capped so the list stays in order)."""
@@ -411,13 +411,20 @@ class Searcher:
         if len(ids) >= wanted:
             return ids, scores
         lexical = None
+        # an index in Milvus is asked with the filters as its own expressions
+        where = milvus_index.where(filters, self._store.row_of) if self._layout is None else None
         if mode != "dense":
-            document_mask = np.zeros(self._document_lexical_size, dtype=bool)
-            document_mask[self._document_row[allowed]] = True
             words = search_terms(query)
-            lexical = [(self._passage_lexical.best_of(words, depth, allowed),
-                        self._document_lexical.best_of(words, depth, document_mask))]
-        more_ids, more_scores = self._rank([query], vector[None, :], depth, mode, lexical, allowed=allowed)[0]
+            if where is not None:
+                lexical = [(self._passage_lexical.best_of(words, depth, where=where["passages"]),
+                            self._document_lexical.best_of(words, depth, where=where["documents"]))]
+            else:
+                document_mask = np.zeros(self._document_lexical_size, dtype=bool)
+                document_mask[self._document_row[allowed]] = True
+                lexical = [(self._passage_lexical.best_of(words, depth, allowed),
+                            self._document_lexical.best_of(words, depth, document_mask))]
+        more_ids, more_scores = self._rank([query], vector[None, :], depth, mode, lexical, allowed=allowed,
+                                           where=where and where["passages"])[0]
         new = ~np.isin(more_ids, ids)
         more_ids, more_scores = more_ids[new], more_scores[new]
         if len(scores):
@@ -445,13 +452,16 @@ class Searcher:
         return out
 
     def _rank(self, queries, vectors, depth: int, mode: str, lexical=None,
-              weights: Weights | None = None, allowed: np.ndarray | None = None) -> list[Ranking]:
+              weights: Weights | None = None, allowed: np.ndarray | None = None,
+              where: str | None = None) -> list[Ranking]:
         weights = weights or self.weights
         depth = min(depth, self._count)
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         dense: list[Ranking] = [empty] * len(queries)
         if mode != "lexical":
-            all_scores, all_ids = self._vectors.search(np.asarray(vectors, dtype=np.float32), depth, allowed)
+            vectors = np.asarray(vectors, dtype=np.float32)
+            all_scores, all_ids = (self._vectors.search(vectors, depth, where=where) if where else
+                                   self._vectors.search(vectors, depth, allowed))
             dense = [(ids[ids >= 0], scores[ids >= 0].astype(np.float64)) for scores, ids in zip(all_scores, all_ids)]
             if self._sentence_range is not None and weights.sentence > 0:
                 dense = [(ranked[0], blended(ranked, self._best_sentences(vector, ranked[0][:self.SENTENCE_DEPTH]),
@@ -477,7 +487,7 @@ class Searcher:
         if vector is None:  # the evaluation's lexical mode: the filtered search still takes a vector
             vector = self._query_vectors([query])[0]
         allowed = self._allowed(filters)
-        return self._filtered(query, vector, ranked, allowed, depth, mode), allowed
+        return self._filtered(query, vector, ranked, allowed, depth, mode, filters), allowed
 
     def _in_time(self, query: str, ranked: Ranking, as_of: str | None, weights: Weights | None = None) -> Ranking:
         weights = weights or self.weights

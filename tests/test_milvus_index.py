@@ -137,3 +137,38 @@ def test_clear_errors(milvus):
     run = subprocess.run([sys.executable, "-m", "indexer", "build", str(SEEDS), "--store", "faiss"],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2 and "--store must be milvus://host:port/name" in run.stderr
+
+
+def test_filters_are_milvus_expressions_on_the_rows_own_fields(milvus, embedder, tmp_path, monkeypatch):
+    from helpers import write_jsonl
+
+    from indexer import build, build_in_milvus
+    from search import Filters, Searcher
+    from search.index import milvus_index
+
+    feed = write_jsonl(tmp_path / "feed.jsonl", *[
+        {"id": f"d{i}", "title": f"Kursk report {i}", "url": f"https://{src}/{i}", "published": date,
+         "text": f"Report {i}: North Korean troops were seen near Kursk. {extra}"}
+        for i, (src, date, extra) in enumerate([
+            ("a.example", "2022-03-01", "Shelling continued."), ("b.example", "2024-10-28", "Drones flew."),
+            ("a.example", "2024-11-02", "Kim visited Moscow."), ("c.example", None, "No date was given.")])])
+    local = tmp_path / "local"
+    build([feed], local)
+    spec = f"milvus://{milvus[0]}:{milvus[1]}/dated"
+    build_in_milvus([feed], spec)
+    remote, embedded = Searcher.open(spec), Searcher.open(local)
+    # a filtered search asks Milvus with the filters' own expression, never a list of passage ids
+    monkeypatch.setattr(milvus_index, "id_expression", lambda mask: pytest.fail("an id expression was sent"))
+    monkeypatch.setattr("search.index.vector_store.id_expression", lambda mask: pytest.fail("ids were sent"))
+    for filters in (Filters.of(source=["https://a.example/0", "https://a.example/2"]),
+                    Filters.of(published_from="2024-01-01"), Filters.of(published_to="2023-12-31"),
+                    Filters.of(doc_id=["d1", "d3"]),
+                    Filters.of(source=["https://a.example/2", "https://c.example/3"], published_from="2024-11-01")):
+        for mode in ("hybrid", "dense", "lexical"):
+            ours = remote.search("North Korean troops near Kursk", 4, mode, filters=filters)
+            assert _seen(ours) == _seen(embedded.search("North Korean troops near Kursk", 4, mode, filters=filters))
+            assert ours or mode == "lexical"  # (four near-identical rows: every term has an IDF of 0)
+    interpreted = remote.search("troops near Kursk since October", 4, as_of="2024-12-01")
+    assert [h.citations[0].doc_id for h in interpreted] == \
+        [h.citations[0].doc_id for h in embedded.search("troops near Kursk since October", 4, as_of="2024-12-01")]
+    assert {h.citations[0].doc_id for h in interpreted} == {"d1", "d2", "d3"}  # undated kept, 2022 not

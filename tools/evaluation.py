@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="how the model runs (default: $SEARCH_EMBED_BACKEND or the project default)")
     parser.add_argument("--vector-store", default="faiss",
                         help="faiss (default) or milvus://host:port/collection: where the corpus vectors live")
+    parser.add_argument("--store", metavar="milvus://HOST:PORT/NAME",
+                        help="search the same build held in Milvus (indexer build --store): the cached index "
+                             "is written there under NAME first")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"where built indexes are kept (default {CACHE})")
     args = parser.parse_args(argv)
     grid = _grid(parser, args)
@@ -180,20 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     # setup, to check the pipeline against the published figure) has none, and embeds
     # title and text together, as there
     index, embedder = _index(args, articles, args.no_chunking, title_context=args.title_context or args.no_chunking)
-    searcher = Searcher.open(index, verify=False, backend=embedder.backend)
+    searcher = Searcher.open(_in_store(args, index), verify=False, backend=embedder.backend)
     if args.mmr:
         return _result_lists(args, searcher, queries, qrels, None if args.no_time else dates)
     runs = []
     for weights in _progress(grid, "settings"):
         started = time.perf_counter()
-        scores = per_query(run_queries(searcher, queries, args.mode, weights, None if args.no_time else dates),
-                           qrels)
+        run = run_queries(searcher, queries, args.mode, weights, None if args.no_time else dates)
+        scores = per_query(run, qrels)
         runs.append(({"weights": asdict(weights)}, scores))
+        against = _against_embedded(args, index, embedder, queries, qrels, run, weights, dates) if args.store else {}
         result = {"mode": args.mode, "split": args.split, "chunking": not args.no_chunking,
                   **({"title_context": True} if args.title_context else {}),
                   **({"as_of": "question_date"} if dates and not args.no_time else {}),
                   **({"weights": asdict(weights)} if args.mode != "dense" or len(grid) > 1 else {}),
-                  **mean_metrics(scores, qrels), "queries": len(queries),
+                  **mean_metrics(scores, qrels), **against, "queries": len(queries),
                   "seconds": round(time.perf_counter() - started, 2)}
         _print(result, args.json)
     if args.folds:
@@ -241,6 +245,42 @@ def _grid(parser, args) -> list[Weights]:
     return [Weights(**dict(zip(names, combo))) for combo in itertools.product(*values.values())] or [Weights()]
 
 
+def _against_embedded(args, index: Path, embedder, queries, qrels, run: dict, weights, dates) -> dict:
+    """The same questions asked of the embedded index the store was written from: its
+    nDCG@10, and for how many questions the ten best documents are the same, in order."""
+    from search import Searcher
+
+    local = Searcher.open(index, verify=False, backend=embedder.backend)
+    theirs = run_queries(local, queries, args.mode, weights, None if args.no_time else dates)
+
+    def top10(ranked: dict) -> list[str]:
+        return [doc for doc, _ in sorted(ranked.items(), key=lambda kv: -kv[1])[:10]]
+
+    return {"embedded_ndcg@10": mean_metrics(per_query(theirs, qrels), qrels)["ndcg@10"],
+            "identical_top10": sum(top10(run[q]) == top10(theirs[q]) for q in queries)}
+
+
+def _in_store(args, index: Path) -> Path | str:
+    """`index`, or with --store the same generation written into Milvus, named by its URI."""
+    if not args.store:
+        return index
+    from search.errors import SearchError
+    from search.index import generations, milvus_index, store
+
+    generation = generations.current(index)
+    manifest = store.read_manifest(generation)
+    try:
+        held = milvus_index.read_manifest(args.store)
+    except SearchError:
+        held = {}
+    if (held.get("built_at"), held.get("inputs")) == (manifest.get("built_at"), manifest.get("inputs")):
+        print(f"{args.store} holds {generation} already", file=sys.stderr)
+    else:
+        print(f"writing {generation} into {args.store}", file=sys.stderr)
+        milvus_index.write(generation, args.store, manifest, progress=sys.stderr.isatty())
+    return args.store
+
+
 def _index(args, articles: Path, no_chunking: bool, title_context: bool, home: Path | None = None):
     """The cached index of `articles` (under `home`, default beside them) for these build
     options and backend (built when needed)."""
@@ -269,7 +309,7 @@ def _seed_questions(args, grid: list[Weights]) -> int:
 
     questions = json.loads(args.dataset.read_text(encoding="utf-8"))
     index, embedder = _index(args, SEEDS, no_chunking=False, title_context=args.title_context, home=args.cache / "seeds")
-    searcher = Searcher.open(index, verify=False, backend=embedder.backend)
+    searcher = Searcher.open(_in_store(args, index), verify=False, backend=embedder.backend)
     settings = [(weights, None) for weights in grid] + [(grid[0], weight) for weight in args.mmr or []]
     for weights, mmr in _progress(settings, "settings"):
         searcher.weights = weights

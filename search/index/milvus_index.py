@@ -52,7 +52,49 @@ PIECES = 1024  # pieces a document may have: its rows are row * PIECES + piece
 PIECE_CHARS = 16_000  # at most 4 bytes a character: a piece's text and terms fit a VARCHAR
 VARCHAR = 65_535
 BATCH = 500  # rows an insert or query asks for
+SCAN = 10_000  # rows a replica reads a request when it opens (Milvus answers at most 16,384)
 TERM_BYTES = 512  # a longer term is keyed by its digest
+# Milvus refuses an empty sparse vector: a row without terms (or a document's later piece)
+# weighs this column, which no term has and no query asks for
+NO_TERMS = {2**32 - 2: 1.0}
+
+
+UNDATED = -(2**40)  # the day number of a document without a date
+
+
+def day_number(published: str | None) -> int:
+    """`published` as the day number the date filters compare (search/retrieval/recency.py)."""
+    from search.retrieval import recency
+
+    number = recency.day(published)
+    return UNDATED if number != number else int(number)
+
+
+def where(filters, row_of: dict[str, int]) -> dict[str, str]:
+    """`Filters` as Milvus expressions over the passages' and the documents' own fields
+    (a document's row, its source, its day): what the embedded index does with its masks,
+    said in the filter language of a collection that may hold any number of rows."""
+    from search.retrieval import recency
+
+    passages, documents = [], []
+    if filters.doc_id:
+        rows = sorted({row_of[d] for d in filters.doc_id if d in row_of}) or [-1]
+        passages.append(f"doc_row in {rows}")
+        documents.append(f"row in {rows}")
+    if filters.source:
+        both = f"source in {json.dumps(sorted(set(filters.source)), ensure_ascii=False)}"
+        passages.append(both)
+        documents.append(both)
+    if filters.published_from or filters.published_to:
+        inside = [f"day >= {int(recency.day(filters.published_from))}"] if filters.published_from else \
+            [f"day > {UNDATED}"]
+        if filters.published_to:
+            inside.append(f"day <= {int(recency.day(filters.published_to))}")
+        dated = " and ".join(inside)
+        dated = f"(({dated}) or day == {UNDATED})" if filters.undated else f"({dated})"
+        passages.append(dated)
+        documents.append(dated)
+    return {"passages": " and ".join(passages), "documents": " and ".join(documents)}
 
 
 def is_milvus(spec) -> bool:
@@ -97,11 +139,13 @@ def _schemas(client, dimension: int) -> dict:
     passages = new()
     for name in ("id", "doc_row", "paragraph", "start", "end", "group", "first_sentence", "sentences"):
         passages.add_field(name, DataType.INT64, is_primary=name == "id")
+    passages.add_field("day", DataType.INT64)  # its document's, for filters (UNDATED: none)
+    passages.add_field("source", DataType.VARCHAR, max_length=1024)
     passages.add_field("text", DataType.VARCHAR, max_length=VARCHAR)
     passages.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
     passages.add_field("weights", DataType.SPARSE_FLOAT_VECTOR)
     documents = new()
-    for name in ("id", "row", "piece", "story", "first_passage", "passages"):
+    for name in ("id", "row", "piece", "story", "first_passage", "passages", "day"):
         documents.add_field(name, DataType.INT64, is_primary=name == "id")
     for name, length in (("doc_id", 1024), ("title", 4096), ("source", 1024), ("url", 4096), ("published", 64),
                          ("author", 1024)):
@@ -167,10 +211,10 @@ def _pieces(text: str) -> list[str]:
     return pieces
 
 
-def write(generation: Path, spec: str, manifest: dict) -> dict:
+def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -> dict:
     """Write the built generation directory `generation` (a single segment, as a build
-    writes it) into new collections and point the alias at them. Returns the manifest's
-    `store` record."""
+    writes it) into new collections and point the alias at them; `progress`: a bar of the
+    rows written. Returns the manifest's `store` record."""
     from search.index.sentence_vectors import SentenceVectors
     from search.index.vector_store import FaissStore
 
@@ -188,7 +232,10 @@ def write(generation: Path, spec: str, manifest: dict) -> dict:
             client.create_collection(names[part], schema=schema, index_params=_index_params(client, part))
         lexical = {side: Postings.read(generation / part)
                    for side, part in (("p", store.PASSAGE_LEXICAL), ("d", store.DOCUMENT_LEXICAL))}
-        _write_rows(client, names, conn, FaissStore.read(generation), SentenceVectors.open(generation), lexical)
+        counts = manifest["counts"]
+        with _bar(progress, counts["passages"] + counts["documents"] + counts.get("sentences", 0)) as bar:
+            _write_rows(_Counted(client, bar), names, conn, FaissStore.read(generation),
+                        SentenceVectors.open(generation), lexical)
         record = {"backend": BACKEND, "uri": f"milvus://{address.host}:{address.port}/{address.collection}",
                   "token": token, "collections": names}
         published = {key: value for key, value in manifest.items() if key not in ("checksums", "files")}
@@ -213,18 +260,37 @@ def write(generation: Path, spec: str, manifest: dict) -> dict:
     return record
 
 
+class _Counted:
+    """A client whose inserts move a progress bar (terms, not counted, move it not)."""
+
+    def __init__(self, client, bar):
+        self._client, self._bar = client, bar
+
+    def insert(self, name: str, rows: list[dict]) -> None:
+        self._client.insert(name, rows)
+        if not name.endswith("_terms"):
+            self._bar.update(len(rows))
+
+
+def _bar(progress: bool, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="writing to Milvus", unit=" rows", disable=not progress)
+
+
 def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[str, Postings]) -> None:
     groups = dict(conn.execute("SELECT passage_id, group_id FROM duplicates").fetchall())
     runs = {pid: (first, count) for pid, first, count in conn.execute(
         "SELECT passage_id, MIN(id), COUNT(*) FROM sentences GROUP BY passage_id")}
     weights = row_weights(lexical["p"])
     rows = []
-    for r in conn.execute('SELECT p.id, d.rowid - 1 AS doc_row, p.paragraph, p.start, p."end", p.text '
-                          "FROM passages p JOIN documents d USING (doc_id) ORDER BY p.id"):
+    for r in conn.execute('SELECT p.id, d.rowid - 1 AS doc_row, p.paragraph, p.start, p."end", p.text, '
+                          "d.source, d.published FROM passages p JOIN documents d USING (doc_id) ORDER BY p.id"):
         first, count = runs.get(r["id"], (0, 0))
         rows.append({"id": r["id"], "doc_row": r["doc_row"], "paragraph": r["paragraph"], "start": r["start"],
+                     "day": day_number(r["published"]), "source": r["source"] or "",
                      "end": r["end"], "text": r["text"], "group": groups.get(r["id"], -1), "first_sentence": first,
-                     "sentences": count, "weights": weights[r["id"]]})
+                     "sentences": count, "weights": weights[r["id"]] or NO_TERMS})
         if len(rows) == BATCH:
             _insert_passages(client, names["passages"], rows, vectors)
             rows = []
@@ -240,10 +306,11 @@ def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[st
         for piece, text in enumerate(_pieces(d["text"])):
             rows.append({"id": d["row"] * PIECES + piece, "row": d["row"], "piece": piece,
                          "story": stories.get(d["doc_id"], -1), "first_passage": d["first_passage"] or 0,
+                         "day": day_number(d["published"]),
                          "passages": d["passages"], "doc_id": d["doc_id"], "title": d["title"] or "",
                          "source": d["source"] or "", "url": d["url"] or "", "published": d["published"] or "",
                          "author": d["author"] or "", "text": text,
-                         "weights": weights[d["row"]] if piece == 0 else {}})
+                         "weights": (weights[d["row"]] or NO_TERMS) if piece == 0 else NO_TERMS})
         if len(rows) >= BATCH:
             client.insert(names["documents"], rows)
             rows = []
@@ -348,14 +415,12 @@ def current_token(spec: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _scan(client, name: str, fields: list[str], expression: str = "") -> list[dict]:
-    iterator = client.query_iterator(name, batch_size=4096, filter=expression, output_fields=fields)
+def _scan(client, name: str, fields: list[str], key: str, size: int, where: str = "") -> list[dict]:
+    """Every row of `name` whose `key` runs 0..size-1, a range of keys a request."""
     rows = []
-    try:
-        while batch := iterator.next():
-            rows += batch
-    finally:
-        iterator.close()
+    for start in range(0, size, SCAN):
+        expression = " and ".join(e for e in (where, f"{key} >= {start} and {key} < {start + SCAN}") if e)
+        rows += client.query(name, filter=expression, output_fields=fields, limit=SCAN)
     return rows
 
 
@@ -413,13 +478,16 @@ class MilvusLexical:
         self.client, self.name, self.key, self.side = client, name, key, side
         self.vocabulary, self.where = vocabulary, where
 
-    def best_of(self, query_terms, depth: int, mask: np.ndarray | None = None):
+    def best_of(self, query_terms, depth: int, mask: np.ndarray | None = None, where: str = ""):
+        """The best `depth` rows for the terms, in row order with their scores; only those
+        `where` allows (a Milvus expression), or else `mask` (ranges of rows)."""
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
         weights = self.vocabulary.lookup(self.side, query_terms)
-        if not weights or (mask is not None and not mask.any()):
+        if not weights or (mask is not None and not where and not mask.any()):
             return empty
-        expression = " and ".join(e for e in (self.where, None if mask is None else
-                                              id_expression(mask).replace("id ", f"{self.key} ")) if e)
+        if not where and mask is not None:
+            where = id_expression(mask).replace("id ", f"{self.key} ")
+        expression = " and ".join(e for e in (self.where, where) if e)
         try:
             answers = self.client.search(self.name, data=[weights], anns_field="weights", limit=min(depth, 16_384),
                                          filter=expression, output_fields=[self.key],
@@ -460,10 +528,10 @@ class MilvusCatalog:
     def __init__(self, index: MilvusIndex):
         self.client, self.names = index.client, index.names
         passages = _scan(self.client, self.names["passages"], ["id", "doc_row", "group", "first_sentence",
-                                                               "sentences"])
+                                                               "sentences"], "id", index.passage_capacity)
         documents = _scan(self.client, self.names["documents"],
                           ["row", "doc_id", "source", "published", "story", "first_passage", "passages"],
-                          "piece == 0")
+                          "row", index.document_capacity, "piece == 0")
         n, m = index.passage_capacity, index.document_capacity
         self.live, self.live_documents = np.ones(n, dtype=bool), np.ones(m, dtype=bool)
         self._doc_row = np.zeros(n, dtype=np.int64)
@@ -475,12 +543,12 @@ class MilvusCatalog:
             self._runs[i] = (p["first_sentence"], p["sentences"])
         self._documents = [None] * m
         self._story = np.full(m, -1, dtype=np.int64)
-        self._row_of: dict[str, int] = {}
+        self.row_of: dict[str, int] = {}
         for d in documents:
             row = int(d["row"])
             self._documents[row] = d
             self._story[row] = d["story"]
-            self._row_of[d["doc_id"]] = row
+            self.row_of[d["doc_id"]] = row
 
     # the numbers
     def document_rows(self, since: int = 0) -> np.ndarray:
@@ -511,7 +579,7 @@ class MilvusCatalog:
     def passages_of(self, doc_ids) -> list[int]:
         out = []
         for doc_id in sorted(set(doc_ids)):
-            row = self._row_of.get(doc_id)
+            row = self.row_of.get(doc_id)
             if row is not None:
                 d = self._documents[row]
                 out += range(int(d["first_passage"]), int(d["first_passage"]) + int(d["passages"]))
@@ -556,7 +624,7 @@ class MilvusCatalog:
         return first, first + count
 
     def _of_document(self, doc_id: str) -> range:
-        row = self._row_of.get(doc_id)
+        row = self.row_of.get(doc_id)
         if row is None:
             return range(0)
         d = self._documents[row]
@@ -577,10 +645,10 @@ class MilvusCatalog:
         return "".join(p["text"] for p in sorted(pieces, key=lambda p: p["piece"]))
 
     def text_span(self, doc_id: str, start: int, end: int) -> str:
-        return self._text(self._row_of[doc_id])[start:end]
+        return self._text(self.row_of[doc_id])[start:end]
 
     def document(self, doc_id: str) -> dict | None:
-        row = self._row_of.get(doc_id)
+        row = self.row_of.get(doc_id)
         if row is None:
             return None
         d = self._document_rows([row], ["doc_id", "row", "title", "source", "url", "published", "author",

@@ -276,13 +276,14 @@ class MilvusStore:
     def remove(self, ids: np.ndarray) -> None:
         self.client.delete(self.collection, ids=[int(i) for i in ids])
 
-    def search(self, vectors, k, allowed=None):
+    def search(self, vectors, k, allowed=None, where: str = ""):
+        """faiss's answer; only the ids `where` allows (a Milvus expression), or else `allowed`."""
         vectors = np.asarray(vectors, dtype=np.float32)
         k = min(int(k), MILVUS_MAX_LIMIT)
         scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
         ids = np.full((len(vectors), k), -1, dtype=np.int64)
-        expression = ""
-        if allowed is not None:
+        expression = where
+        if allowed is not None and not where:
             allowed_ids = np.flatnonzero(allowed)
             if not len(allowed_ids):
                 return scores, ids
