@@ -637,17 +637,23 @@ class Searcher:
         return count_facets([h.citations[0] for h in hits], fields)
 
     def _highlights(self, query: str, vector: np.ndarray, hits: list[tuple[int, dict]]) -> dict[int, Highlight]:
-        """Each hit's answering sentence (one store read for all of them)."""
+        """Each hit's answering sentence (one store read and one read of sentence vectors
+        for all of them: an index in Milvus answers each read over the network)."""
         spans: dict[int, list] = {pid: [] for pid, _ in hits}
         for row in self._store.sentences_of(spans):
             spans[row["passage_id"]].append(row)
-        out = {}
+        runs = {pid: (spans[pid][0]["id"], spans[pid][-1]["id"] + 1) for pid, _ in hits if spans[pid]}
+        vectors = None
+        if self._sentence_vectors is not None and runs:
+            vectors = self._sentence_vectors.rows(np.concatenate([np.arange(*run) for run in runs.values()]))
+        out, at = {}, 0
         for pid, row in hits:
-            sentences, vectors = spans[pid], None
-            if self._sentence_vectors is not None and sentences:
-                vectors = self._sentence_vectors.rows(slice(sentences[0]["id"], sentences[-1]["id"] + 1))
+            mine = None
+            if vectors is not None and pid in runs:
+                count = runs[pid][1] - runs[pid][0]
+                mine, at = vectors[at:at + count], at + count
             out[pid] = best_sentence(query, vector, row["start"], row["text"],
-                                     [(s["start"], s["end"]) for s in sentences], vectors)
+                                     [(s["start"], s["end"]) for s in spans[pid]], mine)
         return out
 
     def _passages(self, ids: set[int]) -> dict[int, dict]:

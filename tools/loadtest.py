@@ -9,6 +9,12 @@ answer must be a 200 with results; the service's memory is read before and after
 
     scripts/loadtest [--index DIR] [--requests 20000] [--clients 32] [--json]
     scripts/loadtest --ingest-per-hour 5000 [--seconds 600] [--index DIR] [--clients 16] [--json]
+    scripts/loadtest --store milvus://HOST:PORT/NAME [--replicas 3] [--requests 20000] [--json]
+
+With --store the index is held in Milvus: the seeds are built there under NAME, and
+--replicas service processes, none with an index directory, share the clients; a third
+and two thirds of the way in, a rebuild with one more article is published (an alias
+switch), and every replica must end on the last generation having failed no request.
 
 With --ingest-per-hour the run measures continuous ingestion instead: the same search load
 twice, first alone (`baseline_p99_ms`), then while real articles are PUT one at a time at
@@ -91,11 +97,67 @@ def loadtest(index: Path, requests: int, clients: int, max_seconds: float, worke
             "warmup_requests": warmup, "service": {"workers": workers, "threads": threads}}
 
 
+def store_loadtest(spec: str, requests: int, clients: int, max_seconds: float, replicas: int, workers: int,
+                   threads: int, warmup: int = 500) -> dict:
+    from contextlib import ExitStack
+
+    from indexer import build_in_milvus
+
+    questions = question_texts()
+    paths = [f"/search?k={1 + n % 10}&q={quote(q)}" for n, q in enumerate(questions)]
+    with tempfile.TemporaryDirectory(prefix="loadtest-") as scratch:
+        feed = Path(scratch) / "feed.jsonl"
+        feed.write_text(json.dumps(ARTICLE) + "\n", encoding="utf-8")
+        first = build_in_milvus([ROOT / "seeds"], spec).generation
+        env = {"SEARCH_STORE": spec, "SEARCH_WORKERS": str(workers), "SEARCH_THREADS": str(threads)}
+        with ExitStack() as stack:
+            served = [stack.enter_context(gunicorn(Path(scratch) / f"no-index-{n}", env,
+                                                   log=stack.enter_context(open(Path(scratch) / f"log{n}", "w+"))))
+                      for n in range(replicas)]
+            ports = [port for port, _ in served]
+            _Run(ports, paths, warmup, clients, max_seconds).go()
+            run = _Run(ports, paths, requests, clients, max_seconds)
+            for mark in (requests // 3, 2 * requests // 3):
+                run.on_progress(mark, lambda: _publish(spec, [ROOT / "seeds", feed]))
+            run.go()
+            time.sleep(3)  # the replicas look at the alias once a second
+            healths = [_health(port) for port in ports]
+            found = [json.loads(get(port, f"/search?k=1&q={quote(ARTICLE['title'])}")[1])["results"][0]
+                     ["citations"][0]["doc_id"] for port in ports]
+            memory = [_memory(server.pid) for _, server in served]
+        tracebacks = sum((Path(scratch) / f"log{n}").read_text().count("Traceback") for n in range(replicas))
+    times = np.array(run.times)
+    return {"requests": run.done, "failed": run.failed, "failures": run.failures[:10],
+            "p50_ms": round(float(np.percentile(times, 50)), 2), "p99_ms": round(float(np.percentile(times, 99)), 2),
+            "qps": round(run.done / run.seconds, 1), "seconds": round(run.seconds, 1), "clients": clients,
+            "replicas": replicas, "store": spec, "generation_before": first,
+            "generations_after": [h["generation"] for h in healths], "new_article_found": found,
+            "rss_mb": [round(m, 1) for m in memory], "events": run.events, "tracebacks": tracebacks,
+            "warmup_requests": warmup, "service": {"workers": workers, "threads": threads}}
+
+
+_PUBLISHING = threading.Lock()  # one build of a name at a time, as an operator runs them
+
+
+def _publish(spec: str, sources: list[Path]) -> dict:
+    with _PUBLISHING:
+        return _build_in_store(spec, sources)
+
+
+def _build_in_store(spec: str, sources: list[Path]) -> dict:
+    done = subprocess.run([sys.executable, "-m", "indexer", "build", *map(str, sources), "--store", spec, "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True)
+    return {"event": "publish (indexer build --store)", "ok": done.returncode == 0,
+            "output": (done.stdout or done.stderr).strip()[-300:]}
+
+
 class _Run:
     """`clients` threads sharing a budget of requests; actions fired at progress marks."""
 
-    def __init__(self, port: int, paths: list[str], requests: int, clients: int, max_seconds: float):
-        self.port, self.paths, self.budget, self.clients = port, paths, requests, clients
+    def __init__(self, port: int | list[int], paths: list[str], requests: int, clients: int, max_seconds: float):
+        # several ports: the clients spread over them (replicas of one service)
+        self.ports = port if isinstance(port, list) else [port]
+        self.paths, self.budget, self.clients = paths, requests, clients
         self.max_seconds = max_seconds
         self.times: list[float] = []
         self.done = self.failed = 0
@@ -139,18 +201,19 @@ class _Run:
         self.events.append({"at_request": n, **action(), "seconds": round(time.monotonic() - started, 2)})
 
     def _client(self, n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        port = self.ports[n % len(self.ports)]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         while (i := self._take()) is not None:
             path = self.paths[(i * 7 + n) % len(self.paths)]
             started = time.perf_counter()
             try:
-                status, body = get(self.port, path, conn)
+                status, body = get(port, path, conn)
                 ok = status == 200 and json.loads(body)["results"]
                 problem = None if ok else f"{status} {body[:200]!r}"
             except (OSError, http.client.HTTPException, ValueError) as e:
                 problem = f"{type(e).__name__}: {e}"
                 conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             elapsed = (time.perf_counter() - started) * 1000
             with self._lock:
                 self.times.append(elapsed)
@@ -346,8 +409,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600.0, help="with --ingest-per-hour: each run's length")
     parser.add_argument("--corpus", type=Path, default=SCIFACT, help="with --ingest-per-hour: BEIR corpus.jsonl "
                                                                      "of the articles to add")
+    parser.add_argument("--store", metavar="milvus://HOST:PORT/NAME",
+                        help="instead: replicas with no index directory, all answering from the seeds built into "
+                             "Milvus under NAME, through two publishes")
+    parser.add_argument("--replicas", type=int, default=3, help="with --store: service processes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.store:
+        return _report_store(store_loadtest(args.store, args.requests, args.clients, args.max_seconds, args.replicas,
+                                            args.workers, args.threads, min(args.warmup, 500)), args.json)
     if args.ingest_per_hour:
         check_corpus(parser, args.corpus)
     if args.ingest_per_hour:
@@ -374,6 +444,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  at request {event['at_request']}: {event['event']} ok={event['ok']} ({event['seconds']} s)")
     events_ok = len(result["events"]) == 2 and all(e["ok"] for e in result["events"])
     return 0 if result["failed"] == 0 and result["tracebacks"] == 0 and events_ok else 1
+
+
+def _report_store(result: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['requests']} requests from {result['clients']} clients to {result['replicas']} replicas in "
+              f"{result['seconds']} s ({result['qps']}/s): {result['failed']} failed; p50 {result['p50_ms']} ms, "
+              f"p99 {result['p99_ms']} ms; generation {result['generation_before']} -> "
+              f"{', '.join(result['generations_after'])}")
+        for event in result["events"]:
+            print(f"  at request {event['at_request']}: {event['event']} ok={event['ok']} ({event['seconds']} s)")
+    published = len(result["events"]) == 2 and all(e["ok"] for e in result["events"])
+    last = f"g{int(result['generation_before'][1:]) + 2:06d}"
+    same = all(g == last for g in result["generations_after"]) and \
+        all(d == ARTICLE["id"] for d in result["new_article_found"])
+    return 0 if result["failed"] == 0 and result["tracebacks"] == 0 and published and same else 1
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ import numpy as np
 from search.errors import IndexNotFound, VectorStoreError
 from search.index import store
 from search.index.lexical import B, K1, Postings
-from search.index.vector_store import MilvusAddress, MilvusStore, id_expression, parse
+from search.index.vector_store import MILVUS_MAX_LIMIT, MilvusAddress, MilvusStore, id_expression, parse
 
 BACKEND = "milvus-index"
 PIECES = 1024  # pieces a document may have: its rows are row * PIECES + piece
@@ -226,6 +226,10 @@ def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -
     names = collections(address, token)
     dimension = int(manifest["model"]["dimension"])
     schemas = _schemas(client, dimension)
+    taken = [name for name in names.values() if client.has_collection(name)]
+    if taken:  # another build is writing this generation now: never write into its collections
+        raise VectorStoreError(f"Milvus already holds {taken[0]}: another build of {address.collection!r} is "
+                               "publishing; run this one after it")
     conn = store.connect(generation / store.STORE)
     try:
         for part, schema in schemas.items():
@@ -436,7 +440,7 @@ class MilvusIndex:
             self.client.load_collection(name)
         self.passage_capacity = int(manifest["counts"]["passages"])
         self.document_capacity = int(manifest["counts"]["documents"])
-        self.vectors = MilvusStore(self.address, self.names["passages"])
+        self.vectors = MilvusPassages(self.address, self.names["passages"])
         self.vectors._client = self.client
         self.store = MilvusCatalog(self)
         self.sentences = MilvusSentences(self) if manifest["counts"].get("sentences", 1) else None
@@ -445,6 +449,26 @@ class MilvusIndex:
         self.passage_lexical = MilvusLexical(self.client, self.names["passages"], "id", "p", vocabulary)
         self.document_lexical = MilvusLexical(self.client, self.names["documents"], "row", "d", vocabulary,
                                               where="piece == 0")
+
+
+class MilvusPassages(MilvusStore):
+    """The passages' vectors, the few products a query needs besides its search computed
+    where the vectors are."""
+
+    def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The query's inner product with the vectors of `ids` (the passages only BM25
+        found: hundreds a query), as Milvus scores them: a search among those ids alone,
+        which sends back one number a passage instead of its vector."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return np.zeros(0, dtype=np.float32)
+        query, found = [np.asarray(vector, dtype=np.float32).tolist()], {}
+        for start in range(0, len(ids), MILVUS_MAX_LIMIT):
+            some = ids[start:start + MILVUS_MAX_LIMIT]
+            answers = self.client.search(self.collection, data=query, anns_field="vector", limit=len(some),
+                                         filter=f"id in {some}", search_params={"metric_type": "IP"})
+            found.update((int(h["id"]), float(h["distance"])) for h in answers[0])
+        return np.array([found[i] for i in ids], dtype=np.float32)
 
 
 class Vocabulary:
@@ -515,10 +539,14 @@ class MilvusSentences:
                                      output_fields=["passage_id"], search_params={"metric_type": "IP"})
         return {int(h["entity"]["passage_id"]): float(h["distance"]) for h in answers[0]}
 
-    def rows(self, index: slice) -> np.ndarray:
-        ids = list(range(index.start, index.stop))
-        found = {int(r["id"]): r["vector"] for r in self.client.query(self.name, ids=ids, output_fields=["vector"])}
-        return np.asarray([found[i] for i in ids], dtype=np.float32)
+    def rows(self, index: np.ndarray | slice) -> np.ndarray:
+        """The vectors of sentences `index` (ids), in that order."""
+        ids = list(range(index.start, index.stop)) if isinstance(index, slice) else [int(i) for i in index]
+        found = {}
+        for start in range(0, len(ids), BATCH):
+            found.update((int(r["id"]), r["vector"]) for r in self.client.query(
+                self.name, ids=ids[start:start + BATCH], output_fields=["vector"]))
+        return np.asarray([found[i] for i in ids], dtype=np.float32).reshape(len(ids), -1)
 
 
 class MilvusCatalog:
