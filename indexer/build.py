@@ -118,14 +118,15 @@ def build_in_milvus(srcs: list[str | Path], spec: str, **kwargs) -> BuildSummary
     names. Takes `build`'s other arguments."""
     import tempfile
 
-    from search.index import milvus_index
+    from . import to_milvus
 
     options = dataclasses.replace(kwargs.pop("options", BuildOptions()), vector_index="flat", vector_store="faiss")
     kwargs.pop("if_changed", None), kwargs.pop("drop", None)
     with tempfile.TemporaryDirectory(prefix="milvus-build-") as scratch:
         summary = build(srcs, Path(scratch) / "index", options=options, **kwargs)
         generation = generations.current(Path(scratch) / "index")
-        record = milvus_index.write(generation, spec, store.read_manifest(generation))
+        record = to_milvus.write(generation, spec, store.read_manifest(generation),
+                                    progress=kwargs.get("progress", False))
     summary.index_dir, summary.generation = spec, record["token"]
     return summary
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np

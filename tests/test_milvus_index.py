@@ -172,3 +172,53 @@ def test_filters_are_milvus_expressions_on_the_rows_own_fields(milvus, embedder,
     assert [h.citations[0].doc_id for h in interpreted] == \
         [h.citations[0].doc_id for h in embedded.search("troops near Kursk since October", 4, as_of="2024-12-01")]
     assert {h.citations[0].doc_id for h in interpreted} == {"d1", "d2", "d3"}  # undated kept, 2022 not
+
+
+POINTS = ["milvus:collections", "milvus:rows", "milvus:flushed", "milvus:published"]
+
+
+def _one_article(tmp_path, text: str):
+    folder = tmp_path / "articles"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "a.txt").write_text(text + "\n", encoding="utf-8")
+    return folder
+
+
+def _build(spec, folder, **env):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "indexer", "build", str(folder), "--store", spec, "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+
+
+def test_the_crash_points_are_those_a_build_passes(milvus, tmp_path):
+    trace = tmp_path / "trace"
+    done = _build(f"milvus://{milvus[0]}:{milvus[1]}/traced", _one_article(tmp_path, "Kim met Putin."),
+                  INDEXER_TRACE_POINTS=str(trace))
+    assert done.returncode == 0, done.stderr
+    assert [p for p in trace.read_text().split() if p.startswith("milvus:")] == POINTS
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_build_killed_anywhere_leaves_the_alias_on_a_complete_generation(milvus, embedder, tmp_path, point):
+    import pymilvus
+
+    from indexer import build_in_milvus
+    from search import Searcher
+
+    spec = f"milvus://{milvus[0]}:{milvus[1]}/crash_{point.split(':')[1]}"
+    build_in_milvus([_one_article(tmp_path, "Lukashenko spoke to the BBC at the summit.")], spec)
+    killed = _build(spec, _one_article(tmp_path / "b", "A harbour crane collapsed in a storm."), INDEXER_KILL_AT=point)
+    assert killed.returncode == -9, killed.stderr
+    searcher = Searcher.open(spec)
+    survived = "g000002" if point == "milvus:published" else "g000001"
+    assert searcher.generation == survived
+    answer = searcher.search("Who spoke to the BBC?", 1) if survived == "g000001" else searcher.search("crane", 1)
+    assert answer and answer[0].citations[0].doc_id == "a"
+    assert searcher.document("a")["passages"] == 1
+    build_in_milvus([_one_article(tmp_path / "c", "A bridge opened in Oslo.")], spec)  # the next build goes through
+    after = Searcher.open(spec)
+    assert "Oslo" in after.search("bridge", 1)[0].text
+    client = pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
+    left = {name.split("_")[2] for name in client.list_collections() if name.startswith(f"crash_{point.split(':')[1]}_")}
+    assert left == {after.generation, survived}  # what the killed build left is gone

@@ -265,6 +265,7 @@ def _in_store(args, index: Path) -> Path | str:
     if not args.store:
         return index
     from search.errors import SearchError
+    from indexer import to_milvus
     from search.index import generations, milvus_index, store
 
     generation = generations.current(index)
@@ -277,7 +278,7 @@ def _in_store(args, index: Path) -> Path | str:
         print(f"{args.store} holds {generation} already", file=sys.stderr)
     else:
         print(f"writing {generation} into {args.store}", file=sys.stderr)
-        milvus_index.write(generation, args.store, manifest, progress=sys.stderr.isatty())
+        to_milvus.write(generation, args.store, manifest, progress=sys.stderr.isatty())
     return args.store
 
 

@@ -38,13 +38,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 
 from search.errors import IndexNotFound, VectorStoreError
-from search.index import store
-from search.index.lexical import B, K1, Postings
 from search.index.vector_store import MILVUS_MAX_LIMIT, MilvusAddress, MilvusStore, id_expression, parse
 
 BACKEND = "milvus-index"
@@ -101,11 +98,11 @@ def is_milvus(spec) -> bool:
     return isinstance(spec, str) and spec.strip().startswith("milvus://")
 
 
-def _generations(client, address: MilvusAddress) -> list[str]:
-    """The generations with a manifest collection on the server, oldest first."""
-    found = (re.fullmatch(rf"{re.escape(address.collection)}_(g[0-9]{{6,}})_manifest", name)
+def generations_of(client, address: MilvusAddress) -> list[str]:
+    """The generations with any collection on the server (complete or not), oldest first."""
+    found = (re.fullmatch(rf"{re.escape(address.collection)}_(g[0-9]{{6,}})_[a-z]+", name)
              for name in client.list_collections())
-    return sorted((m.group(1) for m in found if m), key=lambda g: int(g[1:]))
+    return sorted({m.group(1) for m in found if m}, key=lambda g: int(g[1:]))
 
 
 def collections(address: MilvusAddress, token: str) -> dict[str, str]:
@@ -114,7 +111,7 @@ def collections(address: MilvusAddress, token: str) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _client(address: MilvusAddress):
+def client_for(address: MilvusAddress):
     """One client an address in a process (a replica checks the alias every second)."""
     try:
         from pymilvus import MilvusClient
@@ -126,60 +123,6 @@ def _client(address: MilvusAddress):
         raise VectorStoreError(f"cannot reach Milvus at {address.uri}: {exc}") from exc
 
 
-# ---------------------------------------------------------------------------------------
-# Writing
-
-
-def _schemas(client, dimension: int) -> dict:
-    from pymilvus import DataType
-
-    def new():
-        return client.create_schema(auto_id=False, enable_dynamic_field=False)
-
-    passages = new()
-    for name in ("id", "doc_row", "paragraph", "start", "end", "group", "first_sentence", "sentences"):
-        passages.add_field(name, DataType.INT64, is_primary=name == "id")
-    passages.add_field("day", DataType.INT64)  # its document's, for filters (UNDATED: none)
-    passages.add_field("source", DataType.VARCHAR, max_length=1024)
-    passages.add_field("text", DataType.VARCHAR, max_length=VARCHAR)
-    passages.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
-    passages.add_field("weights", DataType.SPARSE_FLOAT_VECTOR)
-    documents = new()
-    for name in ("id", "row", "piece", "story", "first_passage", "passages", "day"):
-        documents.add_field(name, DataType.INT64, is_primary=name == "id")
-    for name, length in (("doc_id", 1024), ("title", 4096), ("source", 1024), ("url", 4096), ("published", 64),
-                         ("author", 1024)):
-        documents.add_field(name, DataType.VARCHAR, max_length=length)
-    documents.add_field("text", DataType.VARCHAR, max_length=VARCHAR)
-    documents.add_field("weights", DataType.SPARSE_FLOAT_VECTOR)
-    vocabulary = new()
-    vocabulary.add_field("key", DataType.VARCHAR, max_length=TERM_BYTES + 8, is_primary=True)
-    vocabulary.add_field("column", DataType.INT64)
-    vocabulary.add_field("df", DataType.INT64)
-    vocabulary.add_field("vector", DataType.FLOAT_VECTOR, dim=2)  # a collection needs one
-    sentences = new()
-    for name in ("id", "passage_id", "start", "end"):
-        sentences.add_field(name, DataType.INT64, is_primary=name == "id")
-    sentences.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
-    manifest = new()
-    manifest.add_field("id", DataType.INT64, is_primary=True)
-    manifest.add_field("manifest", DataType.VARCHAR, max_length=VARCHAR)
-    manifest.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
-    return {"passages": passages, "documents": documents, "terms": vocabulary, "sentences": sentences,
-            "manifest": manifest}
-
-
-def _index_params(client, part: str):
-    params = client.prepare_index_params()
-    if part in ("passages", "documents"):
-        # every posting kept: the inner product is the whole BM25 sum
-        params.add_index("weights", index_type="SPARSE_INVERTED_INDEX", metric_type="IP",
-                         params={"drop_ratio_build": 0.0})
-    if part != "documents":
-        params.add_index("vector", index_type="FLAT", metric_type="IP")
-    return params
-
-
 def term_key(side: str, term: str) -> str:
     """A term's primary key in NAME_G_terms: its side ("p" passages, "d" documents) and
     the term (a very long one by its digest)."""
@@ -188,189 +131,6 @@ def term_key(side: str, term: str) -> str:
 
         term = "#" + hashlib.sha256(term.encode("utf-8")).hexdigest()
     return f"{side}:{term}"
-
-
-def row_weights(postings: Postings) -> list[dict[int, float]]:
-    """Each row's BM25 term weights without the IDF (Postings.scored's tf part): the
-    sparse vector a query's IDF weights multiply."""
-    n = len(postings.lengths)
-    average = float(postings.lengths.mean()) if n and postings.lengths.any() else 1.0
-    tf = postings.counts.astype(np.float64)
-    weights = (tf / (K1 * ((1 - B) + B * postings.lengths[postings.rows] / average) + tf)).astype(np.float32)
-    out: list[dict[int, float]] = [{} for _ in range(n)]
-    for row, column, weight in zip(postings.rows.tolist(), postings.columns.tolist(), weights.tolist()):
-        out[row][column] = weight
-    return out
-
-
-def _pieces(text: str) -> list[str]:
-    """A document's text in pieces that each fit a VARCHAR."""
-    pieces = [text[i:i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)] or [""]
-    if len(pieces) > PIECES:
-        raise ValueError(f"a document of {len(text):,} characters is too long for an index in Milvus")
-    return pieces
-
-
-def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -> dict:
-    """Write the built generation directory `generation` (a single segment, as a build
-    writes it) into new collections and point the alias at them; `progress`: a bar of the
-    rows written. Returns the manifest's `store` record."""
-    from search.index.sentence_vectors import SentenceVectors
-    from search.index.vector_store import FaissStore
-
-    address = parse(spec)
-    client = _client(address)
-    existing = _generations(client, address)
-    # the next number; a builder racing this one fails creating the same collection
-    token = f"g{int(existing[-1][1:]) + 1 if existing else 1:06d}"
-    names = collections(address, token)
-    dimension = int(manifest["model"]["dimension"])
-    schemas = _schemas(client, dimension)
-    taken = [name for name in names.values() if client.has_collection(name)]
-    if taken:  # another build is writing this generation now: never write into its collections
-        raise VectorStoreError(f"Milvus already holds {taken[0]}: another build of {address.collection!r} is "
-                               "publishing; run this one after it")
-    conn = store.connect(generation / store.STORE)
-    try:
-        for part, schema in schemas.items():
-            client.create_collection(names[part], schema=schema, index_params=_index_params(client, part))
-        lexical = {side: Postings.read(generation / part)
-                   for side, part in (("p", store.PASSAGE_LEXICAL), ("d", store.DOCUMENT_LEXICAL))}
-        counts = manifest["counts"]
-        with _bar(progress, counts["passages"] + counts["documents"] + counts.get("sentences", 0)) as bar:
-            _write_rows(_Counted(client, bar), names, conn, FaissStore.read(generation),
-                        SentenceVectors.open(generation), lexical)
-        record = {"backend": BACKEND, "uri": f"milvus://{address.host}:{address.port}/{address.collection}",
-                  "token": token, "collections": names}
-        published = {key: value for key, value in manifest.items() if key not in ("checksums", "files")}
-        published["store"] = record
-        published["vector_index"] = {"backend": BACKEND, "type": "Milvus FLAT (inner product)",
-                                     "collection": names["passages"]}
-        text = json.dumps(published, ensure_ascii=False)
-        if len(text.encode("utf-8")) > VARCHAR:
-            raise ValueError("the manifest is too large for its Milvus collection")
-        client.insert(names["manifest"], [{"id": 0, "manifest": text, "vector": [1.0, 0.0]}])
-        for name in names.values():
-            client.flush(name)
-        _point_alias(client, address.collection, names["manifest"])
-    except BaseException:
-        for name in names.values():
-            if client.has_collection(name):
-                client.drop_collection(name)
-        raise
-    finally:
-        conn.close()
-    _collect(client, address, keep=token)
-    return record
-
-
-class _Counted:
-    """A client whose inserts move a progress bar (terms, not counted, move it not)."""
-
-    def __init__(self, client, bar):
-        self._client, self._bar = client, bar
-
-    def insert(self, name: str, rows: list[dict]) -> None:
-        self._client.insert(name, rows)
-        if not name.endswith("_terms"):
-            self._bar.update(len(rows))
-
-
-def _bar(progress: bool, total: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="writing to Milvus", unit=" rows", disable=not progress)
-
-
-def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[str, Postings]) -> None:
-    groups = dict(conn.execute("SELECT passage_id, group_id FROM duplicates").fetchall())
-    runs = {pid: (first, count) for pid, first, count in conn.execute(
-        "SELECT passage_id, MIN(id), COUNT(*) FROM sentences GROUP BY passage_id")}
-    weights = row_weights(lexical["p"])
-    rows = []
-    for r in conn.execute('SELECT p.id, d.rowid - 1 AS doc_row, p.paragraph, p.start, p."end", p.text, '
-                          "d.source, d.published FROM passages p JOIN documents d USING (doc_id) ORDER BY p.id"):
-        first, count = runs.get(r["id"], (0, 0))
-        rows.append({"id": r["id"], "doc_row": r["doc_row"], "paragraph": r["paragraph"], "start": r["start"],
-                     "day": day_number(r["published"]), "source": r["source"] or "",
-                     "end": r["end"], "text": r["text"], "group": groups.get(r["id"], -1), "first_sentence": first,
-                     "sentences": count, "weights": weights[r["id"]] or NO_TERMS})
-        if len(rows) == BATCH:
-            _insert_passages(client, names["passages"], rows, vectors)
-            rows = []
-    _insert_passages(client, names["passages"], rows, vectors)
-    author = "author" if store.has_author(conn) else "NULL AS author"
-    stories = _stories(conn)
-    weights = row_weights(lexical["d"])
-    rows = []
-    for d in conn.execute(f"SELECT rowid - 1 AS row, doc_id, title, source, url, published, {author}, text, "
-                          "(SELECT MIN(id) FROM passages p WHERE p.doc_id = d.doc_id) AS first_passage, "
-                          "(SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) AS passages "
-                          "FROM documents d ORDER BY rowid"):
-        for piece, text in enumerate(_pieces(d["text"])):
-            rows.append({"id": d["row"] * PIECES + piece, "row": d["row"], "piece": piece,
-                         "story": stories.get(d["doc_id"], -1), "first_passage": d["first_passage"] or 0,
-                         "day": day_number(d["published"]),
-                         "passages": d["passages"], "doc_id": d["doc_id"], "title": d["title"] or "",
-                         "source": d["source"] or "", "url": d["url"] or "", "published": d["published"] or "",
-                         "author": d["author"] or "", "text": text,
-                         "weights": (weights[d["row"]] or NO_TERMS) if piece == 0 else NO_TERMS})
-        if len(rows) >= BATCH:
-            client.insert(names["documents"], rows)
-            rows = []
-    if rows:
-        client.insert(names["documents"], rows)
-    rows = [{"key": term_key(side, term), "column": column, "df": int(df[column]), "vector": [1.0, 0.0]}
-            for side, postings in lexical.items()
-            for df in [np.bincount(postings.columns, minlength=len(postings.vocab))]
-            for term, column in postings.vocab.items()]
-    for start in range(0, len(rows), 5000):
-        client.insert(names["terms"], rows[start:start + 5000])
-    rows = []
-    for s in conn.execute('SELECT id, passage_id, start, "end" FROM sentences ORDER BY id'):
-        rows.append(dict(s))
-        if len(rows) == BATCH:
-            _insert_sentences(client, names["sentences"], rows, sentence_vectors)
-            rows = []
-    _insert_sentences(client, names["sentences"], rows, sentence_vectors)
-
-
-def _stories(conn) -> dict[str, int]:
-    from search.index import story_store
-
-    if not story_store.has_stories(conn):
-        return {}
-    return dict(conn.execute("SELECT doc_id, story FROM stories").fetchall())
-
-
-def _insert_passages(client, name, rows, vectors) -> None:
-    if rows:
-        found = vectors.vectors(np.array([r["id"] for r in rows], dtype=np.int64))
-        client.insert(name, [{**r, "vector": v.tolist()} for r, v in zip(rows, found)])
-
-
-def _insert_sentences(client, name, rows, sentence_vectors) -> None:
-    if rows:
-        found = sentence_vectors.rows(np.array([r["id"] for r in rows], dtype=np.int64))
-        client.insert(name, [{**r, "vector": v.tolist()} for r, v in zip(rows, found)])
-
-
-def _point_alias(client, alias: str, collection: str) -> None:
-    """Publish: `alias` names `collection` from now on (created the first time)."""
-    if alias in client.list_aliases().get("aliases", []):
-        client.alter_alias(collection_name=collection, alias=alias)
-    else:
-        client.create_alias(collection_name=collection, alias=alias)
-
-
-def _collect(client, address: MilvusAddress, keep: str, generations: int = 2) -> None:
-    """Drop the collections of generations older than the newest `generations` (a replica
-    still answering from the one before the publish keeps it until its next open)."""
-    for token in _generations(client, address)[:-generations]:
-        if token != keep:
-            for name in collections(address, token).values():
-                if client.has_collection(name):
-                    client.drop_collection(name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -392,7 +152,7 @@ def read_manifest(spec: str) -> dict:
         IndexNotFound: no index of that name on the server.
         VectorStoreError: the server cannot be reached."""
     address = parse(spec)
-    client = _client(address)
+    client = client_for(address)
     try:
         name = _aliased(client, address.collection)
     except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for one failure
@@ -412,7 +172,7 @@ def current_token(spec: str) -> str | None:
     nothing newer to serve)."""
     address = parse(spec)
     try:
-        name = _aliased(_client(address), address.collection)
+        name = _aliased(client_for(address), address.collection)
     except Exception:  # noqa: BLE001
         return None
     match = name and re.fullmatch(rf"{re.escape(address.collection)}_(g[0-9]{{6,}})_manifest", name)
@@ -435,7 +195,7 @@ class MilvusIndex:
         record = manifest["store"]
         self.address = parse(record["uri"])
         self.names = record["collections"]
-        self.client = _client(self.address)
+        self.client = client_for(self.address)
         for name in self.names.values():
             self.client.load_collection(name)
         self.passage_capacity = int(manifest["counts"]["passages"])
