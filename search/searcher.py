@@ -38,7 +38,8 @@ _LATEST: dict[str, weakref.ref] = {}
 
 
 class Searcher:
-    """Semantic search over an index directory built by `python -m indexer build`."""
+    """Semantic search over an index built by `python -m indexer build`: a directory, or
+    collections in Milvus (search/index/milvus_index.py)."""
 
     # How deep each ranking goes before fusion and collapse: deep enough that the fusion's
     # standardisation sees the spread of scores, and collapsed copies never leave fewer than k.
@@ -107,7 +108,8 @@ class Searcher:
         self._duplicates = Duplicates.of(self._recorded_groups, self._store.live)
         # document row -> its story (-1: none), read likewise
         self._story_of_row = self._store.stories(previous._story_of_row if carried else None, carried)
-        self._dates = recency.PublicationDates(self._store.published, self._count, previous._dates.known(known) if known else None)
+        self._dates = recency.PublicationDates(self._store.published, self._count,
+                                               previous._dates.known(known) if known else None)
 
     def _open_local(self, manifest: dict, previous: "Searcher | None") -> None:
         """The parts of a generation directory; what `previous` (a searcher of the
@@ -171,7 +173,8 @@ class Searcher:
         """Open an index for searching, loading its model once per process.
 
         Args:
-            index_dir: a directory written by `python -m indexer build`.
+            index_dir: a directory written by `python -m indexer build`, or the URI of an
+                index it wrote into Milvus (`--store milvus://host:port/NAME`).
             model: the model the caller means to search with (default: the bundled
                 all-MiniLM-L6-v2); it must be the one the index was built with.
             verify: check the index files against the manifest's checksums.

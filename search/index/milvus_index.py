@@ -1,8 +1,9 @@
 """An index held entirely in Milvus: service replicas that need no index directory.
 
 `indexer build SRC... --store milvus://host:port/NAME` builds as usual and then writes the
-generation into collections of one generation name G (g000001, g000002, ...: numbered as
-an index directory's generations are), and points the alias NAME at the last:
+generation (indexer/to_milvus.py) into collections of one generation name G (g000001,
+g000002, ...: numbered as an index directory's generations are), and points the alias
+NAME at the last:
 
     NAME_G_passages   id, doc_row, paragraph, start, end, text, the vector, the BM25 term
                       weights (a sparse vector), the duplicate group, where the passage's
@@ -22,11 +23,8 @@ The lexical side is the embedded default's BM25 exactly (search/index/lexical.py
 analysis, Robertson's IDF, k1 1.2, b 0.75), as a sparse inner product Milvus computes: a
 row's weight for a term is its length-normalised term frequency, a query's weight is the
 term's IDF from the document frequencies in NAME_G_terms, so the IDF is the corpus's at
-query time. Milvus's own BM25 function was tried first and not kept: its IDF is Lucene's
-(never below zero, where Robertson's is clipped to zero for a term in over half the rows)
-and its statistics are its own, so on the seeds' five articles it ranked a question's
-passages in another order from the default's (the document side matched nothing there,
-Milvus's five) and fused rankings differed in the top 5 for most questions.
+query time. (Milvus's own BM25 function has Lucene's IDF and its own statistics: it
+ranks in another order than the default does.)
 
 A replica holds in memory what the embedded default holds per passage (its document row,
 duplicate group, sentence run; per document its source, date and story) and asks Milvus
@@ -46,7 +44,7 @@ from search.index.vector_store import MILVUS_MAX_LIMIT, MilvusAddress, MilvusSto
 
 BACKEND = "milvus-index"
 PIECES = 1024  # pieces a document may have: its rows are row * PIECES + piece
-PIECE_CHARS = 16_000  # at most 4 bytes a character: a piece's text and terms fit a VARCHAR
+PIECE_CHARS = 16_000  # at most 4 bytes a character: a piece's text fits a VARCHAR
 VARCHAR = 65_535
 BATCH = 500  # rows an insert or query asks for
 SCAN = 10_000  # rows a replica reads a request when it opens (Milvus answers at most 16,384)
