@@ -222,3 +222,23 @@ def test_a_build_killed_anywhere_leaves_the_alias_on_a_complete_generation(milvu
     client = pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
     left = {name.split("_")[2] for name in client.list_collections() if name.startswith(f"crash_{point.split(':')[1]}_")}
     assert left == {after.generation, survived}  # what the killed build left is gone
+
+
+def test_a_chatbot_s_mcp_tools_over_an_index_in_milvus(spec, searcher):
+    import asyncio
+    import os
+
+    from mcp import Client, StdioServerParameters
+
+    params = StdioServerParameters(command=os.path.join(os.path.dirname(sys.executable), "search-mcp"),
+                                   args=["--store", spec], cwd=str(ROOT), env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+    async def run():
+        async with Client(params, read_timeout_seconds=120) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            return tools, await client.call_tool("search", {"query": "What gift did Putin give Kim Jong-un?", "k": 2})
+
+    tools, found = asyncio.run(run())
+    assert tools == {"search", "context", "get_document", "stories", "get_story"}  # no alerts without a directory
+    assert [r["citations"][0]["doc_id"] for r in found.structured_content["results"]] == \
+        [h.citations[0].doc_id for h in searcher.search("What gift did Putin give Kim Jong-un?", 2)]

@@ -8,7 +8,8 @@ Tools:
 - `get_document(doc_id)`: a whole document (`/documents/<doc_id>`), also the resource
   `document://{doc_id}`.
 Bad input is a tool error naming the problem, as the HTTP service words it. The index is
-$SEARCH_INDEX (or --index); a new generation is picked up as the service does.
+$SEARCH_INDEX (or --index), or an index held in Milvus ($SEARCH_STORE or --store: no alert
+tools there); a new generation is picked up as the service does.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def build_server(index: str):
     from search.searcher import Searcher
 
     live = LiveSearcher(index, functools.partial(Searcher.open, index))
-    alerts = AlertStore(index)
+    alerts = None if live.remote else AlertStore(index)
     server = MCPServer("newsearch", log_level="WARNING", instructions=(
         "Search a news archive. `search` returns ranked passages, each with citations (document id, "
         "title, source, paragraph, character span); `context` returns the same as numbered text to quote "
@@ -83,22 +84,23 @@ def build_server(index: str):
     def get_story(story_id: int) -> dict[str, Any]:
         return answer(lambda: live.get().story(story_id))
 
-    @server.tool(structured_output=True, description="Subscribe to a question: every article ingested from now on is "
-                             "matched against it (among its first k results and close in meaning); returns the alert's id.")
-    def create_alert(query: str, k: int = 10, source: list[str] | None = None, published_from: str | None = None,
-                     published_to: str | None = None) -> dict[str, Any]:
-        from search.service.contract import AlertWrite
+    if alerts is not None:  # kept beside an index directory; an index in Milvus has none
+        @server.tool(structured_output=True, description="Subscribe to a question: every article ingested from now on is "
+                                 "matched against it (among its first k results and close in meaning); returns the alert's id.")
+        def create_alert(query: str, k: int = 10, source: list[str] | None = None, published_from: str | None = None,
+                         published_to: str | None = None) -> dict[str, Any]:
+            from search.service.contract import AlertWrite
 
-        given = {"query": query, "k": k, "source": source, "published_from": published_from,
-                 "published_to": published_to}
-        asked = answer(lambda: checked(AlertWrite, {name: v for name, v in given.items() if v is not None}))
-        filters = {name: v for name, v in given.items() if v is not None and name not in ("query", "k")}
-        return alerts.create(asked.query, asked.k, filters, None, live.get().embedder)
+            given = {"query": query, "k": k, "source": source, "published_from": published_from,
+                     "published_to": published_to}
+            asked = answer(lambda: checked(AlertWrite, {name: v for name, v in given.items() if v is not None}))
+            filters = {name: v for name, v in given.items() if v is not None and name not in ("query", "k")}
+            return alerts.create(asked.query, asked.k, filters, None, live.get().embedder)
 
-    @server.tool(structured_output=True, description="The new articles that matched an alert since a date or UTC time "
-                             "(YYYY-MM-DD or ISO 8601), with their passage and citations.")
-    def alert_matches(alert_id: str, since: str | None = None) -> dict[str, Any]:
-        return {"alert": alert_id, "matches": answer(lambda: alerts.matches(alert_id, since))}
+        @server.tool(structured_output=True, description="The new articles that matched an alert since a date or UTC time "
+                                 "(YYYY-MM-DD or ISO 8601), with their passage and citations.")
+        def alert_matches(alert_id: str, since: str | None = None) -> dict[str, Any]:
+            return {"alert": alert_id, "matches": answer(lambda: alerts.matches(alert_id, since))}
 
     @server.tool(structured_output=True, description="A whole article of the archive by its document id (from a citation).")
     def get_document(doc_id: str) -> dict[str, Any]:
@@ -118,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="search-mcp", description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                         help="index directory (default: $SEARCH_INDEX or ./index)")
+    parser.add_argument("--store", default=settings.value("SEARCH_STORE"), metavar="milvus://HOST:PORT/NAME",
+                        help="serve an index held in Milvus instead (no alert tools; default: $SEARCH_STORE)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is on disk; never reach for a hub
     from search.errors import SearchError
 
     try:
-        server = build_server(args.index)
+        server = build_server(args.store or args.index)
     except SearchError as e:
         print(f"search-mcp: error: {e}", file=sys.stderr)
         return 1
