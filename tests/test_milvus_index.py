@@ -74,8 +74,10 @@ def test_filters_context_documents_and_stories(remote, searcher):
     assert remote.document(doc) == searcher.document(doc)
     assert remote.stories("North Korean troops in Kursk") == searcher.stories("North Korean troops in Kursk")
     assert remote.facets("North Korean troops", ["source"]) == searcher.facets("North Korean troops", ["source"])
-    assert _seen(remote.search("North Korean troops", 5, group="article")) == \
-        _seen(searcher.search("North Korean troops", 5, group="article"))
+    for options in ({"group": "article"}, {"group": "story"}, {"mmr": 0.5}, {"sort": "date"}, {"diversity": 1},
+                    {"collapse": False, "offset": 3}):
+        assert _seen(remote.search("North Korean troops", 5, **options)) == \
+            _seen(searcher.search("North Korean troops", 5, **options)), options
 
 
 def test_a_service_with_no_index_directory(spec, searcher, tmp_path, monkeypatch):
