@@ -32,7 +32,7 @@ class Setting:
 SETTINGS = (
     Setting("SEARCH_INDEX", str, "index", "index directory (service, `ask`, MCP, `indexer`)"),
     Setting("SEARCH_STORE", str, None, "an index held in Milvus, `milvus://host:port/name`, served instead of "
-            "an index directory (service, `ask`)", "none"),
+            "an index directory (service, `ask`, MCP)", "none"),
     Setting("SEARCH_MODEL", str, None, "sentence-transformers model name or path; must be the one the index "
             "was built with", "bundled all-MiniLM-L6-v2"),
     Setting("SEARCH_VERIFY", bool, True, "check the index's checksums at start-up (`true`/`false`)"),
