@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(e))
         if args.store is not None:
             try:
-                parse(args.store)
-            except ValueError as e:
-                parser.error(str(e).replace("vector store must be 'faiss' or", "--store must be"))
-            if not args.store.strip().startswith("milvus://"):
-                parser.error(f"--store must be milvus://host:port/name, got {args.store!r}")
+                address = parse(args.store)
+            except ValueError:
+                address = None
+            if address is None:  # (parse takes "faiss" for the embedded vector store)
+                parser.error(f"--store must be milvus://host:port/name (name: letters, digits, _), got {args.store!r}")
             if parse(args.vector_store) is not None:
                 parser.error("--store holds the vectors too: leave out --vector-store")
         if args.actors is not None and (args.engine != "ray" or args.actors < 1):

@@ -121,7 +121,8 @@ def build_in_milvus(srcs: list[str | Path], spec: str, **kwargs) -> BuildSummary
     from . import to_milvus
 
     options = dataclasses.replace(kwargs.pop("options", BuildOptions()), vector_index="flat", vector_store="faiss")
-    kwargs.pop("if_changed", None), kwargs.pop("drop", None)
+    for local_only in ("if_changed", "drop"):  # of an index directory that stays
+        kwargs.pop(local_only, None)
     with tempfile.TemporaryDirectory(prefix="milvus-build-") as scratch:
         summary = build(srcs, Path(scratch) / "index", options=options, **kwargs)
         generation = generations.current(Path(scratch) / "index")

@@ -12,7 +12,7 @@ import numpy as np
 
 from search.errors import VectorStoreError
 from search.index import milvus_index, store
-from search.index.lexical import B, K1, Postings
+from search.index.lexical import Postings
 from search.index.milvus_index import (BACKEND, BATCH, NO_TERMS, PIECE_CHARS, PIECES, TERM_BYTES, VARCHAR,
                                        client_for, collections, day_number, generations_of, term_key)
 from search.index.vector_store import MilvusAddress, parse
@@ -71,13 +71,11 @@ def _index_params(client, part: str):
 
 
 def row_weights(postings: Postings) -> list[dict[int, float]]:
-    """Each row's BM25 term weights without the IDF (Postings.scored's tf part): the
-    sparse vector a query's IDF weights multiply."""
-    n = len(postings.lengths)
-    average = float(postings.lengths.mean()) if n and postings.lengths.any() else 1.0
-    tf = postings.counts.astype(np.float64)
-    weights = (tf / (K1 * ((1 - B) + B * postings.lengths[postings.rows] / average) + tf)).astype(np.float32)
-    out: list[dict[int, float]] = [{} for _ in range(n)]
+    """Each row's BM25 term weights without the IDF: the sparse vector a query's IDF
+    weights multiply."""
+    tf, norm = postings.term_frequencies()
+    weights = (tf / (norm + tf)).astype(np.float32)
+    out: list[dict[int, float]] = [{} for _ in range(len(postings.lengths))]
     for row, column, weight in zip(postings.rows.tolist(), postings.columns.tolist(), weights.tolist()):
         out[row][column] = weight
     return out
@@ -206,8 +204,7 @@ def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[st
     if rows:
         client.insert(names["documents"], rows)
     rows = [{"key": term_key(side, term), "column": column, "df": int(df[column]), "vector": [1.0, 0.0]}
-            for side, postings in lexical.items()
-            for df in [np.bincount(postings.columns, minlength=len(postings.vocab))]
+            for side, postings in lexical.items() for df in [postings.document_frequencies()]
             for term, column in postings.vocab.items()]
     for start in range(0, len(rows), 5000):
         client.insert(names["terms"], rows[start:start + 5000])

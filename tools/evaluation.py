@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     # title and text together, as there
     index, embedder = _index(args, articles, args.no_chunking, title_context=args.title_context or args.no_chunking)
     searcher = Searcher.open(_in_store(args, index), verify=False, backend=embedder.backend)
+    # with --store, the embedded index it was written from answers beside it
+    embedded = Searcher.open(index, verify=False, backend=embedder.backend) if args.store else None
     if args.mmr:
         return _result_lists(args, searcher, queries, qrels, None if args.no_time else dates)
     runs = []
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         run = run_queries(searcher, queries, args.mode, weights, None if args.no_time else dates)
         scores = per_query(run, qrels)
         runs.append(({"weights": asdict(weights)}, scores))
-        against = _against_embedded(args, index, embedder, queries, qrels, run, weights, dates) if args.store else {}
+        against = _against(embedded, args, queries, qrels, run, weights, dates) if embedded else {}
         result = {"mode": args.mode, "split": args.split, "chunking": not args.no_chunking,
                   **({"title_context": True} if args.title_context else {}),
                   **({"as_of": "question_date"} if dates and not args.no_time else {}),
@@ -245,13 +247,10 @@ def _grid(parser, args) -> list[Weights]:
     return [Weights(**dict(zip(names, combo))) for combo in itertools.product(*values.values())] or [Weights()]
 
 
-def _against_embedded(args, index: Path, embedder, queries, qrels, run: dict, weights, dates) -> dict:
-    """The same questions asked of the embedded index the store was written from: its
+def _against(embedded, args, queries, qrels, run: dict, weights, dates) -> dict:
+    """The same questions asked of the `embedded` index the store was written from: its
     nDCG@10, and for how many questions the ten best documents are the same, in order."""
-    from search import Searcher
-
-    local = Searcher.open(index, verify=False, backend=embedder.backend)
-    theirs = run_queries(local, queries, args.mode, weights, None if args.no_time else dates)
+    theirs = run_queries(embedded, queries, args.mode, weights, None if args.no_time else dates)
 
     def top10(ranked: dict) -> list[str]:
         return [doc for doc, _ in sorted(ranked.items(), key=lambda kv: -kv[1])[:10]]

@@ -268,6 +268,12 @@ def top_rows(scores: np.ndarray, depth: int, mask: np.ndarray | None = None) -> 
     return matched, scores[matched]
 
 
+def idf(rows: int, df):
+    """Robertson's IDF as bm25s computes it, log(max(1, (N - df + 0.5) / (df + 0.5))): zero,
+    not negative, for a term in over half the rows."""
+    return np.log(np.maximum(1.0, (rows - df + 0.5) / (df + 0.5)))
+
+
 class Postings:
     """Term counts by row: (row, column, count) triples sorted by column then row, each
     row's length in terms, and the vocabulary (term -> column)."""
@@ -332,16 +338,24 @@ class Postings:
         return Postings(rows[order], columns[order], np.concatenate((self.counts, more.counts))[order],
                         np.concatenate((self.lengths, more.lengths)), vocab)
 
-    def scored(self) -> dict:
-        """The CSC arrays of Robertson BM25 scores, as bm25s computes them: idf
-        log(max(1, (N - df + 0.5) / (df + 0.5))) times tf / (tf + k1 (1 - b + b dl / avgdl))."""
+    def document_frequencies(self) -> np.ndarray:
+        """column -> how many rows hold its term."""
+        return np.bincount(self.columns, minlength=len(self.vocab))
+
+    def term_frequencies(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each posting's tf and its row's length normalisation k1 (1 - b + b dl / avgdl):
+        BM25's term part is tf / (tf + norm)."""
         n = len(self.lengths)
-        df = np.bincount(self.columns, minlength=len(self.vocab))
-        idf = np.log(np.maximum(1.0, (n - df + 0.5) / (df + 0.5)))
         average = float(self.lengths.mean()) if n and self.lengths.any() else 1.0
-        tf = self.counts.astype(np.float64)
-        norm = K1 * ((1 - B) + B * self.lengths[self.rows] / average)
-        data = (idf[self.columns] * tf / (norm + tf)).astype(np.float32)
+        return self.counts.astype(np.float64), K1 * ((1 - B) + B * self.lengths[self.rows] / average)
+
+    def scored(self) -> dict:
+        """The CSC arrays of Robertson BM25 scores, as bm25s computes them: `idf` times
+        tf / (tf + k1 (1 - b + b dl / avgdl))."""
+        n = len(self.lengths)
+        df = self.document_frequencies()
+        tf, norm = self.term_frequencies()
+        data = (idf(n, df)[self.columns] * tf / (norm + tf)).astype(np.float32)
         indptr = np.concatenate(([0], np.cumsum(df))).astype(np.int64)
         return {"data": data, "indices": self.rows.astype(np.int32), "indptr": indptr, "num_docs": n}
 

@@ -40,6 +40,7 @@ import re
 import numpy as np
 
 from search.errors import IndexNotFound, VectorStoreError
+from search.index.lexical import idf
 from search.index.vector_store import MILVUS_MAX_LIMIT, MilvusAddress, MilvusStore, id_expression, parse
 
 BACKEND = "milvus-index"
@@ -198,8 +199,7 @@ class MilvusIndex:
             self.client.load_collection(name)
         self.passage_capacity = int(manifest["counts"]["passages"])
         self.document_capacity = int(manifest["counts"]["documents"])
-        self.vectors = MilvusPassages(self.address, self.names["passages"])
-        self.vectors._client = self.client
+        self.vectors = MilvusPassages(self.address, self.names["passages"], self.client)
         self.store = MilvusCatalog(self)
         self.sentences = MilvusSentences(self) if manifest["counts"].get("sentences", 1) else None
         vocabulary = Vocabulary(self.client, self.names["terms"], {"p": self.passage_capacity,
@@ -246,8 +246,7 @@ class Vocabulary:
             for key in missing:
                 row = found.get(key)
                 n = self.rows[key[0]]
-                self._known[key] = None if row is None else (
-                    int(row["column"]), float(np.log(max(1.0, (n - row["df"] + 0.5) / (row["df"] + 0.5)))))
+                self._known[key] = None if row is None else (int(row["column"]), float(idf(n, row["df"])))
             if len(self._known) > 100_000:
                 self._known.clear()
         return {c: idf for k in keys if (hit := self._known.get(k)) is not None for c, idf in [hit] if idf > 0}
@@ -271,7 +270,7 @@ class MilvusLexical:
             where = id_expression(mask).replace("id ", f"{self.key} ")
         expression = " and ".join(e for e in (self.where, where) if e)
         try:
-            answers = self.client.search(self.name, data=[weights], anns_field="weights", limit=min(depth, 16_384),
+            answers = self.client.search(self.name, data=[weights], anns_field="weights", limit=min(depth, MILVUS_MAX_LIMIT),
                                          filter=expression, output_fields=[self.key],
                                          search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}})
         except Exception as exc:  # noqa: BLE001
@@ -363,13 +362,7 @@ class MilvusCatalog:
         return 0
 
     def passages_of(self, doc_ids) -> list[int]:
-        out = []
-        for doc_id in sorted(set(doc_ids)):
-            row = self.row_of.get(doc_id)
-            if row is not None:
-                d = self._documents[row]
-                out += range(int(d["first_passage"]), int(d["first_passage"]) + int(d["passages"]))
-        return out
+        return [pid for doc_id in sorted(set(doc_ids)) for pid in self._of_document(doc_id)]
 
     # the rows, asked for
     def _passages(self, ids, fields) -> list[dict]:
@@ -458,7 +451,3 @@ class MilvusCatalog:
                         "published": d["published"] or None, "lead": lead["text"], "lead_paragraph": lead["paragraph"],
                         "lead_start": lead["start"], "lead_end": lead["end"]})
         return out
-
-    def close(self) -> None:
-        pass
-

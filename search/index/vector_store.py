@@ -219,9 +219,9 @@ class MilvusStore:
 
     FLAT_LIMIT = 1_000_000
 
-    def __init__(self, address: MilvusAddress, collection: str):
+    def __init__(self, address: MilvusAddress, collection: str, client=None):
         self.address, self.collection = address, collection
-        self._client = None
+        self._client = client  # made on first use when not given
 
     @classmethod
     def named(cls, described: dict) -> "MilvusStore":
