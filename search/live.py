@@ -55,7 +55,16 @@ class LiveSearcher:
         now = time.monotonic()
         if now - self._checked >= self.check_s:
             self._checked = now
-            if self._stale() and self._loading.acquire(blocking=False):
+            if self.remote and self._stale():
+                # An index in Milvus holds no lease on its generation: a replica idle through
+                # two publishes would answer from collections already dropped. It opens the
+                # new generation before answering.
+                self._loading.acquire()
+                if self._stale():
+                    self._reload_locked()
+                else:
+                    self._loading.release()
+            elif self._stale() and self._loading.acquire(blocking=False):
                 threading.Thread(target=self._reload_locked, name="reload", daemon=True).start()
         return self._searcher
 

@@ -120,10 +120,13 @@ def test_a_publish_is_one_alias_switch_that_replicas_follow(milvus, embedder, tm
     live._loading.acquire()
     live._loading.release()
     assert live.get().generation == "g000002" and live.get().search("Lukashenko", 1)[0].citations[0].doc_id[:3] == "004"
+    idle = LiveSearcher(spec, lambda: Searcher.open(spec), check_s=0)  # on g000002, then asked nothing
     build_in_milvus([one], spec)
     client = pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
     kept = {name.split("_")[1] for name in client.list_collections() if name.startswith("rolling_")}
     assert kept == {"g000002", "g000003"}  # the one before the last publish stays for replicas still on it
+    build_in_milvus([SEEDS], spec)  # g000002 is dropped now: the idle replica's next answer comes from g000004
+    assert idle.get().generation == "g000004" and idle.get().search("Lukashenko", 1)
 
 
 def test_clear_errors(milvus):
