@@ -61,11 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     for command in (a, r, m):
         command.add_argument("--index", default=settings.value("SEARCH_INDEX"),
                              help="index directory to update (default: $SEARCH_INDEX or ./index)")
+    for command in (a, r):
+        command.add_argument("--store", default=settings.value("SEARCH_STORE"), metavar="milvus://HOST:PORT/NAME",
+                             help="update the index held in Milvus there instead of an index directory "
+                                  "(default: $SEARCH_STORE)")
     a.add_argument("--strict", action="store_true", help="fail on any unreadable, empty or malformed input")
     m.add_argument("--background", action="store_true",
                    help="merge without holding up writes: the writer lock is taken only at the end, to add what "
                         "was written meanwhile and publish")
     args = parser.parse_args(argv)
+    if getattr(args, "store", None) is not None and args.command in ("add", "remove"):
+        _check_store(parser, args.store)
     if args.command == "build":
         from search.index.vector_store import parse
 
@@ -74,12 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             parser.error(str(e))
         if args.store is not None:
-            try:
-                address = parse(args.store)
-            except ValueError:
-                address = None
-            if address is None:  # (parse takes "faiss" for the embedded vector store)
-                parser.error(f"--store must be milvus://host:port/name (name: letters, digits, _), got {args.store!r}")
+            _check_store(parser, args.store)
             if parse(args.vector_store) is not None:
                 parser.error("--store holds the vectors too: leave out --vector-store")
         if args.actors is not None and (args.engine != "ray" or args.actors < 1):
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     from .update import update
 
     try:
+        if args.command in ("add", "remove") and args.store:  # no service process to go through, no alerts
+            print(update(args.store, srcs=getattr(args, "sources", ()), remove=getattr(args, "doc_ids", ()),
+                         strict=getattr(args, "strict", False)))
+            return 0
         if args.command == "add":
             print(_through_service(args.index, args.sources, (), args.strict) or
                   _matched(args.index, update(args.index, srcs=args.sources, strict=args.strict)))
@@ -122,6 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(summary)
     return 0
+
+
+def _check_store(parser, spec: str) -> None:
+    from search.index.vector_store import parse
+
+    try:
+        address = parse(spec)
+    except ValueError:
+        address = None
+    if address is None:  # (parse takes "faiss" for the embedded vector store)
+        parser.error(f"--store must be milvus://host:port/name (name: letters, digits, _), got {spec!r}")
 
 
 def _matched(index: str, summary):

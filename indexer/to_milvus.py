@@ -6,6 +6,7 @@ the alias still names the last complete generation."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,28 @@ def _schemas(client, dimension: int) -> dict:
     for name, length in (("doc_id", 1024), ("title", 4096), ("source", 1024), ("url", 4096), ("published", 64),
                          ("author", 1024)):
         documents.add_field(name, DataType.VARCHAR, max_length=length)
+    documents.add_field("sha256", DataType.VARCHAR, max_length=64)  # an update leaves an unchanged text alone
     documents.add_field("text", DataType.VARCHAR, max_length=VARCHAR)
     documents.add_field("weights", DataType.SPARSE_FLOAT_VECTOR)
     vocabulary = new()
     vocabulary.add_field("key", DataType.VARCHAR, max_length=TERM_BYTES + 8, is_primary=True)
     vocabulary.add_field("column", DataType.INT64)
     vocabulary.add_field("df", DataType.INT64)
+    # the update that last wrote df, and df before it (milvus_index.effective)
+    vocabulary.add_field("generation", DataType.INT64)
+    vocabulary.add_field("previous", DataType.INT64)
     vocabulary.add_field("vector", DataType.FLOAT_VECTOR, dim=2)  # a collection needs one
+    # what placing the next article in a story needs (indexer/stories.py), one row each:
+    # "t:TERM:STORY" a centroid's weight, "n:STORY" its squared length, "f:TERM" how many
+    # articles hold the term ("f:" itself: how many were placed)
+    stories = new()
+    stories.add_field("key", DataType.VARCHAR, max_length=TERM_BYTES + 40, is_primary=True)
+    stories.add_field("term", DataType.VARCHAR, max_length=TERM_BYTES + 8)
+    stories.add_field("story", DataType.INT64)
+    stories.add_field("value", DataType.DOUBLE)
+    stories.add_field("generation", DataType.INT64)
+    stories.add_field("previous", DataType.DOUBLE)
+    stories.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
     sentences = new()
     for name in ("id", "passage_id", "start", "end"):
         sentences.add_field(name, DataType.INT64, is_primary=name == "id")
@@ -56,7 +72,7 @@ def _schemas(client, dimension: int) -> dict:
     manifest.add_field("manifest", DataType.VARCHAR, max_length=VARCHAR)
     manifest.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
     return {"passages": passages, "documents": documents, "terms": vocabulary, "sentences": sentences,
-            "manifest": manifest}
+            "stories": stories, "manifest": manifest}
 
 
 def _index_params(client, part: str):
@@ -98,10 +114,13 @@ def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -
 
     address = parse(spec)
     client = client_for(address)
-    before = milvus_index.current_token(spec)  # what replicas answer from until the alias moves
+    before = milvus_index.current_token(spec)
+    serving = _collections_of(client, address)  # what replicas answer from until the alias moves
     existing = generations_of(client, address)
-    # the next number; a builder racing this one fails creating the same collection
-    token = f"g{int(existing[-1][1:]) + 1 if existing else 1:06d}"
+    # the next number after every generation's and every update's; a builder racing this
+    # one fails creating the same collection
+    number = max([int(t[1:]) for t in existing + [before or "g0"]] or [0]) + 1
+    token = milvus_index.generation_name(number)
     names = collections(address, token)
     dimension = int(manifest["model"]["dimension"])
     schemas = _schemas(client, dimension)
@@ -119,9 +138,16 @@ def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -
         counts = manifest["counts"]
         with _bar(progress, counts["passages"] + counts["documents"] + counts.get("sentences", 0)) as bar:
             _write_rows(_Counted(client, bar), names, conn, FaissStore.read(generation),
-                        SentenceVectors.open(generation), lexical)
+                        SentenceVectors.open(generation), lexical, number)
         record = {"backend": BACKEND, "uri": f"milvus://{address.host}:{address.port}/{address.collection}",
-                  "token": token, "collections": names}
+                  "token": token, "generation": token, "format": milvus_index.FORMAT, "collections": names,
+                  # where an update's ids start, its new terms' columns, and the average
+                  # lengths every row's BM25 weights are normalised by (indexer/milvus_update.py)
+                  "next": {"passages": counts["passages"], "documents": counts["documents"],
+                           "sentences": counts.get("sentences", 0), "story": manifest.get("next_story", 0)},
+                  "columns": {side: len(postings.vocab) for side, postings in lexical.items()},
+                  "average_length": {side: _average(postings) for side, postings in lexical.items()},
+                  "placed": _placed(conn), "pending": []}
         published = {key: value for key, value in manifest.items() if key not in ("checksums", "files")}
         published["store"] = record
         published["vector_index"] = {"backend": BACKEND, "type": "Milvus FLAT (inner product)",
@@ -129,7 +155,7 @@ def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -
         text = json.dumps(published, ensure_ascii=False)
         if len(text.encode("utf-8")) > VARCHAR:
             raise ValueError("the manifest is too large for its Milvus collection")
-        client.insert(names["manifest"], [{"id": 0, "manifest": text, "vector": [1.0, 0.0]}])
+        client.insert(names["manifest"], [{"id": number, "manifest": text, "vector": [1.0, 0.0]}])
         crashpoint("milvus:rows")
         for name in names.values():
             client.flush(name)
@@ -143,7 +169,7 @@ def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -
         conn.close()
     _point_alias(client, address.collection, names["manifest"])
     crashpoint("milvus:published")
-    _collect(client, address, keep={token, before})
+    _collect(client, address, keep={token, serving})
     return record
 
 
@@ -165,7 +191,7 @@ def _bar(progress: bool, total: int):
     return tqdm(total=total, desc="writing to Milvus", unit=" rows", disable=not progress)
 
 
-def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[str, Postings]) -> None:
+def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[str, Postings], number: int) -> None:
     groups = dict(conn.execute("SELECT passage_id, group_id FROM duplicates").fetchall())
     runs = {pid: (first, count) for pid, first, count in conn.execute(
         "SELECT passage_id, MIN(id), COUNT(*) FROM sentences GROUP BY passage_id")}
@@ -186,7 +212,7 @@ def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[st
     stories = _stories(conn)
     weights = row_weights(lexical["d"])
     rows = []
-    for d in conn.execute(f"SELECT rowid - 1 AS row, doc_id, title, source, url, published, {author}, text, "
+    for d in conn.execute(f"SELECT rowid - 1 AS row, doc_id, title, source, url, published, {author}, text, sha256, "
                           "(SELECT MIN(id) FROM passages p WHERE p.doc_id = d.doc_id) AS first_passage, "
                           "(SELECT COUNT(*) FROM passages p WHERE p.doc_id = d.doc_id) AS passages "
                           "FROM documents d ORDER BY rowid"):
@@ -196,18 +222,21 @@ def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[st
                          "day": day_number(d["published"]),
                          "passages": d["passages"], "doc_id": d["doc_id"], "title": d["title"] or "",
                          "source": d["source"] or "", "url": d["url"] or "", "published": d["published"] or "",
-                         "author": d["author"] or "", "text": text,
+                         "author": d["author"] or "", "text": text, "sha256": d["sha256"],
                          "weights": (weights[d["row"]] or NO_TERMS) if piece == 0 else NO_TERMS})
         if len(rows) >= BATCH:
             client.insert(names["documents"], rows)
             rows = []
     if rows:
         client.insert(names["documents"], rows)
-    rows = [{"key": term_key(side, term), "column": column, "df": int(df[column]), "vector": [1.0, 0.0]}
+    rows = [{"key": term_key(side, term), "column": column, "df": int(df[column]), "generation": number,
+             "previous": int(df[column]), "vector": [1.0, 0.0]}
             for side, postings in lexical.items() for df in [postings.document_frequencies()]
             for term, column in postings.vocab.items()]
     for start in range(0, len(rows), 5000):
         client.insert(names["terms"], rows[start:start + 5000])
+    for start in range(0, len(rows := story_rows(conn, number)), 5000):
+        client.insert(names["stories"], rows[start:start + 5000])
     rows = []
     for s in conn.execute('SELECT id, passage_id, start, "end" FROM sentences ORDER BY id'):
         rows.append(dict(s))
@@ -215,6 +244,56 @@ def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[st
             _insert_sentences(client, names["sentences"], rows, sentence_vectors)
             rows = []
     _insert_sentences(client, names["sentences"], rows, sentence_vectors)
+
+
+def story_key(kind: str, term: str = "", story: int = -1) -> str:
+    """A row's key in NAME_G_stories: "t:TERM:STORY", "n:STORY" or "f:TERM" (a long term
+    by its digest, as in NAME_G_terms)."""
+    term = term_key("", term)[1:]
+    return {"t": f"t:{term}:{story}", "n": f"n:{story}", "f": f"f:{term}"}[kind]
+
+
+def story_row(kind: str, value: float, number: int, term: str = "", story: int = -1,
+              previous: float | None = None) -> dict:
+    return {"key": story_key(kind, term, story), "term": term_key("", term)[1:], "story": story,
+            "value": float(value), "generation": number, "previous": float(value if previous is None else previous),
+            "vector": [1.0, 0.0]}
+
+
+def story_rows(conn, number: int) -> list[dict]:
+    """The stories' state of a store (search/index/story_store.py) as rows of NAME_G_stories."""
+    from search.index import story_store
+
+    if not story_store.has_stories(conn):
+        return []
+    rows = [story_row("t", w, number, term, story) for term, story, w in
+            conn.execute("SELECT term, story, weight FROM story_terms")]
+    rows += [story_row("n", norm2, number, story=story) for story, norm2 in
+             conn.execute("SELECT story, norm2 FROM story_norms")]
+    rows += [story_row("f", n, number, term) for term, n in conn.execute("SELECT term, articles FROM story_df")]
+    return rows
+
+
+def _average(postings: Postings) -> float:
+    n = len(postings.lengths)
+    return float(postings.lengths.mean()) if n and postings.lengths.any() else 1.0
+
+
+def _placed(conn) -> int:
+    from indexer.stories import PLACED
+    from search.index import story_store
+
+    if not story_store.has_stories(conn):
+        return 0
+    return sum(n for (n,) in conn.execute("SELECT articles FROM story_df WHERE term = ?", (PLACED,)))
+
+
+def _collections_of(client, address: MilvusAddress) -> str | None:
+    """The collections' generation the alias names now (before this build's publish:
+    replicas answer from it until they look again)."""
+    name = milvus_index._aliased(client, address.collection)
+    match = name and re.fullmatch(rf"{re.escape(address.collection)}_(g[0-9]{{6,}})_manifest", name)
+    return match.group(1) if match else None
 
 
 def _stories(conn) -> dict[str, int]:

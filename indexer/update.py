@@ -92,6 +92,12 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         WouldEmptyIndex: the update would remove every document.
         BuildError: (with `strict`) a bad input, or two inputs with the same id.
     """
+    from search.index.milvus_index import is_milvus
+
+    if is_milvus(index_dir):  # an index held in Milvus: its rows upserted and deleted
+        from .milvus_update import update as update_milvus
+
+        return update_milvus(index_dir, srcs, remove, documents, strict, embedder, batch_size)
     started = time.perf_counter()
     index_dir = Path(index_dir)
     files, skipped = sources.discover(srcs)

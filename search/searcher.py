@@ -76,7 +76,7 @@ class Searcher:
         self._count = 0 if remote else self._layout.passage_capacity  # passage ids run below it (some deleted)
         reuse = previous is not None and not remote and self._extends(previous)
         if remote:  # every part in Milvus collections (search/index/milvus_index.py)
-            self._open_remote(manifest)
+            self._open_remote(manifest, previous)
         else:
             self._open_local(manifest, previous if reuse else None)
         known = previous._count if reuse else 0
@@ -130,8 +130,11 @@ class Searcher:
                                                        previous._document_lexical if previous else None)
         self._document_lexical_size = layout.document_capacity
 
-    def _open_remote(self, manifest: dict) -> None:
-        remote = milvus_index.MilvusIndex(manifest)
+    def _open_remote(self, manifest: dict, previous: "Searcher | None") -> None:
+        """The collections; what `previous` (this replica's searcher of an earlier
+        generation) read of them is carried, and only what the updates since changed is read."""
+        remote = milvus_index.MilvusIndex(manifest, getattr(previous, "_remote", None))
+        self._remote = remote
         self._count = remote.passage_capacity
         self._vectors = self._base_vectors = remote.vectors
         self._sentence_vectors = remote.sentences
@@ -227,8 +230,11 @@ class Searcher:
         check_mode(mode)
         embedder = get_embedder(model_name, backend)
         store.check_model(spec, manifest, model_name, embedder.dimension)
-        searcher = cls(Path(spec.replace("://", "/")), manifest, embedder, mode)
-        searcher.root, searcher.generation = spec, manifest["store"]["token"]
+        previous = _LATEST.get(spec)
+        searcher = cls(Path(spec.replace("://", "/")), manifest, embedder, mode,
+                       previous=previous() if previous else None)
+        searcher.root, searcher.generation = spec, manifest["store"].get("generation", manifest["store"]["token"])
+        _LATEST[spec] = weakref.ref(searcher)
         return searcher
 
     @functools.cached_property

@@ -44,6 +44,11 @@ from search.index.lexical import idf
 from search.index.vector_store import MILVUS_MAX_LIMIT, MilvusAddress, MilvusStore, id_expression, parse
 
 BACKEND = "milvus-index"
+# 2: documents carry their text's digest and the stories' state has a collection, so that
+# an update (indexer/milvus_update.py) can be written; 1 could only be rebuilt
+FORMAT = 2
+PARTS = ("passages", "documents", "terms", "sentences", "stories", "manifest")
+LEASE = -1  # the manifest collection's row of the writer's lease (indexer/milvus_update.py)
 PIECES = 1024  # pieces a document may have: its rows are row * PIECES + piece
 PIECE_CHARS = 16_000  # at most 4 bytes a character: a piece's text fits a VARCHAR
 VARCHAR = 65_535
@@ -106,7 +111,7 @@ def generations_of(client, address: MilvusAddress) -> list[str]:
 
 def collections(address: MilvusAddress, token: str) -> dict[str, str]:
     return {part: f"{address.collection}_{token}_{part}"
-            for part in ("passages", "documents", "terms", "sentences", "manifest")}
+            for part in PARTS}
 
 
 @functools.lru_cache(maxsize=8)
@@ -160,58 +165,117 @@ def read_manifest(spec: str) -> dict:
         raise IndexNotFound(f"no index named {address.collection!r} in Milvus at {address.uri}: "
                             f"run `python -m indexer build SRC --store {spec}` first")
     client.load_collection(name)
-    rows = client.query(name, filter="id == 0", output_fields=["manifest"])
+    newest = _newest(client, name)
+    rows = client.query(name, filter=f"id == {newest}", output_fields=["manifest"]) if newest is not None else []
     if not rows:
         raise IndexNotFound(f"the index {address.collection!r} in Milvus has no manifest")
     return json.loads(rows[0]["manifest"])
 
 
+def manifests(client, name: str, since: int) -> list[dict]:
+    """The manifests of `name` (a manifest collection) published after generation number
+    `since`, oldest first: what changed since a replica last looked."""
+    rows = client.query(name, filter=f"id > {int(since)}", output_fields=["id", "manifest"])
+    return [json.loads(r["manifest"]) for r in sorted(rows, key=lambda r: r["id"])]
+
+
+def _newest(client, name: str) -> int | None:
+    """The number of the newest manifest: a build writes its generation's first, each
+    update (indexer/milvus_update.py) the next, into the same collection."""
+    ids = [int(r["id"]) for r in client.query(name, filter="id >= 0", output_fields=["id"])]
+    return max(ids) if ids else None
+
+
+def generation_name(number: int) -> str:
+    return f"g{number:06d}"
+
+
 def current_token(spec: str) -> str | None:
-    """The generation the alias points at now (None: no alias yet, or the server is away:
-    nothing newer to serve)."""
+    """The generation the alias points at now, its updates counted (None: no alias yet,
+    or the server is away: nothing newer to serve)."""
     address = parse(spec)
+    client = client_for(address)
     try:
-        name = _aliased(client_for(address), address.collection)
+        name = _aliased(client, address.collection)
+        match = name and re.fullmatch(rf"{re.escape(address.collection)}_(g[0-9]{{6,}})_manifest", name)
+        if not match:
+            return None
+        newest = _newest(client, name)
     except Exception:  # noqa: BLE001
         return None
-    match = name and re.fullmatch(rf"{re.escape(address.collection)}_(g[0-9]{{6,}})_manifest", name)
-    return match.group(1) if match else None
+    # (an index written before updates numbered its one manifest 0)
+    return generation_name(newest) if newest else match.group(1)
 
 
-def _scan(client, name: str, fields: list[str], key: str, size: int, where: str = "") -> list[dict]:
-    """Every row of `name` whose `key` runs 0..size-1, a range of keys a request."""
+def _scan(client, name: str, fields: list[str], key: str, size: int, where: str = "", offset: int = 0) -> list[dict]:
+    """Every row of `name` whose `key` runs offset..offset+size-1, a range of keys a request."""
     rows = []
-    for start in range(0, size, SCAN):
+    for start in range(offset, offset + size, SCAN):
         expression = " and ".join(e for e in (where, f"{key} >= {start} and {key} < {start + SCAN}") if e)
         rows += client.query(name, filter=expression, output_fields=fields, limit=SCAN)
     return rows
 
 
-class MilvusIndex:
-    """What a searcher reads, from a generation's collections."""
+def effective(row: dict, number: int, field: str = "df") -> float:
+    """A shared row's value as of generation `number`: an update writes the value with
+    its own generation beside the value before it, so a replica that has not yet seen that
+    update (or an update killed before it published) reads the one before."""
+    if row.get("generation", 0) > number:
+        return row["previous"]
+    return row[field]
 
-    def __init__(self, manifest: dict):
+
+class MilvusIndex:
+    """What a searcher reads, from a generation's collections (as of the manifest given:
+    rows an update appended after it are never answered); `previous`: the index this
+    replica served before, of the same collections, whose arrays are carried."""
+
+    def __init__(self, manifest: dict, previous: "MilvusIndex | None" = None):
         record = manifest["store"]
         self.address = parse(record["uri"])
         self.names = record["collections"]
+        self.token = record["token"]
+        self.number = int(record.get("generation", record["token"])[1:])
         self.client = client_for(self.address)
-        for name in self.names.values():
-            self.client.load_collection(name)
-        self.passage_capacity = int(manifest["counts"]["passages"])
-        self.document_capacity = int(manifest["counts"]["documents"])
-        self.vectors = MilvusPassages(self.address, self.names["passages"], self.client)
-        self.store = MilvusCatalog(self)
+        if previous is None or previous.token != self.token:
+            for name in self.names.values():
+                if name.endswith(("_stories",)) and not self.client.has_collection(name):
+                    continue  # (format 1 had none)
+                self.client.load_collection(name)
+        counts, following = manifest["counts"], record.get("next", {})
+        self.passage_capacity = int(following.get("passages", counts["passages"]))
+        self.document_capacity = int(following.get("documents", counts["documents"]))
+        # what a search may answer: the rows this manifest knows, less those its updates
+        # deleted and the writer has not yet dropped (indexer/milvus_update.py)
+        dead = sorted(int(entry[0]) for entry in record.get("pending", []))
+        passages = f"id < {self.passage_capacity}" + (f" and doc_row not in {dead}" if dead else "")
+        documents = f"row < {self.document_capacity}" + (f" and row not in {dead}" if dead else "")
+        self.vectors = MilvusPassages(self.address, self.names["passages"], self.client, bound=passages)
+        self.store = MilvusCatalog(self, manifest, previous.store if previous is not None
+                                   and previous.token == self.token else None)
         self.sentences = MilvusSentences(self) if manifest["counts"].get("sentences", 1) else None
-        vocabulary = Vocabulary(self.client, self.names["terms"], {"p": self.passage_capacity,
-                                                                   "d": self.document_capacity})
-        self.passage_lexical = MilvusLexical(self.client, self.names["passages"], "id", "p", vocabulary)
+        vocabulary = Vocabulary(self.client, self.names["terms"], {"p": int(counts["passages"]),
+                                                                   "d": int(counts["documents"])}, self.number)
+        self.passage_lexical = MilvusLexical(self.client, self.names["passages"], "id", "p", vocabulary,
+                                             where=passages)
         self.document_lexical = MilvusLexical(self.client, self.names["documents"], "row", "d", vocabulary,
-                                              where="piece == 0")
+                                              where=f"piece == 0 and {documents}")
 
 
 class MilvusPassages(MilvusStore):
     """The passages' vectors, the few products a query needs besides its search computed
-    where the vectors are."""
+    where the vectors are; only passages below `bound` (those the manifest knows)."""
+
+    def __init__(self, address, collection, client=None, bound: str = ""):
+        super().__init__(address, collection, client)
+        self.bound = bound
+
+    def search(self, vectors, k, allowed=None, where: str = ""):
+        if allowed is not None and not where:
+            if not allowed.any():
+                return super().search(vectors, k, allowed)
+            where = id_expression(allowed)
+        return super().search(vectors, k, where=" and ".join(e for e in (self.bound, where) if e))
 
     def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The query's inner product with the vectors of `ids` (the passages only BM25
@@ -231,10 +295,11 @@ class MilvusPassages(MilvusStore):
 
 class Vocabulary:
     """The terms of both BM25 indexes, looked up per query (one request for both sides)
-    and kept for the next: a term's column and IDF."""
+    and kept for the next: a term's column and IDF, as of generation `number`."""
 
-    def __init__(self, client, name: str, rows: dict[str, int]):
-        self.client, self.name, self.rows = client, name, rows  # rows: side -> how many rows it has
+    def __init__(self, client, name: str, rows: dict[str, int], number: int = 0):
+        self.client, self.name, self.rows = client, name, rows  # rows: side -> how many live rows it has
+        self.number = number
         self._known: dict[str, tuple[int, float] | None] = {}
 
     def lookup(self, side: str, words) -> dict[int, float]:
@@ -242,11 +307,12 @@ class Vocabulary:
         keys = [term_key(side, w) for w in dict.fromkeys(words)]
         missing = [k for k in keys if k not in self._known]
         if missing:
-            found = {r["key"]: r for r in self.client.query(self.name, ids=missing, output_fields=["column", "df"])}
+            found = {r["key"]: r for r in self.client.query(self.name, ids=missing, output_fields=["*"])}
             for key in missing:
                 row = found.get(key)
                 n = self.rows[key[0]]
-                self._known[key] = None if row is None else (int(row["column"]), float(idf(n, row["df"])))
+                df = effective(row, self.number) if row is not None else 0
+                self._known[key] = None if not df else (int(row["column"]), float(idf(n, df)))
             if len(self._known) > 100_000:
                 self._known.clear()
         return {c: idf for k in keys if (hit := self._known.get(k)) is not None for c, idf in [hit] if idf > 0}
@@ -310,30 +376,79 @@ class MilvusCatalog:
     """`SegmentedStore`'s reading methods over the collections: the per-passage and
     per-document numbers read once at open, text and citations asked for by id."""
 
-    def __init__(self, index: MilvusIndex):
-        self.client, self.names = index.client, index.names
-        passages = _scan(self.client, self.names["passages"], ["id", "doc_row", "group", "first_sentence",
-                                                               "sentences"], "id", index.passage_capacity)
-        documents = _scan(self.client, self.names["documents"],
-                          ["row", "doc_id", "source", "published", "story", "first_passage", "passages"],
-                          "row", index.document_capacity, "piece == 0")
+    PASSAGE_FIELDS = ["id", "doc_row", "group", "first_sentence", "sentences"]
+    DOCUMENT_FIELDS = ["row", "doc_id", "source", "published", "story", "first_passage", "passages"]
+
+    def __init__(self, index: MilvusIndex, manifest: dict, previous: "MilvusCatalog | None" = None):
+        self.client, self.names, self.number = index.client, index.names, index.number
         n, m = index.passage_capacity, index.document_capacity
-        self.live, self.live_documents = np.ones(n, dtype=bool), np.ones(m, dtype=bool)
-        self._doc_row = np.zeros(n, dtype=np.int64)
-        self._group = np.full(n, -1, dtype=np.int64)
-        self._runs = np.zeros((n, 2), dtype=np.int64)
-        for p in passages:
+        since = self._carried(previous, manifest, index.number)
+        if since is None:  # everything, read once
+            self.live, self.live_documents = np.zeros(n, dtype=bool), np.zeros(m, dtype=bool)
+            self._doc_row = np.zeros(n, dtype=np.int64)
+            self._group = np.full(n, -1, dtype=np.int64)
+            self._runs = np.zeros((n, 2), dtype=np.int64)
+            self._documents = [None] * m
+            self._story = np.full(m, -1, dtype=np.int64)
+            self.row_of: dict[str, int] = {}
+            first_passage = first_document = 0
+            dead = [entry[0] for entry in manifest["store"].get("pending", [])]
+        else:  # what `previous` read, then what the updates since appended and changed
+            first_passage, first_document = len(previous._doc_row), len(previous._documents)
+            self.live = _grown(previous.live, n, False)
+            self.live_documents = _grown(previous.live_documents, m, False)
+            self._doc_row = _grown(previous._doc_row, n, 0)
+            self._group = _grown(previous._group, n, -1)
+            self._runs = _grown(previous._runs, n, 0)
+            self._documents = previous._documents + [None] * (m - first_document)
+            self._story = _grown(previous._story, m, -1)
+            self.row_of = dict(previous.row_of)
+            dead = [row for change in since for row in change.get("dead_documents", [])]
+        self._read(first_passage, n, first_document, m)
+        for row in dead:
+            self._drop(int(row))
+        if since:
+            regrouped = sorted({pid for change in since for pid in change.get("regrouped", []) if pid < n})
+            for r in (self._passages(regrouped, ["id", "group"]) if regrouped else []):
+                self._group[int(r["id"])] = r["group"]
+
+    @staticmethod
+    def _carried(previous: "MilvusCatalog | None", manifest: dict, number: int) -> list[dict] | None:
+        """The changes of the updates since the generation `previous` read (None: read
+        everything, there is nothing to carry or the manifests of the updates between are
+        gone)."""
+        if previous is None or previous.number >= number:
+            return None
+        since = manifests(previous.client, previous.names["manifest"], previous.number)
+        numbers = [int(m["store"]["generation"][1:]) for m in since if "generation" in m["store"]]
+        if not numbers or numbers[0] != previous.number + 1 or numbers != list(range(numbers[0], numbers[-1] + 1)):
+            return None
+        return [m.get("changes", {}) for m in since if int(m["store"]["generation"][1:]) <= number]
+
+    def _read(self, first_passage: int, n: int, first_document: int, m: int) -> None:
+        for p in _scan(self.client, self.names["passages"], self.PASSAGE_FIELDS, "id", n - first_passage,
+                       offset=first_passage):
             i = int(p["id"])
             self._doc_row[i], self._group[i] = p["doc_row"], p["group"]
             self._runs[i] = (p["first_sentence"], p["sentences"])
-        self._documents = [None] * m
-        self._story = np.full(m, -1, dtype=np.int64)
-        self.row_of: dict[str, int] = {}
-        for d in documents:
+            self.live[i] = True
+        for d in _scan(self.client, self.names["documents"], self.DOCUMENT_FIELDS, "row", m - first_document,
+                       "piece == 0", offset=first_document):
             row = int(d["row"])
             self._documents[row] = d
             self._story[row] = d["story"]
-            self.row_of[d["doc_id"]] = row
+            self.live_documents[row] = True
+            self.row_of[d["doc_id"]] = row  # (a replacement's row is later than its old one's)
+
+    def _drop(self, row: int) -> None:
+        """Document row `row` is deleted (its rows may stay in Milvus a while)."""
+        d = self._documents[row] if row < len(self._documents) else None
+        if d is None:
+            return
+        self.live_documents[row] = False
+        self.live[int(d["first_passage"]):int(d["first_passage"]) + int(d["passages"])] = False
+        if self.row_of.get(d["doc_id"]) == row:
+            del self.row_of[d["doc_id"]]
 
     # the numbers
     def document_rows(self, since: int = 0) -> np.ndarray:
@@ -341,7 +456,8 @@ class MilvusCatalog:
         return np.stack((ids, self._doc_row[since:]), axis=1)
 
     def published(self, since: int = 0):
-        return ((i, self._documents[self._doc_row[i]]["published"] or None) for i in range(since, len(self._doc_row)))
+        return ((i, d["published"] or None) for i in range(since, len(self._doc_row))
+                for d in [self._documents[self._doc_row[i]]] if d is not None)
 
     def sentence_runs(self, since: int = 0):
         return ((i, int(f), int(c)) for i, (f, c) in enumerate(self._runs[since:].tolist(), since) if c)
@@ -350,7 +466,8 @@ class MilvusCatalog:
         return ((row, d["source"]) for row, d in enumerate(self._documents) if d is not None)
 
     def doc_ids(self):
-        return ((i, self._documents[row]["doc_id"]) for i, row in enumerate(self._doc_row.tolist()))
+        return ((i, d["doc_id"]) for i, row in enumerate(self._doc_row.tolist())
+                for d in [self._documents[row]] if d is not None)
 
     def groups(self, group_of=None, since_part: int = 0) -> np.ndarray:
         return self._group.copy()
@@ -451,3 +568,10 @@ class MilvusCatalog:
                         "published": d["published"] or None, "lead": lead["text"], "lead_paragraph": lead["paragraph"],
                         "lead_start": lead["start"], "lead_end": lead["end"]})
         return out
+
+
+def _grown(values: np.ndarray, size: int, fill) -> np.ndarray:
+    """`values` (a replica's array of a generation before) extended to `size` rows."""
+    out = np.full((size,) + values.shape[1:], fill, dtype=values.dtype)
+    out[:len(values)] = values
+    return out

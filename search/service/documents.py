@@ -33,10 +33,15 @@ class ServiceWriter:
 
     def __init__(self, live: LiveSearcher):
         self._live = live
-        self._own = Writer(live.root, lambda: live.get().embedder, on_published=Matcher(live.root, live).published)
+        # an index in Milvus has no directory for a writer process or alerts: each replica
+        # writes from its own thread, one at a time by the index's lease (indexer/milvus_update.py)
+        published = (lambda summary: None) if live.remote else Matcher(live.root, live).published
+        self._own = Writer(live.root, lambda: live.get().embedder, on_published=published)
 
     def write(self, documents=(), remove=()):
         try:
+            if self._live.remote:
+                raise writer_process.WriterUnreachable("an index in Milvus", recorded=False)
             summary = writer_process.write(self._live.root, documents, remove)
         except writer_process.WriterUnreachable as e:
             if e.recorded:  # recorded, yet not answering
@@ -47,11 +52,7 @@ class ServiceWriter:
 
 
 def register(app: Flask, live: LiveSearcher) -> None:
-    if live.remote:
-        refuse(app, "writes", [("PUT", "/documents/<doc_id:doc_id>"), ("POST", "/documents"),
-                               ("DELETE", "/documents/<doc_id:doc_id>")])
-        return
-    if app.config.get("API_KEY"):
+    if app.config.get("API_KEY") and not live.remote:
         _load_writer()
     writer = ServiceWriter(live)
 

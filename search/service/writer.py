@@ -46,7 +46,9 @@ class Write:
 class Writer:
     def __init__(self, root: str | Path, embedder: Callable[[], object], interval_s: float = PUBLISH_INTERVAL_S,
                  on_published: Callable[[object], None] = lambda summary: None):
-        self.root = Path(root)
+        from search.index.milvus_index import is_milvus
+
+        self.root = root if is_milvus(root) else Path(root)  # an index directory, or an index in Milvus
         self._embedder = embedder  # the model the index is written with (the service's own)
         self.interval_s = interval_s
         self.on_published = on_published  # called with each update's summary once it is published (alerts)
@@ -83,8 +85,8 @@ class Writer:
         writes go on meanwhile, and the merge catches up with them before it publishes."""
         from indexer.update import merge_due
 
-        if self._merging is not None and self._merging.is_alive():
-            return
+        if isinstance(self.root, str) or (self._merging is not None and self._merging.is_alive()):
+            return  # (an index in Milvus has no segments to merge)
         try:
             due = merge_due(self.root)
         except Exception as e:  # noqa: BLE001 - the next write asks again
