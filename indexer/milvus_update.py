@@ -58,6 +58,7 @@ GRACE_S = 60.0  # how long a removed document's rows outlive the manifest that r
 KEEP_MANIFESTS = 64  # manifests kept: a replica further behind reads everything again
 LEASE_S = 120.0  # a writer's claim lasts this long unless renewed or released
 CLAIM_WAIT_S = 0.3  # between claiming the lease and reading it back
+WAIT_S = 60.0  # how long a writer waits for another's lease before giving up
 
 
 def update(spec: str, srcs=(), remove=(), documents=(), strict: bool = False, embedder=None,
@@ -492,7 +493,7 @@ def _lease(client, name: str):
     moment (a rival's later claim would have replaced it), released at the end; a claim
     whose holder died (this host, its process gone) or that expired is taken over."""
     me = {"holder": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
-    deadline = time.monotonic() + LEASE_S
+    deadline = time.monotonic() + WAIT_S
     while True:
         held = _lease_of(client, name)
         if held is None or held["until"] < time.time() or _dead(held):

@@ -211,7 +211,7 @@ def _scan(client, name: str, fields: list[str], key: str, size: int, where: str 
     """Every row of `name` whose `key` runs offset..offset+size-1, a range of keys a request."""
     rows = []
     for start in range(offset, offset + size, SCAN):
-        expression = " and ".join(e for e in (where, f"{key} >= {start} and {key} < {start + SCAN}") if e)
+        expression = " and ".join(e for e in (where, f"{key} >= {start} and {key} < {min(start + SCAN, offset + size)}") if e)
         rows += client.query(name, filter=expression, output_fields=fields, limit=SCAN)
     return rows
 

@@ -1,0 +1,250 @@
+"""Updates of an index held in Milvus (indexer/milvus_update.py), against a real
+`milvus-lite server` on loopback: added, replaced and removed articles answer at once,
+each update writes what it changes and no more, replicas read only what changed, and a
+writer killed anywhere leaves the index as its last manifest says."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT, SEEDS, write_jsonl
+
+pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install '.[milvus]')")
+
+VOLCANO = {"id": "volcano", "title": "Volcano erupts near Grindavik", "url": "https://news.example/volcano",
+           "published": "2026-11-30",
+           "text": "A volcano on the Reykjanes peninsula erupted on Sunday night, sending lava fountains into the "
+                   "sky.\n\nAuthorities evacuated the town of Grindavik as a precaution. The Icelandic "
+                   "Meteorological Office said the fissure was about three kilometres long.\n\nFlights at "
+                   "Keflavik airport were not affected, the airport operator said."}
+
+
+def _spec(milvus, name: str) -> str:
+    return f"milvus://{milvus[0]}:{milvus[1]}/{name}"
+
+
+def _document(record: dict):
+    from indexer.sources import Document
+
+    return Document(doc_id=record["id"], text=record["text"], source=record["url"], title=record["title"],
+                    url=record["url"], published=record["published"])
+
+
+def _first(searcher, question: str, mode: str = "hybrid"):
+    return searcher.search(question, 1, mode)[0].citations[0]
+
+
+class _Writes:
+    """Rows each collection was sent (inserts and upserts), by the suffix of its name."""
+
+    def __init__(self, client, monkeypatch):
+        self.rows: dict[str, int] = {}
+        for method in ("insert", "upsert"):
+            real = getattr(client, method)
+
+            def counted(name, data, *args, _real=real, **kwargs):
+                part = name.rsplit("_", 1)[1]
+                self.rows[part] = self.rows.get(part, 0) + len(data)
+                return _real(name, data, *args, **kwargs)
+
+            monkeypatch.setattr(client, method, counted)
+
+
+def test_an_update_answers_at_once_and_writes_only_what_it_changes(milvus, embedder, monkeypatch):
+    from indexer import build_in_milvus
+    from indexer.update import update
+    from search import Searcher
+    from search.index.milvus_index import client_for
+    from search.index.vector_store import parse
+
+    spec = _spec(milvus, "growing")
+    build_in_milvus([SEEDS], spec)
+    before = Searcher.open(spec)
+    writes = _Writes(client_for(parse(spec)), monkeypatch)
+    summary = update(spec, documents=[_document(VOLCANO)])
+    assert summary.added == ["volcano"] and summary.generation == "g000002"
+    after = Searcher.open(spec)
+    assert after.generation == "g000002" and after.manifest["counts"]["documents"] == 6
+    for mode in ("hybrid", "dense", "lexical"):
+        cited = _first(after, "Were flights at Keflavik airport affected by the eruption?", mode)
+        assert (cited.doc_id, cited.paragraph, cited.title) == ("volcano", 3, "Volcano erupts near Grindavik"), mode
+    assert after.document("volcano")["text"] == VOLCANO["text"]
+    # the searcher opened before answers from its own generation: the new rows are not its
+    assert all(c.doc_id != "volcano" for h in before.search("volcano lava Grindavik", 10) for c in h.citations)
+    # what was written: the article's own rows, its terms and its story's, and the manifest
+    passages = after.document("volcano")["passages"]
+    sentences = len(after._store.sentences_of(after._store.passages_of(["volcano"])))
+    assert writes.rows["passages"] == passages and writes.rows["documents"] == 1
+    assert writes.rows["sentences"] == sentences
+    distinct_terms = {"volcano", "grindavik", "keflavik", "lava"}
+    assert len(distinct_terms) < writes.rows["terms"] < 200  # this article's terms, not the corpus's
+    assert writes.rows["manifest"] >= 1
+    # the replica carried what it read: only the new rows are asked for
+    scanned = []
+    from search.index import milvus_index
+
+    real_scan = milvus_index._scan
+    monkeypatch.setattr(milvus_index, "_scan", lambda *a, **k: scanned.append((a[3], a[4], k.get("offset"))) or
+                        real_scan(*a, **k))
+    update(spec, documents=[_document({**VOLCANO, "id": "volcano-2", "text": "Lava reached the road to Grindavik."})])
+    carried = Searcher.open(spec)
+    assert carried.generation == "g000003"
+    assert scanned == [("id", 1, 61 + passages), ("row", 1, 6)]
+    assert _first(carried, "Did lava reach the road?").doc_id == "volcano-2"
+
+
+def test_replace_and_remove(milvus, embedder, monkeypatch):
+    import pymilvus
+
+    from indexer import build_in_milvus, milvus_update
+    from indexer.update import update
+    from search import Searcher
+    from search.errors import DocumentNotFound
+
+    spec = _spec(milvus, "changing")
+    build_in_milvus([SEEDS], spec)
+    update(spec, documents=[_document(VOLCANO)])
+    replaced = {**VOLCANO, "text": VOLCANO["text"].replace("three kilometres", "four kilometres")
+                .replace("Flights at Keflavik airport were not affected", "Keflavik airport closed its runway")}
+    summary = update(spec, documents=[_document(replaced)])
+    assert summary.replaced == ["volcano"]
+    searcher = Searcher.open(spec)
+    assert searcher.document("volcano")["text"] == replaced["text"]
+    hits = searcher.search("Were flights affected? Keflavik runway", 10, "lexical")
+    volcano = [h.text for h in hits if h.citations[0].doc_id == "volcano"]
+    assert volcano and all("not affected" not in text for text in volcano)  # the old version answers nothing
+    assert searcher.manifest["counts"]["documents"] == 6
+    assert update(spec, documents=[_document(replaced)]).unchanged == ["volcano"]  # same text: nothing written
+    removed = update(spec, remove=["004_8ec5d6834c1552e8"])
+    assert removed.removed == ["004_8ec5d6834c1552e8"]
+    searcher = Searcher.open(spec)
+    with pytest.raises(DocumentNotFound):
+        searcher.document("004_8ec5d6834c1552e8")
+    for question in ("Does the Belarusian president support sending soldiers?", "Lukashenko"):
+        for mode in ("hybrid", "dense", "lexical"):  # its rows are still in Milvus (the grace), never answered
+            assert all(c.doc_id != "004_8ec5d6834c1552e8" for h in searcher.search(question, 10, mode)
+                       for c in h.citations), (question, mode)
+    assert searcher.manifest["counts"]["documents"] == 5
+    with pytest.raises(DocumentNotFound, match="nothing was changed"):
+        update(spec, remove=["004_8ec5d6834c1552e8"])
+    # past the grace, the next update deletes the rows themselves
+    monkeypatch.setattr(milvus_update, "GRACE_S", 0.0)
+    update(spec, remove=["volcano"])
+    client = pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
+    left = client.query("changing_g000001_documents", filter='doc_id in ["004_8ec5d6834c1552e8"]',
+                        output_fields=["row"])
+    assert left == []
+    after = Searcher.open(spec)
+    assert after.manifest["counts"]["documents"] == 4 and len(after.manifest["store"]["pending"]) == 1
+    assert _first(after, "What gift did Putin give Kim Jong-un?").doc_id != "004_8ec5d6834c1552e8"
+
+
+def test_an_added_article_joins_its_story_and_duplicates_collapse(milvus, embedder, searcher):
+    from indexer import build_in_milvus
+    from indexer.update import update
+    from search import Searcher
+
+    spec = _spec(milvus, "stories")
+    build_in_milvus([SEEDS], spec)
+    seed = searcher.document("004_8ec5d6834c1552e8")
+    copy = {"id": "syndicated", "title": "Putin's allies fail to back North Korean troops", "url": "https://b.example/x",
+            "published": "2024-10-26", "text": seed["text"]}
+    update(spec, documents=[_document(copy)])
+    grown = Searcher.open(spec)
+    story = grown.search("Lukashenko", 1)[0].story
+    assert story is not None
+    timeline = grown.story(story)["timeline"]
+    assert {"004_8ec5d6834c1552e8", "syndicated"} <= {entry["doc_id"] for entry in timeline}
+    assert grown.story(story)["articles"] == len(searcher.story(story)["timeline"]) + 1
+    # the copy's paragraphs are its original's duplicates: one hit, citing both
+    hit = grown.search("Does the Belarusian president support sending foreign soldiers to fight for Russia?", 5)
+    cited = {c.doc_id for c in hit[0].citations}
+    assert cited == {"004_8ec5d6834c1552e8", "syndicated"}
+
+
+def test_a_service_answering_from_milvus_takes_writes(milvus, embedder):
+    from indexer import build_in_milvus
+    from search.service.app import create_app
+
+    spec = _spec(milvus, "served")
+    build_in_milvus([SEEDS], spec)
+    client = create_app({"STORE": spec, "API_KEY": "secret"}).test_client()
+    key = {"Authorization": "Bearer secret"}
+    put = client.put("/documents/volcano", json={k: v for k, v in VOLCANO.items() if k != "id"}, headers=key)
+    assert put.status_code == 201, put.json
+    assert put.json["status"] == "added" and put.json["generation"] == "g000002"
+    found = client.get("/search", query_string={"q": "Were flights at Keflavik affected?", "k": 1}).json
+    assert found["results"][0]["citations"][0]["doc_id"] == "volcano"
+    assert client.put("/documents/volcano", json={"text": "x"}).status_code == 401
+    gone = client.delete("/documents/volcano", headers=key)
+    assert gone.status_code == 200 and gone.json["generation"] == "g000003"
+    assert client.get("/documents/volcano").status_code == 404
+    assert client.delete("/documents/volcano", headers=key).status_code == 404
+
+
+POINTS = ["milvus-update:read", "milvus-update:embedded", "milvus-update:rows", "milvus-update:flushed",
+          "milvus-update:published"]
+
+
+def _add(spec, path, **env):
+    return subprocess.run([sys.executable, "-m", "indexer", "add", str(path), "--store", spec], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+
+
+def test_the_crash_points_are_those_an_update_passes(milvus, embedder, tmp_path):
+    from indexer import build_in_milvus
+
+    spec = _spec(milvus, "traced_update")
+    build_in_milvus([SEEDS], spec)
+    trace = tmp_path / "trace"
+    done = _add(spec, write_jsonl(tmp_path / "feed.jsonl", VOLCANO), INDEXER_TRACE_POINTS=str(trace))
+    assert done.returncode == 0, done.stderr
+    assert "added 1" in done.stdout
+    assert [p for p in trace.read_text().split() if p.startswith("milvus-update:")] == POINTS
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_an_update_killed_anywhere_leaves_the_last_manifest_s_index(milvus, embedder, tmp_path, point):
+    from indexer import build_in_milvus
+    from indexer.update import update
+    from search import Searcher
+
+    spec = _spec(milvus, f"killed_{point.split(':')[1]}")
+    build_in_milvus([SEEDS], spec)
+    killed = _add(spec, write_jsonl(tmp_path / "feed.jsonl", VOLCANO), INDEXER_KILL_AT=point)
+    assert killed.returncode == -9, killed.stderr
+    searcher = Searcher.open(spec)
+    published = point == "milvus-update:published"
+    assert searcher.generation == ("g000002" if published else "g000001")
+    assert searcher.manifest["counts"]["documents"] == (6 if published else 5)
+    volcano = [c.doc_id for h in searcher.search("volcano lava Grindavik Keflavik", 10) for c in h.citations]
+    assert ("volcano" in volcano) == published
+    # the next writer takes over the dead one's lease at once and writes over what it left
+    again = update(spec, documents=[_document({**VOLCANO, "text": VOLCANO["text"] + "\n\nThe lava slowed."})])
+    assert again.generation == ("g000003" if published else "g000002")
+    after = Searcher.open(spec)
+    assert after.manifest["counts"]["documents"] == 6
+    hits = [h for h in after.search("Were flights at Keflavik airport affected?", 10) if h.citations[0].doc_id == "volcano"]
+    assert len(hits) == len({h.citations[0].paragraph for h in hits})  # one copy of each paragraph
+    assert after.document("volcano")["text"].endswith("The lava slowed.")
+
+
+def test_one_writer_at_a_time(milvus, embedder, monkeypatch):
+    from indexer import build_in_milvus, milvus_update
+    from indexer.update import update
+    from search.errors import VectorStoreError
+    from search.index.milvus_index import client_for
+    from search.index.vector_store import parse
+
+    spec = _spec(milvus, "leased")
+    build_in_milvus([SEEDS], spec)
+    monkeypatch.setattr(milvus_update, "WAIT_S", 2.0)
+    client = client_for(parse(spec))
+    with milvus_update._lease(client, "leased_g000001_manifest"):
+        with pytest.raises(VectorStoreError, match="another writer"):
+            update(spec, documents=[_document(VOLCANO)])
+    assert update(spec, documents=[_document(VOLCANO)]).added == ["volcano"]  # released: the next one writes
