@@ -29,26 +29,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import tempfile
 import time
-import uuid
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from search.embedding.embedder import get_embedder
-from search.errors import BuildError, DocumentNotFound, VectorStoreError
+from search.errors import BuildError, DocumentNotFound
 from search.index import milvus_index, store
 from search.index.lexical import B, K1, _texts, terms
-from search.index.milvus_index import (BATCH, LEASE, NO_TERMS, PIECES, client_for, day_number, effective,
+from search.index.milvus_index import (BATCH, NO_TERMS, PIECES, client_for, day_number, effective, keyed,
                                        generation_name, term_key)
 from search.index.vector_store import parse
 
-from . import duplicates, sources, stories
+from . import duplicates, milvus_lease, sources, stories
 from .build import Additions, recorded_options
 from .crashpoints import crashpoint
 from .to_milvus import _pieces, story_key, story_row
@@ -56,9 +52,6 @@ from .update import UpdateSummary, _add_all, _empty_refused, _read
 
 GRACE_S = 60.0  # how long a removed document's rows outlive the manifest that removed it
 KEEP_MANIFESTS = 64  # manifests kept: a replica further behind reads everything again
-LEASE_S = 120.0  # a writer's claim lasts this long unless renewed or released
-CLAIM_WAIT_S = 0.3  # between claiming the lease and reading it back
-WAIT_S = 60.0  # how long a writer waits for another's lease before giving up
 
 
 def update(spec: str, srcs=(), remove=(), documents=(), strict: bool = False, embedder=None,
@@ -78,14 +71,14 @@ def update(spec: str, srcs=(), remove=(), documents=(), strict: bool = False, em
     address = parse(spec)
     client = client_for(address)
     manifest = milvus_index.read_manifest(spec)
-    with _lease(client, manifest["store"]["collections"]["manifest"]):
+    with milvus_lease.held(client, address) as lease:
         manifest = milvus_index.read_manifest(spec)  # the newest, now that no one else writes
         record = manifest["store"]
         if record.get("format", 1) < milvus_index.FORMAT:
             raise BuildError(f"the index {address.collection!r} in Milvus was written before updates were kept; "
                              f"rebuild it with `python -m indexer build SRC --store {spec}`")
-        summary = UpdateSummary(spec, skipped=skipped, generation=record["generation"])
-        writing = _Update(client, manifest)
+        summary = UpdateSummary(spec, skipped=skipped, generation=record["generation"], segments=0)
+        writing = _Update(client, manifest, lease)
         known = writing.live_documents({d.doc_id for d in incoming} | set(remove))
         unknown = [doc_id for doc_id in remove if doc_id not in known]
         if unknown:
@@ -113,8 +106,8 @@ def update(spec: str, srcs=(), remove=(), documents=(), strict: bool = False, em
 class _Update:
     """One update's reads and writes, against the collections of `manifest`."""
 
-    def __init__(self, client, manifest: dict):
-        self.client, self.manifest = client, manifest
+    def __init__(self, client, manifest: dict, lease):
+        self.client, self.manifest, self.lease = client, manifest, lease
         self.record = manifest["store"]
         self.names = self.record["collections"]
         self.number = int(self.record["generation"][1:])  # the generation published now
@@ -270,7 +263,8 @@ class _Update:
         """term key -> its column; terms not yet known get the next columns."""
         found = {}
         for start in range(0, len(keys), BATCH):
-            for r in self.client.query(self.names["terms"], ids=keys[start:start + BATCH], output_fields=["key", "column"]):
+            for r in self.client.query(self.names["terms"], filter=keyed(keys[start:start + BATCH]),
+                                       output_fields=["key", "column"]):
                 found[r["key"]] = int(r["column"])
         columns = self.record["columns"]
         for key in keys:
@@ -364,7 +358,7 @@ class _Update:
         rows = []
         now = {}
         for start in range(0, len(keys), BATCH):
-            now.update((r["key"], r) for r in self.client.query(self.names["terms"], ids=keys[start:start + BATCH],
+            now.update((r["key"], r) for r in self.client.query(self.names["terms"], filter=keyed(keys[start:start + BATCH]),
                                                                  output_fields=["*"]))
         for side in changes.values():
             for key, (column, change) in side.items():
@@ -413,6 +407,7 @@ class _Update:
             raise BuildError("the manifest grew too large for its Milvus collection (too many removals pending): "
                              "retry in a minute, once they are dropped")
         name = self.names["manifest"]
+        self.lease.check()
         self.client.insert(name, [{"id": number, "manifest": text, "vector": [1.0, 0.0]}])
         self.client.flush(name)
         crashpoint("milvus-update:published")
@@ -440,7 +435,7 @@ class MilvusStories(stories.MemoryStories):
         out = {}
         keys = sorted(set(keys))
         for start in range(0, len(keys), BATCH):
-            for r in self._client.query(self._name, ids=keys[start:start + BATCH], output_fields=["*"]):
+            for r in self._client.query(self._name, filter=keyed(keys[start:start + BATCH]), output_fields=["*"]):
                 out[r["key"]] = float(effective(r, self._number, "value"))
         return out
 
@@ -484,53 +479,3 @@ class MilvusStories(stories.MemoryStories):
         found = self.values([story_key("n", story=s) for s in stories_ if s not in out])
         out.update((s, found[story_key("n", story=s)]) for s in stories_ if s not in out)
         return out
-
-
-@contextmanager
-def _lease(client, name: str):
-    """Hold the index's writer lease (row LEASE of the manifest collection): one writer
-    at a time, whichever replica or machine it runs on. Claimed, read back after a
-    moment (a rival's later claim would have replaced it), released at the end; a claim
-    whose holder died (this host, its process gone) or that expired is taken over."""
-    me = {"holder": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        held = _lease_of(client, name)
-        if held is None or held["until"] < time.time() or _dead(held):
-            client.upsert(name, [{"id": LEASE, "manifest": json.dumps({**me, "until": time.time() + LEASE_S}),
-                                  "vector": [1.0, 0.0]}])
-            time.sleep(CLAIM_WAIT_S)
-            held = _lease_of(client, name)
-            if held is not None and held["holder"] == me["holder"]:
-                break
-        if time.monotonic() > deadline:
-            raise VectorStoreError(f"another writer ({held and held.get('host')}, pid {held and held.get('pid')}) "
-                                   f"holds the index in Milvus; try again when it is done")
-        time.sleep(0.2)
-    try:
-        yield
-    finally:
-        try:
-            if (_lease_of(client, name) or {}).get("holder") == me["holder"]:
-                client.upsert(name, [{"id": LEASE, "manifest": json.dumps({**me, "until": 0}),
-                                      "vector": [1.0, 0.0]}])
-        except Exception:  # noqa: BLE001 - it expires on its own
-            pass
-
-
-def _lease_of(client, name: str) -> dict | None:
-    rows = client.query(name, filter=f"id == {LEASE}", output_fields=["manifest"])
-    return json.loads(rows[0]["manifest"]) if rows else None
-
-
-def _dead(held: dict) -> bool:
-    """Whether the lease's holder is a process of this host that is gone."""
-    if held.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(held["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # (PermissionError: alive, another user's)
-        return False
-    return False

@@ -18,6 +18,7 @@ from search.index.milvus_index import (BACKEND, BATCH, NO_TERMS, PIECE_CHARS, PI
                                        client_for, collections, day_number, generations_of, term_key)
 from search.index.vector_store import MilvusAddress, parse
 
+from . import milvus_lease
 from .crashpoints import crashpoint
 
 
@@ -109,11 +110,16 @@ def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -
     """Write the built generation directory `generation` (a single segment, as a build
     writes it) into new collections and point the alias at them; `progress`: a bar of the
     rows written. Returns the manifest's `store` record."""
+    address = parse(spec)
+    client = client_for(address)
+    with milvus_lease.held(client, address) as lease:  # no update or other build meanwhile
+        return _write(generation, spec, manifest, progress, address, client, lease)
+
+
+def _write(generation: Path, spec: str, manifest: dict, progress: bool, address, client, lease) -> dict:
     from search.index.sentence_vectors import SentenceVectors
     from search.index.vector_store import FaissStore
 
-    address = parse(spec)
-    client = client_for(address)
     before = milvus_index.current_token(spec)
     serving = _collections_of(client, address)  # what replicas answer from until the alias moves
     existing = generations_of(client, address)
@@ -167,6 +173,7 @@ def write(generation: Path, spec: str, manifest: dict, progress: bool = False) -
         raise
     finally:
         conn.close()
+    lease.check()
     _point_alias(client, address.collection, names["manifest"])
     crashpoint("milvus:published")
     _collect(client, address, keep={token, serving})

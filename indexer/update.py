@@ -52,7 +52,7 @@ class UpdateSummary:
     seconds: float = 0.0
     embed_seconds: float = 0.0  # of `seconds`, embedding the new passages and sentences
     merged: bool = False  # the generation written is one base (every segment merged)
-    segments: int = 1  # segments in the generation written
+    segments: int = 1  # segments in the generation written (0: an index in Milvus, updated in place)
     locked_seconds: float = 0.0  # of a background merge's `seconds`, those it held the writer lock
 
     @property
@@ -64,7 +64,8 @@ class UpdateSummary:
                 f"unchanged {len(self.unchanged)}; skipped {len(self.skipped)}")
         if not self.changed and not self.merged:
             return f"{head}: index at {self.index_dir} not changed ({self.generation})"
-        layout = "merged into one segment" if self.merged else f"{self.segments} segments"
+        layout = ("merged into one segment" if self.merged else "written in place" if not self.segments
+                  else f"{self.segments} segments")
         return (f"{head}: {self.documents} documents, {self.passages} passages "
                 f"({self.embedded_passages} embedded; {layout}) in {self.seconds:.1f} s "
                 f"-> {self.index_dir} {self.generation}")

@@ -121,7 +121,7 @@ def test_a_publish_is_one_alias_switch_that_replicas_follow(milvus, embedder, tm
     idle = LiveSearcher(spec, lambda: Searcher.open(spec), check_s=0)  # on g000002, then asked nothing
     build_in_milvus([one], spec)
     client = pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
-    kept = {name.split("_")[1] for name in client.list_collections() if name.startswith("rolling_")}
+    kept = {name.split("_")[1] for name in client.list_collections() if name.startswith("rolling_g")}
     assert kept == {"g000002", "g000003"}  # the one before the last publish stays for replicas still on it
     build_in_milvus([SEEDS], spec)  # g000002 is dropped now: the idle replica's next answer comes from g000004
     assert idle.get().generation == "g000004" and idle.get().search("Lukashenko", 1)
@@ -223,7 +223,7 @@ def test_a_build_killed_anywhere_leaves_the_alias_on_a_complete_generation(milvu
     after = Searcher.open(spec)
     assert "Oslo" in after.search("bridge", 1)[0].text
     client = pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
-    left = {name.split("_")[2] for name in client.list_collections() if name.startswith(f"crash_{point.split(':')[1]}_")}
+    left = {name.split("_")[2] for name in client.list_collections() if name.startswith(f"crash_{point.split(':')[1]}_g")}
     assert left == {after.generation, survived}  # what the killed build left is gone
 
 

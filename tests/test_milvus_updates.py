@@ -18,7 +18,7 @@ pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install '
 VOLCANO = {"id": "volcano", "title": "Volcano erupts near Grindavik", "url": "https://news.example/volcano",
            "published": "2026-11-30",
            "text": "A volcano on the Reykjanes peninsula erupted on Sunday night, sending lava fountains into the "
-                   "sky.\n\nAuthorities evacuated the town of Grindavik as a precaution. The Icelandic "
+                   "sky.\n\nAuthorities evacuated the town of Grindavik as a precaution. Iceland's "
                    "Meteorological Office said the fissure was about three kilometres long.\n\nFlights at "
                    "Keflavik airport were not affected, the airport operator said."}
 
@@ -234,7 +234,7 @@ def test_an_update_killed_anywhere_leaves_the_last_manifest_s_index(milvus, embe
 
 
 def test_one_writer_at_a_time(milvus, embedder, monkeypatch):
-    from indexer import build_in_milvus, milvus_update
+    from indexer import build_in_milvus, milvus_lease
     from indexer.update import update
     from search.errors import VectorStoreError
     from search.index.milvus_index import client_for
@@ -242,9 +242,11 @@ def test_one_writer_at_a_time(milvus, embedder, monkeypatch):
 
     spec = _spec(milvus, "leased")
     build_in_milvus([SEEDS], spec)
-    monkeypatch.setattr(milvus_update, "WAIT_S", 2.0)
+    monkeypatch.setattr(milvus_lease, "WAIT_S", 2.0)
     client = client_for(parse(spec))
-    with milvus_update._lease(client, "leased_g000001_manifest"):
+    with milvus_lease.held(client, parse(spec)):  # (another replica's writer, say)
         with pytest.raises(VectorStoreError, match="another writer"):
             update(spec, documents=[_document(VOLCANO)])
+        with pytest.raises(VectorStoreError, match="another writer"):
+            build_in_milvus([SEEDS], spec)  # a build waits its turn too
     assert update(spec, documents=[_document(VOLCANO)]).added == ["volcano"]  # released: the next one writes

@@ -80,16 +80,33 @@ def equivalence(dataset: Path, adds: int, backend: str, work: Path, split: str =
                 for q in queries]
 
     expected = top10(fresh)
-    segmented = top10(Searcher.open(str(grown)))
+    grown_searcher = Searcher.open(str(grown))
+    segmented = top10(grown_searcher)
     result = {"documents": len(articles), "adds": adds, "backend": backend, "queries": len(queries),
               "identical_top10_segmented": sum(a == b for a, b in zip(segmented, expected))}
     if store:  # (an index in Milvus is not merged: a build writes it afresh)
         result["store"] = store
+        result["modes"] = _modes(fresh, grown_searcher, dataset, split)
     else:
         update(work / "updated", merge=True, embedder=embedder)
         merged = top10(Searcher.open(work / "updated"))
         result["identical_top10_merged"] = sum(a == b for a, b in zip(merged, expected))
     return {**result, "merges_on_the_way": merges, **timings}
+
+
+def _modes(fresh, grown, dataset: Path, split: str) -> dict:
+    """Per mode: nDCG@10 of both indexes, and for how many queries their top 10 is identical."""
+    from tools.evaluation import load_queries, metrics, run_queries
+
+    queries, qrels = load_queries(dataset, split)
+    out = {}
+    for mode in ("hybrid", "dense", "lexical"):
+        runs = [run_queries(s, queries, mode, None) for s in (fresh, grown)]
+        tops = [{q: list(r[q])[:10] for q in r} for r in runs]
+        out[mode] = {"fresh_ndcg@10": metrics(runs[0], qrels)["ndcg@10"],
+                     "grown_ndcg@10": metrics(runs[1], qrels)["ndcg@10"],
+                     "identical_top10_documents": sum(tops[0][q] == tops[1][q] for q in queries)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,6 @@ BACKEND = "milvus-index"
 # an update (indexer/milvus_update.py) can be written; 1 could only be rebuilt
 FORMAT = 2
 PARTS = ("passages", "documents", "terms", "sentences", "stories", "manifest")
-LEASE = -1  # the manifest collection's row of the writer's lease (indexer/milvus_update.py)
 PIECES = 1024  # pieces a document may have: its rows are row * PIECES + piece
 PIECE_CHARS = 16_000  # at most 4 bytes a character: a piece's text fits a VARCHAR
 VARCHAR = 65_535
@@ -125,6 +124,12 @@ def client_for(address: MilvusAddress):
         return MilvusClient(uri=address.uri, timeout=30)
     except Exception as exc:  # noqa: BLE001 - pymilvus raises its own kinds for one failure
         raise VectorStoreError(f"cannot reach Milvus at {address.uri}: {exc}") from exc
+
+
+def keyed(keys) -> str:
+    """The expression `key in [...]` for string primary keys, each quoted and escaped as
+    Milvus parses it (pymilvus's own `ids=` leaves a quote in a key unescaped)."""
+    return f"key in {json.dumps(list(keys), ensure_ascii=False)}"
 
 
 def term_key(side: str, term: str) -> str:
@@ -307,7 +312,7 @@ class Vocabulary:
         keys = [term_key(side, w) for w in dict.fromkeys(words)]
         missing = [k for k in keys if k not in self._known]
         if missing:
-            found = {r["key"]: r for r in self.client.query(self.name, ids=missing, output_fields=["*"])}
+            found = {r["key"]: r for r in self.client.query(self.name, filter=keyed(missing), output_fields=["*"])}
             for key in missing:
                 row = found.get(key)
                 n = self.rows[key[0]]
@@ -438,7 +443,8 @@ class MilvusCatalog:
             self._documents[row] = d
             self._story[row] = d["story"]
             self.live_documents[row] = True
-            self.row_of[d["doc_id"]] = row  # (a replacement's row is later than its old one's)
+            if self.row_of.get(d["doc_id"], -1) < row:  # a replacement's row is later than its old one's
+                self.row_of[d["doc_id"]] = row
 
     def _drop(self, row: int) -> None:
         """Document row `row` is deleted (its rows may stay in Milvus a while)."""
