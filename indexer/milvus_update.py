@@ -151,11 +151,13 @@ class _Update:
                                    first.get("story", 0))
             stories.place(conn, placed)
             crashpoint("milvus-update:read")
+            embedding = time.perf_counter()
             vectors = embedder.embed(batch.texts, batch_size=batch_size)
             sentence_vectors = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2)
                                 if options.sentence_vectors and batch.sentence_texts
                                 else np.empty((0, embedder.dimension), dtype=np.float32))
             summary.embedded_passages = len(batch.texts)
+            summary.embed_seconds = time.perf_counter() - embedding
             crashpoint("milvus-update:embedded")
             number = self.number + 1
             dead_rows = sorted({int(d["row"]) for d in gone.values()} | {int(e[0]) for e in self.pending})

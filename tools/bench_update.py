@@ -10,12 +10,16 @@ spent embedding the article's passages and sentences (`add_embed_s`), the rest
 (`add_overhead_s`: what the add costs beyond its own text, the figure that must not grow
 with the index), the removal (`remove_s`) and, when this run built the index, `rebuild_s`.
 
+With --store milvus://HOST:PORT/NAME the same index is written into Milvus once
+(`indexer build --store`'s collections) and the adds and removals are its updates there
+(indexer/milvus_update.py); `segments` is then 0.
+
 With --merge it then merges the index in the background (as the service's writer does)
 while adding articles one at a time, and prints how long the merge took (`merge_s`),
 how long of it it held the writer lock to catch up (`merge_locked_s`), how many adds went
 through meanwhile and the slowest of them (`add_during_merge_max_s`).
 
-    scripts/bench-update [--passages 100000] [--work DIR] [--merge] [--json]
+    scripts/bench-update [--passages 100000] [--work DIR] [--merge | --store milvus://HOST:PORT/NAME] [--json]
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ BASE_DOCUMENTS = 1000
 ROUNDS = 5
 
 
-def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False) -> dict:
+def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False, store_spec: str | None = None) -> dict:
+    """`store_spec` (milvus://HOST:PORT/NAME): the index is written there once and updated there."""
     from indexer.update import update
     from search.index import store
     from search.index.generations import current
@@ -56,6 +61,11 @@ def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False) -
         started = time.perf_counter()
         index = full_index(work, base, passages)
         built = time.perf_counter() - started
+    target = index
+    if store_spec:
+        from tools.milvus_copy import held_in_milvus
+
+        target = held_in_milvus(index, store_spec)
     embedder = _embedder()
     embedder.embed(["warm up the model before the clocks start"])
     run = uuid.uuid4().hex[:8]  # new ids on every run
@@ -65,11 +75,11 @@ def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False) -
         article = {**ARTICLE, "id": f"{ARTICLE['id']}-{run}-{n}"}
         feed.write_text(json.dumps(article) + "\n", encoding="utf-8")
         started = time.perf_counter()
-        added = update(index, srcs=[feed], embedder=embedder)
+        added = update(target, srcs=[feed], embedder=embedder)
         adds.append((time.perf_counter() - started, added.embed_seconds, added))
     for n in range(ROUNDS):
         started = time.perf_counter()
-        update(index, remove=[f"{ARTICLE['id']}-{run}-{n}"], embedder=embedder)
+        update(target, remove=[f"{ARTICLE['id']}-{run}-{n}"], embedder=embedder)
         removes.append(time.perf_counter() - started)
     median = sorted(adds, key=lambda a: a[0])[ROUNDS // 2]
     add_s, embed_s, added = median
@@ -82,6 +92,8 @@ def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False) -
               "remove_s": round(sorted(removes)[ROUNDS // 2], 3)}
     if built is not None:
         result["rebuild_s"] = round(built, 1)
+    if store_spec:
+        result["store"] = store_spec
     if merge:
         result |= _merge_while_adding(index, work, embedder, run)
     return result
@@ -122,13 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=SCIFACT, help="BEIR corpus.jsonl for real text")
     parser.add_argument("--work", type=Path, help="keep the index here and reuse it (default: a temporary directory)")
     parser.add_argument("--merge", action="store_true", help="also time a background merge while articles are added")
+    parser.add_argument("--store", metavar="milvus://HOST:PORT/NAME",
+                        help="time the updates of the same index held in Milvus (written there once)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     check_corpus(parser, args.corpus)
+    if args.store and args.merge:
+        parser.error("--merge times the segments of an index directory; an index in Milvus is not merged")
     with tempfile.TemporaryDirectory(prefix="bench-update-") as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        result = bench_update(args.passages, args.corpus, work, args.merge)
+        result = bench_update(args.passages, args.corpus, work, args.merge, args.store)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

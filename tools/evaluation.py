@@ -263,22 +263,9 @@ def _in_store(args, index: Path) -> Path | str:
     """`index`, or with --store the same generation written into Milvus, named by its URI."""
     if not args.store:
         return index
-    from search.errors import SearchError
-    from indexer import to_milvus
-    from search.index import generations, milvus_index, store
+    from tools.milvus_copy import held_in_milvus
 
-    generation = generations.current(index)
-    manifest = store.read_manifest(generation)
-    try:
-        held = milvus_index.read_manifest(args.store)
-    except SearchError:
-        held = {}
-    if (held.get("built_at"), held.get("inputs")) == (manifest.get("built_at"), manifest.get("inputs")):
-        print(f"{args.store} holds {generation} already", file=sys.stderr)
-    else:
-        print(f"writing {generation} into {args.store}", file=sys.stderr)
-        to_milvus.write(generation, args.store, manifest, progress=sys.stderr.isatty())
-    return args.store
+    return held_in_milvus(index, args.store)
 
 
 def _index(args, articles: Path, no_chunking: bool, title_context: bool, home: Path | None = None):
