@@ -51,6 +51,7 @@ from .to_milvus import _pieces, story_key, story_row
 from .update import UpdateSummary, _add_all, _empty_refused, _read
 
 GRACE_S = 60.0  # how long a removed document's rows outlive the manifest that removed it
+TAIL_CHUNK = PIECES  # ids looked up or deleted a request by primary key
 KEEP_MANIFESTS = 64  # manifests kept: a replica further behind reads everything again
 
 
@@ -161,19 +162,19 @@ class _Update:
             crashpoint("milvus-update:embedded")
             number = self.number + 1
             dead_rows = sorted({int(d["row"]) for d in gone.values()} | {int(e[0]) for e in self.pending})
-            self._clear_tail()
             groups, regrouped = self._groups(vectors, batch.doc_of, dead_rows)
             weights, df_changes = self._lexical(conn, options, gone)
             self._write_passages(conn, vectors, weights["p"], groups)
-            self._write_documents(conn, weights["d"])
+            pieces = self._write_documents(conn, weights["d"])
             self._write_sentences(conn, sentence_vectors)
+            sentences = int(conn.execute("SELECT COUNT(*) FROM sentences").fetchone()[0])
+            self._clear_tail(len(batch.texts), pieces, sentences)
             crashpoint("milvus-update:rows")
             self._write_terms(df_changes, number)
             self._write_stories(placed, number)
             for start in range(0, len(regrouped), BATCH):
                 self.client.upsert(self.names["passages"], [{"id": pid, "group": g} for pid, g in
                                                             regrouped[start:start + BATCH]], partial_update=True)
-            sentences = int(conn.execute("SELECT COUNT(*) FROM sentences").fetchone()[0])
             conn.close()
         for part in ("passages", "documents", "sentences", "terms", "stories"):
             self.client.flush(self.names[part])
@@ -191,13 +192,18 @@ class _Update:
 
     # ------------------------------------------------------------------ reading
     def _sentence_count(self, gone: dict[str, dict]) -> int:
-        total = 0
-        for d in gone.values():
-            first, n = int(d["first_passage"]), int(d["passages"])
-            rows = self.client.query(self.names["passages"], filter=f"id >= {first} and id < {first + n}",
-                                     output_fields=["sentences"])
-            total += sum(int(r["sentences"]) for r in rows)
-        return total
+        return sum(int(r["sentences"]) for r in self._gone_passages(gone, ["sentences"]))
+
+    def _gone_passages(self, gone: dict[str, dict], fields: list[str]) -> list[dict]:
+        """The passage rows of the `gone` documents."""
+        return self._passages([pid for d in gone.values() for pid in range(int(d["first_passage"]),
+                                                                          int(d["first_passage"]) + int(d["passages"]))],
+                              fields)
+
+    def _passages(self, ids: list[int], fields: list[str]) -> list[dict]:
+        """Passage rows looked up by primary key (a filter on a range of ids scans the collection)."""
+        return [r for start in range(0, len(ids), BATCH)
+                for r in self.client.query(self.names["passages"], ids=ids[start:start + BATCH], output_fields=fields)]
 
     def _groups(self, vectors: np.ndarray, doc_of: list[str], dead_rows: list[int]):
         """The new passages' duplicate groups (indexer/duplicates.py), among every live
@@ -288,9 +294,7 @@ class _Update:
         if not gone:
             return Counter()
         if side == "p":
-            rows = [r for d in gone.values() for r in self.client.query(
-                self.names["passages"], output_fields=["weights"],
-                filter=f"id >= {int(d['first_passage'])} and id < {int(d['first_passage']) + int(d['passages'])}")]
+            rows = self._gone_passages(gone, ["weights"])
         else:
             rows = self.client.query(self.names["documents"], ids=[int(d["row"]) * PIECES for d in gone.values()],
                                      output_fields=["weights"])
@@ -304,11 +308,39 @@ class _Update:
         return Counter({keys[c]: n for c, n in held.items() if c in keys})
 
     # ------------------------------------------------------------------ writing
-    def _clear_tail(self) -> None:
-        """Delete what an update killed before its manifest appended (its ids are reused now)."""
-        for part, key, first in (("passages", "id", self.next["passages"]), ("documents", "row", self.next["documents"]),
-                                 ("sentences", "id", self.next["sentences"])):
-            self.client.delete(self.names[part], filter=f"{key} >= {int(first)}")
+    def _clear_tail(self, passages: int, documents: dict[int, int], sentences: int) -> None:
+        """Delete what an update killed before its manifest left past the rows this one wrote
+        (`passages` and `sentences` from the next ids on, `documents`: row -> its pieces): the
+        rows it wrote overwrote the rest. A killed update wrote its ids in order from the
+        same next ones, so what it left past ours is a run of ids, found by primary key a
+        chunk at a time until a chunk holds none (a filter on a range scans the collection)."""
+        for part, first in (("passages", self.next["passages"] + passages),
+                            ("sentences", self.next["sentences"] + sentences)):
+            while self._delete_found(part, list(range(first, first + TAIL_CHUNK))):
+                first += TAIL_CHUNK
+        # a row of ours that the killed update wrote with more pieces: its first piece past ours
+        longer = self._found("documents", [row * PIECES + n for row, n in documents.items()])
+        row = self.next["documents"] + len(documents)
+        while True:  # the rows past ours: their first pieces
+            past = self._found("documents", [r * PIECES for r in range(row, row + TAIL_CHUNK)])
+            longer += past
+            if not past:
+                break
+            row += TAIL_CHUNK
+        for first in longer:
+            self._delete_found("documents", list(range(first, first - first % PIECES + PIECES)))
+
+    def _found(self, part: str, ids: list[int]) -> list[int]:
+        """Those of `ids` that are rows of `part`."""
+        return [int(r["id"]) for start in range(0, len(ids), TAIL_CHUNK)
+                for r in self.client.query(self.names[part], ids=ids[start:start + TAIL_CHUNK], output_fields=["id"])]
+
+    def _delete_found(self, part: str, ids: list[int]) -> int:
+        """Delete those of `ids` that are rows of `part`; how many there were."""
+        found = self._found(part, ids)
+        for start in range(0, len(found), TAIL_CHUNK):
+            self.client.delete(self.names[part], ids=found[start:start + TAIL_CHUNK])
+        return len(found)
 
     def _write_passages(self, conn, vectors, weights, groups) -> None:
         runs = {pid: (first, count) for pid, first, count in conn.execute(
@@ -325,7 +357,8 @@ class _Update:
         for start in range(0, len(rows), BATCH):
             self.client.upsert(self.names["passages"], rows[start:start + BATCH])
 
-    def _write_documents(self, conn, weights) -> None:
+    def _write_documents(self, conn, weights) -> dict[int, int]:
+        """Upsert the new document rows; returns row -> how many pieces it has."""
         author = "author" if store.has_author(conn) else "NULL AS author"
         story_of = dict(conn.execute("SELECT doc_id, story FROM stories").fetchall())
         rows = []
@@ -343,6 +376,7 @@ class _Update:
                              "sha256": d["sha256"], "weights": weights[n] if piece == 0 else NO_TERMS})
         for start in range(0, len(rows), BATCH):
             self.client.upsert(self.names["documents"], rows[start:start + BATCH])
+        return dict(Counter(int(r["row"]) for r in rows))
 
     def _write_sentences(self, conn, vectors) -> None:
         from search.index.sentence_vectors import quantize
@@ -384,12 +418,15 @@ class _Update:
             self.client.upsert(self.names["stories"], out[start:start + 5000])
 
     def _purge(self, due: list) -> None:
-        """Delete the rows of documents removed over GRACE_S ago."""
+        """Delete the rows of documents removed over GRACE_S ago, by primary key."""
         for row, first, n, _ in due:
-            self.client.delete(self.names["passages"], filter=f"id >= {int(first)} and id < {int(first) + int(n)}")
-            self.client.delete(self.names["sentences"],
-                               filter=f"passage_id >= {int(first)} and passage_id < {int(first) + int(n)}")
-            self.client.delete(self.names["documents"], filter=f"row == {int(row)}")
+            passages = list(range(int(first), int(first) + int(n)))
+            sentences = [i for r in self._passages(passages, ["first_sentence", "sentences"])
+                         for i in range(int(r["first_sentence"]), int(r["first_sentence"]) + int(r["sentences"]))]
+            for part, ids in (("sentences", sentences), ("passages", passages)):  # (a purge killed here runs again)
+                for start in range(0, len(ids), TAIL_CHUNK):
+                    self.client.delete(self.names[part], ids=ids[start:start + TAIL_CHUNK])
+            self._delete_found("documents", list(range(int(row) * PIECES, (int(row) + 1) * PIECES)))
 
     def _publish(self, number: int, summary: UpdateSummary, batch, sentences: int, gone_sentences: int,
                  pending: list, placed: "MilvusStories", changes: dict) -> None:

@@ -83,17 +83,21 @@ def test_an_update_answers_at_once_and_writes_only_what_it_changes(milvus, embed
     distinct_terms = {"volcano", "grindavik", "keflavik", "lava"}
     assert len(distinct_terms) < writes.rows["terms"] < 200  # this article's terms, not the corpus's
     assert writes.rows["manifest"] >= 1
-    # the replica carried what it read: only the new rows are asked for
-    scanned = []
+    # the replica carried what it read: only the new rows are asked for, by primary key
+    update(spec, documents=[_document({**VOLCANO, "id": "volcano-2", "text": "Lava reached the road to Grindavik."})])
     from search.index import milvus_index
 
-    real_scan = milvus_index._scan
-    monkeypatch.setattr(milvus_index, "_scan", lambda *a, **k: scanned.append((a[3], a[4], k.get("offset"))) or
-                        real_scan(*a, **k))
-    update(spec, documents=[_document({**VOLCANO, "id": "volcano-2", "text": "Lava reached the road to Grindavik."})])
+    asked = []
+    monkeypatch.setattr(milvus_index, "_scan", lambda *a, **k: asked.append(("scan", a[3], a[4], k.get("offset"))))
+    for method in ("_passages", "_document_rows"):
+        real = getattr(milvus_index.MilvusCatalog, method)
+        monkeypatch.setattr(milvus_index.MilvusCatalog, method,
+                            lambda self, ids, fields, real=real, method=method: asked.append((method, list(ids))) or
+                            real(self, ids, fields))
     carried = Searcher.open(spec)
     assert carried.generation == "g000003"
-    assert scanned == [("id", 1, 61 + passages), ("row", 1, 6)]
+    assert asked == [("_passages", [61 + passages]), ("_document_rows", [6])]
+    monkeypatch.undo()
     assert _first(carried, "Did lava reach the road?").doc_id == "volcano-2"
 
 
@@ -231,6 +235,41 @@ def test_an_update_killed_anywhere_leaves_the_last_manifest_s_index(milvus, embe
     hits = [h for h in after.search("Were flights at Keflavik airport affected?", 10) if h.citations[0].doc_id == "volcano"]
     assert len(hits) == len({h.citations[0].paragraph for h in hits})  # one copy of each paragraph
     assert after.document("volcano")["text"].endswith("The lava slowed.")
+
+
+def test_what_a_killed_update_left_past_the_next_update_s_rows_is_deleted(milvus, embedder, tmp_path):
+    """The killed update wrote more than the next one: a long article (two pieces of text,
+    many passages and sentences) against a one-line one in the same document row."""
+    from indexer import build_in_milvus
+    from indexer.update import update
+    from search import Searcher
+    from search.errors import DocumentNotFound
+    from search.index.milvus_index import PIECE_CHARS, PIECES, client_for, read_manifest
+    from search.index.vector_store import parse
+
+    spec = _spec(milvus, "tail")
+    build_in_milvus([SEEDS], spec)
+    paragraph = ("Lava from the fissure crossed the road to Grindavik on day {n}, and crews raised the earth walls "
+                 "that shield the power plant at Svartsengi by another metre. ")
+    long_text = "\n\n".join(paragraph.format(n=n) * 2 for n in range(PIECE_CHARS // len(paragraph) // 2 + 8))
+    assert len(long_text) > PIECE_CHARS
+    killed = _add(spec, write_jsonl(tmp_path / "feed.jsonl", {**VOLCANO, "id": "long", "text": long_text}),
+                  INDEXER_KILL_AT="milvus-update:rows")
+    assert killed.returncode == -9, killed.stderr
+    small = {**VOLCANO, "id": "small", "text": "Lava reached the road to Grindavik."}
+    update(spec, documents=[_document(small)])
+    after = Searcher.open(spec)
+    assert after.document("small")["text"] == small["text"]  # none of the long article's second piece
+    with pytest.raises(DocumentNotFound):
+        after.document("long")
+    record = read_manifest(spec)["store"]
+    client, names, next_ = client_for(parse(spec)), record["collections"], record["next"]
+    for part, key, first in (("passages", "id", next_["passages"]), ("sentences", "id", next_["sentences"]),
+                             ("documents", "id", next_["documents"] * PIECES)):
+        client.flush(names[part])
+        assert client.query(names[part], filter=f"{key} >= {first}", output_fields=["id"]) == [], part
+    row = next_["documents"] - 1
+    assert [r["piece"] for r in client.query(names["documents"], filter=f"row == {row}", output_fields=["piece"])] == [0]
 
 
 def test_one_writer_at_a_time(milvus, embedder, monkeypatch):

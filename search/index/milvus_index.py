@@ -52,6 +52,10 @@ PIECES = 1024  # pieces a document may have: its rows are row * PIECES + piece
 PIECE_CHARS = 16_000  # at most 4 bytes a character: a piece's text fits a VARCHAR
 VARCHAR = 65_535
 BATCH = 500  # rows an insert or query asks for
+# pieces looked up first for a document's text (16 x 16k characters); a longer one asks again
+FEW_PIECES = 16
+# rows an update adds that a replica looks up by primary key; more are read in ranges
+DELTA = 5_000
 SCAN = 10_000  # rows a replica reads a request when it opens (Milvus answers at most 16,384)
 TERM_BYTES = 512  # a longer term is keyed by its digest
 # Milvus refuses an empty sparse vector: a row without terms (or a document's later piece)
@@ -219,6 +223,16 @@ def _scan(client, name: str, fields: list[str], key: str, size: int, where: str 
         expression = " and ".join(e for e in (where, f"{key} >= {start} and {key} < {min(start + SCAN, offset + size)}") if e)
         rows += client.query(name, filter=expression, output_fields=fields, limit=SCAN)
     return rows
+
+
+def pieces_of(client, name: str, row: int, fields: list[str]) -> list[dict]:
+    """The rows of document `row` in collection `name`, looked up by primary key (row *
+    PIECES + piece), not by a filter on `row`, which scans the collection."""
+    first = int(row) * PIECES
+    found = client.query(name, ids=list(range(first, first + FEW_PIECES)), output_fields=fields)
+    if len(found) == FEW_PIECES:  # a long document: the rest of its pieces
+        found += client.query(name, ids=list(range(first + FEW_PIECES, first + PIECES)), output_fields=fields)
+    return found
 
 
 def effective(row: dict, number: int, field: str = "df") -> float:
@@ -431,14 +445,21 @@ class MilvusCatalog:
         return [m.get("changes", {}) for m in since if int(m["store"]["generation"][1:]) <= number]
 
     def _read(self, first_passage: int, n: int, first_document: int, m: int) -> None:
-        for p in _scan(self.client, self.names["passages"], self.PASSAGE_FIELDS, "id", n - first_passage,
-                       offset=first_passage):
+        # an update's rows are looked up by primary key (a range filter scans the collection);
+        # a whole index is read in ranges
+        small = n - first_passage <= DELTA and m - first_document <= DELTA
+        passages = (self._passages(range(first_passage, n), self.PASSAGE_FIELDS) if small else
+                    _scan(self.client, self.names["passages"], self.PASSAGE_FIELDS, "id", n - first_passage,
+                          offset=first_passage))
+        documents = (self._document_rows(range(first_document, m), self.DOCUMENT_FIELDS).values() if small else
+                     _scan(self.client, self.names["documents"], self.DOCUMENT_FIELDS, "row", m - first_document,
+                           "piece == 0", offset=first_document))
+        for p in passages:
             i = int(p["id"])
             self._doc_row[i], self._group[i] = p["doc_row"], p["group"]
             self._runs[i] = (p["first_sentence"], p["sentences"])
             self.live[i] = True
-        for d in _scan(self.client, self.names["documents"], self.DOCUMENT_FIELDS, "row", m - first_document,
-                       "piece == 0", offset=first_document):
+        for d in documents:
             row = int(d["row"])
             self._documents[row] = d
             self._story[row] = d["story"]
@@ -542,9 +563,8 @@ class MilvusCatalog:
         return [(s["start"], s["end"]) for s in self.sentences_of(inside)]
 
     def _text(self, row: int) -> str:
-        pieces = self.client.query(self.names["documents"], filter=f"row == {int(row)}",
-                                   output_fields=["piece", "text"])
-        return "".join(p["text"] for p in sorted(pieces, key=lambda p: p["piece"]))
+        return "".join(p["text"] for p in sorted(pieces_of(self.client, self.names["documents"], row, ["piece", "text"]),
+                                                 key=lambda p: p["piece"]))
 
     def text_span(self, doc_id: str, start: int, end: int) -> str:
         return self._text(self.row_of[doc_id])[start:end]
