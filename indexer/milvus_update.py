@@ -51,6 +51,7 @@ from .to_milvus import _pieces, story_key, story_row
 from .update import UpdateSummary, _add_all, _empty_refused, _read
 
 GRACE_S = 60.0  # how long a removed document's rows outlive the manifest that removed it
+KEYS_CHUNK = 2048  # string primary keys looked up a request
 TAIL_CHUNK = PIECES  # ids looked up or deleted a request by primary key
 KEEP_MANIFESTS = 64  # manifests kept: a replica further behind reads everything again
 
@@ -469,12 +470,13 @@ class MilvusStories(stories.MemoryStories):
     def articles(self) -> int:
         return self._placed + super().articles()
 
-    def values(self, keys: list[str]) -> dict[str, float]:
+    def values(self, keys: list[str], chunk: int = BATCH) -> dict[str, float]:
         """key -> its value as of this generation."""
         out = {}
         keys = sorted(set(keys))
-        for start in range(0, len(keys), BATCH):
-            for r in self._client.query(self._name, filter=keyed(keys[start:start + BATCH]), output_fields=["*"]):
+        for start in range(0, len(keys), chunk):
+            for r in self._client.query(self._name, filter=keyed(keys[start:start + chunk]),
+                                        output_fields=["key", "value", "generation", "previous"]):
                 out[r["key"]] = float(effective(r, self._number, "value"))
         return out
 
@@ -487,15 +489,14 @@ class MilvusStories(stories.MemoryStories):
                 out[t] = out.get(t, 0) + int(n)
         return out
 
-    def _weights(self, terms, stories_: list[int] | None = None) -> list[tuple[str, int, float]]:
-        """(term, story, centroid weight) of the terms (in the stories)."""
+    def _weights(self, terms) -> list[tuple[str, int, float]]:
+        """(term, story, centroid weight) of the terms: the stories' inverted lists, by a
+        filter on the term (Milvus keeps no list by term, so its cost follows the collection)."""
         by_key = {term_key("", t)[1:]: t for t in terms}
         keys = sorted(by_key)
         out = []
         for start in range(0, len(keys), 100):
             expression = f'key like "t:%" and term in {json.dumps(keys[start:start + 100], ensure_ascii=False)}'
-            if stories_ is not None:
-                expression += f" and story in {stories_}"
             for r in self._client.query(self._name, filter=expression, output_fields=["*"], limit=16_384):
                 out.append((by_key[r["term"]], int(r["story"]), float(effective(r, self._number, "value"))))
         return out
@@ -507,10 +508,12 @@ class MilvusStories(stories.MemoryStories):
         return stories._best(partial, limit)
 
     def dots(self, vector: dict[str, float], stories_: list[int]) -> dict[int, float]:
+        # each (term, story) weight by its primary key: a filter on term and story scans the collection
         out = super().dots(vector, stories_)
-        if stories_:
-            for term, story, w in self._weights(vector, stories_):
-                out[story] += vector[term] * w
+        pairs = {story_key("t", term, story): (term, story) for term in vector for story in stories_}
+        for key, w in self.values(list(pairs), chunk=KEYS_CHUNK).items():
+            term, story = pairs[key]
+            out[story] += vector[term] * w
         return out
 
     def norms(self, stories_: list[int]) -> dict[int, float]:
