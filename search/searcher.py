@@ -79,7 +79,8 @@ class Searcher:
             self._open_remote(manifest, previous)
         else:
             self._open_local(manifest, previous if reuse else None)
-        known = previous._count if reuse else 0
+        # (an index in Milvus: the passages its catalog carried from the previous one's)
+        known = previous._count if reuse else self._store.carried if remote and previous is not None else 0
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
         # threads gain nothing on such small products, and they busy-wait after each call,
         # starving the query encoding that runs next (several times slower).

@@ -99,6 +99,16 @@ def test_an_update_answers_at_once_and_writes_only_what_it_changes(milvus, embed
     assert asked == [("_passages", [61 + passages]), ("_document_rows", [6])]
     monkeypatch.undo()
     assert _first(carried, "Did lava reach the road?").doc_id == "volcano-2"
+    # what the replica carried is what a replica reading everything has
+    import numpy as np
+
+    from search import searcher as searcher_module
+
+    searcher_module._LATEST.pop(spec)
+    whole = Searcher.open(spec)
+    assert np.array_equal(carried._sentence_range, whole._sentence_range)
+    assert np.array_equal(carried._document_row, whole._document_row)
+    assert np.array_equal(carried._dates.days, whole._dates.days, equal_nan=True)
 
 
 def test_replace_and_remove(milvus, embedder, monkeypatch):

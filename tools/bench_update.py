@@ -12,7 +12,9 @@ with the index), the removal (`remove_s`) and, when this run built the index, `r
 
 With --store milvus://HOST:PORT/NAME the same index is written into Milvus once
 (`indexer build --store`'s collections) and the adds and removals are its updates there
-(indexer/milvus_update.py); `segments` is then 0.
+(indexer/milvus_update.py); `segments` is then 0, and `replica_open_s` is how long a
+replica takes to open the index, `replica_catch_up_s` (median) how long it then takes to
+open each newer generation (it reads only the rows the update wrote).
 
 With --merge it then merges the index in the background (as the service's writer does)
 while adding articles one at a time, and prints how long the merge took (`merge_s`),
@@ -69,7 +71,13 @@ def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False, s
     embedder = _embedder()
     embedder.embed(["warm up the model before the clocks start"])
     run = uuid.uuid4().hex[:8]  # new ids on every run
-    adds, removes = [], []
+    adds, removes, reopens = [], [], []
+    if store_spec:
+        from search import Searcher
+
+        started = time.perf_counter()
+        replica = Searcher.open(store_spec, verify=False)  # a replica, before the adds (held: it is carried)
+        opened = time.perf_counter() - started
     for n in range(ROUNDS):
         feed = work / "one.jsonl"
         article = {**ARTICLE, "id": f"{ARTICLE['id']}-{run}-{n}"}
@@ -77,6 +85,10 @@ def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False, s
         started = time.perf_counter()
         added = update(target, srcs=[feed], embedder=embedder)
         adds.append((time.perf_counter() - started, added.embed_seconds, added))
+        if store_spec:  # a replica's catch-up: the searcher opened last carries what it read
+            started = time.perf_counter()
+            replica = Searcher.open(store_spec, verify=False)
+            reopens.append(time.perf_counter() - started)
     for n in range(ROUNDS):
         started = time.perf_counter()
         update(target, remove=[f"{ARTICLE['id']}-{run}-{n}"], embedder=embedder)
@@ -93,7 +105,8 @@ def bench_update(passages: int, corpus: Path, work: Path, merge: bool = False, s
     if built is not None:
         result["rebuild_s"] = round(built, 1)
     if store_spec:
-        result["store"] = store_spec
+        result |= {"store": store_spec, "replica_open_s": round(opened, 3),
+                   "replica_catch_up_s": round(sorted(reopens)[ROUNDS // 2], 3)}
     if merge:
         result |= _merge_while_adding(index, work, embedder, run)
     return result

@@ -423,6 +423,7 @@ class MilvusCatalog:
             self._story = _grown(previous._story, m, -1)
             self.row_of = dict(previous.row_of)
             dead = [row for change in since for row in change.get("dead_documents", [])]
+        self.carried = first_passage  # passages whose numbers came from `previous` (ids are never reused)
         self._read(first_passage, n, first_document, m)
         for row in dead:
             self._drop(int(row))
