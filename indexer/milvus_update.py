@@ -40,7 +40,7 @@ from search.embedding.embedder import get_embedder
 from search.errors import BuildError, DocumentNotFound
 from search.index import milvus_index, store
 from search.index.lexical import B, K1, _texts, terms
-from search.index.milvus_index import (BATCH, NO_TERMS, PIECES, client_for, day_number, effective, keyed,
+from search.index.milvus_index import (BATCH, NO_TERMS, PIECES, by_keys, client_for, day_number, effective, keyed,
                                        generation_name, term_key)
 from search.index.vector_store import parse
 
@@ -197,14 +197,11 @@ class _Update:
 
     def _gone_passages(self, gone: dict[str, dict], fields: list[str]) -> list[dict]:
         """The passage rows of the `gone` documents."""
-        return self._passages([pid for d in gone.values() for pid in range(int(d["first_passage"]),
-                                                                          int(d["first_passage"]) + int(d["passages"]))],
-                              fields)
+        firsts = [(int(d["first_passage"]), int(d["passages"])) for d in gone.values()]
+        return self._passages([pid for first, n in firsts for pid in range(first, first + n)], fields)
 
     def _passages(self, ids: list[int], fields: list[str]) -> list[dict]:
-        """Passage rows looked up by primary key (a filter on a range of ids scans the collection)."""
-        return [r for start in range(0, len(ids), BATCH)
-                for r in self.client.query(self.names["passages"], ids=ids[start:start + BATCH], output_fields=fields)]
+        return by_keys(self.client, self.names["passages"], ids, fields)
 
     def _groups(self, vectors: np.ndarray, doc_of: list[str], dead_rows: list[int]):
         """The new passages' duplicate groups (indexer/duplicates.py), among every live
@@ -333,15 +330,17 @@ class _Update:
 
     def _found(self, part: str, ids: list[int]) -> list[int]:
         """Those of `ids` that are rows of `part`."""
-        return [int(r["id"]) for start in range(0, len(ids), TAIL_CHUNK)
-                for r in self.client.query(self.names[part], ids=ids[start:start + TAIL_CHUNK], output_fields=["id"])]
+        return [int(r["id"]) for r in by_keys(self.client, self.names[part], ids, ["id"], TAIL_CHUNK)]
 
     def _delete_found(self, part: str, ids: list[int]) -> int:
         """Delete those of `ids` that are rows of `part`; how many there were."""
         found = self._found(part, ids)
-        for start in range(0, len(found), TAIL_CHUNK):
-            self.client.delete(self.names[part], ids=found[start:start + TAIL_CHUNK])
+        self._delete(part, found)
         return len(found)
+
+    def _delete(self, part: str, ids: list[int]) -> None:
+        for start in range(0, len(ids), TAIL_CHUNK):
+            self.client.delete(self.names[part], ids=ids[start:start + TAIL_CHUNK])
 
     def _write_passages(self, conn, vectors, weights, groups) -> None:
         runs = {pid: (first, count) for pid, first, count in conn.execute(
@@ -424,9 +423,8 @@ class _Update:
             passages = list(range(int(first), int(first) + int(n)))
             sentences = [i for r in self._passages(passages, ["first_sentence", "sentences"])
                          for i in range(int(r["first_sentence"]), int(r["first_sentence"]) + int(r["sentences"]))]
-            for part, ids in (("sentences", sentences), ("passages", passages)):  # (a purge killed here runs again)
-                for start in range(0, len(ids), TAIL_CHUNK):
-                    self.client.delete(self.names[part], ids=ids[start:start + TAIL_CHUNK])
+            self._delete("sentences", sentences)  # (a purge killed here runs again: passages go second)
+            self._delete("passages", passages)
             self._delete_found("documents", list(range(int(row) * PIECES, (int(row) + 1) * PIECES)))
 
     def _publish(self, number: int, summary: UpdateSummary, batch, sentences: int, gone_sentences: int,

@@ -225,6 +225,14 @@ def _scan(client, name: str, fields: list[str], key: str, size: int, where: str 
     return rows
 
 
+def by_keys(client, name: str, ids, fields: list[str], chunk: int = BATCH) -> list[dict]:
+    """The rows of `name` with these primary keys (that exist), `chunk` keys a request: a
+    lookup by key, where a filter on a range of keys or on another field scans the collection."""
+    ids = list(ids)
+    return [r for start in range(0, len(ids), chunk)
+            for r in client.query(name, ids=ids[start:start + chunk], output_fields=fields)]
+
+
 def pieces_of(client, name: str, row: int, fields: list[str]) -> list[dict]:
     """The rows of document `row` in collection `name`, looked up by primary key (row *
     PIECES + piece), not by a filter on `row`, which scans the collection."""
@@ -511,11 +519,7 @@ class MilvusCatalog:
 
     # the rows, asked for
     def _passages(self, ids, fields) -> list[dict]:
-        ids = sorted({int(i) for i in ids})
-        out = []
-        for start in range(0, len(ids), BATCH):
-            out += self.client.query(self.names["passages"], ids=ids[start:start + BATCH], output_fields=fields)
-        return out
+        return by_keys(self.client, self.names["passages"], sorted({int(i) for i in ids}), fields)
 
     def _document_rows(self, rows, fields) -> dict[int, dict]:
         ids = sorted({int(r) * PIECES for r in rows})
@@ -536,10 +540,7 @@ class MilvusCatalog:
 
     def sentences_of(self, ids) -> list[dict]:
         wanted = [i for pid in sorted({int(i) for i in ids}) for i in range(*self._run_span(pid))]
-        rows = []
-        for start in range(0, len(wanted), BATCH):
-            rows += self.client.query(self.names["sentences"], ids=wanted[start:start + BATCH],
-                                      output_fields=["id", "passage_id", "start", "end"])
+        rows = by_keys(self.client, self.names["sentences"], wanted, ["id", "passage_id", "start", "end"])
         return sorted(({k: int(r[k]) for k in ("passage_id", "id", "start", "end")} for r in rows),
                       key=lambda r: r["id"])
 
@@ -564,8 +565,8 @@ class MilvusCatalog:
         return [(s["start"], s["end"]) for s in self.sentences_of(inside)]
 
     def _text(self, row: int) -> str:
-        return "".join(p["text"] for p in sorted(pieces_of(self.client, self.names["documents"], row, ["piece", "text"]),
-                                                 key=lambda p: p["piece"]))
+        pieces = pieces_of(self.client, self.names["documents"], row, ["piece", "text"])
+        return "".join(p["text"] for p in sorted(pieces, key=lambda p: p["piece"]))
 
     def text_span(self, doc_id: str, start: int, end: int) -> str:
         return self._text(self.row_of[doc_id])[start:end]
