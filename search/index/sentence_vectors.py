@@ -23,12 +23,20 @@ from search.index.store import SENTENCE_SCALES as SCALES
 from search.index.store import SENTENCE_VECTORS as CODES
 
 
+BLOCK = 65536  # rows quantised at a time: a million-passage build holds 5M sentence rows
+
+
 def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 codes and per-row scales with codes * scale ≈ vectors."""
+    """int8 codes and per-row scales with codes * scale ≈ vectors. Row by row, in blocks:
+    whole-array temporaries would be four float32 copies of millions of rows."""
     vectors = np.asarray(vectors, dtype=np.float32)
-    peak = np.abs(vectors).max(axis=1) if len(vectors) else np.empty(0, dtype=np.float32)
-    scales = np.where(peak > 0, peak / 127, 1).astype(np.float32)
-    codes = np.clip(np.rint(vectors / scales[:, None]), -127, 127).astype(np.int8)
+    codes = np.empty(vectors.shape, dtype=np.int8)
+    scales = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), BLOCK):
+        block = vectors[start:start + BLOCK]
+        peak = np.abs(block).max(axis=1)
+        scales[start:start + BLOCK] = np.where(peak > 0, peak / 127, 1)
+        codes[start:start + BLOCK] = np.clip(np.rint(block / scales[start:start + BLOCK, None]), -127, 127)
     return codes, scales
 
 
