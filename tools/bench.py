@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         if size <= args.serve_max:
             row |= service_part(work, base, size, questions, args)
         else:
-            row |= {key: None for key in ("http_p50_ms", "http_p99_ms", "qps_16_clients", "errors", "rss_mb")}
+            row |= {key: None for key in ("http_p50_ms", "http_p99_ms", "qps_16_clients", "errors", "rss_mb",
+                                          "pss_mb", "first_answer_s", "bench_index_build_s")}
             row["service_skipped"] = f"above --serve-max {args.serve_max}"
         out["sizes"][str(size)] = row
         print(f"size {size}: done", file=sys.stderr)
@@ -286,7 +287,7 @@ class Replay:
         self.real, self.recorded = real, recorded
         self.name, self.backend, self.dimension = real.name, real.backend, real.dimension
         self.max_tokens = real.max_tokens
-        self.count_tokens = real.count_tokens
+        self.count_tokens, self.count_tokens_each = real.count_tokens, real.count_tokens_each
         self._seen: dict[str, int] = {}
         self._rng = np.random.default_rng(seed)
 
@@ -317,6 +318,7 @@ def full_index(work: Path, base: dict, size: int) -> Path:
     target = work / f"index-{size}"
     if (current(target) / "manifest.json").exists():  # built by an earlier run (--work)
         return target
+    print(f"size {size}: building the full index (progress on a terminal)", file=sys.stderr)
     with sqlite3.connect(base["dir"] / "store.sqlite") as db:
         db.row_factory = sqlite3.Row
         docs = [dict(r) for r in db.execute(
@@ -341,15 +343,36 @@ def full_index(work: Path, base: dict, size: int) -> Path:
                                       "title": d["title"], "text": d["text"]}) + "\n")
                 total += d["n"]
             copy += 1
-    build([articles], target, embedder=Replay(_embedder(), recorded))
+    build([articles], target, embedder=Replay(_embedder(), recorded), progress=sys.stderr.isatty())
     return target
 
 
+def disk_mb(index: Path) -> dict:
+    """The index's size on disk by part, in MB."""
+    from search.index import store
+    from search.index.generations import current
+
+    directory = current(index)
+    parts = {"store": [store.STORE], "vectors": [store.VECTORS],
+             "sentence_vectors": [store.SENTENCE_VECTORS, store.SENTENCE_SCALES],
+             "bm25_passages": [store.PASSAGE_LEXICAL], "bm25_documents": [store.DOCUMENT_LEXICAL]}
+
+    def size(path: Path) -> int:
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else \
+            (path.stat().st_size if path.exists() else 0)
+
+    out = {part: round(sum(size(directory / name) for name in names) / 2**20, 1) for part, names in parts.items()}
+    out["total"] = round(size(directory) / 2**20, 1)
+    return out
+
+
 def service_part(work: Path, base: dict, size: int, questions: list[str], args) -> dict:
-    from search.searcher import Searcher
+    from search.index import store
+    from search.index.generations import current
     from tools.served import gunicorn, process_tree
 
     index = full_index(work, base, size)
+    manifest = store.read_manifest(current(index))
     # index load: opening the index in a fresh process once the model is loaded
     probe = subprocess.run([sys.executable, "-c", (
         "import time, json; from search import Searcher; from search.embedding.embedder import get_embedder; "
@@ -359,8 +382,12 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
     env = {"SEARCH_WORKERS": str(args.workers), "SEARCH_THREADS": str(args.threads), "SEARCH_MODE": args.mode,
            # questions repeat across rounds: measure the model's work, not the cache's
            "SEARCH_QUERY_CACHE": "0"}
+    starting = time.monotonic()
     with gunicorn(index, env) as (port, server):
         paths = [f"/search?k=5&q={_quote(q)}" for q in questions]
+        # from the server's start to every worker ready and a question answered
+        status = _get(port, paths[0])
+        first_answer_s = time.monotonic() - starting if status == 200 else None
         for path in paths:  # warm every worker
             _get(port, path)
         single = _timed_requests(port, paths * 3)
@@ -373,8 +400,12 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
         processes = process_tree(server.pid)
         memory = sum(rss_mb(pid) for pid in processes)
         proportional = sum(pss_mb(pid) for pid in processes)
-    return {"passages": Searcher.open(index).manifest["counts"]["passages"],
+    return {"passages": manifest["counts"]["passages"],
+            # the manifest's own record: the same whether this run built it or reused it
+            "bench_index_build_s": round(manifest["build_seconds"], 1),
             "index_load_s": round(json.loads(probe.stdout), 2),
+            "first_answer_s": None if first_answer_s is None else round(first_answer_s, 2),
+            "disk_mb": disk_mb(index),
             "http_p50_ms": round(float(np.percentile(single, 50)), 2),
             "http_p99_ms": round(float(np.percentile(single, 99)), 2),
             "qps_16_clients": round(qps, 1), "errors": errors, "rss_mb": round(memory, 1),
@@ -473,7 +504,8 @@ def machine() -> dict:
 def table(out: dict) -> str:
     keys = ["passages", "vector_index", "embed_passages_per_s", "baseline_fp32_passages_per_s", "cosine_agreement",
             "index_passages_per_s", "query_encode_p50_ms", "vector_search_p50_ms", "vector_search_p99_ms",
-            "recall_at_10", "vectors_file_mb", "vectors_rss_mb", "vector_load_s", "index_load_s", "http_p50_ms", "http_p99_ms",
+            "recall_at_10", "vectors_file_mb", "vectors_rss_mb", "vector_load_s", "bench_index_build_s", "index_load_s",
+            "first_answer_s", "http_p50_ms", "http_p99_ms",
             "qps_16_clients", "errors", "rss_mb", "pss_mb", "mapped_files_mb"]
     sizes = list(out["sizes"])
     width = max(len(k) for k in keys)
