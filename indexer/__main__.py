@@ -11,6 +11,8 @@ import sys
 from search import settings
 from search.embedding.embedder import BACKENDS
 
+from .chunk import DEFAULT_SEGMENTER, SEGMENTERS
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="indexer", description="Build a search index from news articles.")
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="embed and index every passage together with its document's title")
     b.add_argument("--no-sentence-vectors", action="store_true",
                    help="skip embedding sentences (highlights fall back to word overlap)")
+    b.add_argument("--segmenter", choices=SEGMENTERS, default=DEFAULT_SEGMENTER,
+                   help=f"the sentence splitter: passages of long paragraphs are cut, and sentences embedded, at "
+                        f"its boundaries (default: {DEFAULT_SEGMENTER}; an update keeps the index's own)")
     b.add_argument("--vector-index", choices=("auto", "flat", "ivf"), default="auto",
                    help="exact flat search, approximate IVF-SQ8, or auto: flat up to 50,000 passages")
     b.add_argument("--vector-store", default=settings.value("SEARCH_VECTOR_STORE"),
@@ -120,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                         options=BuildOptions(chunking=not args.no_chunking, max_tokens=args.max_tokens,
                                              title_context=args.title_context,
                                              sentence_vectors=not args.no_sentence_vectors,
-                                             vector_index=args.vector_index, vector_store=args.vector_store),
+                                             vector_index=args.vector_index, vector_store=args.vector_store,
+                                             segmenter=args.segmenter),
                         backend=args.backend, engine=args.engine, actors=args.actors)
     except SearchError as e:
         print(f"indexer: error: {e}", file=sys.stderr)

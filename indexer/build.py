@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from search.embedding.embedder import canonical_model_name, get_embedder
 from search.errors import BuildError, SearchError
 from search.index import generations, segments, store, vector_index, vector_store
@@ -23,7 +25,7 @@ from search.index.segment_store import SegmentedStore
 from search.index.sentence_vectors import save as save_sentence_vectors
 
 from . import duplicates, sources, stories
-from .chunk import CHUNKER_VERSION, Passage, chunk, sentences
+from .chunk import CHUNKER_VERSION, DEFAULT_SEGMENTER, LEGACY_SEGMENTER, Passage, chunk, sentences
 from .clean import clean
 from .crashpoints import crashpoint
 
@@ -41,6 +43,7 @@ class BuildOptions:
     sentence_vectors: bool = True  # embed every sentence too, to highlight answers
     vector_index: str = "auto"  # "flat" (exact), "ivf" (IVF-SQ8), or "auto": by size
     vector_store: str = "faiss"  # or milvus://host:port/collection (search/index/vector_store.py)
+    segmenter: str = DEFAULT_SEGMENTER  # the sentence splitter (indexer/chunk.py SEGMENTERS)
 
 
 @dataclass
@@ -195,7 +198,7 @@ def _is_current(index_dir: Path, inputs: dict, embedder, options: BuildOptions) 
 
 def recorded_options(manifest: dict) -> BuildOptions:
     """The options an index was built with (one a manifest predates had its default then)."""
-    known = asdict(BuildOptions())
+    known = asdict(BuildOptions()) | {"segmenter": LEGACY_SEGMENTER}
     return BuildOptions(**{**known, **{k: v for k, v in manifest.get("options", {}).items() if k in known}})
 
 
@@ -226,7 +229,7 @@ class Additions:
         rowid = None if self.first_document is None else self.first_document + self.documents + 1
         _insert(conn, doc, cleaned.title, passages, first_id, rowid)
         for i, p in enumerate(passages, first_id):
-            spans = sentences(doc.text, p.start, p.end)
+            spans = sentences(doc.text, p.start, p.end, self.options.segmenter)
             first = self.first_sentence + len(self.sentence_texts)
             conn.executemany('INSERT INTO sentences (id, passage_id, start, "end") VALUES (?, ?, ?, ?)',
                              [(first + j, i, a, b) for j, (a, b) in enumerate(spans)])
@@ -236,6 +239,28 @@ class Additions:
             self.doc_of.append(doc.doc_id)
         self.documents += 1
         return True
+
+    def embed_sentences(self, embedder, passage_vectors: np.ndarray, batch_size: int,
+                        progress: bool = False) -> np.ndarray:
+        """The sentences' vectors, given the passages'. A sentence that is a whole passage
+        (a one-sentence paragraph: a sixth of the news set's sentences) takes the passage's
+        vector, and a sentence that recurs is embedded once: a vector is its text's alone
+        (the int8 export embeds every text by itself; torch's batches differ in rounding)."""
+        row_of = {text: row for row, text in enumerate(self.texts)}
+        fresh = [text for text in dict.fromkeys(self.sentence_texts) if text not in row_of]
+        made = (embedder.embed(fresh, batch_size=batch_size, progress=progress) if fresh
+                else np.empty((0, passage_vectors.shape[1]), dtype=np.float32))
+        offset = len(self.texts)  # a source row past the passages' is a row of `made`
+        row_of.update((text, offset + row) for row, text in enumerate(fresh))
+        source = np.fromiter((row_of[text] for text in self.sentence_texts), dtype=np.int64,
+                             count=len(self.sentence_texts))
+        out = np.empty((len(source), passage_vectors.shape[1]), dtype=np.float32)
+        for start in range(0, len(source), 65536):  # in blocks: no second copy of millions of rows
+            rows, part = source[start:start + 65536], out[start:start + 65536]
+            own = rows < offset
+            part[own] = passage_vectors[rows[own]]
+            part[~own] = made[rows[~own] - offset]
+        return out
 
 
 def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, batch_size: int,
@@ -283,7 +308,7 @@ def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, ba
     crashpoint("build:store")
     data_files = [store.STORE] + lexical_files
     if options.sentence_vectors:
-        sentence_vectors = embedder.embed(batch.sentence_texts, batch_size=batch_size * 2, progress=progress)
+        sentence_vectors = batch.embed_sentences(embedder, vectors, batch_size * 2, progress)
         data_files += save_sentence_vectors(tmp, sentence_vectors)
         crashpoint("build:sentences")
     # last before the manifest: a build that fails before this leaves no Milvus collection behind
@@ -325,7 +350,8 @@ def _passages(text: str, cleaned, embedder, max_tokens: int, options: BuildOptio
         return [Passage(1, cleaned.lines[0].start, cleaned.lines[-1].end)] if cleaned.lines else []
     # the title rides along with every passage when embedded: leave room for it
     room = max_tokens - (embedder.count_tokens(cleaned.title) + 1 if options.title_context and cleaned.title else 0)
-    return chunk(text, cleaned, embedder.count_tokens, max(room, max_tokens // 2))
+    return chunk(text, cleaned, embedder.count_tokens, max(room, max_tokens // 2), options.segmenter,
+                 getattr(embedder, "count_tokens_each", None))
 
 
 def _skip(summary: BuildSummary, item: sources.Skipped, strict: bool) -> None:

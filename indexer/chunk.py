@@ -10,11 +10,18 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from .clean import SENTENCE_END, Cleaned
 
 CHUNKER_VERSION = 1
+# The sentence splitters an index can be built with (BuildOptions.segmenter). Long
+# paragraphs are cut and sentences embedded at their boundaries, so an index records the
+# one it was built with and its updates keep to it. pysbd, the only one before there was
+# a choice, gave the same answers (docs/benchmarks.md) at a twentieth of the speed.
+SEGMENTERS = ("nupunkt", "blingfire", "pysbd")
+DEFAULT_SEGMENTER = "nupunkt"
+LEGACY_SEGMENTER = "pysbd"
 # Fewer words than this and a paragraph is a fragment (a byline, a dateline) even when
 # it ends like a sentence; a paragraph that does not end like a sentence (a heading)
 # is a fragment below HEADING_WORDS.
@@ -81,39 +88,60 @@ def join_fragments(text: str, paras: list[_Para]) -> list[_Para]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def _segmenter():
-    import pysbd
+@functools.lru_cache(maxsize=None)
+def _splitter(name: str) -> Callable[[str], Iterable[tuple[int, int]]]:
+    """`name`'s sentence spans (character offsets) of a string."""
+    if name == "nupunkt":
+        import nupunkt
 
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+        return nupunkt.sent_spans
+    if name == "blingfire":
+        import blingfire
+
+        return lambda piece: blingfire.text_to_sentences_and_offsets(piece)[1]
+    if name == "pysbd":
+        import pysbd
+
+        segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+        return lambda piece: [(s.start, s.end) for s in segmenter.segment(piece)]
+    raise ValueError(f"unknown sentence splitter {name!r} (one of {', '.join(SEGMENTERS)})")
 
 
-def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+def sentences(text: str, start: int, end: int, segmenter: str = DEFAULT_SEGMENTER) -> list[tuple[int, int]]:
     """Sentence spans (absolute offsets, whitespace trimmed) of text[start:end]."""
     spans = []
-    for s in _segmenter().segment(text[start:end]):
-        chunk = text[start + s.start:start + s.end]
+    for s, e in _splitter(segmenter)(text[start:end]):
+        chunk = text[start + s:start + e]
         lead = len(chunk) - len(chunk.lstrip())
-        a, b = start + s.start + lead, start + s.start + len(chunk.rstrip())
+        a, b = start + s + lead, start + s + len(chunk.rstrip())
         if b > a:
             spans.append((a, b))
     return spans or [(start, end)]
 
 
 def split_long(text: str, start: int, end: int, count_tokens: Callable[[str], int],
-               max_tokens: int) -> list[tuple[int, int]]:
+               max_tokens: int, segmenter: str = DEFAULT_SEGMENTER,
+               count_each: Callable[[list[str]], list[int]] | None = None) -> list[tuple[int, int]]:
     """Pack whole sentences into pieces of at most `max_tokens` word pieces; a single
-    sentence over the limit is cut between words."""
+    sentence over the limit is cut between words. A piece's count is the sum of its
+    sentences' (word pieces never span the space or punctuation between sentences), so
+    each sentence is tokenised once rather than every piece again as it grows."""
     if count_tokens(text[start:end]) <= max_tokens:
         return [(start, end)]
     pieces: list[tuple[int, int]] = []
-    for a, b in sentences(text, start, end):
-        if pieces and count_tokens(text[pieces[-1][0]:b]) <= max_tokens:
-            pieces[-1] = (pieces[-1][0], b)
-        elif count_tokens(text[a:b]) <= max_tokens:
+    counts: list[int] = []
+    spans = sentences(text, start, end, segmenter)
+    each = count_each or (lambda texts: [count_tokens(t) for t in texts])
+    for (a, b), count in zip(spans, each([text[a:b] for a, b in spans])):
+        if pieces and counts[-1] + count <= max_tokens:
+            pieces[-1], counts[-1] = (pieces[-1][0], b), counts[-1] + count
+        elif count <= max_tokens:
             pieces.append((a, b))
+            counts.append(count)
         else:
-            pieces.extend(_split_words(text, a, b, count_tokens, max_tokens))
+            cut = _split_words(text, a, b, count_tokens, max_tokens)
+            pieces.extend(cut)
+            counts.extend(count_tokens(text[x:y]) for x, y in cut)
     return pieces
 
 
@@ -131,10 +159,13 @@ def _split_words(text, start, end, count_tokens, max_tokens):
     return pieces
 
 
-def chunk(text: str, cleaned: Cleaned, count_tokens: Callable[[str], int], max_tokens: int) -> list[Passage]:
-    """The passages of one cleaned article, in order."""
+def chunk(text: str, cleaned: Cleaned, count_tokens: Callable[[str], int], max_tokens: int,
+          segmenter: str = DEFAULT_SEGMENTER, count_each: Callable[[list[str]], list[int]] | None = None
+          ) -> list[Passage]:
+    """The passages of one cleaned article, in order. `count_each`, where the tokenizer
+    has one: `count_tokens` of many texts in one call."""
     passages = []
     for para in join_fragments(text, paragraphs(cleaned)):
-        for a, b in split_long(text, para.start, para.end, count_tokens, max_tokens):
+        for a, b in split_long(text, para.start, para.end, count_tokens, max_tokens, segmenter, count_each):
             passages.append(Passage(para.ordinal, a, b))
     return passages

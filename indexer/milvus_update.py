@@ -155,8 +155,7 @@ class _Update:
             crashpoint("milvus-update:read")
             embedding = time.perf_counter()
             vectors = embedder.embed(batch.texts, batch_size=batch_size)
-            sentence_vectors = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2)
-                                if options.sentence_vectors and batch.sentence_texts
+            sentence_vectors = (batch.embed_sentences(embedder, vectors, batch_size * 2) if options.sentence_vectors
                                 else np.empty((0, embedder.dimension), dtype=np.float32))
             summary.embedded_passages = len(batch.texts)
             summary.embed_seconds = time.perf_counter() - embedding

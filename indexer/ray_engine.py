@@ -56,6 +56,9 @@ class RayEmbedder:
     def count_tokens(self, text: str) -> int:
         return self.local.count_tokens(text)
 
+    def count_tokens_each(self, texts: list[str]) -> list[int]:
+        return self.local.count_tokens_each(texts)
+
     def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         import ray
 

@@ -127,9 +127,13 @@ class MemoryStories:
     def dots(self, vector: dict[str, float], stories: list[int]) -> dict[int, float]:
         out = dict.fromkeys(stories, 0.0)
         for t, v in vector.items():
-            for story, w in self.postings.get(t, {}).items():
-                if story in out:
-                    out[story] += v * w
+            row = self.postings.get(t, {})
+            # a common term's list holds most stories: look the few candidates up in it
+            # instead, so that an article costs what it is compared with, not the archive
+            pairs = ((story, row[story]) for story in stories if story in row) if len(row) > len(stories) \
+                else ((story, w) for story, w in row.items() if story in out)
+            for story, w in pairs:
+                out[story] += v * w
         return out
 
     def norms(self, stories: list[int]) -> dict[int, float]:

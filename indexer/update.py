@@ -263,8 +263,7 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     if options.sentence_vectors:
         old_sentences = segments.open_sentences(layout, old_dir)
         embedding = time.perf_counter()
-        new_sentences = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2) if batch.sentence_texts
-                         else np.empty((0, old_sentences.dimension), dtype=np.float32))
+        new_sentences = batch.embed_sentences(embedder, new_vectors, batch_size * 2)
         summary.embed_seconds += time.perf_counter() - embedding
         data_files += save_sentence_vectors(tmp, new_sentences, kept=(old_sentences, kept_sentences))
         crashpoint("update:sentences")
@@ -407,8 +406,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
         written.append(f"{name}/{store.STORE}")
         if options.sentence_vectors:
             embedding = time.perf_counter()
-            sentence_vectors = (embedder.embed(batch.sentence_texts, batch_size=batch_size * 2)
-                                if batch.sentence_texts else np.empty((0, vectors.shape[1]), dtype=np.float32))
+            sentence_vectors = batch.embed_sentences(embedder, vectors, batch_size * 2)
             summary.embed_seconds += time.perf_counter() - embedding
             written += [f"{name}/{f}" for f in save_sentence_vectors(directory, sentence_vectors)]
             crashpoint("update:sentences")

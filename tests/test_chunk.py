@@ -1,6 +1,8 @@
 """Chunking into passages: pure text logic with a word-count stand-in for the tokenizer."""
 
-from indexer.chunk import chunk, is_fragment, sentences
+import pytest
+
+from indexer.chunk import SEGMENTERS, chunk, is_fragment, sentences
 from indexer.clean import clean
 
 
@@ -74,6 +76,30 @@ def test_fragment_rules():
 
 
 def test_sentences_keeps_abbreviations_together():
-    text = "The Institute, a Washington, D.C. research group, said so. BRICS first met in 2009."
+    text = ("The Institute, a Washington, D.C. research group, said so. The group first met in 2009. "
+            "Sen. Mitch McConnell spoke. Rep. Nancy Pelosi did too, said Dr. Jones of the U.S. Army.")
     assert [text[a:b] for a, b in sentences(text, 0, len(text))] == [
-        "The Institute, a Washington, D.C. research group, said so.", "BRICS first met in 2009."]
+        "The Institute, a Washington, D.C. research group, said so.", "The group first met in 2009.",
+        "Sen. Mitch McConnell spoke.", "Rep. Nancy Pelosi did too, said Dr. Jones of the U.S. Army."]
+
+
+@pytest.mark.parametrize("segmenter", SEGMENTERS)
+def test_every_splitter_gives_trimmed_absolute_spans_that_cover_the_passage_in_order(segmenter):
+    # text before the passage with characters outside the BMP and curly quotes: offsets are
+    # of characters, not of UTF-8 bytes
+    before = "“Quoted” — ünïcode 😀 text before. "
+    passage = ("(CNN) Storm crews restored power to the coast on Tuesday after the flood.  "
+               "“I’m never going back,” one resident said. Officials said the damage was worse than expected. ")
+    text = before + passage + "After."
+    spans = sentences(text, len(before), len(before) + len(passage), segmenter)
+    assert len(spans) >= 3
+    assert all(len(before) <= a < b <= len(before) + len(passage) for a, b in spans)
+    assert all(text[a:b] == text[a:b].strip() for a, b in spans)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    assert "".join(text[a:b] for a, b in spans).replace(" ", "") == passage.replace(" ", "")
+    assert text[spans[-1][0]:spans[-1][1]] == "Officials said the damage was worse than expected."
+
+
+def test_an_unknown_splitter_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown sentence splitter 'spacy'"):
+        sentences("One. Two.", 0, 9, "spacy")

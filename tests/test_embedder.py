@@ -38,6 +38,9 @@ def test_int8_counts_word_pieces_like_the_model(paragraphs):
     for text in paragraphs[:10] + [long]:
         assert fast.count_tokens(text) == plain.count_tokens(text)
     assert fast.count_tokens(long) > fast.max_tokens == plain.max_tokens == 254
+    # the chunker's batch of sentences: each counted as alone
+    texts = paragraphs[:10] + [long, ""]
+    assert fast.count_tokens_each(texts) == plain.count_tokens_each(texts) == [plain.count_tokens(t) for t in texts]
 
 
 def test_a_text_embeds_the_same_whatever_it_is_embedded_with(paragraphs):

@@ -82,3 +82,46 @@ def test_a_format_2_index_searches_as_before_and_updates_to_format_3(searcher, i
     # the kept sentences come first, in their old order: the same vectors, now as int8 rows
     np.testing.assert_allclose(updated.rows(slice(0, len(rows))), rows, rtol=1e-6, atol=1e-8)
     assert Searcher.open(index_copy).search("How many North Korean soldiers were sent?", k=1)[0].highlight
+
+
+def test_a_sentence_that_is_a_whole_passage_is_stored_as_its_own_embedding(seed_index, embedder):
+    """A one-sentence passage's sentence takes the passage's vector rather than being
+    embedded again: it is stored exactly as embedding the sentence alone gives it."""
+    import sqlite3
+
+    directory = current(seed_index)
+    with sqlite3.connect(directory / store.STORE) as db:
+        rows = db.execute('SELECT s.id, substr(d.text, s.start + 1, s."end" - s.start), '
+                          'p.start = s.start AND p."end" = s."end" FROM sentences s '
+                          "JOIN passages p ON p.id = s.passage_id JOIN documents d ON d.doc_id = p.doc_id "
+                          "ORDER BY s.id").fetchall()
+    whole = [r for r in rows if r[2]][:4]
+    part = [r for r in rows if not r[2]][:4]
+    assert len(whole) == 4 and len(part) == 4
+    stored = SentenceVectors.open(directory)
+    ids = np.array([r[0] for r in whole + part])
+    fresh = embedder.embed([r[1] for r in whole + part])
+    np.testing.assert_array_equal(stored.rows(ids), SentenceVectors(*sentence_vectors.quantize(fresh)).rows(slice(None)))
+
+
+def test_sentences_are_embedded_once_each_and_never_again_for_their_passage():
+    from indexer.build import Additions, BuildOptions
+
+    class Recording:
+        def __init__(self):
+            self.calls = []
+
+        def embed(self, texts, batch_size=32, progress=False):
+            self.calls.append(list(texts))
+            return np.array([[len(t), i] for i, t in enumerate(texts)], dtype=np.float32)
+
+    batch = Additions(embedder=None, options=BuildOptions())
+    batch.texts = ["One sentence.", "Two. Three."]
+    batch.sentence_texts = ["One sentence.", "Two.", "Three.", "Two."]
+    recording = Recording()
+    out = batch.embed_sentences(recording, np.array([[9, 9], [8, 8]], dtype=np.float32), 64)
+    assert recording.calls == [["Two.", "Three."]]
+    np.testing.assert_array_equal(out, [[9, 9], [4, 0], [6, 1], [4, 0]])
+    batch.sentence_texts = ["One sentence."]
+    assert batch.embed_sentences(recording, np.array([[9, 9], [8, 8]], dtype=np.float32), 64).tolist() == [[9, 9]]
+    assert len(recording.calls) == 1

@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from indexer.chunk import DEFAULT_SEGMENTER, SEGMENTERS
 from search.embedding.embedder import BACKENDS
 from search.retrieval.fusion import Weights
 
@@ -142,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-chunking", action="store_true",
                         help="one passage per document, cut at the model's window (MTEB's setup)")
     parser.add_argument("--max-tokens", type=int, help="passage window in word pieces (default: the model's)")
+    parser.add_argument("--segmenter", choices=SEGMENTERS, default=DEFAULT_SEGMENTER,
+                        help=f"the build's sentence splitter (default {DEFAULT_SEGMENTER})")
     parser.add_argument("--title-context", action="store_true",
                         help="build with indexer build --title-context (each passage embedded with its title); "
                              "the default build, as a user gets it, embeds passages alone")
@@ -275,12 +278,14 @@ def _index(args, articles: Path, no_chunking: bool, title_context: bool, home: P
     from search.embedding.embedder import get_embedder
 
     options = BuildOptions(chunking=not no_chunking, max_tokens=args.max_tokens, title_context=title_context,
-                           sentence_vectors=not no_chunking, vector_store=args.vector_store)
+                           sentence_vectors=not no_chunking, vector_store=args.vector_store,
+                           segmenter=args.segmenter)
     embedder = get_embedder(backend=args.backend)
     # one cached index per build options and backend (their vectors differ)
     tag = (("whole" if no_chunking else f"chunks{args.max_tokens or ''}") + f"-{embedder.backend}"
            + ("-title" if title_context and not no_chunking else "")
-           + ("-milvus" if args.vector_store != "faiss" else ""))
+           + ("-milvus" if args.vector_store != "faiss" else "")
+           + (f"-{args.segmenter}" if args.segmenter != DEFAULT_SEGMENTER else ""))
     index = (home or articles.parent) / f"index-{tag}"
     print(f"indexing {articles} -> {index} (once; later runs reuse it)", file=sys.stderr)
     summary = build([articles], index, options=options, if_changed=True, progress=sys.stderr.isatty(),

@@ -123,6 +123,10 @@ class Embedder:
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def count_tokens_each(self, texts: list[str]) -> list[int]:
+        """count_tokens of every text, in one call to the tokenizer."""
+        return [len(ids) for ids in self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
     def batches(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
         """The rows of `texts` in the batches sentence-transformers' `encode` runs (longest
         first), so that a distributed build can run the same ones."""
@@ -220,6 +224,12 @@ class OnnxEmbedder:
     def count_tokens(self, text: str) -> int:
         self._load()
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def count_tokens_each(self, texts: list[str]) -> list[int]:
+        """count_tokens of every text, in one call to the tokenizer (a call costs more than
+        the counting of one sentence)."""
+        self._load()
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
     def embed(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Embed `texts` as float32 unit vectors, shape (len(texts), dimension).
