@@ -302,7 +302,7 @@ def _appendable(manifest: dict, layout: segments.Layout, policy: bool = True) ->
         return False
     from search.index.lexical import LexicalIndex
 
-    if manifest["format_version"] != store.FORMAT_VERSION or not all(
+    if manifest["format_version"] not in store.APPENDABLE_FORMATS or not all(
             f"{part}/{LexicalIndex.COUNTS}" in manifest["checksums"]
             for part in (store.PASSAGE_LEXICAL, store.DOCUMENT_LEXICAL)):
         return False

@@ -33,7 +33,8 @@ def test_seed_build_summary_and_manifest(tmp_path):
     assert (summary.documents, len(summary.skipped)) == (5, 0)
     assert str(summary).startswith(f"indexed 5 documents, {summary.passages} passages in ")
     manifest = json.loads((current(tmp_path / "index") / "manifest.json").read_text())
-    assert manifest["format_version"] == 3
+    assert manifest["format_version"] == 4
+    assert all(digest.startswith("xxh3_128:") for digest in manifest["checksums"].values())
     from search.embedding.onnx_export import EXPORT_VERSION
 
     assert manifest["model"] == {"name": "sentence-transformers/all-MiniLM-L6-v2", "backend": "onnx-int8", "dimension": 384,

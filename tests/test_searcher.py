@@ -1,5 +1,6 @@
 """The Searcher over a real index of the seeds, with the real model."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -127,6 +128,41 @@ def test_index_of_another_dimension_is_refused(index_copy):
 
 
 def test_corrupted_index_is_refused(index_copy):
+    with open(current(index_copy) / "vectors.faiss", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(IndexCorrupt, match="vectors.faiss fails its checksum"):
+        Searcher.open(index_copy)
+
+
+def _as_format_3(index_dir):
+    """Rewrite an index's manifest the way format 3 wrote it: bare SHA-256 checksums."""
+    generation = current(index_dir)
+    manifest = json.loads((generation / "manifest.json").read_text())
+    manifest["format_version"] = 3
+    manifest["checksums"] = {name: hashlib.sha256((generation / name).read_bytes()).hexdigest()
+                             for name in manifest["checksums"]}
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_a_format_3_index_with_sha256_checksums_is_verified_and_updated_in_place(index_copy, tmp_path):
+    from indexer.update import update
+
+    from helpers import SEEDS
+
+    old = _as_format_3(index_copy)
+    assert Searcher.open(index_copy).search("Which countries founded BRICS?", k=1)
+    article = tmp_path / "new.txt"
+    article.write_text(next(SEEDS.glob("*.txt")).read_text().replace("Korea", "Corea"))
+    summary = update(index_copy, [article])
+    manifest = json.loads((current(index_copy) / "manifest.json").read_text())
+    # a segment appended (no merge, which would rewrite every file), its own files with the
+    # new hash, the carried base's SHA-256 digests as they were
+    assert not summary.merged and manifest["format_version"] == 4
+    assert manifest["checksums"]["vectors.faiss"] == old["checksums"]["vectors.faiss"]
+    assert all(digest.startswith("xxh3_128:") for name, digest in manifest["checksums"].items()
+               if name.startswith("segments/"))
     with open(current(index_copy) / "vectors.faiss", "r+b") as f:
         f.seek(200)
         f.write(b"\x00\x01\x02\x03")

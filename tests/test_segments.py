@@ -217,7 +217,7 @@ def _one_store(generation):
             conn.execute("DETACH DATABASE part")
             os.remove(part)
             del manifest["checksums"][f"{segment.name}/store.sqlite"]
-    manifest["checksums"]["store.sqlite"] = store.file_sha256(base)
+    manifest["checksums"]["store.sqlite"] = store.file_checksum(base)
     del manifest[segments.OWN_STORES]
     (generation / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 

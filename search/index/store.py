@@ -13,21 +13,31 @@ An index directory holds these files and nothing executable (no pickle):
                    with their term counts and row lengths, which updates extend (an index
                    written without them is rebuilt by its first update);
 - `manifest.json`  what built it (format, model, dimension, chunker), counts, checksums.
+
+A checksum names its hash ("xxh3_128:<hex>"); a bare hex digest is a SHA-256, as format 3
+and before wrote them, and stays valid in the segments an update carries over. They guard
+against torn and rotted files, not against someone who can write the index (and so its
+manifest too): a fast non-cryptographic hash, because a reader checks every file it opens.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 from search.errors import IndexCorrupt, IndexMismatch, IndexNotFound
 
-# 2: BM25 moved from FTS5 tables to lexical/ (bm25s); 3: int8 sentence vectors
-FORMAT_VERSION = 3
-READABLE_FORMATS = (2, 3)  # a format-2 index differs only in its sentence vectors' dtype
+# 2: BM25 moved from FTS5 tables to lexical/ (bm25s); 3: int8 sentence vectors;
+# 4: xxh3 checksums (a format-3 index differs only in its checksums' hash)
+FORMAT_VERSION = 4
+READABLE_FORMATS = (2, 3, 4)  # a format-2 index differs only in its sentence vectors' dtype
+APPENDABLE_FORMATS = (3, 4)  # an update adds a segment to these, and merges anything older
+CHECKSUM = "xxh3_128"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 SENTENCE_VECTORS = "sentences.npy"
@@ -78,12 +88,41 @@ def build_hint(index_dir: Path | str) -> str:
     return f"run `python -m indexer build seeds --index {index_dir}`"
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _hasher(checksum: str | None = None):
+    """A new hash object for `checksum`'s algorithm (None: the one written now)."""
+    if checksum is None or checksum.startswith(CHECKSUM + ":"):
+        import xxhash
+
+        return CHECKSUM + ":", xxhash.xxh3_128()
+    if ":" not in checksum:
+        return "", hashlib.sha256()
+    raise IndexMismatch(f"unknown checksum {checksum.split(':')[0]!r}: this version knows {CHECKSUM} and sha256")
+
+
+def _blocks(f, size: int = 8 << 20):
+    """The file's contents in blocks read into one reused buffer (no copy a block)."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    while n := f.readinto(buffer):
+        yield view[:n]
+
+
+def file_checksum(path: Path, like: str | None = None) -> str:
+    """The file's checksum, with the hash `like` (a recorded checksum) names; default: xxh3."""
+    prefix, digest = _hasher(like)
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        size = os.fstat(f.fileno()).st_size
+        if not size:
+            return prefix + digest.hexdigest()
+        # hashed where the page cache holds it: a read's copy would cost more than xxh3
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                for start in range(0, size, 64 << 20):
+                    digest.update(view[start:start + (64 << 20)])
+            finally:
+                view.release()
+    return prefix + digest.hexdigest()
 
 
 def copy_verified(source: Path, target: Path, expected: str) -> None:
@@ -92,12 +131,12 @@ def copy_verified(source: Path, target: Path, expected: str) -> None:
     Raises:
         IndexCorrupt: the file fails its checksum (`target` is left partial, in scratch).
     """
-    digest = hashlib.sha256()
+    prefix, digest = _hasher(expected)
     with open(source, "rb") as src, open(target, "wb") as dst:
-        for block in iter(lambda: src.read(8 << 20), b""):
+        for block in _blocks(src):
             digest.update(block)
             dst.write(block)
-    if digest.hexdigest() != expected:
+    if prefix + digest.hexdigest() != expected:
         raise IndexCorrupt(f"index at {source.parent} is corrupt ({source.name} fails its checksum): "
                            f"{build_hint(source.parent)} to rebuild it")
 
@@ -109,7 +148,7 @@ def write_manifest(directory: Path, manifest: dict, data_files: list[str], known
     manifest |= {
         "format_version": FORMAT_VERSION,  # an update rewrites an older index's files in this one
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "checksums": {**(known or {}), **{name: file_sha256(directory / name) for name in data_files}},
+        "checksums": {**(known or {}), **{name: file_checksum(directory / name) for name in data_files}},
     }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
@@ -155,7 +194,7 @@ def verify_checksums(index_dir: Path, manifest: dict) -> None:
         key = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
         if _VERIFIED.get(key) == expected:
             continue
-        if file_sha256(path) != expected:
+        if file_checksum(path, like=expected) != expected:
             raise IndexCorrupt(f"index at {index_dir} is corrupt ({name} fails its checksum): "
                                f"{build_hint(index_dir)} to rebuild it")
         _VERIFIED[key] = expected
