@@ -167,8 +167,8 @@ class Searcher:
             ranges[:known] = previous._sentence_range[:known]
         else:
             known = 0
-        for pid, first, count in self._store.sentence_runs(known):
-            ranges[pid] = (first, count)
+        runs = self._store.sentence_runs(known)
+        ranges[runs[:, 0]] = runs[:, 1:]
         return ranges
 
     @classmethod

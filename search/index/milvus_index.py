@@ -495,8 +495,9 @@ class MilvusCatalog:
         return ((i, d["published"] or None) for i in range(since, len(self._doc_row))
                 for d in [self._documents[self._doc_row[i]]] if d is not None)
 
-    def sentence_runs(self, since: int = 0):
-        return ((i, int(f), int(c)) for i, (f, c) in enumerate(self._runs[since:].tolist(), since) if c)
+    def sentence_runs(self, since: int = 0) -> np.ndarray:
+        ids = np.flatnonzero(self._runs[since:, 1]) + since
+        return np.column_stack((ids, self._runs[ids])).astype(np.int64).reshape(-1, 3)
 
     def sources(self):
         return ((row, d["source"]) for row, d in enumerate(self._documents) if d is not None)

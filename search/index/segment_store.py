@@ -16,6 +16,8 @@ one store: they are read as a single part (`Layout.own_stores` false).
 
 from __future__ import annotations
 
+import itertools
+
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -77,6 +79,18 @@ class SegmentedStore:
         for part, p in enumerate(self.parts):
             if p.passages[1] > since:
                 yield from self.connection(part).execute(sql, params)
+
+    def integers(self, sql: str, width: int, params: tuple = (), since: int = 0, parts=None) -> np.ndarray:
+        """`rows` of `width` integers as one (n, width) array, read without a Python object
+        per row (a million rows are read at every open); `parts`: only those."""
+        chunks = [np.empty((0, width), dtype=np.int64)]
+        for part, p in enumerate(self.parts):
+            if p.passages[1] > since and (parts is None or part in parts):
+                cursor = self.connection(part).cursor()
+                cursor.row_factory = None
+                flat = np.fromiter(itertools.chain.from_iterable(cursor.execute(sql, params)), dtype=np.int64)
+                chunks.append(flat.reshape(-1, width))
+        return np.concatenate(chunks)
 
     def _in(self, part: int, sql: str, values, *params) -> list[sqlite3.Row]:
         """The rows of `sql` (holding one `{ids}` for an IN list, and perhaps `{author}`)
@@ -154,9 +168,8 @@ class SegmentedStore:
         out = np.full(len(self.live), -1, dtype=np.int64)
         if group_of is not None:
             out[:len(group_of)] = group_of
-        for part in range(since_part, len(self.parts)):
-            pairs = np.array(self.connection(part).execute("SELECT passage_id, group_id FROM duplicates").fetchall(),
-                             dtype=np.int64).reshape(-1, 2)
+        for part in range(since_part, len(self.parts)):  # in order: later parts override
+            pairs = self.integers("SELECT passage_id, group_id FROM duplicates", 2, parts={part})
             out[pairs[:, 0]] = pairs[:, 1]
         return out
 
@@ -169,8 +182,8 @@ class SegmentedStore:
         for part in range(since_part, len(self.parts)):
             conn = self.connection(part)
             if story_store.has_stories(conn):
-                pairs = np.array(conn.execute("SELECT d.rowid - 1, s.story FROM stories s JOIN documents d "
-                                              "USING (doc_id)").fetchall(), dtype=np.int64).reshape(-1, 2)
+                pairs = self.integers("SELECT d.rowid - 1, s.story FROM stories s JOIN documents d USING (doc_id)",
+                                      2, parts={part})
                 out[pairs[:, 0]] = pairs[:, 1]
         return out
 
@@ -196,19 +209,20 @@ class SegmentedStore:
 
     def document_rows(self, since: int = 0) -> np.ndarray:
         """[passage id, its document's row] for the passages from `since` on."""
-        return np.array([tuple(r) for r in self.rows(
-            "SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) WHERE p.id >= ?",
-            (since,), since)], dtype=np.int64).reshape(-1, 2)
+        # (+p.id: the passages' index on doc_id holds both columns, so it is read rather than
+        # the table, which holds every passage's text)
+        return self.integers("SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) "
+                             "WHERE +p.id >= ?", 2, (since,), since)
 
     def published(self, since: int = 0) -> Iterator[tuple[int, str | None]]:
         """(passage id, its document's `published`) for the passages from `since` on."""
         return self.rows("SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) "
                          "WHERE p.id >= ?", (since,), since)
 
-    def sentence_runs(self, since: int = 0) -> Iterator[tuple[int, int, int]]:
-        """(passage id, its first sentence id, its sentence count) from `since` on."""
-        return self.rows("SELECT passage_id, MIN(id), COUNT(*) FROM sentences WHERE passage_id >= ? "
-                         "GROUP BY passage_id", (since,), since)
+    def sentence_runs(self, since: int = 0) -> np.ndarray:
+        """[passage id, its first sentence id, its sentence count] from `since` on."""
+        return self.integers("SELECT passage_id, MIN(id), COUNT(*) FROM sentences WHERE passage_id >= ? "
+                             "GROUP BY passage_id", 3, (since,), since)
 
     def sources(self) -> Iterator[tuple[int, str]]:
         """(document row, source) of every document."""
