@@ -203,9 +203,9 @@ class LexicalIndex:
     def load(cls, directory: Path) -> "LexicalIndex":
         """Read what `save` wrote, the arrays memory-mapped. Read here rather than by
         bm25s's `BM25.load`: importing bm25s brings scipy, 17 MB more in every service
-        worker, and searching needs only these arrays (see `_scores`)."""
+        worker, and searching needs only these arrays (see `best_rows`)."""
         params = json.loads((directory / cls.PARAMS).read_text(encoding="utf-8"))
-        if params.get("method") != "robertson":  # `_scores` adds no non-occurrence part
+        if params.get("method") != "robertson":  # `best_rows` adds no non-occurrence part
             raise IndexCorrupt(f"{directory} holds a {params.get('method')!r} BM25 index, not robertson")
         # plain arrays over the mapped pages: each slice of an np.memmap builds another
         # memmap object, ~0.5 ms a query over the 40-odd slices a search takes
@@ -230,10 +230,10 @@ class LexicalIndex:
         passages' index and the articles' with the same terms."""
         vocab = self._vocab
         ids = list(dict.fromkeys(vocab[t] for t in query_terms if t in vocab))  # each term once
-        empty = np.zeros(0, dtype=np.int64), np.zeros(0)
-        if not ids:
-            return empty
-        return top_rows(self._scores(ids), depth, mask)
+        matrix = self._matrix
+        indptr, indices, data, n = matrix["indptr"], matrix["indices"], matrix["data"], matrix["num_docs"]
+        lists = [(indices[indptr[t]:indptr[t + 1]], data[indptr[t]:indptr[t + 1]]) for t in ids]
+        return best_rows(lists, n, depth, mask)
 
     @classmethod
     def load_counts(cls, directory: Path) -> tuple[dict, dict[str, int]]:
@@ -244,27 +244,68 @@ class LexicalIndex:
                                     ("counts", cls.COUNTS), ("lengths", cls.LENGTHS))}
         return counts, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8"))
 
-    def _scores(self, term_ids: list[int]) -> np.ndarray:
-        """Every row's BM25 score for the terms: the sum of their precomputed rows in
-        bm25s's term-by-row sparse matrix. Summed here with one bincount over the terms'
-        postings (in float64) rather than bm25s's get_scores, which adds each term with
-        np.add.at into a float32 array that is then converted: ~0.2 ms less a search at
-        100k rows. Robertson BM25 scores nothing for an absent term, so no
-        non-occurrence part is added (bm25s's BM25L and BM25+ would need it)."""
-        matrix = self._matrix
-        indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
-        rows = np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in term_ids])
-        weights = np.concatenate([data[indptr[t]:indptr[t + 1]] for t in term_ids])
-        return np.bincount(rows, weights, minlength=matrix["num_docs"])
+
+# Past this share of the rows, the rows a query's rarer terms hold are scored as every
+# row is (one bincount over all the terms' postings): cheaper than looking them up.
+PRUNE_SHARE = 1 / 16
+
+
+def best_rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: int, depth: int,
+              mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`top_rows` of the BM25 scores summed from `lists` (each query term's postings: its
+    rows ascending and its score in each) over `rows` rows, without reading every
+    posting of the common terms (MaxScore, Turtle and Flood 1995). A term scores at most
+    its idf in any row (BM25's tf part is below 1), so when the `depth`-th best score of
+    the rows the rarer terms hold exceeds the sum of the other terms' idf, no other row
+    can enter: the common terms' long lists are only looked up at those rows. The result,
+    scores included to the bit (each row sums its terms in the query's order, as the full
+    sum does), is the full sum's."""
+    if not lists:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    bounds = [float(idf(rows, len(r))) * (1 + 1e-6) for r, _ in lists]  # (float32 scores: a margin)
+    order = sorted(range(len(lists)), key=lambda i: len(lists[i][0]))  # rarest first
+    for taken in range(1, len(order) + 1):
+        essential = set(order[:taken])
+        candidates = np.unique(np.concatenate([lists[i][0] for i in essential]))
+        if len(candidates) > rows * PRUNE_SHARE:
+            break
+        scores = np.zeros(len(candidates))
+        for i, (held, weights) in enumerate(lists):  # in the query's order
+            if i in essential:  # every row it holds is a candidate
+                scores[np.searchsorted(candidates, held)] += weights
+            else:
+                at = np.searchsorted(held, candidates.astype(held.dtype, copy=False))
+                hit = at < len(held)
+                hit[hit] = held[at[hit]] == candidates[hit]
+                scores[hit] += weights[at[hit]]
+        if mask is not None:
+            scores = np.where(mask[candidates], scores, 0.0)
+        found = scores > 0
+        candidates, scores = candidates[found], scores[found]
+        rest = sum(bounds[i] for i in order[taken:])
+        if taken == len(order) or (len(scores) >= depth and np.partition(scores, len(scores) - depth)[
+                len(scores) - depth] > rest):
+            chosen, chosen_scores = top_rows(scores, depth)
+            return candidates[chosen].astype(np.int64), chosen_scores
+    # every row's score: one bincount over the terms' postings, summed in float64 (bm25s's
+    # get_scores adds each term with np.add.at into float32, slower and rounded)
+    every = np.bincount(np.concatenate([r for r, _ in lists]), np.concatenate([w for _, w in lists]),
+                        minlength=rows)
+    return top_rows(every, depth, mask)
 
 
 def top_rows(scores: np.ndarray, depth: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The best `depth` rows with a score above 0 (and true in `mask`), in row order, and their scores."""
+    """The best `depth` rows with a score above 0 (and true in `mask`), in row order, and
+    their scores; of the rows tied at the cut, the first (so that any way of reaching the
+    same scores, pruned or not, segmented or not, keeps the same rows)."""
     if mask is not None:
         scores = np.where(mask, scores, 0.0)
     matched = np.flatnonzero(scores > 0)
     if len(matched) > depth:
-        matched = np.sort(matched[np.argpartition(-scores[matched], depth - 1)[:depth]])
+        cut = np.partition(scores[matched], len(matched) - depth)[len(matched) - depth]
+        above = matched[scores[matched] > cut]
+        tied = matched[scores[matched] == cut][:depth - len(above)]
+        matched = np.sort(np.concatenate((above, tied)))
     return matched, scores[matched]
 
 

@@ -327,23 +327,12 @@ class SegmentedLexical:
                     self._cached -= 12 * len(old)
         return found
 
-    def _scores(self, query_terms: tuple[str, ...]) -> np.ndarray:
-        """Every row's BM25 score (term by term: a row sums its terms in the order a fresh
-        build's index does)."""
-        found = [self._term(term) for term in dict.fromkeys(query_terms)]
-        if not found:
-            return np.zeros(self._capacity)
-        return np.bincount(np.concatenate([rows for rows, _ in found]),
-                           np.concatenate([weights for _, weights in found]), minlength=self._capacity)
-
     def best_of(self, query_terms: tuple[str, ...], depth: int,
                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """As LexicalIndex.best_of."""
-        from search.index.lexical import top_rows
+        from search.index.lexical import best_rows
 
-        if not query_terms:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        return top_rows(self._scores(query_terms), depth, mask)
+        return best_rows([self._term(term) for term in dict.fromkeys(query_terms)], self._capacity, depth, mask)
 
 
 def postings(layout: Layout, directory: Path, part: str, only: tuple[Segment, ...] | None = None):
