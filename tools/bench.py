@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.bench_txtai import compare
-from tools.served import pss_mb, rss_mb
+from tools.served import pss_by_mapping, pss_mb, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 SCIFACT = ROOT.parent / "shared" / "eval" / "scifact" / "corpus.jsonl"
@@ -400,6 +400,7 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
         processes = process_tree(server.pid)
         memory = sum(rss_mb(pid) for pid in processes)
         proportional = sum(pss_mb(pid) for pid in processes)
+        by_mapping = pss_by_mapping(processes, index)
     return {"passages": manifest["counts"]["passages"],
             # the manifest's own record: the same whether this run built it or reused it
             "bench_index_build_s": round(manifest["build_seconds"], 1),
@@ -409,7 +410,7 @@ def service_part(work: Path, base: dict, size: int, questions: list[str], args) 
             "http_p50_ms": round(float(np.percentile(single, 50)), 2),
             "http_p99_ms": round(float(np.percentile(single, 99)), 2),
             "qps_16_clients": round(qps, 1), "errors": errors, "rss_mb": round(memory, 1),
-            "pss_mb": round(proportional, 1), "mapped_files_mb": mapped_files_mb(index),
+            "pss_mb": round(proportional, 1), "pss_by_mapping_mb": by_mapping, "mapped_files_mb": mapped_files_mb(index),
             "memory_after": {"seconds": args.sustain, "distinct_questions": len(varied),
                              "requests": round(sustained_qps * args.sustain), "errors": sustained_errors},
             "service": {"workers": args.workers, "threads": args.threads, "mode": args.mode}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -89,6 +90,34 @@ def pss_mb(pid: int | str) -> float:
     """Proportional set size: pages shared between workers (the memory-mapped index, the
     page cache of its files) counted once across them, not once per process as in RSS."""
     return _proc_mb(pid, "smaps_rollup", "Pss:")
+
+
+def pss_by_mapping(pids, index: Path | None = None) -> dict[str, float]:
+    """The processes' PSS in MB by what holds it: each index file (by its name within
+    the generation, segments' files summed with the base's), the heap and other anonymous
+    memory, and the rest (libraries, the model's files)."""
+    root = str(Path(index).resolve()) if index is not None else None
+    out: dict[str, float] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps") as f:
+                name = "other"
+                for line in f:
+                    head = line.split(maxsplit=5)
+                    if "-" in head[0] and len(head) >= 5 and ":" in head[3]:  # a mapping's first line
+                        path = head[5].strip() if len(head) > 5 else ""
+                        if root and path.startswith(root):
+                            part = path[len(root):].lstrip("/").split("/", 2)[-1]  # past generations/gN/
+                            name = "index:" + re.sub(r"^segments/s\d+/", "", part)
+                        elif not path or path.startswith("["):
+                            name = "anonymous"
+                        else:
+                            name = "other"
+                    elif head[0] == "Pss:":
+                        out[name] = out.get(name, 0.0) + int(head[1]) / 1024
+        except FileNotFoundError:
+            continue
+    return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v >= 0.5}
 
 
 def rss_mb(pid: int | str = "self") -> float:
