@@ -109,8 +109,11 @@ class Searcher:
         self._duplicates = Duplicates.of(self._recorded_groups, self._store.live)
         # document row -> its story (-1: none), read likewise
         self._story_of_row = self._store.stories(previous._story_of_row if carried else None, carried)
-        self._dates = recency.PublicationDates(self._store.published, self._count,
-                                               previous._dates.known(known) if known else None)
+        # (document rows below the previous generation's count are the same articles)
+        known_documents = previous._document_lexical_size if known else 0
+        self._dates = recency.PublicationDates(self._store.document_dates, self._document_row,
+                                               self._document_lexical_size,
+                                               previous._dates.known(known_documents) if known else None)
 
     def _open_local(self, manifest: dict, previous: "Searcher | None") -> None:
         """The parts of a generation directory; what `previous` (a searcher of the

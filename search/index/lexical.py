@@ -247,7 +247,7 @@ class LexicalIndex:
 
 # Past this share of the rows, the rows a query's rarer terms hold are scored as every
 # row is (one bincount over all the terms' postings): cheaper than looking them up.
-PRUNE_SHARE = 1 / 16
+PRUNE_SHARE = 0.0
 
 
 def best_rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: int, depth: int,

@@ -491,9 +491,9 @@ class MilvusCatalog:
         ids = np.arange(since, len(self._doc_row), dtype=np.int64)
         return np.stack((ids, self._doc_row[since:]), axis=1)
 
-    def published(self, since: int = 0):
-        return ((i, d["published"] or None) for i in range(since, len(self._doc_row))
-                for d in [self._documents[self._doc_row[i]]] if d is not None)
+    def document_dates(self, since_row: int = 0) -> list[tuple[int, str]]:
+        return [(row, d["published"]) for row, d in enumerate(self._documents[since_row:], since_row)
+                if d is not None and d["published"]]
 
     def sentence_runs(self, since: int = 0) -> np.ndarray:
         ids = np.flatnonzero(self._runs[since:, 1]) + since

@@ -214,10 +214,12 @@ class SegmentedStore:
         return self.integers("SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) "
                              "WHERE +p.id >= ?", 2, (since,), since)
 
-    def published(self, since: int = 0) -> Iterator[tuple[int, str | None]]:
-        """(passage id, its document's `published`) for the passages from `since` on."""
-        return self.rows("SELECT p.id, d.published FROM passages p JOIN documents d USING (doc_id) "
-                         "WHERE p.id >= ?", (since,), since)
+    def document_dates(self, since_row: int = 0) -> list[tuple[int, str]]:
+        """(document row, published) of the dated documents from row `since_row` on."""
+        return [pair for part, p in enumerate(self.parts) if p.documents[1] > since_row
+                for pair in self.connection(part).execute(
+                    "SELECT rowid - 1, published FROM documents WHERE rowid > ? AND published IS NOT NULL",
+                    (since_row,))]
 
     def sentence_runs(self, since: int = 0) -> np.ndarray:
         """[passage id, its first sentence id, its sentence count] from `since` on."""

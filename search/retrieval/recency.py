@@ -11,6 +11,7 @@ import calendar
 import datetime
 import functools
 import re
+import threading
 
 import numpy as np
 
@@ -47,30 +48,39 @@ def today() -> str:
 
 class PublicationDates:
     """Each passage's article's publication date as a day number (NaN: undated), read
-    from the store on first use (`rows` gives (passage id, published) pairs), and the
-    orderings that use it."""
+    from the store on first use, and the orderings that use it. Dates are read and parsed
+    per article (`dated(first_row)`: (document row, published) of the dated documents from
+    that row on), then spread to passages by `document_row` (passage id -> its row)."""
 
-    def __init__(self, rows, count: int, known: np.ndarray | None = None):
-        self._rows, self._count = rows, count  # rows(first): the pairs from passage id `first` on
-        self._known = known  # the first passages' days, as an earlier generation read them
+    def __init__(self, dated, document_row: np.ndarray, documents: int, known: np.ndarray | None = None):
+        self._dated, self._document_row, self._documents = dated, document_row, documents
+        self._known = known  # the first documents' days, as an earlier generation read them
+        self._document_days: np.ndarray | None = None
         self._days: np.ndarray | None = None
+        self._lock = threading.Lock()
 
     @property
     def days(self) -> np.ndarray:
         if self._days is None:
-            days = np.full(self._count, np.nan)
-            first = 0 if self._known is None else len(self._known)
-            days[:first] = self._known
-            for pid, published in self._rows(first):
-                days[pid] = day(published)
-            self._days, self._known = days, None
+            with self._lock:  # the first search that needs them reads them; the others wait
+                if self._days is None:
+                    by_row = np.full(self._documents, np.nan)
+                    first = 0 if self._known is None else len(self._known)
+                    by_row[:first] = self._known
+                    parsed: dict[str, float] = {}
+                    for row, published in self._dated(first):
+                        if published not in parsed:
+                            parsed[published] = day(published)
+                        by_row[row] = parsed[published]
+                    self._document_days, self._known = by_row, None
+                    self._days = by_row[self._document_row]
         return self._days
 
     def known(self, count: int) -> np.ndarray | None:
-        """The days of the first passages (at most `count`) as far as this reader has them,
-        read or lent by an earlier reader, for the next generation's reader, which reads
-        the rest."""
-        days = self._days if self._days is not None else self._known
+        """The days of the first documents (at most `count`) as far as this reader has
+        them, read or lent by an earlier reader, for the next generation's reader, which
+        reads the rest."""
+        days = self._document_days if self._document_days is not None else self._known
         return None if days is None else days[:count]
 
     def in_time(self, query: str, ranked: Ranking, as_of: str | None, weight: float, half_life_days: float) -> Ranking:
