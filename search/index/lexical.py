@@ -245,50 +245,17 @@ class LexicalIndex:
         return counts, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8"))
 
 
-# Past this share of the rows, the rows a query's rarer terms hold are scored as every
-# row is (one bincount over all the terms' postings): cheaper than looking them up.
-PRUNE_SHARE = 0.0
-
-
 def best_rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: int, depth: int,
               mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`top_rows` of the BM25 scores summed from `lists` (each query term's postings: its
-    rows ascending and its score in each) over `rows` rows, without reading every
-    posting of the common terms (MaxScore, Turtle and Flood 1995). A term scores at most
-    its idf in any row (BM25's tf part is below 1), so when the `depth`-th best score of
-    the rows the rarer terms hold exceeds the sum of the other terms' idf, no other row
-    can enter: the common terms' long lists are only looked up at those rows. The result,
-    scores included to the bit (each row sums its terms in the query's order, as the full
-    sum does), is the full sum's."""
+    rows and its score in each) over `rows` rows: one bincount over the terms' postings,
+    summed in float64 (bm25s's get_scores adds each term with np.add.at into float32,
+    slower and rounded). Robertson BM25 scores nothing for an absent term, so no
+    non-occurrence part is added (bm25s's BM25L and BM25+ would need it). (Skipping the
+    common terms' long lists by MaxScore, vectorised term by term here, was slower at 1M
+    passages with the fusion's depth of 1,000: docs/benchmarks.md.)"""
     if not lists:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    bounds = [float(idf(rows, len(r))) * (1 + 1e-6) for r, _ in lists]  # (float32 scores: a margin)
-    order = sorted(range(len(lists)), key=lambda i: len(lists[i][0]))  # rarest first
-    for taken in range(1, len(order) + 1):
-        essential = set(order[:taken])
-        candidates = np.unique(np.concatenate([lists[i][0] for i in essential]))
-        if len(candidates) > rows * PRUNE_SHARE:
-            break
-        scores = np.zeros(len(candidates))
-        for i, (held, weights) in enumerate(lists):  # in the query's order
-            if i in essential:  # every row it holds is a candidate
-                scores[np.searchsorted(candidates, held)] += weights
-            else:
-                at = np.searchsorted(held, candidates.astype(held.dtype, copy=False))
-                hit = at < len(held)
-                hit[hit] = held[at[hit]] == candidates[hit]
-                scores[hit] += weights[at[hit]]
-        if mask is not None:
-            scores = np.where(mask[candidates], scores, 0.0)
-        found = scores > 0
-        candidates, scores = candidates[found], scores[found]
-        rest = sum(bounds[i] for i in order[taken:])
-        if taken == len(order) or (len(scores) >= depth and np.partition(scores, len(scores) - depth)[
-                len(scores) - depth] > rest):
-            chosen, chosen_scores = top_rows(scores, depth)
-            return candidates[chosen].astype(np.int64), chosen_scores
-    # every row's score: one bincount over the terms' postings, summed in float64 (bm25s's
-    # get_scores adds each term with np.add.at into float32, slower and rounded)
     every = np.bincount(np.concatenate([r for r, _ in lists]), np.concatenate([w for _, w in lists]),
                         minlength=rows)
     return top_rows(every, depth, mask)
@@ -300,7 +267,18 @@ def top_rows(scores: np.ndarray, depth: int, mask: np.ndarray | None = None) -> 
     same scores, pruned or not, segmented or not, keeps the same rows)."""
     if mask is not None:
         scores = np.where(mask, scores, 0.0)
-    matched = np.flatnonzero(scores > 0)
+    floor = 0.0
+    if len(scores) > 64 * depth:
+        # the cut estimated from a sample, so that the rows kept to choose among are few; a
+        # floor that keeps fewer than `depth` rows is dropped, so the answer stays exact
+        sample = scores[::max(1, len(scores) // (16 * depth))]
+        rank = len(sample) * 3 * depth // len(scores)  # the sample's rank three times as deep as the cut
+        sample = sample[sample > 0]
+        if rank < len(sample):
+            floor = float(np.partition(sample, len(sample) - 1 - rank)[len(sample) - 1 - rank])
+    matched = np.flatnonzero(scores > floor)
+    if floor > 0 and len(matched) < depth:
+        matched = np.flatnonzero(scores > 0)
     if len(matched) > depth:
         cut = np.partition(scores[matched], len(matched) - depth)[len(matched) - depth]
         above = matched[scores[matched] > cut]
