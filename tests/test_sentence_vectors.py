@@ -125,3 +125,25 @@ def test_sentences_are_embedded_once_each_and_never_again_for_their_passage():
     batch.sentence_texts = ["One sentence."]
     assert batch.embed_sentences(recording, np.array([[9, 9], [8, 8]], dtype=np.float32), 64).tolist() == [[9, 9]]
     assert len(recording.calls) == 1
+
+
+def test_rows_read_from_the_file_are_the_array_s(tmp_path):
+    """arrays.Rows (pread, not a mapping): any slice or list of rows, runs and repeats,
+    the bounds checked."""
+    from search.index.arrays import Rows
+
+    rng = np.random.default_rng(0)
+    for array in (rng.integers(-127, 127, (1000, 384)).astype(np.int8), np.zeros((0, 4), np.int8),
+                  rng.random((50, 8)).astype(np.float32)):
+        np.save(tmp_path / "a.npy", array)
+        rows = Rows(tmp_path / "a.npy")
+        assert (len(rows), rows.shape, rows.dtype) == (len(array), array.shape, array.dtype)
+        for index in (slice(None), slice(3, 17), slice(10, 2), slice(0, None, 7), slice(None, None, -1)):
+            np.testing.assert_array_equal(rows[index], array[index])
+        if len(array):
+            for _ in range(50):
+                index = rng.integers(0, len(array), rng.integers(0, 40))
+                np.testing.assert_array_equal(rows[index], array[index])
+            np.testing.assert_array_equal(rows[[5, 6, 7, 2, 3, 9, 9, 10]], array[[5, 6, 7, 2, 3, 9, 9, 10]])
+            with pytest.raises(IndexError):
+                rows[[len(array)]]

@@ -1,11 +1,10 @@
 """Sentence vectors on disk: one int8 row per sentence and a float32 scale per row.
 
 Every passage sentence has a vector, used to rank passages by their best sentence and to
-highlight it. There are ~5 sentences a passage, so these are the index's largest file, and
-each service worker memory-maps it: a query reads the rows of its few hundred candidate
-passages, and under varied load a worker ends up holding most of the file. As float32 that
-was 743 MB at 100k passages, and the service's memory grew past 1 GB; as int8 rows it is a
-quarter of that. Per-row symmetric quantisation keeps a unit vector's cosine with its
+highlight it. There are ~5 sentences a passage, so these are the index's largest file: a
+query reads the rows of its few hundred candidate passages, with pread (arrays.Rows; a
+memory map of them ended up resident in every worker). As float32 that was 743 MB at 100k
+passages; as int8 rows it is a quarter of that. Per-row symmetric quantisation keeps a unit vector's cosine with its
 float32 original above 0.9999 (tests/test_sentence_vectors.py), far below the differences
 between the model's own backends.
 
@@ -67,8 +66,10 @@ class SentenceVectors:
         directory = Path(directory)
         if not (directory / CODES).exists():
             return None
-        # as plain arrays over the mapped pages: indexing an np.memmap is slower
-        codes = np.asarray(arrays.load(directory / CODES, mmap=True))
+        # read where asked (arrays.Rows: a search reads a few hundred passages' rows); the
+        # scales, a fifth of a row's bytes each, mapped as plain arrays (indexing an
+        # np.memmap is slower)
+        codes = arrays.Rows(directory / CODES)
         scales = (np.asarray(arrays.load(directory / SCALES, mmap=True))
                   if codes.dtype == np.int8 else None)
         return cls(codes, scales)
