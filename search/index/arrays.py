@@ -36,20 +36,21 @@ def header(path: str | Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
 
 
 class Rows:
-    """The rows of a 2-d .npy file, read with pread where they are asked for, not
-    memory-mapped: a search reads the rows of a few hundred passages scattered over the
-    file, and a mapping of them keeps far more than those rows resident in the process
-    (the kernel maps the 64 KB around a faulting page, and on file systems with large
-    folios, ext4 since Linux 6.16, the whole folio: one search of a million-passage index
-    left 586 MB of its sentence vectors mapped, 1,000 questions all 1.77 GB, in every
-    worker). The rows read stay in the page cache, shared, as the file system keeps them."""
+    """The rows (or items) of a 1-d or 2-d .npy file, read with pread where they are asked
+    for, not memory-mapped. A search reads a few hundred passages' sentence vectors
+    scattered over their file, and a few terms' postings, and a mapping keeps far more
+    than that resident in the process: the kernel maps the 64 KB around a faulting page,
+    and on file systems with large folios (ext4 since Linux 6.16) the whole folio. One
+    search of a million-passage index left 586 MB of its sentence vectors mapped, 1,000
+    questions all 1.77 GB and most of the BM25 arrays, in every worker. What is read stays
+    in the page cache, shared, as the file system keeps it."""
 
     def __init__(self, path: str | Path):
         shape, fortran, dtype, offset = header(path)
-        if len(shape) != 2 or fortran or dtype.hasobject:
-            raise ValueError(f"{path} is not a C-ordered 2-d array of numbers")
+        if len(shape) not in (1, 2) or (fortran and len(shape) == 2) or dtype.hasobject:
+            raise ValueError(f"{path} is not a C-ordered 1-d or 2-d array of numbers")
         self.shape, self.dtype, self._offset = shape, dtype, offset
-        self._row_bytes = shape[1] * dtype.itemsize
+        self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
 
@@ -72,9 +73,14 @@ class Rows:
         counts = np.diff(np.concatenate((starts, [len(rows)])))
         return self._read(zip(rows[starts].tolist(), counts.tolist()))
 
+    def spans(self, spans: list[tuple[int, int]]) -> np.ndarray:
+        """Items [start, stop) of each span, one after the other, in one array (what
+        concatenating the slices gives, read straight into it)."""
+        return self._read((start, stop - start) for start, stop in spans)
+
     def _read(self, runs) -> np.ndarray:
         runs = list(runs)
-        out = np.empty((sum(n for _, n in runs), self.shape[1]), dtype=self.dtype)
+        out = np.empty((sum(n for _, n in runs), *self.shape[1:]), dtype=self.dtype)
         if not out.size:
             return out
         view, at = memoryview(out.reshape(-1).view(np.uint8)), 0

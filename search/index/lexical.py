@@ -201,16 +201,16 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path) -> "LexicalIndex":
-        """Read what `save` wrote, the arrays memory-mapped. Read here rather than by
+        """Read what `save` wrote (the postings read where a search asks, arrays.Rows). Read here rather than by
         bm25s's `BM25.load`: importing bm25s brings scipy, 17 MB more in every service
         worker, and searching needs only these arrays (see `best_rows`)."""
         params = json.loads((directory / cls.PARAMS).read_text(encoding="utf-8"))
         if params.get("method") != "robertson":  # `best_rows` adds no non-occurrence part
             raise IndexCorrupt(f"{directory} holds a {params.get('method')!r} BM25 index, not robertson")
-        # plain arrays over the mapped pages: each slice of an np.memmap builds another
-        # memmap object, ~0.5 ms a query over the 40-odd slices a search takes
-        matrix = {key: np.asarray(arrays.load(directory / name, mmap=True))
-                  for key, name in cls.ARRAYS.items()}
+        # the postings read with pread, a term's at a time (arrays.Rows: not mapped into
+        # every worker); the term pointers in memory
+        matrix = {"indptr": arrays.load(directory / cls.ARRAYS["indptr"]),
+                  **{key: arrays.Rows(directory / cls.ARRAYS[key]) for key in ("indices", "data")}}
         matrix["num_docs"] = params["num_docs"]
         return cls(matrix, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8")))
 
@@ -231,17 +231,21 @@ class LexicalIndex:
         vocab = self._vocab
         ids = list(dict.fromkeys(vocab[t] for t in query_terms if t in vocab))  # each term once
         matrix = self._matrix
-        indptr, indices, data, n = matrix["indptr"], matrix["indices"], matrix["data"], matrix["num_docs"]
-        lists = [(indices[indptr[t]:indptr[t + 1]], data[indptr[t]:indptr[t + 1]]) for t in ids]
-        return best_rows(lists, n, depth, mask)
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        spans = [(int(matrix["indptr"][t]), int(matrix["indptr"][t + 1])) for t in ids]
+        return summed(_spans(matrix["indices"], spans), _spans(matrix["data"], spans), matrix["num_docs"],
+                      depth, mask)
 
     @classmethod
     def load_counts(cls, directory: Path) -> tuple[dict, dict[str, int]]:
-        """The term counts of a saved index, memory-mapped: its CSC `indptr` and
-        `indices`, each posting's `counts`, each row's `lengths`; and its vocabulary."""
-        counts = {key: np.asarray(arrays.load(directory / name, mmap=True))
-                  for key, name in (("indptr", cls.ARRAYS["indptr"]), ("indices", cls.ARRAYS["indices"]),
-                                    ("counts", cls.COUNTS), ("lengths", cls.LENGTHS))}
+        """The term counts of a saved index: its CSC `indptr` (in memory) and `indices`,
+        each posting's `counts` (read where asked, arrays.Rows), each row's `lengths`
+        (memory-mapped: looked up row by row); and its vocabulary."""
+        counts = {"indptr": arrays.load(directory / cls.ARRAYS["indptr"]),
+                  "indices": arrays.Rows(directory / cls.ARRAYS["indices"]),
+                  "counts": arrays.Rows(directory / cls.COUNTS),
+                  "lengths": np.asarray(arrays.load(directory / cls.LENGTHS, mmap=True))}
         return counts, json.loads((directory / cls.VOCAB).read_text(encoding="utf-8"))
 
 
@@ -256,9 +260,21 @@ def best_rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: int, depth: int,
     passages with the fusion's depth of 1,000: docs/benchmarks.md.)"""
     if not lists:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    every = np.bincount(np.concatenate([r for r, _ in lists]), np.concatenate([w for _, w in lists]),
-                        minlength=rows)
-    return top_rows(every, depth, mask)
+    return summed(np.concatenate([r for r, _ in lists]), np.concatenate([w for _, w in lists]), rows, depth, mask)
+
+
+def summed(held: np.ndarray, weights: np.ndarray, rows: int, depth: int,
+           mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`top_rows` of the sums of `weights` by row (`held`: each posting's row)."""
+    return top_rows(np.bincount(held, weights, minlength=rows), depth, mask)
+
+
+def _spans(array, spans: list[tuple[int, int]]) -> np.ndarray:
+    """The items of each span of a 1-d array (in memory, or read from its file), one after
+    the other."""
+    if isinstance(array, arrays.Rows):
+        return array.spans(spans)
+    return np.concatenate([array[a:b] for a, b in spans])
 
 
 def top_rows(scores: np.ndarray, depth: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
