@@ -426,16 +426,20 @@ def varied_questions(base: dict, count: int = 1000) -> list[str]:
 
 
 def mapped_files_mb(index: Path) -> float:
-    """Size of the index files a worker memory-maps (vectors, sentence vectors, BM25 arrays).
-    A short run's RSS holds only the pages its queries touched (and the kernel's fault-
-    around neighbours); a long-running worker's grows towards all of them, shared with the
-    other workers and reclaimable, but counted in each one's RSS."""
+    """Size of the index files a worker memory-maps: the vectors, the sentence vectors'
+    scales, the BM25 row lengths of an updated index (the sentence vectors and the BM25
+    postings are read with pread: search/index/arrays.py). A short run's RSS holds only the
+    pages its queries touched (and their neighbours the kernel maps with them); a
+    long-running worker's grows towards all of them, shared with the other workers and
+    reclaimable, but counted in each one's RSS."""
     from search.index import store
     from search.index.generations import current
+    from search.index.lexical import LexicalIndex
 
     directory = current(index)
-    files = [directory / store.VECTORS, directory / store.SENTENCE_VECTORS, directory / store.SENTENCE_SCALES,
-             *(directory / store.PASSAGE_LEXICAL).glob("*.npy"), *(directory / store.DOCUMENT_LEXICAL).glob("*.npy")]
+    files = [directory / store.VECTORS, directory / store.SENTENCE_SCALES,
+             *(directory / part / name for part in (store.PASSAGE_LEXICAL, store.DOCUMENT_LEXICAL)
+               for name in (LexicalIndex.LENGTHS,))]
     return round(sum(f.stat().st_size for f in files if f.exists()) / 2**20, 1)
 
 
