@@ -125,7 +125,7 @@ class Searcher:
                                               base=previous._base_vectors if previous else None)
         self._base_vectors = self._vectors._parts[0] if isinstance(self._vectors, segments.SegmentedVectors) \
             else self._vectors
-        # memory-mapped: a query reads only its candidate passages' sentences
+        # read where a query asks (pread): only its candidate passages' sentences
         self._sentence_vectors = segments.open_sentences(layout, self.index_dir)
         self._store = SegmentedStore(layout, self.index_dir)  # one read-only connection per thread and part
         self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL,

@@ -54,7 +54,8 @@ def save(directory: Path, vectors: np.ndarray, kept: "tuple[SentenceVectors, np.
 
 
 class SentenceVectors:
-    """Read-only sentence vectors of an index directory, memory-mapped."""
+    """Read-only sentence vectors of an index directory: the rows read where asked, the
+    scales memory-mapped."""
 
     def __init__(self, codes: np.ndarray, scales: np.ndarray | None):
         self._codes = codes
@@ -67,7 +68,7 @@ class SentenceVectors:
         if not (directory / CODES).exists():
             return None
         # read where asked (arrays.Rows: a search reads a few hundred passages' rows); the
-        # scales, a fifth of a row's bytes each, mapped as plain arrays (indexing an
+        # scales, 4 bytes against a row's 384, mapped as plain arrays (indexing an
         # np.memmap is slower)
         codes = arrays.Rows(directory / CODES)
         scales = (np.asarray(arrays.load(directory / SCALES, mmap=True))
