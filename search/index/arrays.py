@@ -49,7 +49,7 @@ class Rows:
         shape, fortran, dtype, offset = header(path)
         if len(shape) not in (1, 2) or (fortran and len(shape) == 2) or dtype.hasobject:
             raise ValueError(f"{path} is not a C-ordered 1-d or 2-d array of numbers")
-        self.shape, self.dtype, self._offset = shape, dtype, offset
+        self.shape, self.dtype, self._offset, self._path = shape, dtype, offset, Path(path)
         self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         self._fd = os.open(path, os.O_RDONLY)
         weakref.finalize(self, os.close, self._fd)
@@ -89,6 +89,6 @@ class Rows:
             while size:  # a read may return less than asked (2 GB at most on Linux)
                 got = os.preadv(self._fd, [view[at:at + size]], offset)
                 if got <= 0:
-                    raise OSError(f"short read of {self._fd}")
+                    raise OSError(f"{self._path} ends before its header says (truncated?)")
                 at, offset, size = at + got, offset + got, size - got
         return out

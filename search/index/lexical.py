@@ -201,9 +201,9 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path) -> "LexicalIndex":
-        """Read what `save` wrote (the postings read where a search asks, arrays.Rows). Read here rather than by
-        bm25s's `BM25.load`: importing bm25s brings scipy, 17 MB more in every service
-        worker, and searching needs only these arrays (see `best_rows`)."""
+        """Read what `save` wrote, the postings read where a search asks (arrays.Rows).
+        Read here rather than by bm25s's `BM25.load`: importing bm25s brings scipy, 17 MB
+        more in every service worker, and searching needs only these arrays (`summed`)."""
         params = json.loads((directory / cls.PARAMS).read_text(encoding="utf-8"))
         if params.get("method") != "robertson":  # `best_rows` adds no non-occurrence part
             raise IndexCorrupt(f"{directory} holds a {params.get('method')!r} BM25 index, not robertson")
