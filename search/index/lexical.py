@@ -255,9 +255,7 @@ def best_rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: int, depth: int,
     rows and its score in each) over `rows` rows: one bincount over the terms' postings,
     summed in float64 (bm25s's get_scores adds each term with np.add.at into float32,
     slower and rounded). Robertson BM25 scores nothing for an absent term, so no
-    non-occurrence part is added (bm25s's BM25L and BM25+ would need it). (Skipping the
-    common terms' long lists by MaxScore, vectorised term by term here, was slower at 1M
-    passages with the fusion's depth of 1,000: docs/benchmarks.md.)"""
+    non-occurrence part is added (bm25s's BM25L and BM25+ would need it)."""
     if not lists:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     return summed(np.concatenate([r for r, _ in lists]), np.concatenate([w for _, w in lists]), rows, depth, mask)
@@ -279,8 +277,8 @@ def _spans(array, spans: list[tuple[int, int]]) -> np.ndarray:
 
 def top_rows(scores: np.ndarray, depth: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The best `depth` rows with a score above 0 (and true in `mask`), in row order, and
-    their scores; of the rows tied at the cut, the first (so that any way of reaching the
-    same scores, pruned or not, segmented or not, keeps the same rows)."""
+    their scores; of the rows tied at the cut, the first (so that the same scores keep the
+    same rows, however the index is segmented)."""
     if mask is not None:
         scores = np.where(mask, scores, 0.0)
     floor = 0.0

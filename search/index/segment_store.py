@@ -17,7 +17,6 @@ one store: they are read as a single part (`Layout.own_stores` false).
 from __future__ import annotations
 
 import itertools
-
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -76,20 +75,22 @@ class SegmentedStore:
     def rows(self, sql: str, params: tuple = (), since: int = 0) -> Iterator[sqlite3.Row]:
         """`sql`'s rows from every part holding passage ids at or past `since`, in order
         (deleted rows included: the caller knows which of its ids are live)."""
-        for part, p in enumerate(self.parts):
-            if p.passages[1] > since:
-                yield from self.connection(part).execute(sql, params)
+        for part in self._holding(since):
+            yield from self.connection(part).execute(sql, params)
 
-    def integers(self, sql: str, width: int, params: tuple = (), since: int = 0, parts=None) -> np.ndarray:
-        """`rows` of `width` integers as one (n, width) array, read without a Python object
-        per row (a million rows are read at every open); `parts`: only those."""
+    def _holding(self, since: int) -> list[int]:
+        """The parts holding passage ids at or past `since`."""
+        return [part for part, p in enumerate(self.parts) if p.passages[1] > since]
+
+    def integers(self, sql: str, width: int, parts: list[int], params: tuple = ()) -> np.ndarray:
+        """`sql`'s rows of `width` integers from `parts`, in order, as one (n, width) array,
+        read without a Python object per row (a million rows are read at every open)."""
         chunks = [np.empty((0, width), dtype=np.int64)]
-        for part, p in enumerate(self.parts):
-            if p.passages[1] > since and (parts is None or part in parts):
-                cursor = self.connection(part).cursor()
-                cursor.row_factory = None
-                flat = np.fromiter(itertools.chain.from_iterable(cursor.execute(sql, params)), dtype=np.int64)
-                chunks.append(flat.reshape(-1, width))
+        for part in parts:
+            cursor = self.connection(part).cursor()
+            cursor.row_factory = None
+            flat = np.fromiter(itertools.chain.from_iterable(cursor.execute(sql, params)), dtype=np.int64)
+            chunks.append(flat.reshape(-1, width))
         return np.concatenate(chunks)
 
     def _in(self, part: int, sql: str, values, *params) -> list[sqlite3.Row]:
@@ -169,7 +170,7 @@ class SegmentedStore:
         if group_of is not None:
             out[:len(group_of)] = group_of
         for part in range(since_part, len(self.parts)):  # in order: later parts override
-            pairs = self.integers("SELECT passage_id, group_id FROM duplicates", 2, parts={part})
+            pairs = self.integers("SELECT passage_id, group_id FROM duplicates", 2, [part])
             out[pairs[:, 0]] = pairs[:, 1]
         return out
 
@@ -183,7 +184,7 @@ class SegmentedStore:
             conn = self.connection(part)
             if story_store.has_stories(conn):
                 pairs = self.integers("SELECT d.rowid - 1, s.story FROM stories s JOIN documents d USING (doc_id)",
-                                      2, parts={part})
+                                      2, [part])
                 out[pairs[:, 0]] = pairs[:, 1]
         return out
 
@@ -212,7 +213,7 @@ class SegmentedStore:
         # (+p.id: the passages' index on doc_id holds both columns, so it is read rather than
         # the table, which holds every passage's text)
         return self.integers("SELECT p.id, d.rowid - 1 FROM passages p JOIN documents d USING (doc_id) "
-                             "WHERE +p.id >= ?", 2, (since,), since)
+                             "WHERE +p.id >= ?", 2, self._holding(since), (since,))
 
     def document_dates(self, since_row: int = 0) -> list[tuple[int, str]]:
         """(document row, published) of the dated documents from row `since_row` on."""
@@ -224,7 +225,7 @@ class SegmentedStore:
     def sentence_runs(self, since: int = 0) -> np.ndarray:
         """[passage id, its first sentence id, its sentence count] from `since` on."""
         return self.integers("SELECT passage_id, MIN(id), COUNT(*) FROM sentences WHERE passage_id >= ? "
-                             "GROUP BY passage_id", 3, (since,), since)
+                             "GROUP BY passage_id", 3, self._holding(since), (since,))
 
     def sources(self) -> Iterator[tuple[int, str]]:
         """(document row, source) of every document."""

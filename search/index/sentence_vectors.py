@@ -4,9 +4,9 @@ Every passage sentence has a vector, used to rank passages by their best sentenc
 highlight it. There are ~5 sentences a passage, so these are the index's largest file: a
 query reads the rows of its few hundred candidate passages, with pread (arrays.Rows; a
 memory map of them ended up resident in every worker). As float32 that was 743 MB at 100k
-passages; as int8 rows it is a quarter of that. Per-row symmetric quantisation keeps a unit vector's cosine with its
-float32 original above 0.9999 (tests/test_sentence_vectors.py), far below the differences
-between the model's own backends.
+passages; as int8 rows it is a quarter of that. Per-row symmetric quantisation keeps a
+unit vector's cosine with its float32 original above 0.9999 (tests/test_sentence_vectors.py),
+far below the differences between the model's own backends.
 
 Indexes of format 2 hold float32 (or float16) rows and no scales; they still load.
 """
