@@ -252,10 +252,9 @@ class LexicalIndex:
 def best_rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: int, depth: int,
               mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`top_rows` of the BM25 scores summed from `lists` (each query term's postings: its
-    rows and its score in each) over `rows` rows: one bincount over the terms' postings,
-    summed in float64 (bm25s's get_scores adds each term with np.add.at into float32,
-    slower and rounded). Robertson BM25 scores nothing for an absent term, so no
-    non-occurrence part is added (bm25s's BM25L and BM25+ would need it)."""
+    rows and its score in each) over `rows` rows, in float64 (bm25s's get_scores adds
+    each term into float32: rounded). Robertson BM25 scores nothing for an absent term, so
+    no non-occurrence part is added (bm25s's BM25L and BM25+ would need it)."""
     if not lists:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     return summed(np.concatenate([r for r, _ in lists]), np.concatenate([w for _, w in lists]), rows, depth, mask)
@@ -263,8 +262,13 @@ def best_rows(lists: list[tuple[np.ndarray, np.ndarray]], rows: int, depth: int,
 
 def summed(held: np.ndarray, weights: np.ndarray, rows: int, depth: int,
            mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`top_rows` of the sums of `weights` by row (`held`: each posting's row)."""
-    return top_rows(np.bincount(held, weights, minlength=rows), depth, mask)
+    """`top_rows` of the sums of `weights` by row (`held`: each posting's row), added in
+    the postings' order. np.add.at (NumPy >= 1.25 adds in place without buffering) takes
+    the rows as they are stored: np.bincount, the same sums, first copies every posting's
+    row to int64, 1.4-2x slower over the half-million postings of a question at 1M."""
+    scores = np.zeros(rows)
+    np.add.at(scores, held, weights.astype(np.float64, copy=False))
+    return top_rows(scores, depth, mask)
 
 
 def _spans(array, spans: list[tuple[int, int]]) -> np.ndarray:
