@@ -23,7 +23,7 @@ from search.index import generations, milvus_index, segments, store
 from search.index.segment_store import SegmentedStore
 from search.index.lexical import LexicalIndex, search_terms
 from search.query import ContextRequest, Filters, StoriesRequest, check_mode, check_search, checked
-from search.ranked import Ranking, by_id, ranking
+from search.ranked import Ranking, by_id, ranking, union
 from search.retrieval import context, idle, recency, when
 from search.retrieval import mmr as mmr_order  # `mmr` is search's parameter
 from search.retrieval.collapse import Duplicates, at_most_per_source, count_facets, per_article
@@ -428,14 +428,8 @@ class Searcher:
         where = milvus_index.where(filters, self._store.row_of) if self._layout is None else None
         if mode != "dense":
             words = search_terms(query)
-            if where is not None:
-                lexical = [(self._passage_lexical.best_of(words, depth, where=where["passages"]),
-                            self._document_lexical.best_of(words, depth, where=where["documents"]))]
-            else:
-                document_mask = np.zeros(self._document_lexical_size, dtype=bool)
-                document_mask[self._document_row[allowed]] = True
-                lexical = [(self._passage_lexical.best_of(words, depth, allowed),
-                            self._document_lexical.best_of(words, depth, document_mask))]
+            lexical = [self._passage_lexical.best_of(words, depth, where=where["passages"]) if where is not None
+                       else self._passage_lexical.best_of(words, depth, allowed)]
         more_ids, more_scores = self._rank([query], vector[None, :], depth, mode, lexical, allowed=allowed,
                                            where=where and where["passages"])[0]
         new = ~np.isin(more_ids, ids)
@@ -488,9 +482,18 @@ class Searcher:
             weights = dataclasses.replace(weights, dense=0.0, document_dense=0.0)
         else:
             dense = [self._with_lexical_hits(vector, ranked, passages)
-                     for vector, ranked, (passages, _) in zip(vectors, dense, lexical)]
-        return [fuse(dense_ranked, passages, documents, self._document_row, weights)
-                for (passages, documents), dense_ranked in zip(lexical, dense)]
+                     for vector, ranked, passages in zip(vectors, dense, lexical)]
+        return [fuse(dense_ranked, passages, self._article_bm25(query, dense_ranked, passages), self._document_row,
+                     weights)
+                for query, passages, dense_ranked in zip(queries, lexical, dense)]
+
+    def _article_bm25(self, query: str, dense: Ranking, passages: Ranking) -> Ranking:
+        """BM25 of the whole articles of the candidate passages, by row: every candidate's
+        article gets its own score, however far down a ranking of all the articles it
+        would come (at a million passages most candidates' articles are not among the
+        best 1,000), for the cost of looking those articles up."""
+        rows = np.unique(self._document_row[union(dense[0], passages[0])])
+        return rows, self._document_lexical.scores_of(search_terms(query), rows)
 
     def _within(self, query: str, vector, ranked: Ranking, filters: Filters, depth: int,
                 mode: str) -> tuple[Ranking, np.ndarray | None]:
@@ -536,11 +539,9 @@ class Searcher:
             out[i] = vector
         return out
 
-    def _lexical_best(self, queries: list[str], depth: int) -> list[tuple[Ranking, Ranking]]:
-        """(BM25's best passages by id, BM25's best documents by row) per query, each in
-        id order with its scores (LexicalIndex.best_of), the question analysed once for both."""
-        return [(self._passage_lexical.best_of(words, depth), self._document_lexical.best_of(words, depth))
-                for words in map(search_terms, queries)]
+    def _lexical_best(self, queries: list[str], depth: int) -> list[Ranking]:
+        """BM25's best passages per query, in id order with their scores (LexicalIndex.best_of)."""
+        return [self._passage_lexical.best_of(words, depth) for words in map(search_terms, queries)]
 
     def _best_sentences(self, vector: np.ndarray, pids: np.ndarray) -> np.ndarray:
         """Each passage's best sentence similarity to the query; NaN for a passage

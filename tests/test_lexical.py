@@ -37,6 +37,29 @@ def test_scores_are_bm25s_own(seed_index, tmp_path):
         np.testing.assert_allclose(scores, from_file.get_scores(words), rtol=1e-5)
 
 
+def test_the_scores_of_given_rows_are_what_the_full_ranking_gives_them(seed_index, tmp_path):
+    """Fusion asks the articles' index for the candidates' articles only (`scores_of`):
+    each row's score as the full ranking gives it, bit for bit, however far down it comes,
+    and 0 for a row that holds none of the terms; from memory and from the saved files."""
+    from search.index.lexical import search_terms
+
+    texts = _seed_texts(seed_index)
+    built = LexicalIndex.build(texts)
+    built.save(tmp_path)
+    for index in (built, LexicalIndex.load(tmp_path)):
+        for question in ("Does Lukashenko support sending foreign troops?", "710,000 casualties", "Kursk"):
+            words = search_terms(question)
+            rows, scores = index.best_of(words, len(texts))  # every row that matches
+            expected = np.zeros(len(texts))
+            expected[rows] = scores
+            every = index.scores_of(words, np.arange(len(texts)))
+            np.testing.assert_array_equal(every, expected)
+            assert 3 < (every > 0).sum() < len(texts)
+            beyond = np.setdiff1d(rows, index.best_of(words, 3)[0])[:5]  # below a depth-3 ranking
+            np.testing.assert_array_equal(index.scores_of(words, beyond), expected[beyond])
+    assert not built.scores_of(search_terms("zzyzx"), np.arange(5)).any()
+
+
 def test_an_extended_index_scores_as_a_fresh_build(seed_index, tmp_path):
     texts = _seed_texts(seed_index)
     LexicalIndex.build(texts[:40]).save(tmp_path / "old")

@@ -56,6 +56,11 @@ def test_bm25_is_the_embedded_default_s_to_float_precision(remote, searcher):
                                                           for s in (remote, searcher))
             assert ours.tolist() == theirs.tolist(), (question, side)
             np.testing.assert_allclose(our_scores, their_scores, rtol=1e-5)
+            # rows a fusion asks about (the candidates' articles): some that match, some not
+            rows = np.union1d(theirs[::2], np.arange(0, 40, 7))
+            our_rows, their_rows = (getattr(s, side).scores_of(words, rows) for s in (remote, searcher))
+            assert their_rows.any() == bool(len(theirs)), (question, side)
+            np.testing.assert_allclose(our_rows, their_rows, rtol=1e-5)
 
 
 def test_filters_context_documents_and_stories(remote, searcher):

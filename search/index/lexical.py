@@ -237,6 +237,19 @@ class LexicalIndex:
         return summed(_spans(matrix["indices"], spans), _spans(matrix["data"], spans), matrix["num_docs"],
                       depth, mask)
 
+    def scores_of(self, query_terms: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+        """The scores `best_of` gives `rows` (sorted, distinct), for any number of rows and
+        whatever their rank: each row looked up in its terms' postings instead of every
+        posting summed (fusion asks this of the candidates' articles only)."""
+        vocab, matrix = self._vocab, self._matrix
+        ids = list(dict.fromkeys(vocab[t] for t in query_terms if t in vocab))
+        if not ids or not len(rows):
+            return np.zeros(len(rows))
+        spans = [(int(matrix["indptr"][t]), int(matrix["indptr"][t + 1])) for t in ids]
+        ends = np.cumsum([b - a for a, b in spans])[:-1]
+        held, weights = _spans(matrix["indices"], spans), _spans(matrix["data"], spans)
+        return scores_at(list(zip(np.split(held, ends), np.split(weights, ends))), rows)
+
     @classmethod
     def load_counts(cls, directory: Path) -> tuple[dict, dict[str, int]]:
         """The term counts of a saved index: its CSC `indptr` (in memory) and `indices`,
@@ -268,6 +281,21 @@ def summed(held: np.ndarray, weights: np.ndarray, rows: int, depth: int,
     scores = np.zeros(rows)
     np.add.at(scores, held, weights.astype(np.float64, copy=False))
     return top_rows(scores, depth, mask)
+
+
+def scores_at(lists: list[tuple[np.ndarray, np.ndarray]], rows: np.ndarray) -> np.ndarray:
+    """The BM25 scores of `rows` (sorted, distinct) summed from `lists` (each query term's
+    postings, rows in order): `summed`'s sums for those rows, added in the same order."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.zeros(len(rows))
+    for held, weights in lists:
+        if not len(held):
+            continue
+        at = np.searchsorted(held, rows.astype(held.dtype, copy=False))
+        inside = np.flatnonzero(at < len(held))
+        hit = inside[held[at[inside]] == rows[inside]]
+        out[hit] += weights[at[hit]]
+    return out
 
 
 def _spans(array, spans: list[tuple[int, int]]) -> np.ndarray:

@@ -372,6 +372,16 @@ class MilvusLexical:
                        if float(h["distance"]) > 0)
         return (np.array([k for k, _ in found], dtype=np.int64), np.array([s for _, s in found], dtype=np.float64))
 
+    def scores_of(self, query_terms, rows: np.ndarray) -> np.ndarray:
+        """As LexicalIndex.scores_of: the rows' scores, asked of Milvus for those rows only."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros(len(rows))
+        for start in range(0, len(rows), MILVUS_MAX_LIMIT):
+            chunk = rows[start:start + MILVUS_MAX_LIMIT]
+            ids, scores = self.best_of(query_terms, len(chunk), where=f"{self.key} in {chunk.tolist()}")
+            out[start + np.searchsorted(chunk, ids)] = scores
+        return out
+
 
 class MilvusSentences:
     """The sentence vectors: the best of each candidate passage scored by Milvus, a few

@@ -334,6 +334,12 @@ class SegmentedLexical:
 
         return best_rows([self._term(term) for term in dict.fromkeys(query_terms)], self._capacity, depth, mask)
 
+    def scores_of(self, query_terms: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
+        """As LexicalIndex.scores_of."""
+        from search.index.lexical import scores_at
+
+        return scores_at([self._term(term) for term in dict.fromkeys(query_terms)], rows)
+
 
 def postings(layout: Layout, directory: Path, part: str, only: tuple[Segment, ...] | None = None):
     """Every segment's BM25 term counts of `part` as one `Postings` over global rows (the
