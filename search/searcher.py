@@ -428,10 +428,10 @@ class Searcher:
         where = milvus_index.where(filters, self._store.row_of) if self._layout is None else None
         if mode != "dense":
             words = search_terms(query)
-            lexical = [self._passage_lexical.best_of(words, depth, where=where["passages"]) if where is not None
+            lexical = [self._passage_lexical.best_of(words, depth, where=where) if where is not None
                        else self._passage_lexical.best_of(words, depth, allowed)]
         more_ids, more_scores = self._rank([query], vector[None, :], depth, mode, lexical, allowed=allowed,
-                                           where=where and where["passages"])[0]
+                                           where=where)[0]
         new = ~np.isin(more_ids, ids)
         more_ids, more_scores = more_ids[new], more_scores[new]
         if len(scores):

@@ -74,31 +74,26 @@ def day_number(published: str | None) -> int:
     return UNDATED if number != number else int(number)
 
 
-def where(filters, row_of: dict[str, int]) -> dict[str, str]:
-    """`Filters` as Milvus expressions over the passages' and the documents' own fields
-    (a document's row, its source, its day): what the embedded index does with its masks,
-    said in the filter language of a collection that may hold any number of rows."""
+def where(filters, row_of: dict[str, int]) -> str:
+    """`Filters` as a Milvus expression over the passages' own fields (their document's
+    row, its source, its day): what the embedded index does with its masks, said in the
+    filter language of a collection that may hold any number of rows."""
     from search.retrieval import recency
 
-    passages, documents = [], []
+    passages = []
     if filters.doc_id:
         rows = sorted({row_of[d] for d in filters.doc_id if d in row_of}) or [-1]
         passages.append(f"doc_row in {rows}")
-        documents.append(f"row in {rows}")
     if filters.source:
-        both = f"source in {json.dumps(sorted(set(filters.source)), ensure_ascii=False)}"
-        passages.append(both)
-        documents.append(both)
+        passages.append(f"source in {json.dumps(sorted(set(filters.source)), ensure_ascii=False)}")
     if filters.published_from or filters.published_to:
         inside = [f"day >= {int(recency.day(filters.published_from))}"] if filters.published_from else \
             [f"day > {UNDATED}"]
         if filters.published_to:
             inside.append(f"day <= {int(recency.day(filters.published_to))}")
         dated = " and ".join(inside)
-        dated = f"(({dated}) or day == {UNDATED})" if filters.undated else f"({dated})"
-        passages.append(dated)
-        documents.append(dated)
-    return {"passages": " and ".join(passages), "documents": " and ".join(documents)}
+        passages.append(f"(({dated}) or day == {UNDATED})" if filters.undated else f"({dated})")
+    return " and ".join(passages)
 
 
 def is_milvus(spec) -> bool:
