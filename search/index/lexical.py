@@ -228,27 +228,29 @@ class LexicalIndex:
                 mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`best` for a query already analysed (`search_terms`): a search asks the
         passages' index and the articles' with the same terms."""
-        vocab = self._vocab
-        ids = list(dict.fromkeys(vocab[t] for t in query_terms if t in vocab))  # each term once
-        matrix = self._matrix
-        if not ids:
+        held, weights, _ = self._query_postings(query_terms)
+        if not len(held):
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        spans = [(int(matrix["indptr"][t]), int(matrix["indptr"][t + 1])) for t in ids]
-        return summed(_spans(matrix["indices"], spans), _spans(matrix["data"], spans), matrix["num_docs"],
-                      depth, mask)
+        return summed(held, weights, self._matrix["num_docs"], depth, mask)
 
     def scores_of(self, query_terms: tuple[str, ...], rows: np.ndarray) -> np.ndarray:
         """The scores `best_of` gives `rows` (sorted, distinct), for any number of rows and
         whatever their rank: each row looked up in its terms' postings instead of every
         posting summed (fusion asks this of the candidates' articles only)."""
+        held, weights, ends = self._query_postings(query_terms)
+        return scores_at(list(zip(np.split(held, ends), np.split(weights, ends))), rows)
+
+    def _query_postings(self, query_terms: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The postings of the query's terms (each term once, in the query's order), one
+        term's after the other: their rows, their scores, and where each term's but the
+        first begins."""
         vocab, matrix = self._vocab, self._matrix
         ids = list(dict.fromkeys(vocab[t] for t in query_terms if t in vocab))
-        if not ids or not len(rows):
-            return np.zeros(len(rows))
+        if not ids:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         spans = [(int(matrix["indptr"][t]), int(matrix["indptr"][t + 1])) for t in ids]
-        ends = np.cumsum([b - a for a, b in spans])[:-1]
-        held, weights = _spans(matrix["indices"], spans), _spans(matrix["data"], spans)
-        return scores_at(list(zip(np.split(held, ends), np.split(weights, ends))), rows)
+        return (_spans(matrix["indices"], spans), _spans(matrix["data"], spans),
+                np.cumsum([b - a for a, b in spans])[:-1])
 
     @classmethod
     def load_counts(cls, directory: Path) -> tuple[dict, dict[str, int]]:
