@@ -307,3 +307,37 @@ def test_a_background_merge_overtaken_by_a_merge_publishes_nothing(tmp_path, emb
     summary = merge_in_background(index, embedder, hold=lambda: update(index, merge=True))
     assert summary.generation == current(index).name == "g000003"  # the build, the add, the merge on demand
     assert Searcher.open(index).describe()["documents"] == 3
+
+
+def test_the_next_generation_scores_bm25_from_the_postings_read_before_as_a_fresh_reader_does(tmp_path, embedder):
+    """A term's postings in a segment are read once and kept for the generations that share
+    the segment (under ingestion a generation a second); the scores are still the new
+    generation's statistics, bit for bit a fresh reader's, deletions in a kept segment included."""
+    import numpy as np
+
+    import search.searcher as searchers
+    from search.index.lexical import search_terms
+
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "002"))], index)
+    update(index, [_seeds(tmp_path / "more", ("003",))])
+    first = Searcher.open(index)
+    for question in QUESTIONS:
+        first.search(question, 5)  # reads the postings of their terms in both segments
+    update(index, [_seeds(tmp_path / "last", ("004",))], remove=[next(SEEDS.glob("003_*")).stem])
+    reused = Searcher.open(index)
+    assert reused._passage_lexical._read is first._passage_lexical._read
+    assert reused._document_lexical._read is first._document_lexical._read
+    searchers._LATEST.clear()
+    fresh = Searcher.open(index)
+    assert fresh._passage_lexical._read is not first._passage_lexical._read
+    for question in QUESTIONS:
+        words = search_terms(question)
+        for part in ("_passage_lexical", "_document_lexical"):
+            kept, read = getattr(reused, part), getattr(fresh, part)
+            rows, scores = kept.best_of(words, 1000)
+            expected_rows, expected = read.best_of(words, 1000)
+            np.testing.assert_array_equal(rows, expected_rows)
+            np.testing.assert_array_equal(scores, expected)  # exactly, not approximately
+        assert [(h.citations[0].doc_id, h.score) for h in reused.search(question, 5, "lexical")] == \
+            [(h.citations[0].doc_id, h.score) for h in fresh.search(question, 5, "lexical")]

@@ -250,17 +250,24 @@ class SegmentedLexical:
     same scores, bit for bit. A term's scores are computed from its postings the first
     time a question asks for it in this generation and kept (up to CACHE_BYTES), so that
     opening a generation costs nothing per posting and a question mostly costs what it
-    costs on one index: a sum of its terms' rows."""
+    costs on one index: a sum of its terms' rows. What a term's postings hold in a segment
+    (rows, counts, lengths) never changes, and is kept across generations (_SegmentTerms):
+    under steady ingestion a new generation every second made every worker read again,
+    for every question's terms, the postings of segments it had read a second before."""
 
     CACHE_BYTES = 64 << 20  # a term's scores: 12 bytes a posting
 
-    def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray):
+    def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray,
+                 keys: list | None = None, read: "_SegmentTerms | None" = None):
         from search.index.lexical import B, K1
 
         self._parts = parts  # (arrays, vocab) per segment: indptr, indices, counts, lengths
         self._starts = starts
         self._capacity = capacity
         self._live = live
+        # what identifies a segment's files across generations (None: not kept)
+        self._keys = keys or [None] * len(parts)
+        self._read = read or _SegmentTerms()
         spans = [(start, start + len(arrays["lengths"])) for (arrays, _), start in zip(parts, starts)]
         self._deleted_in = [not live[a:b].all() for a, b in spans]
         self._n = int(live.sum())
@@ -282,11 +289,14 @@ class SegmentedLexical:
         known = getattr(previous, "_by_segment", {})
         parts = [known.get(segment) or LexicalIndex.load_counts(segment.path(directory) / part)
                  for segment in layout.segments]
+        read = previous._read if previous is not None else None
+        keys = list(layout.segments)
         if documents:
             starts = [s.documents[0] for s in layout.segments]
-            opened = cls(parts, starts, layout.document_capacity, layout.live_documents())
+            opened = cls(parts, starts, layout.document_capacity, layout.live_documents(), keys, read)
         else:
-            opened = cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live())
+            opened = cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live(),
+                         keys, read)
         opened._by_segment = dict(zip(layout.segments, parts))
         return opened
 
@@ -298,13 +308,11 @@ class SegmentedLexical:
                 self._cache.move_to_end(term)
                 return found
         rows, counts, lengths = [], [], []
-        for (arrays, vocab), start, deleted in zip(self._parts, self._starts, self._deleted_in):
-            column = vocab.get(term)
-            if column is None:
+        for part, start, deleted, key in zip(self._parts, self._starts, self._deleted_in, self._keys):
+            held = self._read.postings(key, term, part, start)
+            if held is None:
                 continue
-            a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
-            local = arrays["indices"][a:b]
-            here, tf, dl = local + start, arrays["counts"][a:b], arrays["lengths"][local]
+            here, tf, dl = held
             if deleted:
                 keep = self._live[here]
                 here, tf, dl = here[keep], tf[keep], dl[keep]
@@ -312,12 +320,12 @@ class SegmentedLexical:
             counts.append(tf)
             lengths.append(dl)
         rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-        tf = np.concatenate(counts).astype(np.float64) if counts else np.zeros(0)
-        dl = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        tf = np.concatenate(counts) if counts else np.zeros(0)
+        dl = np.concatenate(lengths) if lengths else np.zeros(0)
         df = np.array([len(rows)], dtype=np.int64)
         idf = np.log(np.maximum(1.0, (self._n - df + 0.5) / (df + 0.5)))[0]  # as Postings.scored
         norm = self._k1 * ((1 - self._b) + self._b * dl / self._average)
-        found = rows.astype(np.int64), (idf * tf / (norm + tf)).astype(np.float32)
+        found = rows, (idf * tf / (norm + tf)).astype(np.float32)
         with self._lock:
             if term not in self._cache:
                 self._cache[term] = found
@@ -339,6 +347,46 @@ class SegmentedLexical:
         from search.index.lexical import scores_at
 
         return scores_at([self._term(term) for term in dict.fromkeys(query_terms)], rows)
+
+
+class _SegmentTerms:
+    """A term's postings in a segment as its files hold them (global rows, counts and row
+    lengths as float64, exactly what the scores are computed from), kept across the
+    generations that share the segment, up to CACHE_BYTES (least recently used first)."""
+
+    CACHE_BYTES = 64 << 20  # 24 bytes a posting
+
+    def __init__(self):
+        self._kept: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def postings(self, key, term: str, part: tuple, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """`term`'s (rows, counts, lengths) in the segment `key` whose counts are `part`
+        (arrays, vocab) and whose first row is `start`; None where it does not occur."""
+        arrays, vocab = part
+        column = vocab.get(term)
+        if column is None:
+            return None
+        if key is not None:
+            with self._lock:
+                found = self._kept.get((key, term))
+                if found is not None:
+                    self._kept.move_to_end((key, term))
+                    return found
+        a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
+        local = arrays["indices"][a:b]
+        found = ((local + start).astype(np.int64, copy=False), arrays["counts"][a:b].astype(np.float64),
+                 arrays["lengths"][local].astype(np.float64))
+        if key is not None:
+            with self._lock:
+                if (key, term) not in self._kept:
+                    self._kept[(key, term)] = found
+                    self._bytes += 24 * len(local)
+                    while self._bytes > self.CACHE_BYTES and len(self._kept) > 1:
+                        _, (old, _, _) = self._kept.popitem(last=False)
+                        self._bytes -= 24 * len(old)
+        return found
 
 
 def postings(layout: Layout, directory: Path, part: str, only: tuple[Segment, ...] | None = None):
