@@ -302,3 +302,35 @@ def test_a_rebuild_that_would_drop_added_documents_refuses_and_says_how_to_proce
     assert "'volcano'" in done.stderr and f"indexer add SOURCES --index {index}" in done.stderr
     assert current(index).name == generation  # nothing changed
     assert build([seeds], index, if_changed=True, drop=True).rebuilt  # a plain rebuild still replaces it
+
+
+def test_an_update_syncs_what_it_wrote_and_every_directory_not_the_files_it_links(index_copy, tmp_path, monkeypatch):
+    """The files an update carries are hard links to the published generation's, synced when
+    it was published; the new segment's files and every directory (the links) are synced."""
+    import os
+
+    synced = []
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    before = current(index_copy)
+    update(index_copy, documents=[], srcs=[write_jsonl(tmp_path / "feed.jsonl", VOLCANO)])  # a segment first
+    monkeypatch.setattr(os, "fsync", fsync)
+    update(index_copy, documents=[], srcs=[write_jsonl(tmp_path / "feed.jsonl",
+                                                       dict(VOLCANO, id="volcano-2", text=VOLCANO["text"] + "More."))])
+    after = current(index_copy)
+    assert before != after
+    files = {p.relative_to(after) for p in after.rglob("*") if p.is_file()}
+    linked = {p for p in files if (after / p).stat().st_nlink > 1}
+    written = files - linked
+    marker = f"{os.sep}generations{os.sep}.tmp-"
+    # what was synced in the scratch tree the generation was written in, relative to it
+    synced_files = {p.split(marker, 1)[1].partition(os.sep)[2] or "." for p in synced if marker in p}
+    assert linked and written
+    assert all(str(p) in synced_files for p in written)  # everything new is synced
+    assert not any(str(p) in synced_files for p in linked)  # nothing carried is synced again
+    directories = {str(p.relative_to(after)) for p in after.rglob("*") if p.is_dir()}
+    assert directories <= synced_files | {"."}

@@ -141,7 +141,7 @@ def scratch(index_dir: Path) -> Path:
 
 def publish(index_dir: Path, tmp: Path, crashpoint=lambda name: None) -> str:
     """Make the complete index in `tmp` the current generation; returns its name."""
-    _fsync_tree(tmp)
+    _fsync_tree(tmp, _published_files(index_dir))
     crashpoint("publish:synced")
     parent = index_dir / GENERATIONS
     name = f"g{max([number(current_name(index_dir))] + _numbers(parent)) + 1:06d}"
@@ -223,14 +223,35 @@ def _alive(pid: str) -> bool:
     return True
 
 
-def _fsync_tree(directory: Path) -> None:
-    for path in directory.iterdir():
-        if path.is_dir():
-            _fsync_tree(path)
+def _fsync_tree(directory: Path, durable: frozenset = frozenset()) -> None:
+    """fsync every file under `directory` but those in `durable` ((device, inode) pairs:
+    files a published generation holds, synced when it was published, of which this tree
+    holds hard links), then every directory (which makes the links durable)."""
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            _fsync_tree(Path(entry.path), durable)
             continue
-        with open(path, "rb") as f:
+        info = entry.stat(follow_symlinks=False)
+        if (info.st_dev, info.st_ino) in durable:
+            continue
+        with open(entry.path, "rb") as f:
             os.fsync(f.fileno())
     _fsync_dir(directory)
+
+
+def _published_files(index_dir: Path) -> frozenset:
+    """(device, inode) of every file of the current generation. An update links most of
+    them into the next one: syncing them again cost it ~250 fsyncs (a segment's files
+    times the segments), a tenth of the writer's time per article under steady ingestion."""
+    name = current_name(index_dir)
+    if name is None:
+        return frozenset()
+    found = set()
+    for top, _, files in os.walk(index_dir / GENERATIONS / name):
+        for file in files:
+            info = os.stat(os.path.join(top, file), follow_symlinks=False)
+            found.add((info.st_dev, info.st_ino))
+    return frozenset(found)
 
 
 def _fsync_dir(directory: Path) -> None:
