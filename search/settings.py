@@ -56,8 +56,8 @@ SETTINGS = (
             "`--host`/`--port`)"),
     Setting("SEARCH_WORKERS", int, 2, "gunicorn worker processes"),
     Setting("SEARCH_THREADS", int, 4, "gunicorn threads per worker"),
-    Setting("SEARCH_WRITER_THREADS", int, 2, "model threads of the service's writer process, which embeds what "
-            "`PUT`/`POST /documents` send"),
+    Setting("SEARCH_WRITER_THREADS", int, 1, "model threads of the service's writer process, which embeds what "
+            "`PUT`/`POST /documents` send (more: a large feed embedded sooner, searches slower meanwhile)"),
     Setting("SEARCH_WRITER_NICE", int, 0, "how far below the workers the writer process's CPU priority is (a Unix "
             "nice increment), so that searches keep their latency while articles are embedded"),
     Setting("SEARCH_EMBED_BACKEND", str, None, "how the model runs: `onnx-int8`, `torch` (fp32) or `torch-bf16` "

@@ -52,9 +52,10 @@ def when_ready(server):
         import subprocess
         import sys
 
-        # its model threads sleep when idle. One thread at a lower priority (tried under
-        # scripts/loadtest) made each PUT wait ~3 s on its embedding, holding a request
-        # thread all that time: searches' p99 got worse, not better (docs/benchmarks.md)
+        # One model thread, at the workers' priority, its threads asleep when idle: with
+        # two, each article's embedding took both cores from the searches in bursts; at a
+        # lower priority each PUT waited seconds holding a request thread (scripts/loadtest,
+        # docs/benchmarks.md)
         env = {**os.environ, "SEARCH_EMBED_THREADS": str(settings.value("SEARCH_WRITER_THREADS")),
                "SEARCH_EMBED_SPIN": "off"}
         server.search_writer = subprocess.Popen(
