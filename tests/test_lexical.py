@@ -162,3 +162,9 @@ def test_top_rows_are_a_full_sorts_with_ties_to_the_first_rows():
         expected = np.sort(positive[np.lexsort((positive, -allowed[positive]))][:depth])
         rows, got = top_rows(scores, depth, mask)
         assert rows.tolist() == expected.tolist() and got.tolist() == allowed[expected].tolist()
+    # an archive of copies: every score held by hundreds of rows, the estimated cut on a tie
+    for copies in (922, 999, 1000, 1001):
+        scores = np.tile(rng.permutation(np.arange(1.0, 301.0)), copies)
+        rows, got = top_rows(scores, 1000)
+        expected = np.sort(np.lexsort((np.arange(len(scores)), -scores))[:1000])
+        assert rows.tolist() == expected.tolist() and got.tolist() == scores[expected].tolist()
