@@ -376,7 +376,7 @@ class _SegmentTerms:
                     return found
         a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
         local = arrays["indices"][a:b]
-        found = ((local + start).astype(np.int64, copy=False), arrays["counts"][a:b].astype(np.float64),
+        found = (local.astype(np.int64) + start, arrays["counts"][a:b].astype(np.float64),
                  arrays["lengths"][local].astype(np.float64))
         if key is not None:
             with self._lock:
