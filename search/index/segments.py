@@ -257,16 +257,15 @@ class SegmentedLexical:
 
     CACHE_BYTES = 64 << 20  # a term's scores: 12 bytes a posting
 
-    def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray,
-                 keys: list | None = None, read: "_SegmentTerms | None" = None):
+    def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray, keys: list,
+                 read: "_SegmentTerms | None" = None):
         from search.index.lexical import B, K1
 
         self._parts = parts  # (arrays, vocab) per segment: indptr, indices, counts, lengths
         self._starts = starts
         self._capacity = capacity
         self._live = live
-        # what identifies a segment's files across generations (None: not kept)
-        self._keys = keys or [None] * len(parts)
+        self._keys = keys  # what identifies each segment's files across generations (its Segment)
         self._read = read or _SegmentTerms()
         spans = [(start, start + len(arrays["lengths"])) for (arrays, _), start in zip(parts, starts)]
         self._deleted_in = [not live[a:b].all() for a, b in spans]
@@ -275,9 +274,7 @@ class SegmentedLexical:
         total = sum(int(arrays["lengths"][live[a:b]].sum()) for (arrays, _), (a, b) in zip(parts, spans))
         self._average = total / self._n if self._n and total else 1.0
         self._k1, self._b = K1, B
-        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._cached = 0
-        self._lock = threading.Lock()
+        self._cache = _Kept(self.CACHE_BYTES)  # term -> (rows, scores)
 
     @classmethod
     def open(cls, layout: Layout, directory: Path, part: str, documents: bool = False,
@@ -302,11 +299,9 @@ class SegmentedLexical:
 
     def _term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows holding `term` (live ones, in row order) and its score in each."""
-        with self._lock:
-            found = self._cache.get(term)
-            if found is not None:
-                self._cache.move_to_end(term)
-                return found
+        found = self._cache.get(term)
+        if found is not None:
+            return found
         rows, counts, lengths = [], [], []
         for part, start, deleted, key in zip(self._parts, self._starts, self._deleted_in, self._keys):
             held = self._read.postings(key, term, part, start)
@@ -326,13 +321,7 @@ class SegmentedLexical:
         idf = np.log(np.maximum(1.0, (self._n - df + 0.5) / (df + 0.5)))[0]  # as Postings.scored
         norm = self._k1 * ((1 - self._b) + self._b * dl / self._average)
         found = rows, (idf * tf / (norm + tf)).astype(np.float32)
-        with self._lock:
-            if term not in self._cache:
-                self._cache[term] = found
-                self._cached += 12 * len(rows)
-                while self._cached > self.CACHE_BYTES and len(self._cache) > 1:
-                    _, (old, _) = self._cache.popitem(last=False)
-                    self._cached -= 12 * len(old)
+        self._cache.put(term, found, 12 * len(rows))
         return found
 
     def best_of(self, query_terms: tuple[str, ...], depth: int,
@@ -349,17 +338,44 @@ class SegmentedLexical:
         return scores_at([self._term(term) for term in dict.fromkeys(query_terms)], rows)
 
 
+class _Kept:
+    """Values kept by key up to `limit` bytes, the least recently used dropped first; for
+    the threads of a worker at once."""
+
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._items: OrderedDict = OrderedDict()  # key -> (value, its bytes)
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
+
+    def put(self, key, value, size: int) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value, size
+            self._bytes += size
+            while self._bytes > self._limit and len(self._items) > 1:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
+
+
 class _SegmentTerms:
     """A term's postings in a segment as its files hold them (global rows, counts and row
     lengths as float64, exactly what the scores are computed from), kept across the
-    generations that share the segment, up to CACHE_BYTES (least recently used first)."""
+    generations that share the segment, up to CACHE_BYTES."""
 
     CACHE_BYTES = 64 << 20  # 24 bytes a posting
 
     def __init__(self):
-        self._kept: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._kept = _Kept(self.CACHE_BYTES)
 
     def postings(self, key, term: str, part: tuple, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """`term`'s (rows, counts, lengths) in the segment `key` whose counts are `part`
@@ -368,24 +384,13 @@ class _SegmentTerms:
         column = vocab.get(term)
         if column is None:
             return None
-        if key is not None:
-            with self._lock:
-                found = self._kept.get((key, term))
-                if found is not None:
-                    self._kept.move_to_end((key, term))
-                    return found
-        a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
-        local = arrays["indices"][a:b]
-        found = (local.astype(np.int64) + start, arrays["counts"][a:b].astype(np.float64),
-                 arrays["lengths"][local].astype(np.float64))
-        if key is not None:
-            with self._lock:
-                if (key, term) not in self._kept:
-                    self._kept[(key, term)] = found
-                    self._bytes += 24 * len(local)
-                    while self._bytes > self.CACHE_BYTES and len(self._kept) > 1:
-                        _, (old, _, _) = self._kept.popitem(last=False)
-                        self._bytes -= 24 * len(old)
+        found = self._kept.get((key, term))
+        if found is None:
+            a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
+            local = arrays["indices"][a:b]
+            found = (local.astype(np.int64) + start, arrays["counts"][a:b].astype(np.float64),
+                     arrays["lengths"][local].astype(np.float64))
+            self._kept.put((key, term), found, 24 * len(local))
         return found
 
 
