@@ -58,6 +58,9 @@ SETTINGS = (
     Setting("SEARCH_THREADS", int, 4, "gunicorn threads per worker"),
     Setting("SEARCH_WRITER_THREADS", int, 1, "model threads of the service's writer process, which embeds what "
             "`PUT`/`POST /documents` send (more: a large feed embedded sooner, searches slower meanwhile)"),
+    Setting("SEARCH_PUBLISH_INTERVAL_S", float, 2.0, "while the machine has no core to spare, the writer "
+            "publishes at most one generation this often, writes arriving meanwhile applied together (each "
+            "generation costs every worker a reload); with a core idle, every 0.5 s", "`2`"),
     Setting("SEARCH_WRITER_NICE", int, 0, "how far below the workers the writer process's CPU priority is (a Unix "
             "nice increment), so that searches keep their latency while articles are embedded"),
     Setting("SEARCH_EMBED_BACKEND", str, None, "how the model runs: `onnx-int8`, `torch` (fp32) or `torch-bf16` "

@@ -286,7 +286,7 @@ def test_the_service_writer_merges_in_the_background_when_the_policy_asks(index_
     from search.service.writer import Writer
 
     monkeypatch.setattr(updates, "MERGE_DELETED", 0.0)  # any deletion asks for a merge
-    writer = Writer(index_copy, lambda: embedder, interval_s=0.0)
+    writer = Writer(index_copy, lambda: embedder, interval_s=0.0, busy_interval_s=0.0)
     summary = writer.write(remove=[next(SEEDS.glob("002_*")).stem])
     assert not summary.merged  # the write itself appended (a deletion), and did not wait for a merge
     deadline = time.monotonic() + 120

@@ -67,6 +67,30 @@ def test_writes_arriving_together_are_one_generation(index_copy, writer):
     assert all(searcher.document(f"brief-{n}") for n in range(8))
 
 
+def _paused_writes(index_copy, embedder, busy: bool) -> list[str]:
+    """Generations of three writes: one, then two sent a moment apart while the writer waits."""
+    from search.service.writer import Writer
+
+    writer = Writer(index_copy, lambda: embedder, interval_s=0.0, busy_interval_s=3.0, idle=lambda: not busy)
+    first = writer.write([_brief(1)])
+    with ThreadPoolExecutor(2) as pool:
+        second = pool.submit(writer.write, [_brief(2)])
+        time.sleep(0.2)
+        third = pool.submit(writer.write, [_brief(3)])
+        return [first.generation, second.result().generation, third.result().generation]
+
+
+def test_on_a_busy_machine_writes_arriving_within_the_publish_interval_are_one_generation(index_copy, embedder):
+    first, second, third = _paused_writes(index_copy, embedder, busy=True)
+    assert number(second) == number(first) + 1 and third == second
+    assert all(Searcher.open(index_copy).document(f"brief-{n}") for n in (1, 2, 3))
+
+
+def test_with_a_core_to_spare_the_writer_does_not_wait_for_more_writes(index_copy, embedder):
+    first, second, third = _paused_writes(index_copy, embedder, busy=False)
+    assert number(first) < number(second) < number(third)
+
+
 def test_indexer_add_goes_through_the_running_writer(index_copy, writer, tmp_path, monkeypatch):
     import indexer.update
     from indexer.__main__ import main

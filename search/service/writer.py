@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import queue
 import threading
@@ -30,6 +31,11 @@ MAX_BATCH = 256
 # At most one generation this often: every generation costs each serving process a
 # reload, and writes arriving meanwhile are applied together.
 PUBLISH_INTERVAL_S = 0.5
+# While the machine has no core to spare the wait is longer ($SEARCH_PUBLISH_INTERVAL_S):
+# a generation also costs every worker the first searches of its new BM25 statistics,
+# and at a feed's pace those costs, not the embedding, were what searches lost. With a
+# core idle, nothing is gained by waiting.
+IDLE_POLL_S = 0.1
 
 
 @dataclass
@@ -45,12 +51,17 @@ class Write:
 
 class Writer:
     def __init__(self, root: str | Path, embedder: Callable[[], object], interval_s: float = PUBLISH_INTERVAL_S,
-                 on_published: Callable[[object], None] = lambda summary: None):
+                 on_published: Callable[[object], None] = lambda summary: None, busy_interval_s: float | None = None,
+                 idle: Callable[[], bool] | None = None):
+        from search import settings
         from search.index.milvus_index import is_milvus
 
         self.root = root if is_milvus(root) else Path(root)  # an index directory, or an index in Milvus
         self._embedder = embedder  # the model the index is written with (the service's own)
         self.interval_s = interval_s
+        self.busy_interval_s = max(interval_s, settings.value("SEARCH_PUBLISH_INTERVAL_S")
+                                   if busy_interval_s is None else busy_interval_s)
+        self._idle = idle or _spare_core  # whether the machine has a core to spare now
         self.on_published = on_published  # called with each update's summary once it is published (alerts)
         self._queue: queue.Queue[Write] = queue.Queue()
         self._held: Write | None = None  # a write that conflicted with the last batch: next
@@ -78,7 +89,16 @@ class Writer:
             started = time.monotonic()
             self._apply(batch)
             self._merge_if_due()
-            time.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+            self._pause(started)
+
+    def _pause(self, started: float) -> None:
+        """Until the next generation may begin: `interval_s` after the last began, and while
+        the machine has no core to spare, up to `busy_interval_s` (writes arriving meanwhile
+        are applied together)."""
+        time.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+        deadline = started + self.busy_interval_s
+        while (left := deadline - time.monotonic()) > 0 and not self._idle():
+            time.sleep(min(IDLE_POLL_S, left))
 
     def _merge_if_due(self) -> None:
         """Start a background merge when the policy asks for one (indexer/merge.py): the
@@ -144,6 +164,21 @@ class Writer:
             job.done.set_result(summary)
         if summary.changed:
             self.on_published(summary)
+
+
+def _spare_core() -> bool:
+    machine = _machine()
+    return machine is None or machine.spare()
+
+
+@functools.cache
+def _machine():
+    from search.retrieval.idle import IdleCores
+
+    try:
+        return IdleCores()
+    except OSError:  # no /proc/stat (not Linux): never waits longer than interval_s
+        return None
 
 
 def _release_memory() -> None:
