@@ -167,6 +167,7 @@ class OnnxEmbedder:
     onnxruntime. Same interface as `Embedder`; the export is made on first use and cached."""
 
     backend = "onnx-int8"
+    embeds_alone = True  # a text's vector does not depend on what it is embedded with
 
     @property
     def export_version(self) -> int:

@@ -50,14 +50,19 @@ class IdleCores:
 
 
 @functools.cache
+def machine() -> IdleCores | None:
+    """This process's view of the machine's idle cores; None without /proc/stat (not Linux)."""
+    try:
+        return IdleCores()
+    except OSError:
+        return None
+
+
 def _idle_cores() -> IdleCores | None:
     cores = len(os.sched_getaffinity(0))
     if cores <= (embed_threads() or cores):
         return None  # the model takes every core
-    try:
-        return IdleCores()
-    except OSError:
-        return None  # no /proc/stat (not Linux): BM25 runs inline
+    return machine()  # (None: BM25 runs inline)
 
 
 def spare_core() -> bool:

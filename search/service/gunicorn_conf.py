@@ -54,7 +54,8 @@ def when_ready(server):
 
         # One model thread, at the workers' priority, its threads asleep when idle: with
         # two, each article's embedding took both cores from the searches in bursts; at a
-        # lower priority each PUT waited seconds holding a request thread (scripts/loadtest,
+        # lower priority each PUT waited seconds holding a request thread. On a busy machine
+        # it paces itself instead (search/service/pacing.py; scripts/loadtest,
         # docs/benchmarks.md)
         env = {**os.environ, "SEARCH_EMBED_THREADS": str(settings.value("SEARCH_WRITER_THREADS")),
                "SEARCH_EMBED_SPIN": "off"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 import logging
 import queue
 import threading
@@ -167,18 +166,10 @@ class Writer:
 
 
 def _spare_core() -> bool:
-    machine = _machine()
-    return machine is None or machine.spare()
+    from search.retrieval import idle
 
-
-@functools.cache
-def _machine():
-    from search.retrieval.idle import IdleCores
-
-    try:
-        return IdleCores()
-    except OSError:  # no /proc/stat (not Linux): never waits longer than interval_s
-        return None
+    machine = idle.machine()
+    return machine is None or machine.spare()  # (not Linux: never waits longer than interval_s)
 
 
 def _release_memory() -> None:

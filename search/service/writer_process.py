@@ -49,11 +49,13 @@ def serve(root: str | Path) -> None:
     from search import settings
     from search.embedding.embedder import canonical_model_name, get_embedder
     from search.alerts import Matcher
+    from search.service.pacing import PacedEmbedder
     from search.service.writer import Writer
 
     root = Path(root)
     os.nice(settings.value("SEARCH_WRITER_NICE"))
-    embedder = get_embedder(canonical_model_name(settings.value("SEARCH_MODEL")), None)
+    embedder = PacedEmbedder(get_embedder(canonical_model_name(settings.value("SEARCH_MODEL")), None),
+                             settings.value("SEARCH_WRITER_DUTY"))
     writer = Writer(root, lambda: embedder, on_published=Matcher(root).published)
     key = secrets.token_bytes(32)
     private = tempfile.mkdtemp(prefix="search-writer-")  # 0700: only this user reaches the socket
