@@ -32,8 +32,8 @@ MAX_BATCH = 256
 PUBLISH_INTERVAL_S = 0.5
 # While the machine has no core to spare the wait is longer ($SEARCH_PUBLISH_INTERVAL_S):
 # a generation also costs every worker the first searches of its new BM25 statistics,
-# and at a feed's pace those costs, not the embedding, were what searches lost. With a
-# core idle, nothing is gained by waiting.
+# which the searches of a busy machine pay for. With a core idle, nothing is gained by
+# waiting.
 IDLE_POLL_S = 0.1
 
 
