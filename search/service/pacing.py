@@ -51,4 +51,3 @@ class PacedEmbedder:
             self._sleep(pause)
             self.slept_s += pause
         return out
-
