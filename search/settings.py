@@ -24,6 +24,7 @@ class Setting:
     meaning: str
     shown_default: str = ""  # the default as the README states it, where it is not `default`
     aliases: tuple[str, ...] = ()  # older names still read
+    bounds: tuple[float, float] | None = None  # a number's range: above the first, at most the second
 
     def documented_default(self) -> str:
         return self.shown_default or f"`{str(self.default).lower() if self.kind is bool else self.default}`"
@@ -62,7 +63,8 @@ SETTINGS = (
             "publishes at most one generation this often, writes arriving meanwhile applied together (each "
             "generation costs every worker a reload); with a core idle, every 0.5 s", "`2`"),
     Setting("SEARCH_WRITER_DUTY", float, 0.5, "the share of a core the writer process's model may take while "
-            "the machine has no core to spare: it sleeps between texts to keep to it (`1`: never paced)", "`0.5`"),
+            "the machine has no core to spare: it sleeps between texts to keep to it (`1`: never paced)", "`0.5`",
+            bounds=(0, 1)),
     Setting("SEARCH_WRITER_NICE", int, 0, "how far below the workers the writer process's CPU priority is (a Unix "
             "nice increment), so that searches keep their latency while articles are embedded"),
     Setting("SEARCH_EMBED_BACKEND", str, None, "how the model runs: `onnx-int8`, `torch` (fp32) or `torch-bf16` "
@@ -103,10 +105,14 @@ def convert(setting: Setting, raw):
         try:
             if isinstance(raw, bool):
                 raise ValueError
-            return setting.kind(raw)
+            number = setting.kind(raw)
         except (TypeError, ValueError):
             kind = "an integer" if setting.kind is int else "a number"
             raise ValueError(f"{setting.name} must be {kind}, got {raw!r}") from None
+        if setting.bounds and not setting.bounds[0] < number <= setting.bounds[1]:
+            low, high = setting.bounds
+            raise ValueError(f"{setting.name} must be more than {low} and at most {high}, got {raw!r}")
+        return number
     return str(raw)
 
 

@@ -33,6 +33,13 @@ def test_values_are_typed_and_a_number_that_is_not_one_names_its_variable():
         settings.value("SEARCH_WORKERS", {"SEARCH_WORKERS": "2.5"})
 
 
+def test_a_number_out_of_its_range_is_refused_naming_the_variable():
+    assert settings.value("SEARCH_WRITER_DUTY", {"SEARCH_WRITER_DUTY": "1"}) == 1.0
+    for raw in ("0", "-0.5", "1.5"):
+        with pytest.raises(ValueError, match=f"SEARCH_WRITER_DUTY must be more than 0 and at most 1, got '{raw}'"):
+            settings.value("SEARCH_WRITER_DUTY", {"SEARCH_WRITER_DUTY": raw})
+
+
 def test_the_code_reads_no_variable_the_settings_module_does_not_describe():
     code = "\n".join(p.read_text(encoding="utf-8") for folder in ("search", "indexer", "scripts")
                      for p in sorted((ROOT / folder).rglob("*")) if p.is_file() and p.suffix in ("", ".py"))

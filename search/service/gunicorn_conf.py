@@ -16,6 +16,7 @@ from search import settings
 bind = settings.value("SEARCH_BIND")
 workers = settings.value("SEARCH_WORKERS")
 threads = settings.value("SEARCH_THREADS")
+settings.value("SEARCH_WRITER_DUTY")  # read by the writer process, but refused here, at start
 worker_class = "gthread"
 timeout = 120  # a worker's start includes loading the model
 graceful_timeout = 30
