@@ -10,17 +10,9 @@ TEXTS = ["The central bank raised its key rate by a quarter point on Thursday.",
          "The minister resigned after the report was published."]
 
 
-class _Machine:
-    def __init__(self, spare: bool):
-        self.spare_now = spare
-
-    def spare(self) -> bool:
-        return self.spare_now
-
-
 def test_a_busy_machine_gets_the_cores_back_between_texts_and_the_vectors_stay_the_same(embedder):
     naps = []
-    paced = PacedEmbedder(embedder, duty=0.25, idle=_Machine(spare=False), sleep=naps.append)
+    paced = PacedEmbedder(embedder, duty=0.25, idle=lambda: False, sleep=naps.append)
     vectors = paced.embed(TEXTS, batch_size=8)
     assert np.array_equal(vectors, embedder.embed(TEXTS, batch_size=8))
     assert len(naps) == len(TEXTS)  # one text at a time, a pause after each
@@ -32,14 +24,14 @@ def test_a_busy_machine_gets_the_cores_back_between_texts_and_the_vectors_stay_t
 def test_the_pause_keeps_the_model_to_its_share_of_a_core(embedder):
     clock = iter([0.0, 0.03])  # the text took 30 ms
     naps = []
-    PacedEmbedder(embedder, duty=0.25, idle=_Machine(spare=False), sleep=naps.append,
+    PacedEmbedder(embedder, duty=0.25, idle=lambda: False, sleep=naps.append,
                   clock=lambda: next(clock)).embed(TEXTS[:1])
     assert naps == [pytest.approx(0.09)]  # 30 ms of work, 90 ms asleep: a quarter of a core
 
 
 def test_with_a_core_to_spare_it_runs_flat_out(embedder):
     naps = []
-    paced = PacedEmbedder(embedder, duty=0.25, idle=_Machine(spare=True), sleep=naps.append)
+    paced = PacedEmbedder(embedder, duty=0.25, idle=lambda: True, sleep=naps.append)
     assert np.array_equal(paced.embed(TEXTS), embedder.embed(TEXTS))
     assert naps == [] and paced.slept_s == 0
 

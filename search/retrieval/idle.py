@@ -58,6 +58,12 @@ def machine() -> IdleCores | None:
         return None
 
 
+def machine_spare() -> bool:
+    """Whether the machine has a core to spare now (where it cannot be told: yes)."""
+    found = machine()
+    return found is None or found.spare()
+
+
 def _idle_cores() -> IdleCores | None:
     cores = len(os.sched_getaffinity(0))
     if cores <= (embed_threads() or cores):

@@ -14,23 +14,23 @@ the same, spread thinly instead of taken in bursts. With a core idle it runs fla
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 
-from search.retrieval import idle as machine_idle
-from search.retrieval.idle import IdleCores
+from search.retrieval.idle import machine_spare
 
 
 class PacedEmbedder:
     """`embedder` (same interface) that yields the CPU between texts while the machine is busy."""
 
-    def __init__(self, embedder, duty: float, idle: IdleCores | None = None, sleep=time.sleep,
+    def __init__(self, embedder, duty: float, idle: Callable[[], bool] = machine_spare, sleep=time.sleep,
                  clock=time.thread_time):
         if not 0 < duty <= 1:
             raise ValueError(f"the writer's duty must be in (0, 1], got {duty}")
         self._inner = embedder
         self.duty = duty
-        self._idle = idle if idle is not None or duty >= 1 else machine_idle.machine()  # (None: never paced)
+        self._idle = None if duty >= 1 else idle  # whether a core is spare now (None: never paced)
         self._sleep, self._clock = sleep, clock
         self.slept_s = 0.0  # for tests and logs: how long it yielded in all
 
@@ -46,7 +46,7 @@ class PacedEmbedder:
     def _paced(self, run):
         started = self._clock()
         out = run()
-        if self._idle is not None and not self._idle.spare():
+        if self._idle is not None and not self._idle():
             pause = (self._clock() - started) * (1 - self.duty) / self.duty
             self._sleep(pause)
             self.slept_s += pause

@@ -34,7 +34,7 @@ PUBLISH_INTERVAL_S = 0.5
 # a generation also costs every worker the first searches of its new BM25 statistics,
 # which the searches of a busy machine pay for. With a core idle, nothing is gained by
 # waiting.
-IDLE_POLL_S = 0.1
+IDLE_POLL_S = 0.1  # how often it looks again
 
 
 @dataclass
@@ -54,13 +54,14 @@ class Writer:
                  idle: Callable[[], bool] | None = None):
         from search import settings
         from search.index.milvus_index import is_milvus
+        from search.retrieval.idle import machine_spare
 
         self.root = root if is_milvus(root) else Path(root)  # an index directory, or an index in Milvus
         self._embedder = embedder  # the model the index is written with (the service's own)
         self.interval_s = interval_s
         self.busy_interval_s = max(interval_s, settings.value("SEARCH_PUBLISH_INTERVAL_S")
                                    if busy_interval_s is None else busy_interval_s)
-        self._idle = idle or _spare_core  # whether the machine has a core to spare now
+        self._idle = idle or machine_spare  # whether the machine has a core to spare now
         self.on_published = on_published  # called with each update's summary once it is published (alerts)
         self._queue: queue.Queue[Write] = queue.Queue()
         self._held: Write | None = None  # a write that conflicted with the last batch: next
@@ -163,13 +164,6 @@ class Writer:
             job.done.set_result(summary)
         if summary.changed:
             self.on_published(summary)
-
-
-def _spare_core() -> bool:
-    from search.retrieval import idle
-
-    machine = idle.machine()
-    return machine is None or machine.spare()  # (not Linux: never waits longer than interval_s)
 
 
 def _release_memory() -> None:
