@@ -19,7 +19,9 @@ switch), and every replica must end on the last generation having failed no requ
 With --ingest-per-hour the run measures continuous ingestion instead: the same search load
 twice, first alone (`baseline_p99_ms`), then while real articles are PUT one at a time at
 that rate (`p99_ms`), and after each PUT's reply how long until searches find the article
-(`visible_max_s`: three searches in a row on new connections, any worker).
+(`visible_max_s`: three searches in a row on new connections, any worker). Each phase's
+`cpu` says where the machine's CPU went: the workers' (and their CPU per search), the
+writer process's and the load generator's.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from urllib.parse import quote
 import numpy as np
 
 from tools.bench import SCIFACT, check_corpus, question_texts
-from tools.served import ROOT, get, gunicorn, process_tree, rss_mb
+from tools.served import ROOT, command_line, cpu_seconds, get, gunicorn, process_tree, rss_mb
 
 ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm",
            "text": "A harbour crane collapsed during a storm on Sunday night, damaging two cargo ships.\n\n"
@@ -262,13 +264,17 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             _Run(port, paths, warmup, clients, seconds).go()
             print(f"baseline: {seconds:.0f} s of searches from {clients} clients", file=sys.stderr)
             baseline = _Run(port, paths, 10**9, clients, seconds)
+            cpu = _CpuUse(server.pid)
+            marks = [cpu.read()]
             baseline.go()
+            marks.append(cpu.read())
             print(f"the same with {rate:g} articles an hour PUT one at a time", file=sys.stderr)
             ingest = _Ingest(port, key, _articles(corpus), rate)
             loaded = _Run(port, paths, 10**9, clients, seconds)
             feeder = threading.Thread(target=ingest.go, args=(seconds,))
             feeder.start()
             loaded.go()
+            marks.append(cpu.read())
             feeder.join()
             health = _health(port)
             log.seek(0)
@@ -288,7 +294,38 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             "not_visible": ingest.not_visible, "ingest_per_hour": rate, "seconds": seconds, "clients": clients,
             "generation_after": health["generation"], "documents_after": health["documents"],
             "tracebacks": tracebacks, "first_traceback": first_traceback,
+            "cpu": {"baseline": _cpu_between(marks[0], marks[1], baseline),
+                    "ingesting": _cpu_between(marks[1], marks[2], loaded)},
             "service": {"workers": workers, "threads": threads}}
+
+
+class _CpuUse:
+    """Where the machine's CPU went, read from /proc: the service's workers (with
+    gunicorn's master), its writer process, and this load generator (the clients, the
+    PUTs and the visibility probes). Ingestion costs the searches in two ways: the CPU
+    the others take, and what a search costs the workers while writes happen."""
+
+    WRITER = "search.service.writer_process"
+
+    def __init__(self, server: int):
+        self._pids = process_tree(server)
+
+    def read(self) -> dict[str, float]:
+        use = {"workers": 0.0, "writer": 0.0, "load_generator": cpu_seconds(), "at": time.monotonic()}
+        for pid in self._pids:
+            try:
+                use["writer" if self.WRITER in command_line(pid) else "workers"] += cpu_seconds(pid)
+            except OSError:  # a process gone: what it used went with it
+                pass
+        return use
+
+
+def _cpu_between(before: dict, after: dict, run: _Run) -> dict:
+    """Cores each part used between two readings, and the workers' CPU per search of `run`
+    (the PUTs and probes, served by the same workers, counted in it)."""
+    seconds = after["at"] - before["at"]
+    return {**{f"{k}_cores": round((after[k] - before[k]) / seconds, 3) for k in before if k != "at"},
+            "workers_ms_per_search": round((after["workers"] - before["workers"]) / max(run.done, 1) * 1000, 3)}
 
 
 def _articles(corpus: Path):
@@ -430,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"PUT ({result['put_failed']} failed): {result['failed']} failed; p99 {result['p99_ms']} ms against "
                   f"{result['baseline_p99_ms']} ms without ({result['p99_ratio']}x); found by a search at most "
                   f"{result['visible_max_s']} s after the PUT's reply (median {result['visible_p50_s']} s)")
+            for phase, use in result["cpu"].items():
+                print(f"  {phase}: workers {use['workers_cores']} cores ({use['workers_ms_per_search']} ms a search), "
+                      f"writer {use['writer_cores']}, load generator {use['load_generator_cores']}")
         return 0 if not (result["failed"] or result["put_failed"] or result["not_visible"] or result["tracebacks"]) else 1
     result = loadtest(args.index, args.requests, args.clients, args.max_seconds, args.workers, args.threads,
                       args.warmup)

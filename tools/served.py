@@ -86,6 +86,19 @@ def process_tree(pid: int) -> list[int]:
     return [pid] + [int(p) for p in out.split()]
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """CPU time a process has used so far, user and system, all its threads (its exited
+    children not counted)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def command_line(pid: int | str) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+
+
 def pss_mb(pid: int | str) -> float:
     """Proportional set size: pages shared between workers (the memory-mapped index, the
     page cache of its files) counted once across them, not once per process as in RSS."""

@@ -1,0 +1,45 @@
+"""scripts/loadtest's reading of where the CPU went (the load itself is measured by the
+script, never in a test)."""
+
+import subprocess
+import sys
+
+from tools.loadtest import _CpuUse, _cpu_between
+
+# a child that spends `seconds` of CPU, says so, and waits for its stdin to close
+CHILD = ("import sys, time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
+         "print('done', flush=True)\nsys.stdin.read()\n")
+# a stand-in service: a parent with a "worker" child and a child whose command names the
+# writer's module, as gunicorn's master has its workers and the writer process
+PARENT = ("import subprocess, sys\n"
+          f"w = subprocess.Popen([sys.executable, '-c', {CHILD.format(seconds=0.6)!r}])\n"
+          f"r = subprocess.Popen([sys.executable, '-c', {CHILD.format(seconds=0.3)!r}, 'search.service.writer_process'])\n"
+          "print('started', flush=True)\n"
+          "w.wait(); r.wait()\n")
+
+
+class _Searches:
+    done = 100
+
+
+def test_cpu_is_read_per_process_and_the_writer_told_apart_by_its_command():
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert parent.stdout.readline() == "started\n"
+        cpu = _CpuUse(parent.pid)
+        before = cpu.read()
+        assert [parent.stdout.readline() for _ in range(2)] == ["done\n", "done\n"]
+        after = cpu.read()
+    finally:
+        parent.communicate("", timeout=30)
+    assert len(cpu._pids) == 3  # the parent and its two children
+    workers = after["workers"] - before["workers"]
+    writer = after["writer"] - before["writer"]
+    assert 0.45 <= workers <= 0.8  # the 0.6 s child (and the idle parent)
+    assert 0.2 <= writer <= 0.45  # the 0.3 s one, told apart by its command
+    used = _cpu_between(before, after, _Searches())
+    seconds = after["at"] - before["at"]
+    assert abs(used["workers_cores"] - workers / seconds) < 0.01
+    assert abs(used["writer_cores"] - writer / seconds) < 0.01
+    assert used["workers_ms_per_search"] == round(workers / 100 * 1000, 3)
