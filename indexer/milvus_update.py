@@ -433,7 +433,7 @@ class _Update:
                   "next": {"passages": self.next["passages"] + len(batch.texts),
                            "documents": self.next["documents"] + batch.documents,
                            "sentences": self.next["sentences"] + sentences, "story": placed.next_story},
-                  "placed": self.record.get("placed", 0) + len(placed.story_of)}
+                  "placed": self.record.get("placed", 0) + placed.placed}
         manifest = {**self.manifest, "store": record, "updated_from": self.record["generation"],
                     "counts": {**counts, "documents": summary.documents, "passages": summary.passages,
                                "sentences": counts.get("sentences", 0) - gone_sentences + sentences},
@@ -512,6 +512,11 @@ class MilvusStories(stories.MemoryStories):
             term, story = pairs[key]
             out[story] += vector[term] * w
         return out
+
+    def placements(self, story: int) -> list[int]:
+        # Not known: the members' vectors are not kept in Milvus, so an update there never
+        # splits a story (a build does, before its stories are copied in).
+        return []
 
     def norms(self, stories_: list[int]) -> dict[int, float]:
         out = {s: self.norm2[s] for s in stories_ if s in self.norm2}

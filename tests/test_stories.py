@@ -34,6 +34,38 @@ REHAB = [
      "Lindsay Lohan arrived at the Betty Ford Center in Rancho Mirage for the 90-day stay her plea deal with "
      "Los Angeles prosecutors requires, Shawn Holley told reporters."),
 ]
+# two earthquakes in Indonesia, their reports arriving interleaved: the first Papua report
+# joins the Aceh story (one kind of event, the same words), and the story is split again
+# once both halves have grown
+ACEH = [
+    ("aceh-1", "Strong earthquake hits Aceh province in Indonesia",
+     "An earthquake of magnitude 6.1 struck Aceh province on the island of Sumatra on Tuesday, the Indonesian "
+     "geophysics agency said. Residents of Banda Aceh fled their homes; no tsunami warning was issued."),
+    ("aceh-2", "Aceh earthquake damages mosques in Bener Meriah",
+     "The magnitude 6.1 earthquake in Aceh damaged mosques and houses in Bener Meriah and Central Aceh, "
+     "officials said, and the Indonesian disaster agency sent tents to the Gayo highlands."),
+    ("aceh-3", "Death toll in Aceh quake rises",
+     "The toll of Tuesday's earthquake in Aceh rose to 22, the Indonesian disaster agency said, most of them in "
+     "Bener Meriah, where landslides buried villages in the Gayo highlands."),
+    ("aceh-4", "Aceh quake survivors sleep in tents",
+     "Thousands of survivors of the Aceh earthquake slept in tents in Central Aceh and Bener Meriah, as aftershocks "
+     "shook the Gayo highlands, the disaster agency's spokesman Sutopo Purwo Nugroho said."),
+]
+PAPUA = [
+    ("papua-1", "Strong earthquake hits Papua in Indonesia",
+     "An earthquake of magnitude 7.1 struck off the coast of Papua province on Monday, the Indonesian geophysics "
+     "agency said. Residents of Jayapura fled their homes; no tsunami warning was issued."),
+    ("papua-2", "Papua earthquake damages church in Manokwari",
+     "The magnitude 7.1 earthquake off Papua damaged a church and a hotel in Manokwari, West Papua, officials said, "
+     "and the port of Sorong was closed for inspection."),
+    ("papua-3", "Manokwari counts the cost of the Papua quake",
+     "Four people died in Manokwari after the Papua earthquake, the West Papua police chief said, and the Sorong "
+     "port reopened on Wednesday."),
+    ("papua-4", "Aftershocks rattle Manokwari",
+     "Aftershocks rattled Manokwari and Sorong in West Papua through Tuesday night, and residents of the "
+     "Papuan coast slept outdoors, the West Papua police chief said."),
+]
+QUAKES = [article for pair in zip(ACEH, PAPUA) for article in pair]
 OTHER = [
     ("bridge", "New bridge opens over the river", "The city opened a new bridge over the river on Monday after "
                                                   "three years of works, the mayor said."),
@@ -51,6 +83,24 @@ def test_reports_of_one_event_share_a_story_and_two_events_of_one_kind_do_not():
     assert story["lohan-1"] == story["lohan-2"]
     assert story["reid-1"] != story["lohan-1"]
     assert len({story[d] for d, _, _ in OTHER} | {story["reid-1"], story["lohan-1"]}) == 5
+
+
+def test_two_events_of_one_kind_that_arrive_interleaved_are_split_into_two_stories():
+    state = MemoryStories()
+    for doc_id, title, text in OTHER + QUAKES:
+        assign(state, doc_id, article_terms(title, text))
+    aceh, papua = {state.story_of[d] for d, _, _ in ACEH}, {state.story_of[d] for d, _, _ in PAPUA}
+    assert len(aceh) == len(papua) == 1 and aceh != papua
+    assert len({state.story_of[d] for d, _, _ in OTHER} | aceh | papua) == len(OTHER) + 2
+    # the centroids follow their members: each story's squared length is its members' sum's
+    for story in aceh | papua:
+        members = state.members(story)
+        total = {}
+        for _, _, vector in members:
+            for t, w in vector.items():
+                total[t] = total.get(t, 0.0) + w
+        assert state.norm2[story] == pytest.approx(sum(w * w for w in total.values()))
+        assert all(abs(state.postings[t].get(story, 0.0) - w) < 1e-9 for t, w in total.items())
 
 
 def test_hits_carry_their_story_and_the_op_ed_and_its_translation_share_one(searcher):
@@ -101,15 +151,21 @@ def _placed(index) -> dict[str, int]:
             enumerate(d for (d,) in searcher._store.rows("SELECT doc_id FROM documents ORDER BY rowid"))}
 
 
-def test_stories_placed_one_update_at_a_time_are_a_builds_and_survive_merges(tmp_path, embedder, monkeypatch):
-    feed = [dict(zip(("id", "title", "text"), article)) for article in OTHER + REHAB]
+# with folds on the way, and the first quake reports in the base (a split moves some of the
+# base's articles); with no fold, a split's moves span segments
+@pytest.mark.parametrize("merge_segments, built", [(2, 9), (32, 1)])
+def test_stories_placed_one_update_at_a_time_are_a_builds_and_survive_merges(tmp_path, embedder, monkeypatch,
+                                                                            merge_segments, built):
+    feed = [dict(zip(("id", "title", "text"), article)) for article in OTHER + REHAB + QUAKES]
     whole = tmp_path / "whole"
     build([write_jsonl(tmp_path / "all.jsonl", *feed)], whole)
     expected = _placed(whole)
-    monkeypatch.setattr(updates, "MERGE_SEGMENTS", 2)  # folds on the way
+    assert len({expected[d] for d, _, _ in ACEH} | {expected[d] for d, _, _ in PAPUA}) == 2  # split apart
+    monkeypatch.setattr(updates, "MERGE_SEGMENTS", merge_segments)
+    monkeypatch.setattr(updates, "MERGE_SHARE", 1e9)  # folds beside the base, never a merge of it
     index = tmp_path / "index"
-    build([write_jsonl(tmp_path / "first.jsonl", feed[0])], index)
-    for n, article in enumerate(feed[1:]):
+    build([write_jsonl(tmp_path / "first.jsonl", *feed[:built])], index)
+    for n, article in enumerate(feed[built:]):
         update(index, [write_jsonl(tmp_path / f"{n}.jsonl", article)])
     assert _placed(index) == expected
     update(index, merge=True)

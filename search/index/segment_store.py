@@ -176,7 +176,8 @@ class SegmentedStore:
 
     def stories(self, story_of: np.ndarray | None = None, since_part: int = 0) -> np.ndarray:
         """document row -> its story (-1: none recorded; stores older than stories have
-        none). `story_of`: what the parts before `since_part` said (a previous reader's)."""
+        none), a part's moves overriding what older parts said. `story_of`: what the parts
+        before `since_part` said (a previous reader's)."""
         out = np.full(len(self.live_documents), -1, dtype=np.int64)
         if story_of is not None:
             out[:len(story_of)] = story_of[:len(out)]
@@ -186,6 +187,14 @@ class SegmentedStore:
                 pairs = self.integers("SELECT d.rowid - 1, s.story FROM stories s JOIN documents d USING (doc_id)",
                                       2, [part])
                 out[pairs[:, 0]] = pairs[:, 1]
+                moved = conn.execute("SELECT doc_id, story FROM stories WHERE doc_id NOT IN "
+                                     "(SELECT doc_id FROM documents)").fetchall()
+                if moved:  # articles of older parts that a split here moved
+                    to = dict(moved)
+                    for earlier in range(part):
+                        for row, doc_id in self._in(earlier, "SELECT rowid - 1, doc_id FROM documents "
+                                                             "WHERE doc_id IN ({ids})", sorted(to)):
+                            out[row] = to[doc_id]
         return out
 
     def documents_by_row(self, rows) -> list[dict]:
