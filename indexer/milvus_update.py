@@ -41,13 +41,14 @@ from search.errors import BuildError, DocumentNotFound
 from search.index import milvus_index, store
 from search.index.lexical import B, K1, _texts, terms
 from search.index.milvus_index import (BATCH, NO_TERMS, PIECES, by_keys, client_for, day_number, effective, keyed,
-                                       generation_name, term_key)
+                                       generation_name, pieces_of, term_key)
 from search.index.vector_store import parse
 
 from . import duplicates, milvus_lease, sources, stories
 from .build import Additions, recorded_options
 from .crashpoints import crashpoint
-from .to_milvus import _pieces, story_key, story_row
+from .stories import SPLIT_MAX
+from .to_milvus import _pieces, member_row, story_key, story_row
 from .update import UpdateSummary, _add_all, _empty_refused, _read
 
 GRACE_S = 60.0  # how long a removed document's rows outlive the manifest that removed it
@@ -150,7 +151,7 @@ class _Update:
                 raise _empty_refused()
             conn.commit()
             placed = MilvusStories(self.client, self.names["stories"], self.number, self.record.get("placed", 0),
-                                   first.get("story", 0))
+                                   first.get("story", 0), self.names.get("members"))
             stories.place(conn, placed)
             crashpoint("milvus-update:read")
             embedding = time.perf_counter()
@@ -172,12 +173,14 @@ class _Update:
             crashpoint("milvus-update:rows")
             self._write_terms(df_changes, number)
             self._write_stories(placed, number)
+            moved = self._write_members(placed, number, conn, gone)
             for start in range(0, len(regrouped), BATCH):
                 self.client.upsert(self.names["passages"], [{"id": pid, "group": g} for pid, g in
                                                             regrouped[start:start + BATCH]], partial_update=True)
             conn.close()
-        for part in ("passages", "documents", "sentences", "terms", "stories"):
-            self.client.flush(self.names[part])
+        for part in ("passages", "documents", "sentences", "terms", "stories", "members"):
+            if part != "members" or placed.keeps_members:
+                self.client.flush(self.names[part])
         crashpoint("milvus-update:flushed")
         now = time.time()
         due = [e for e in self.pending if e[3] <= now - GRACE_S]
@@ -187,7 +190,7 @@ class _Update:
         gone_sentences = self._sentence_count(gone)
         self._publish(number, summary, batch, sentences, gone_sentences, pending, placed,
                       {"dead_documents": sorted(int(d["row"]) for d in gone.values()),
-                       "regrouped": sorted(pid for pid, _ in regrouped)})
+                       "regrouped": sorted(pid for pid, _ in regrouped), "moved_documents": moved})
         summary.generation = generation_name(number)
 
     # ------------------------------------------------------------------ reading
@@ -416,6 +419,25 @@ class _Update:
         for start in range(0, len(out), 5000):
             self.client.upsert(self.names["stories"], out[start:start + 5000])
 
+    def _write_members(self, placed: "MilvusStories", number: int, conn, gone: dict[str, dict]) -> list[int]:
+        """Write the placements made and moved (with the story each had before), and the
+        moved articles' new story on their document rows; returns those rows."""
+        if not placed.keeps_members:
+            return []
+        before = placed.stored_story(placed.moved())
+        rows = [member_row(p, doc_id, story, vector, number, before.get(p)) for p, (doc_id, story, vector)
+                in sorted(placed.vectors.items())]
+        for start in range(0, len(rows), 5000):
+            self.client.upsert(self.names["members"], rows[start:start + 5000])
+        new = {doc_id for (doc_id,) in conn.execute("SELECT doc_id FROM documents")}
+        older = {doc_id: story for doc_id, story in placed.story_of.items() if doc_id not in new and doc_id not in gone}
+        found = self.live_documents(sorted(older))
+        updates = [{"id": piece["id"], "story": older[doc_id]} for doc_id, d in sorted(found.items())
+                   for piece in pieces_of(self.client, self.names["documents"], int(d["row"]), ["id"])]
+        for start in range(0, len(updates), BATCH):
+            self.client.upsert(self.names["documents"], updates[start:start + BATCH], partial_update=True)
+        return sorted(int(d["row"]) for d in found.values())
+
     def _purge(self, due: list) -> None:
         """Delete the rows of documents removed over GRACE_S ago, by primary key."""
         for row, first, n, _ in due:
@@ -451,6 +473,13 @@ class _Update:
         self.client.delete(name, filter=f"id >= 0 and id <= {number - KEEP_MANIFESTS}")
 
 
+def _vector(row: dict) -> dict[str, float] | None:
+    if "member" not in row:
+        return None
+    terms, weights = json.loads(row["member"])
+    return dict(zip(terms, weights))
+
+
 def _sparse(weights) -> dict:
     """A sparse vector as pymilvus returns it: {column: weight}."""
     return weights if isinstance(weights, dict) else dict(weights)
@@ -460,9 +489,15 @@ class MilvusStories(stories.MemoryStories):
     """The stories' state in NAME_G_stories as generation `number` had it, with the
     placements made since in memory (indexer/stories.py's StoredStories, in Milvus)."""
 
-    def __init__(self, client, name: str, number: int, placed: int, next_story: int):
+    def __init__(self, client, name: str, number: int, placed: int, next_story: int, members: str | None = None):
         super().__init__(next_story)
         self._client, self._name, self._number, self._placed = client, name, number, placed
+        # a story is split only when every placement's vector is kept (an index written
+        # before they were has no members collection, or too few rows in it)
+        self._members = members if members and client.has_collection(members) else None
+        self.keeps_members = self._members is not None
+        self._splits = self._members is not None and placed == int(client.query(
+            self._members, filter=f"placement < {placed}", output_fields=["count(*)"])[0]["count(*)"])
 
     def articles(self) -> int:
         return self._placed + super().articles()
@@ -513,10 +548,53 @@ class MilvusStories(stories.MemoryStories):
             out[story] += vector[term] * w
         return out
 
-    def placements(self, story: int) -> list[int]:
-        # Not known: the members' vectors are not kept in Milvus, so an update there never
-        # splits a story (a build does, before its stories are copied in).
-        return []
+    def size(self, story: int) -> int:
+        if not self._splits:
+            return 0
+        stored = self._client.query(self._members, filter=self._of(story), output_fields=["count(*)"])
+        count = int(stored[0]["count(*)"])
+        if count > SPLIT_MAX + len(self.vectors):  # more than the moves made here can change
+            return count
+        return len(self._stored(story, ["placement", "doc_id", "story", "generation", "previous"]))
+
+    def members(self, story: int) -> list[stories.Member]:
+        rows = self._stored(story, ["placement", "doc_id", "story", "generation", "previous", "member"])
+        return [(p, doc_id, vector) for p, (doc_id, _, vector) in sorted(rows.items())]
+
+    def _of(self, story: int) -> str:
+        """The placements in `story` as of this generation (a row an update wrote after it
+        holds the story before it in `previous`)."""
+        n = self._number
+        return (f"placement < {self._placed} and ((generation <= {n} and story == {story}) or "
+                f"(generation > {n} and previous == {story}))")
+
+    def _stored(self, story: int, fields: list[str]) -> dict[int, tuple]:
+        rows = {int(r["placement"]): (r["doc_id"], int(effective(r, self._number, "story")), _vector(r))
+                for r in self._client.query(self._members, filter=self._of(story), output_fields=fields,
+                                            limit=16_384)}
+        rows.update(self.vectors)  # the placements and moves made here
+        return {p: row for p, row in rows.items() if row[1] == story}
+
+    def current(self, doc_ids: list[str]) -> dict[str, int]:
+        latest: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(doc_ids), BATCH):
+            some = json.dumps(doc_ids[start:start + BATCH], ensure_ascii=False)
+            for r in self._client.query(self._members, filter=f"placement < {self._placed} and doc_id in {some}",
+                                        output_fields=["placement", "doc_id", "story", "generation", "previous"]):
+                p = int(r["placement"])
+                if p >= latest.get(r["doc_id"], (-1, 0))[0]:
+                    latest[r["doc_id"]] = p, int(effective(r, self._number, "story"))
+        return {**{d: story for d, (_, story) in latest.items()}, **super().current(doc_ids)}
+
+    def moved(self) -> list[int]:
+        """The placements of earlier updates that a split here moved."""
+        return sorted(p for p in self.vectors if p < self._placed)
+
+    def stored_story(self, placements: list[int]) -> dict[int, int]:
+        """placement -> its story as of this generation (before the moves made here)."""
+        return {int(r["placement"]): int(effective(r, self._number, "story"))
+                for r in by_keys(self._client, self._members, placements,
+                                 ["placement", "story", "generation", "previous"])}
 
     def norms(self, stories_: list[int]) -> dict[int, float]:
         out = {s: self.norm2[s] for s in stories_ if s in self.norm2}

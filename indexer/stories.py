@@ -81,7 +81,7 @@ class StoryState(Protocol):
 
     def new_story(self) -> int: ...
 
-    def placements(self, story: int) -> list[int]: ...  # its members' placement numbers ([]: not known)
+    def size(self, story: int) -> int: ...  # its articles (0: not known, and so never split)
 
     def members(self, story: int) -> list[Member]: ...  # in placement order
 
@@ -130,7 +130,7 @@ def assign(state: StoryState, doc_id: str, terms: list[str], threshold: float = 
 def split(state: StoryState, story: int) -> int | None:
     """Split `story` in two when its members are two groups (see the module's docstring);
     returns the new story's id, or None."""
-    if not 2 * SPLIT_PART <= len(state.placements(story)) <= SPLIT_MAX:
+    if not 2 * SPLIT_PART <= state.size(story) <= SPLIT_MAX:
         return None
     members = state.members(story)
     halves = bisect([vector for _, _, vector in members])
@@ -245,11 +245,11 @@ class MemoryStories:
         self.next_story += 1
         return self.next_story - 1
 
-    def placements(self, story: int) -> list[int]:
-        return self.of_story.get(story, [])
+    def size(self, story: int) -> int:
+        return len(self.of_story.get(story, []))
 
     def members(self, story: int) -> list[Member]:
-        return [(p, self.vectors[p][0], self.vectors[p][2]) for p in self.placements(story)]
+        return [(p, self.vectors[p][0], self.vectors[p][2]) for p in self.of_story.get(story, [])]
 
     def move(self, members: list[Member], articles: list[str], story: int, to: int, norm2: dict[int, float]) -> None:
         """Move `members` of `story` to story `to`, and with them `articles` (doc_ids)
@@ -262,7 +262,7 @@ class MemoryStories:
             if now == story:
                 self.story_of[doc_id] = to
         moved = {p for p, _, _ in members}
-        self.of_story[story] = [p for p in self.placements(story) if p not in moved]
+        self.of_story[story] = [p for p in self.of_story.get(story, []) if p not in moved]
         self.of_story.setdefault(to, []).extend(sorted(moved))
         self.of_story[to].sort()
         self.norm2.update(norm2)
@@ -324,8 +324,8 @@ class StoredStories(MemoryStories):
             out.update(_in(conn, "SELECT story, norm2 FROM story_norms WHERE story IN ({ids})", wanted))
         return out
 
-    def placements(self, story: int) -> list[int]:
-        return sorted(self._stored(story, vectors=False)) if self._splits else []
+    def size(self, story: int) -> int:
+        return len(self._stored(story, vectors=False)) if self._splits else 0
 
     def members(self, story: int) -> list[Member]:
         return [(p, doc_id, vector) for p, (doc_id, _, vector) in sorted(self._stored(story).items())]
@@ -356,6 +356,13 @@ class StoredStories(MemoryStories):
 def _members_kept(conn: sqlite3.Connection) -> int:
     """How many placements' vectors the store `conn` keeps (0: none, or a store older than them)."""
     return conn.execute("SELECT COUNT(*) FROM story_members").fetchone()[0] if members_kept(conn) else 0
+
+
+def stored_members(conn: sqlite3.Connection):
+    """(placement, doc_id, story, vector) of every placement the store `conn` keeps."""
+    for row in conn.execute("SELECT placement, doc_id, story, terms, weights FROM story_members ORDER BY placement"):
+        doc_id, story, vector = _member(row)
+        yield row[0], doc_id, story, vector
 
 
 def _member(row: tuple) -> tuple[str, int, dict[str, float] | None]:

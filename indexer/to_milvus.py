@@ -64,6 +64,16 @@ def _schemas(client, dimension: int) -> dict:
     stories.add_field("generation", DataType.INT64)
     stories.add_field("previous", DataType.DOUBLE)
     stories.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
+    # each placed article's story and the vector it joined with, by placement number (what
+    # a split reads, indexer/stories.py); `previous`: its story before the update that wrote it
+    members = new()
+    members.add_field("placement", DataType.INT64, is_primary=True)
+    members.add_field("doc_id", DataType.VARCHAR, max_length=1024)
+    members.add_field("story", DataType.INT64)
+    members.add_field("generation", DataType.INT64)
+    members.add_field("previous", DataType.INT64)
+    members.add_field("member", DataType.VARCHAR, max_length=VARCHAR)  # JSON: [terms, weights]
+    members.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
     sentences = new()
     for name in ("id", "passage_id", "start", "end"):
         sentences.add_field(name, DataType.INT64, is_primary=name == "id")
@@ -73,7 +83,7 @@ def _schemas(client, dimension: int) -> dict:
     manifest.add_field("manifest", DataType.VARCHAR, max_length=VARCHAR)
     manifest.add_field("vector", DataType.FLOAT_VECTOR, dim=2)
     return {"passages": passages, "documents": documents, "terms": vocabulary, "sentences": sentences,
-            "stories": stories, "manifest": manifest}
+            "stories": stories, "members": members, "manifest": manifest}
 
 
 def _index_params(client, part: str):
@@ -244,6 +254,8 @@ def _write_rows(client, names, conn, vectors, sentence_vectors, lexical: dict[st
         client.insert(names["terms"], rows[start:start + 5000])
     for start in range(0, len(rows := story_rows(conn, number)), 5000):
         client.insert(names["stories"], rows[start:start + 5000])
+    for start in range(0, len(rows := member_rows(conn, number)), 5000):
+        client.insert(names["members"], rows[start:start + 5000])
     rows = []
     for s in conn.execute('SELECT id, passage_id, start, "end" FROM sentences ORDER BY id'):
         rows.append(dict(s))
@@ -279,6 +291,26 @@ def story_rows(conn, number: int) -> list[dict]:
              conn.execute("SELECT story, norm2 FROM story_norms")]
     rows += [story_row("f", n, number, term) for term, n in conn.execute("SELECT term, articles FROM story_df")]
     return rows
+
+
+def member_row(placement: int, doc_id: str, story: int, vector: dict[str, float], number: int,
+               previous: int | None = None) -> dict:
+    """A row of NAME_G_members: an article's placement, its story and the vector it joined with."""
+    member = json.dumps([list(vector), list(vector.values())], ensure_ascii=False)
+    if len(member.encode("utf-8")) > VARCHAR:
+        raise VectorStoreError(f"the story terms of {doc_id!r} are too long for an index in Milvus")
+    return {"placement": placement, "doc_id": doc_id, "story": story, "generation": number,
+            "previous": story if previous is None else previous, "member": member, "vector": [1.0, 0.0]}
+
+
+def member_rows(conn, number: int) -> list[dict]:
+    """The placements a store keeps (search/index/story_store.py) as rows of NAME_G_members."""
+    from indexer.stories import stored_members
+    from search.index import story_store
+
+    if not story_store.members_kept(conn):
+        return []
+    return [member_row(p, doc_id, story, vector, number) for p, doc_id, story, vector in stored_members(conn)]
 
 
 def _average(postings: Postings) -> float:

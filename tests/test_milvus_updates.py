@@ -180,6 +180,43 @@ def test_an_added_article_joins_its_story_and_duplicates_collapse(milvus, embedd
     assert cited == {"004_8ec5d6834c1552e8", "syndicated"}
 
 
+def _stories_of(searcher) -> dict[str, int]:
+    """doc_id -> story of a searcher's live articles (embedded or in Milvus)."""
+    store = searcher._store
+    rows = range(len(searcher._story_of_row))
+    if hasattr(store, "_documents"):
+        ids = {row: d["doc_id"] for row, d in enumerate(store._documents) if d is not None}
+    else:
+        ids = dict(store.rows("SELECT rowid - 1, doc_id FROM documents"))
+    return {ids[row]: int(searcher._story_of_row[row]) for row in rows if store.live_documents[row] and row in ids}
+
+
+def test_updates_in_milvus_split_a_story_as_the_embedded_index_does(milvus, embedder, tmp_path):
+    from indexer import build, build_in_milvus
+    from indexer.update import update
+    from search import Searcher
+    from search import searcher as searcher_module
+
+    from story_articles import ACEH, OTHER, PAPUA, QUAKES, REHAB
+
+    feed = [{"id": d, "title": t, "text": x} for d, t, x in OTHER + REHAB + QUAKES]
+    whole = tmp_path / "whole"
+    build([write_jsonl(tmp_path / "all.jsonl", *feed)], whole)
+    expected = _stories_of(Searcher.open(whole))
+    assert len({expected[d] for d, _, _ in ACEH} | {expected[d] for d, _, _ in PAPUA}) == 2  # split apart
+    spec = _spec(milvus, "splitting")
+    built = len(OTHER) + len(REHAB) + 2  # the first Aceh and Papua reports: one story in the build
+    build_in_milvus([write_jsonl(tmp_path / "first.jsonl", *feed[:built])], spec)
+    replica = Searcher.open(spec)
+    assert replica._story_of_row is not None
+    for n, article in enumerate(feed[built:]):
+        update(spec, [write_jsonl(tmp_path / f"{n}.jsonl", article)])
+        replica = Searcher.open(spec)  # carries what the one before read, and the moves since
+    assert _stories_of(replica) == expected
+    searcher_module._LATEST.pop(spec)
+    assert _stories_of(Searcher.open(spec)) == expected  # a replica reading everything
+
+
 def test_a_service_answering_from_milvus_takes_writes(milvus, embedder):
     from indexer import build_in_milvus
     from search.service.app import create_app

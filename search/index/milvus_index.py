@@ -47,7 +47,8 @@ BACKEND = "milvus-index"
 # 2: documents carry their text's digest and the stories' state has a collection, so that
 # an update (indexer/milvus_update.py) can be written; 1 could only be rebuilt
 FORMAT = 2
-PARTS = ("passages", "documents", "terms", "sentences", "stories", "manifest")
+# (indexes written before "members" have none: indexer/milvus_update.py then never splits a story)
+PARTS = ("passages", "documents", "terms", "sentences", "stories", "members", "manifest")
 PIECES = 1024  # pieces a document may have: its rows are row * PIECES + piece
 PIECE_CHARS = 16_000  # at most 4 bytes a character: a piece's text fits a VARCHAR
 VARCHAR = 65_535
@@ -261,7 +262,7 @@ class MilvusIndex:
         self.client = client_for(self.address)
         if previous is None or previous.token != self.token:
             for name in self.names.values():
-                if name.endswith(("_stories",)) and not self.client.has_collection(name):
+                if name.endswith(("_stories", "_members")) and not self.client.has_collection(name):
                     continue  # (format 1 had none)
                 self.client.load_collection(name)
         counts, following = manifest["counts"], record.get("next", {})
@@ -444,6 +445,11 @@ class MilvusCatalog:
             regrouped = sorted({pid for change in since for pid in change.get("regrouped", []) if pid < n})
             for r in (self._passages(regrouped, ["id", "group"]) if regrouped else []):
                 self._group[int(r["id"])] = r["group"]
+            moved = sorted({row for change in since for row in change.get("moved_documents", []) if row < m})
+            for row, d in (self._document_rows(moved, ["row", "story"]).items() if moved else []):
+                self._story[row] = d["story"]  # a split moved it to another story
+                if self._documents[row] is not None:
+                    self._documents[row] = {**self._documents[row], "story": d["story"]}
 
     @staticmethod
     def _carried(previous: "MilvusCatalog | None", manifest: dict, number: int) -> list[dict] | None:
