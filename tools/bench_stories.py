@@ -58,8 +58,11 @@ def placed_store(articles: list, count: int, work: Path) -> tuple[Path, float]:
     from indexer.stories import MemoryStories, place
 
     path = work / f"stories-{count}.sqlite"
-    if path.exists():
+    if path.exists() and _current(path):
         return path, 0.0
+    if path.exists():
+        print(f"{path} was placed before stories kept their articles' vectors: placing again", file=sys.stderr)
+        path.unlink()
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     conn = _store(tmp)
@@ -77,6 +80,18 @@ def placed_store(articles: list, count: int, work: Path) -> tuple[Path, float]:
     conn.close()
     tmp.rename(path)
     return path, seconds
+
+
+def _current(path: Path) -> bool:
+    """Whether the store at `path` was placed as stories are placed now (its articles'
+    vectors kept: what a split reads)."""
+    from search.index.story_store import members_kept
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return members_kept(conn)
+    finally:
+        conn.close()
 
 
 def timed_adds(path: Path, articles: list, adds: int) -> list[float]:
