@@ -152,6 +152,7 @@ class _Update:
             conn.commit()
             placed = MilvusStories(self.client, self.names["stories"], self.number, self.record.get("placed", 0),
                                    first.get("story", 0), self.names.get("members"))
+            stories.unplace(placed, sorted(gone))
             stories.place(conn, placed)
             crashpoint("milvus-update:read")
             embedding = time.perf_counter()
@@ -586,8 +587,23 @@ class MilvusStories(stories.MemoryStories):
                     latest[r["doc_id"]] = p, int(effective(r, self._number, "story"))
         return {**{d: story for d, (_, story) in latest.items()}, **super().current(doc_ids)}
 
+    def placed_as(self, doc_ids: list[str]) -> dict[str, stories.Placed]:
+        if not self.keeps_members:
+            return {}
+        rows: dict[int, tuple] = {}
+        for start in range(0, len(doc_ids), BATCH):
+            some = json.dumps(doc_ids[start:start + BATCH], ensure_ascii=False)
+            for r in self._client.query(self._members, filter=f"placement < {self._placed} and doc_id in {some}",
+                                        output_fields=["placement", "doc_id", "story", "generation", "previous",
+                                                       "member"]):
+                rows[int(r["placement"])] = (r["doc_id"], int(effective(r, self._number, "story")), _vector(r))
+        wanted = set(doc_ids)
+        rows.update((p, row) for p, row in self.vectors.items() if row[0] in wanted)
+        latest = {doc_id: (p, story, vector) for p, (doc_id, story, vector) in sorted(rows.items())}
+        return {d: placed for d, placed in latest.items() if placed[1] >= 0}
+
     def moved(self) -> list[int]:
-        """The placements of earlier updates that a split here moved."""
+        """The placements of earlier updates that a split here moved, or a deletion took out."""
         return sorted(p for p in self.vectors if p < self._placed)
 
     def stored_story(self, placements: list[int]) -> dict[int, int]:

@@ -88,8 +88,13 @@ class StoryState(Protocol):
     def move(self, members: list[Member], articles: list[str], story: int, to: int,
              norm2: dict[int, float]) -> None: ...
 
+    def placed_as(self, doc_ids: list[str]) -> dict[str, Placed]: ...  # each one's placement in a story now
+
+    def leave(self, placement: int, doc_id: str, story: int, vector: dict[str, float], norm2: float) -> None: ...
+
 
 Member = tuple[int, str, dict[str, float]]  # placement number, doc_id, the vector it joined with
+Placed = tuple[int, int, dict[str, float]]  # placement number, its story, its vector
 
 
 def weights(terms: list[str], frequencies: dict[str, int], articles: int) -> dict[str, float]:
@@ -150,6 +155,16 @@ def split(state: StoryState, story: int) -> int | None:
     return new
 
 
+def unplace(state: StoryState, doc_ids: list[str]) -> None:
+    """Take deleted (or replaced) articles out of their stories: each one's vector leaves
+    its story's centroid, and it no longer counts as a member (of a split, of a size).
+    Term frequencies keep counting it, as a build's idf of the articles seen does."""
+    for doc_id, (p, story, vector) in sorted(state.placed_as(sorted(set(doc_ids))).items()):
+        dot = state.dots(vector, [story])[story]
+        norm2 = state.norms([story])[story] - 2 * dot + sum(w * w for w in vector.values())
+        state.leave(p, doc_id, story, vector, max(norm2, 0.0))
+
+
 def bisect(vectors: list[dict[str, float]]) -> tuple[tuple[list[int], list[int]], np.ndarray] | None:
     """Two-means over unit vectors (spherical), seeded with the member least like the
     whole and the member least like it; returns (the two halves' positions, the members'
@@ -194,6 +209,7 @@ class MemoryStories:
         self.placed = 0  # articles placed here
         self.vectors: dict[int, tuple[str, int, dict[str, float]]] = {}  # placement -> doc_id, story, vector
         self.of_story: dict[int, list[int]] = {}  # story -> the placements here in it
+        self.latest: dict[str, int] = {}  # doc_id -> its last placement here
 
     def articles(self) -> int:
         return self.placed
@@ -235,6 +251,7 @@ class MemoryStories:
         self.norm2[story] = norm2
         self.vectors[placement] = (doc_id, story, weights)
         self.of_story.setdefault(story, []).append(placement)
+        self.latest[doc_id] = placement
 
     def _add(self, weights: dict[str, float], story: int, sign: float) -> None:
         for t, w in weights.items():
@@ -271,6 +288,19 @@ class MemoryStories:
         """doc_id -> the story it is in now."""
         return {d: self.story_of[d] for d in doc_ids if d in self.story_of}
 
+    def placed_as(self, doc_ids: list[str]) -> dict[str, Placed]:
+        """doc_id -> its last placement, when that one is in a story (not taken out)."""
+        found = {d: (self.latest[d], *self.vectors[self.latest[d]][1:]) for d in doc_ids if d in self.latest}
+        return {d: placed for d, placed in found.items() if placed[1] >= 0}
+
+    def leave(self, placement: int, doc_id: str, story: int, vector: dict[str, float], norm2: float) -> None:
+        """Placement `placement` leaves `story` (story -1: in none), whose centroid's
+        squared length is then `norm2`."""
+        self._add(vector, story, -1.0)
+        self.vectors[placement] = (doc_id, -1, vector)
+        self.of_story[story] = [p for p in self.of_story.get(story, []) if p != placement]
+        self.norm2[story] = norm2
+
 
 class StoredStories(MemoryStories):
     """The stories recorded in an index's stores (`parts`: their connections, in segment
@@ -279,13 +309,16 @@ class StoredStories(MemoryStories):
     def __init__(self, parts: list[sqlite3.Connection], next_story: int = 0):
         super().__init__(next_story)
         self._parts = [conn for conn in parts if has_stories(conn)]
-        self._placed = sum(n for conn in self._parts
-                           for (n,) in conn.execute("SELECT articles FROM story_df WHERE term = ?", (PLACED,)))
-        # a story is split only when every article's vector is kept (stores written before
-        # they were have none: their stories stay as they are)
-        kept = [_members_kept(conn) for conn in self._parts]
-        self._kept = [conn for conn, n in zip(self._parts, kept) if n]
-        self._splits = self._placed == sum(kept)
+        placed = [sum(n for (n,) in conn.execute("SELECT articles FROM story_df WHERE term = ?", (PLACED,)))
+                  for conn in self._parts]
+        self._placed = sum(placed)
+        self._kept = [conn for conn in self._parts if members_kept(conn)]
+        # a story is split only when every article's vector is kept: each part holds a row
+        # for each placement it made (stores written before the vectors were have none, and
+        # their stories stay as they are); a part's later rows for older placements are moves
+        first = np.cumsum([0] + placed)
+        self._splits = all(not n or (members_kept(conn) and _kept_in(conn, int(start), n) == n)
+                           for conn, start, n in zip(self._parts, first, placed))
 
     def articles(self) -> int:
         return self._placed + super().articles()
@@ -342,6 +375,17 @@ class StoredStories(MemoryStories):
         rows.update(self.vectors)
         return {p: row for p, row in rows.items() if row[1] == story}
 
+    def placed_as(self, doc_ids: list[str]) -> dict[str, Placed]:
+        rows: dict[int, tuple] = {}
+        for conn in self._kept:  # in order: later rows (moves, departures) override
+            rows.update((row[0], _member(row)) for row in _in(
+                conn, "SELECT placement, doc_id, story, terms, weights FROM story_members WHERE doc_id IN ({ids})",
+                doc_ids))
+        wanted = set(doc_ids)
+        rows.update((p, row) for p, row in self.vectors.items() if row[0] in wanted)
+        latest = {doc_id: (p, story, vector) for p, (doc_id, story, vector) in sorted(rows.items())}
+        return {d: placed for d, placed in latest.items() if placed[1] >= 0}
+
     def current(self, doc_ids: list[str]) -> dict[str, int]:
         out = {}
         for conn in self._parts:  # in order: later rows (moves) override
@@ -353,9 +397,10 @@ class StoredStories(MemoryStories):
             yield from _in(conn, sql, values)
 
 
-def _members_kept(conn: sqlite3.Connection) -> int:
-    """How many placements' vectors the store `conn` keeps (0: none, or a store older than them)."""
-    return conn.execute("SELECT COUNT(*) FROM story_members").fetchone()[0] if members_kept(conn) else 0
+def _kept_in(conn: sqlite3.Connection, first: int, n: int) -> int:
+    """How many of the placements first..first + n - 1 the store `conn` keeps a vector of."""
+    return conn.execute("SELECT COUNT(*) FROM story_members WHERE placement >= ? AND placement < ?",
+                        (first, first + n)).fetchone()[0]
 
 
 def stored_members(conn: sqlite3.Connection):

@@ -224,6 +224,7 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     conn = store.connect(tmp / store.STORE, readonly=False)
     conn.executescript(store.SCHEMA)
     old = SegmentedStore(layout, old_dir)
+    departing = sorted(gone | _departing(old, manifest))  # (read before the copy leaves them out)
     kept, kept_sentences, kept_documents = _copy_kept(conn, old, gone)
     crashpoint("update:copied")
     batch = Additions(embedder, options, first_passage=len(kept), first_sentence=len(kept_sentences))
@@ -231,6 +232,7 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     if not len(kept) + len(batch.texts):
         raise _empty_refused()
     placed = stories.StoredStories([conn], manifest.get("next_story", 0))
+    stories.unplace(placed, departing)  # (their rows were copied: they leave their stories)
     stories.place(conn, placed)  # the new articles, and any an older index left without a story
     conn.commit()
     lexical_files = write_lexical(conn, tmp, options.title_context,
@@ -278,7 +280,7 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
               "sentences": len(kept_sentences) + len(batch.sentence_texts)}
     changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
     merged = {k: v for k, v in manifest.items()  # one base again
-              if k not in ("segments", "next_segment", segments.OWN_STORES)}
+              if k not in ("segments", "next_segment", segments.OWN_STORES, DEPARTURES)}
     write_manifest(tmp, {**merged, "counts": counts, "updated_from": summary.generation, "next_story": placed.next_story,
                          "changes": {k: len(v) for k, v in changes.items()}},
                    described, grouped, data_files, started, point="update:manifest")
@@ -372,6 +374,11 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
                       first_document=first.documents[1])
     _add_all(conn, batch, incoming, gone, summary, strict)
     placed = stories.StoredStories([old.connection(p) for p in range(len(old.parts))], manifest.get("next_story", 0))
+    if batch.texts:  # (a segment is written: the deletions waiting leave their stories in it)
+        stories.unplace(placed, sorted(gone | _departing(old, manifest)))
+        departures = []
+    else:
+        departures = sorted(set(manifest.get(DEPARTURES, [])) | set(gone_rows))
     stories.place(conn, placed)
     counts = manifest["counts"]
     summary.documents = counts["documents"] - len(gone_rows) + batch.documents
@@ -428,7 +435,8 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     crashpoint("update:vectors")
     summary.embedded_passages = len(batch.texts)
     changes = {"added": summary.added, "replaced": summary.replaced, "removed": summary.removed}
-    record = {**manifest, **new.record(), "next_segment": number, "next_story": placed.next_story,
+    record = {**{k: v for k, v in manifest.items() if k != DEPARTURES}, **new.record(), "next_segment": number,
+              "next_story": placed.next_story, **({DEPARTURES: departures} if departures else {}),
               "counts": {"documents": summary.documents, "passages": summary.passages,
                          "skipped": counts.get("skipped", 0),
                          "sentences": counts["sentences"] - gone_sentences + len(batch.sentence_texts)},
@@ -491,6 +499,16 @@ def _link_copies(conn, old: SegmentedStore, previous, deleted: np.ndarray, vecto
     live[deleted] = False
     rows = [(node, min(nodes)) for nodes in together.groups() if len(nodes) > 1 for node in nodes if live[node]]
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", rows)
+
+
+# The document rows deleted by updates that wrote no segment (deletions only), whose
+# articles have yet to leave their stories: the next update that writes one takes them out.
+DEPARTURES = "story_departures"
+
+
+def _departing(old: SegmentedStore, manifest: dict) -> set[str]:
+    """The doc_ids of the deleted articles waiting to leave their stories."""
+    return {d["doc_id"] for d in old.documents_by_row(manifest.get(DEPARTURES, []))}
 
 
 def _copy_kept(conn: sqlite3.Connection, old: SegmentedStore, gone: set[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -215,6 +215,30 @@ def test_updates_in_milvus_split_a_story_as_the_embedded_index_does(milvus, embe
     assert _stories_of(replica) == expected
     searcher_module._LATEST.pop(spec)
     assert _stories_of(Searcher.open(spec)) == expected  # a replica reading everything
+    # a correction, a deletion alone, then an article: each index takes the old versions
+    # out of their stories (the embedded one at its next segment), and they agree
+    grown = tmp_path / "grown"
+    build([write_jsonl(tmp_path / "first-local.jsonl", *feed[:built])], grown)
+    for n, article in enumerate(feed[built:]):
+        update(grown, [write_jsonl(tmp_path / f"{n}.jsonl", article)])
+    corrected = {**feed[len(OTHER)], "text": feed[len(OTHER)]["text"] + " She is said to be doing well."}
+    bridge = {"id": "bridge-2", "title": "Traffic crosses the new bridge",
+              "text": "The first cars crossed the city's new bridge over the river on Tuesday morning."}
+    for index in (grown, spec):
+        update(index, [write_jsonl(tmp_path / "corrected.jsonl", corrected)])
+        update(index, remove=["papua-4"])
+        update(index, [write_jsonl(tmp_path / "bridge.jsonl", bridge)])
+    local, remote = _stories_of(Searcher.open(grown)), _stories_of(Searcher.open(spec))
+    assert local == remote and "papua-4" not in remote and remote["reid-1"] == remote["reid-2"]
+    from indexer.milvus_update import MilvusStories
+    from search.index.milvus_index import client_for
+    from search.index.vector_store import parse
+
+    manifest = Searcher.open(spec).manifest["store"]
+    state = MilvusStories(client_for(parse(spec)), manifest["collections"]["stories"],
+                          int(manifest["generation"][1:]), manifest["placed"], 0, manifest["collections"]["members"])
+    papua = remote["papua-1"]
+    assert state.size(papua) == sum(1 for s in remote.values() if s == papua)  # papua-4 counts no more
 
 
 def test_a_service_answering_from_milvus_takes_writes(milvus, embedder):

@@ -90,9 +90,10 @@ def test_the_stories_route_lists_timelines_and_refuses_bad_ids(client):
 
 
 def _placed(index) -> dict[str, int]:
+    """doc_id -> story of the index's live articles."""
     searcher = Searcher.open(index)
     return {doc_id: int(searcher._story_of_row[row]) for row, doc_id in
-            enumerate(d for (d,) in searcher._store.rows("SELECT doc_id FROM documents ORDER BY rowid"))}
+            searcher._store.rows("SELECT rowid - 1, doc_id FROM documents") if searcher._store.live_documents[row]}
 
 
 # with folds on the way, and the first quake reports in the base (a split moves some of the
@@ -119,6 +120,56 @@ def test_stories_placed_one_update_at_a_time_are_a_builds_and_survive_merges(tmp
             "Malibu on Friday, her representative Jack Ketsoyan said."}
     update(index, [write_jsonl(tmp_path / "late.jsonl", late)])
     assert _placed(index)["reid-3"] == expected["reid-1"]
+
+
+def _state(index):
+    """The stories' state an update would read from the index's current generation."""
+    from indexer.stories import StoredStories
+    from search.index import segments
+    from search.index.segment_store import SegmentedStore
+
+    directory = current(index)
+    manifest = store.read_manifest(directory)
+    held = SegmentedStore(segments.Layout.of(manifest, directory), directory)
+    parts = [held.connection(p) for p in range(len(held.parts))]
+    return StoredStories(parts, manifest.get("next_story", 0)), parts
+
+
+def test_a_deleted_or_replaced_article_leaves_its_stories_centroid(tmp_path, embedder):
+    feed = [dict(zip(("id", "title", "text"), article)) for article in OTHER + REHAB + QUAKES]
+    index = tmp_path / "index"
+    build([write_jsonl(tmp_path / "all.jsonl", *feed)], index)
+    before = _placed(index)
+    reid = feed[len(OTHER)]
+    assert reid["id"] == "reid-1"
+    for n in range(3):  # corrections: each version placed anew, the one before taken out
+        update(index, [write_jsonl(tmp_path / f"r{n}.jsonl", {**reid, "text": reid["text"] + f" Update {n}."})])
+    updates.update(index, remove=["papua-4"])  # a deletion alone writes no segment: it waits for one
+    assert store.read_manifest(current(index))[updates.DEPARTURES]
+    bridge = {"id": "bridge-2", "title": "Traffic crosses the new bridge", "text": "The first cars crossed the "
+              "city's new bridge over the river on Tuesday morning."}
+    update(index, [write_jsonl(tmp_path / "bridge.jsonl", bridge)])
+    assert updates.DEPARTURES not in store.read_manifest(current(index))
+    after = _placed(index)
+    assert "papua-4" not in after
+    assert after["reid-1"] == after["reid-2"] == before["reid-2"]
+    assert {after[d] for d, _, _ in PAPUA[:3]} == {before["papua-1"]}
+    state, parts = _state(index)
+    for story in {after["reid-1"], after["papua-1"]}:
+        members = state.members(story)
+        assert sorted(doc_id for _, doc_id, _ in members) == sorted(d for d, s in after.items() if s == story)
+        assert state.size(story) == len(members)
+        total: dict[str, float] = {}
+        for _, _, vector in members:
+            for t, w in vector.items():
+                total[t] = total.get(t, 0.0) + w
+        centroid: dict[str, float] = {}
+        for conn in parts:
+            for term, w in conn.execute("SELECT term, weight FROM story_terms WHERE story = ?", (story,)):
+                centroid[term] = centroid.get(term, 0.0) + w
+        assert all(abs(centroid.get(t, 0.0) - w) < 1e-9 for t, w in total.items())
+        assert all(abs(w) < 1e-9 for t, w in centroid.items() if t not in total)
+        assert state.norms([story])[story] == pytest.approx(sum(w * w for w in total.values()), rel=1e-6)
 
 
 def test_an_index_built_before_stories_gets_them_from_its_next_merge(tmp_path, embedder):

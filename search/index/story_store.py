@@ -9,7 +9,9 @@ each term (`story_df`), and the vector each article joined with (`story_members`
 placement number: what a split reads). Reading them across segments sums the first and
 last and takes the latest norm, so an add costs what it adds. A split moves articles of
 older segments: the segment that splits records their new story in its own `stories`
-and `story_members` rows (a doc_id it does not hold), which override the older ones. Stores written before stories were kept
+and `story_members` rows (a doc_id it does not hold), which override the older ones. A
+deleted article's placement is overridden likewise with story -1 (in none), its vector
+taken out of its story's `story_terms`. Stores written before stories were kept
 have none of these tables: their articles have no story (a merge gives them one).
 """
 
@@ -27,6 +29,7 @@ CREATE TABLE IF NOT EXISTS story_df (term TEXT PRIMARY KEY, articles INTEGER NOT
 CREATE TABLE IF NOT EXISTS story_members (placement INTEGER PRIMARY KEY, doc_id TEXT NOT NULL,
                                           story INTEGER NOT NULL, terms TEXT NOT NULL, weights BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS story_members_story ON story_members(story);
+CREATE INDEX IF NOT EXISTS story_members_doc ON story_members(doc_id);
 """
 
 
