@@ -59,6 +59,9 @@ BISECT_ROUNDS = 8
 # segments and merges like the terms' counts, deleted articles included, so that a merge
 # leaves the next placement exactly as it would have been
 PLACED = ""
+# and its row for how many of them keep their vector in story_members (no term holds a
+# space), summed alike: a store older than the vectors has none, and its stories are never split
+VECTORS_KEPT = " kept"
 # added to every idf (as scikit-learn's smooth idf adds 1): with few articles seen, the terms
 # two of them share would otherwise weigh nothing
 IDF_FLOOR = 1.0
@@ -309,16 +312,16 @@ class StoredStories(MemoryStories):
     def __init__(self, parts: list[sqlite3.Connection], next_story: int = 0):
         super().__init__(next_story)
         self._parts = [conn for conn in parts if has_stories(conn)]
-        placed = [sum(n for (n,) in conn.execute("SELECT articles FROM story_df WHERE term = ?", (PLACED,)))
-                  for conn in self._parts]
-        self._placed = sum(placed)
+        counted = dict.fromkeys((PLACED, VECTORS_KEPT), 0)
+        for conn in self._parts:
+            for term, n in conn.execute("SELECT term, articles FROM story_df WHERE term IN (?, ?)",
+                                        (PLACED, VECTORS_KEPT)):
+                counted[term] += n
+        self._placed = counted[PLACED]
         self._kept = [conn for conn in self._parts if members_kept(conn)]
-        # a story is split only when every article's vector is kept: each part holds a row
-        # for each placement it made (stores written before the vectors were have none, and
-        # their stories stay as they are); a part's later rows for older placements are moves
-        first = np.cumsum([0] + placed)
-        self._splits = all(not n or (members_kept(conn) and _kept_in(conn, int(start), n) == n)
-                           for conn, start, n in zip(self._parts, first, placed))
+        # a story is split only when every article's vector is kept (stores written before
+        # they were have none, and their stories stay as they are)
+        self._splits = counted[VECTORS_KEPT] == self._placed
 
     def articles(self) -> int:
         return self._placed + super().articles()
@@ -395,12 +398,6 @@ class StoredStories(MemoryStories):
     def _each(self, sql: str, values: list):
         for conn in self._parts:
             yield from _in(conn, sql, values)
-
-
-def _kept_in(conn: sqlite3.Connection, first: int, n: int) -> int:
-    """How many of the placements first..first + n - 1 the store `conn` keeps a vector of."""
-    return conn.execute("SELECT COUNT(*) FROM story_members WHERE placement >= ? AND placement < ?",
-                        (first, first + n)).fetchone()[0]
 
 
 def stored_members(conn: sqlite3.Connection):
@@ -481,4 +478,4 @@ def place(conn: sqlite3.Connection, state: MemoryStories, progress: bool = False
     conn.executemany("INSERT OR REPLACE INTO story_norms VALUES (?, ?)", state.norm2.items())
     conn.executemany("INSERT INTO story_df VALUES (?, ?) "
                      "ON CONFLICT (term) DO UPDATE SET articles = articles + excluded.articles",
-                     [*state.df.items(), (PLACED, state.placed)])
+                     [*state.df.items(), (PLACED, state.placed), (VECTORS_KEPT, state.placed)])

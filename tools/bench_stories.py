@@ -61,7 +61,8 @@ def placed_store(articles: list, count: int, work: Path) -> tuple[Path, float]:
     if path.exists() and _current(path):
         return path, 0.0
     if path.exists():
-        print(f"{path} was placed before stories kept their articles' vectors: placing again", file=sys.stderr)
+        print(f"{path} was placed by an older version of the stories (no kept vectors): placing again",
+              file=sys.stderr)
         path.unlink()
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
@@ -85,11 +86,11 @@ def placed_store(articles: list, count: int, work: Path) -> tuple[Path, float]:
 def _current(path: Path) -> bool:
     """Whether the store at `path` was placed as stories are placed now (its articles'
     vectors kept: what a split reads)."""
-    from search.index.story_store import members_kept
+    from indexer.stories import VECTORS_KEPT
 
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return members_kept(conn)
+        return conn.execute("SELECT 1 FROM story_df WHERE term = ?", (VECTORS_KEPT,)).fetchone() is not None
     finally:
         conn.close()
 
