@@ -224,7 +224,6 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     conn = store.connect(tmp / store.STORE, readonly=False)
     conn.executescript(store.SCHEMA)
     old = SegmentedStore(layout, old_dir)
-    departing = sorted(gone | _departing(old, manifest))  # (read before the copy leaves them out)
     kept, kept_sentences, kept_documents = _copy_kept(conn, old, gone)
     crashpoint("update:copied")
     batch = Additions(embedder, options, first_passage=len(kept), first_sentence=len(kept_sentences))
@@ -232,7 +231,7 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     if not len(kept) + len(batch.texts):
         raise _empty_refused()
     placed = stories.StoredStories([conn], manifest.get("next_story", 0))
-    stories.unplace(placed, departing)  # (their rows were copied: they leave their stories)
+    stories.unplace(placed, sorted(gone | _departing(manifest)))  # (their rows were copied: they leave their stories)
     stories.place(conn, placed)  # the new articles, and any an older index left without a story
     conn.commit()
     lexical_files = write_lexical(conn, tmp, options.title_context,
@@ -375,10 +374,10 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     _add_all(conn, batch, incoming, gone, summary, strict)
     placed = stories.StoredStories([old.connection(p) for p in range(len(old.parts))], manifest.get("next_story", 0))
     if batch.texts:  # (a segment is written: the deletions waiting leave their stories in it)
-        stories.unplace(placed, sorted(gone | _departing(old, manifest)))
+        stories.unplace(placed, sorted(gone | _departing(manifest)))
         departures = []
     else:
-        departures = sorted(set(manifest.get(DEPARTURES, [])) | set(gone_rows))
+        departures = sorted(_departing(manifest) | gone)
     stories.place(conn, placed)
     counts = manifest["counts"]
     summary.documents = counts["documents"] - len(gone_rows) + batch.documents
@@ -501,14 +500,16 @@ def _link_copies(conn, old: SegmentedStore, previous, deleted: np.ndarray, vecto
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", rows)
 
 
-# The document rows deleted by updates that wrote no segment (deletions only), whose
-# articles have yet to leave their stories: the next update that writes one takes them out.
+# The doc_ids deleted by updates that wrote no segment (deletions only), whose articles
+# have yet to leave their stories: the next update that writes one takes them out, before
+# it places anything (an article added again meanwhile would write one, so the placement
+# taken out is the deleted one's).
 DEPARTURES = "story_departures"
 
 
-def _departing(old: SegmentedStore, manifest: dict) -> set[str]:
+def _departing(manifest: dict) -> set[str]:
     """The doc_ids of the deleted articles waiting to leave their stories."""
-    return {d["doc_id"] for d in old.documents_by_row(manifest.get(DEPARTURES, []))}
+    return set(manifest.get(DEPARTURES, []))
 
 
 def _copy_kept(conn: sqlite3.Connection, old: SegmentedStore, gone: set[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

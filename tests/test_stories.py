@@ -135,17 +135,23 @@ def _state(index):
     return StoredStories(parts, manifest.get("next_story", 0)), parts
 
 
-def test_a_deleted_or_replaced_article_leaves_its_stories_centroid(tmp_path, embedder):
+def test_a_deleted_or_replaced_article_leaves_its_stories_centroid(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(updates, "MERGE_SEGMENTS", 1)  # the deletion alone folds the segments (dead rows gone)
+    monkeypatch.setattr(updates, "MERGE_SHARE", 1e9)
     feed = [dict(zip(("id", "title", "text"), article)) for article in OTHER + REHAB + QUAKES]
+    assert feed[-1]["id"] == "papua-4"
     index = tmp_path / "index"
-    build([write_jsonl(tmp_path / "all.jsonl", *feed)], index)
+    build([write_jsonl(tmp_path / "all.jsonl", *feed[:-1])], index)
+    update(index, [write_jsonl(tmp_path / "last.jsonl", feed[-1])])  # in a segment the deletion's fold drops
     before = _placed(index)
     reid = feed[len(OTHER)]
     assert reid["id"] == "reid-1"
     for n in range(3):  # corrections: each version placed anew, the one before taken out
         update(index, [write_jsonl(tmp_path / f"r{n}.jsonl", {**reid, "text": reid["text"] + f" Update {n}."})])
+    segments = len(store.read_manifest(current(index))["segments"])
     updates.update(index, remove=["papua-4"])  # a deletion alone writes no segment: it waits for one
-    assert store.read_manifest(current(index))[updates.DEPARTURES]
+    assert store.read_manifest(current(index))[updates.DEPARTURES] == ["papua-4"]
+    assert len(store.read_manifest(current(index))["segments"]) < segments  # folded
     bridge = {"id": "bridge-2", "title": "Traffic crosses the new bridge", "text": "The first cars crossed the "
               "city's new bridge over the river on Tuesday morning."}
     update(index, [write_jsonl(tmp_path / "bridge.jsonl", bridge)])
