@@ -47,7 +47,6 @@ from search.index.vector_store import parse
 from . import duplicates, milvus_lease, sources, stories
 from .build import Additions, recorded_options
 from .crashpoints import crashpoint
-from .stories import SPLIT_MAX
 from .to_milvus import _pieces, member_row, story_key, story_row
 from .update import UpdateSummary, _add_all, _empty_refused, _read
 
@@ -554,7 +553,7 @@ class MilvusStories(stories.MemoryStories):
             return 0
         stored = self._client.query(self._members, filter=self._of(story), output_fields=["count(*)"])
         count = int(stored[0]["count(*)"])
-        if count > SPLIT_MAX + len(self.vectors):  # more than the moves made here can change
+        if count > stories.SPLIT_MAX + len(self.vectors):  # more than the moves made here can change
             return count
         return len(self._stored(story, ["placement", "doc_id", "story", "generation", "previous"]))
 
