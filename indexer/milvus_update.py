@@ -575,17 +575,6 @@ class MilvusStories(stories.MemoryStories):
         rows.update(self.vectors)  # the placements and moves made here
         return {p: row for p, row in rows.items() if row[1] == story}
 
-    def current(self, doc_ids: list[str]) -> dict[str, int]:
-        latest: dict[str, tuple[int, int]] = {}
-        for start in range(0, len(doc_ids), BATCH):
-            some = json.dumps(doc_ids[start:start + BATCH], ensure_ascii=False)
-            for r in self._client.query(self._members, filter=f"placement < {self._placed} and doc_id in {some}",
-                                        output_fields=["placement", "doc_id", "story", "generation", "previous"]):
-                p = int(r["placement"])
-                if p >= latest.get(r["doc_id"], (-1, 0))[0]:
-                    latest[r["doc_id"]] = p, int(effective(r, self._number, "story"))
-        return {**{d: story for d, (_, story) in latest.items()}, **super().current(doc_ids)}
-
     def placed_as(self, doc_ids: list[str]) -> dict[str, stories.Placed]:
         if not self.keeps_members:
             return {}
@@ -596,10 +585,7 @@ class MilvusStories(stories.MemoryStories):
                                         output_fields=["placement", "doc_id", "story", "generation", "previous",
                                                        "member"]):
                 rows[int(r["placement"])] = (r["doc_id"], int(effective(r, self._number, "story")), _vector(r))
-        wanted = set(doc_ids)
-        rows.update((p, row) for p, row in self.vectors.items() if row[0] in wanted)
-        latest = {doc_id: (p, story, vector) for p, (doc_id, story, vector) in sorted(rows.items())}
-        return {d: placed for d, placed in latest.items() if placed[1] >= 0}
+        return self._latest_placed(rows, doc_ids)
 
     def moved(self) -> list[int]:
         """The placements of earlier updates that a split here moved, or a deletion took out."""

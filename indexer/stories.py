@@ -88,8 +88,7 @@ class StoryState(Protocol):
 
     def members(self, story: int) -> list[Member]: ...  # in placement order
 
-    def move(self, members: list[Member], articles: list[str], story: int, to: int,
-             norm2: dict[int, float]) -> None: ...
+    def move(self, members: list[Member], story: int, to: int, norm2: dict[int, float]) -> None: ...
 
     def placed_as(self, doc_ids: list[str]) -> dict[str, Placed]: ...  # each one's placement in a story now
 
@@ -148,12 +147,8 @@ def split(state: StoryState, story: int) -> int | None:
     if min(len(first), len(second)) < SPLIT_PART or _cosine(gram, first, second) >= SPLIT_BELOW:
         return None
     leaving, staying = (first, second) if len(first) < len(second) else (second, first)
-    # an article goes with its latest placement (an older one of a replaced article stays a
-    # member of the centroid it joined, as a deletion leaves it, and moves with its half)
-    latest = {doc_id: i for i, (_, doc_id, _) in enumerate(members)}
-    gone = set(leaving)
     new = state.new_story()
-    state.move([members[i] for i in leaving], [d for d, i in latest.items() if i in gone], story, new,
+    state.move([members[i] for i in leaving], story, new,
                {story: float(gram[np.ix_(staying, staying)].sum()), new: float(gram[np.ix_(leaving, leaving)].sum())})
     return new
 
@@ -212,7 +207,6 @@ class MemoryStories:
         self.placed = 0  # articles placed here
         self.vectors: dict[int, tuple[str, int, dict[str, float]]] = {}  # placement -> doc_id, story, vector
         self.of_story: dict[int, list[int]] = {}  # story -> the placements here in it
-        self.latest: dict[str, int] = {}  # doc_id -> its last placement here
 
     def articles(self) -> int:
         return self.placed
@@ -254,7 +248,6 @@ class MemoryStories:
         self.norm2[story] = norm2
         self.vectors[placement] = (doc_id, story, weights)
         self.of_story.setdefault(story, []).append(placement)
-        self.latest[doc_id] = placement
 
     def _add(self, weights: dict[str, float], story: int, sign: float) -> None:
         for t, w in weights.items():
@@ -271,30 +264,32 @@ class MemoryStories:
     def members(self, story: int) -> list[Member]:
         return [(p, self.vectors[p][0], self.vectors[p][2]) for p in self.of_story.get(story, [])]
 
-    def move(self, members: list[Member], articles: list[str], story: int, to: int, norm2: dict[int, float]) -> None:
-        """Move `members` of `story` to story `to`, and with them `articles` (doc_ids)
-        still in `story`; the two centroids' squared lengths are then `norm2`."""
+    def move(self, members: list[Member], story: int, to: int, norm2: dict[int, float]) -> None:
+        """Move `members` of `story`, and their articles, to story `to`; the two centroids'
+        squared lengths are then `norm2`. (A member is its article's live placement: a
+        replaced or deleted one left its story, `unplace`, before anything was placed.)"""
         for p, doc_id, vector in members:
             self._add(vector, story, -1.0)
             self._add(vector, to, 1.0)
             self.vectors[p] = (doc_id, to, vector)
-        for doc_id, now in self.current(articles).items():
-            if now == story:
-                self.story_of[doc_id] = to
+            self.story_of[doc_id] = to
         moved = {p for p, _, _ in members}
         self.of_story[story] = [p for p in self.of_story.get(story, []) if p not in moved]
         self.of_story.setdefault(to, []).extend(sorted(moved))
         self.of_story[to].sort()
         self.norm2.update(norm2)
 
-    def current(self, doc_ids: list[str]) -> dict[str, int]:
-        """doc_id -> the story it is in now."""
-        return {d: self.story_of[d] for d in doc_ids if d in self.story_of}
-
     def placed_as(self, doc_ids: list[str]) -> dict[str, Placed]:
         """doc_id -> its last placement, when that one is in a story (not taken out)."""
-        found = {d: (self.latest[d], *self.vectors[self.latest[d]][1:]) for d in doc_ids if d in self.latest}
-        return {d: placed for d, placed in found.items() if placed[1] >= 0}
+        return self._latest_placed({}, doc_ids)
+
+    def _latest_placed(self, stored: dict[int, tuple], doc_ids: list[str]) -> dict[str, Placed]:
+        """`placed_as` from `stored` (placement -> doc_id, story, vector: the rows an
+        index keeps of `doc_ids`) and the placements and moves made here."""
+        wanted = set(doc_ids)
+        rows = {**stored, **{p: row for p, row in self.vectors.items() if row[0] in wanted}}
+        latest = {doc_id: (p, story, vector) for p, (doc_id, story, vector) in sorted(rows.items())}
+        return {d: placed for d, placed in latest.items() if placed[1] >= 0}
 
     def leave(self, placement: int, doc_id: str, story: int, vector: dict[str, float], norm2: float) -> None:
         """Placement `placement` leaves `story` (story -1: in none), whose centroid's
@@ -384,16 +379,7 @@ class StoredStories(MemoryStories):
             rows.update((row[0], _member(row)) for row in _in(
                 conn, "SELECT placement, doc_id, story, terms, weights FROM story_members WHERE doc_id IN ({ids})",
                 doc_ids))
-        wanted = set(doc_ids)
-        rows.update((p, row) for p, row in self.vectors.items() if row[0] in wanted)
-        latest = {doc_id: (p, story, vector) for p, (doc_id, story, vector) in sorted(rows.items())}
-        return {d: placed for d, placed in latest.items() if placed[1] >= 0}
-
-    def current(self, doc_ids: list[str]) -> dict[str, int]:
-        out = {}
-        for conn in self._parts:  # in order: later rows (moves) override
-            out.update(_in(conn, "SELECT doc_id, story FROM stories WHERE doc_id IN ({ids})", doc_ids))
-        return {**out, **super().current(doc_ids)}
+        return self._latest_placed(rows, doc_ids)
 
     def _each(self, sql: str, values: list):
         for conn in self._parts:
