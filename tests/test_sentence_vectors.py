@@ -147,3 +147,19 @@ def test_rows_read_from_the_file_are_the_array_s(tmp_path):
             np.testing.assert_array_equal(rows[[5, 6, 7, 2, 3, 9, 9, 10]], array[[5, 6, 7, 2, 3, 9, 9, 10]])
             with pytest.raises(IndexError):
                 rows[[len(array)]]
+
+
+def test_mapped_and_read_sentence_vectors_give_the_same_answers(seed_index, searcher, monkeypatch):
+    """A small index's sentence rows are mapped and a big one's read where asked
+    (SEARCH_SENTENCES_MAPPED_MB): which one a searcher uses changes its cost, never its answers."""
+    from search.index.arrays import Rows
+
+    assert isinstance(searcher._sentence_vectors._codes, np.ndarray)  # the seeds: a few hundred KB, mapped
+    monkeypatch.setenv("SEARCH_SENTENCES_MAPPED_MB", "0")
+    read = Searcher.open(seed_index)
+    assert isinstance(read._sentence_vectors._codes, Rows)
+    for question in ("How many North Korean soldiers were sent to Russia?", "Who wrote the opinion piece?",
+                     "What does Russia want from a peace settlement?"):
+        mapped_hits, read_hits = searcher.search(question, 10), read.search(question, 10)
+        assert [(h.citations[0].doc_id, h.text, h.score, h.highlight) for h in mapped_hits] == \
+               [(h.citations[0].doc_id, h.text, h.score, h.highlight) for h in read_hits]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search import settings
 from search.index import arrays
 from search.index.store import SENTENCE_SCALES as SCALES
 from search.index.store import SENTENCE_VECTORS as CODES
@@ -67,10 +68,14 @@ class SentenceVectors:
         directory = Path(directory)
         if not (directory / CODES).exists():
             return None
-        # read where asked (arrays.Rows: a search reads a few hundred passages' rows); the
-        # scales, 4 bytes against a row's 384, mapped as plain arrays (indexing an
-        # np.memmap is slower)
-        codes = arrays.Rows(directory / CODES)
+        # A small index's rows are mapped: gathering a search's few hundred passages' rows
+        # from memory costs a tenth of a pread a run. A big archive's are read where asked
+        # (arrays.Rows): mapped, the rows its searches touched would stay resident in every
+        # worker, 1.8 GB at a million passages. The scales, 4 bytes against a row's 384,
+        # are mapped as plain arrays (indexing an np.memmap is slower).
+        mapped_mb = settings.value("SEARCH_SENTENCES_MAPPED_MB")
+        codes = (np.asarray(arrays.load(directory / CODES, mmap=True))
+                 if (directory / CODES).stat().st_size <= mapped_mb * 2**20 else arrays.Rows(directory / CODES))
         scales = (np.asarray(arrays.load(directory / SCALES, mmap=True))
                   if codes.dtype == np.int8 else None)
         return cls(codes, scales)
