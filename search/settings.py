@@ -78,7 +78,7 @@ SETTINGS = (
     Setting("SEARCH_NPROBE", int, None, "IVF clusters probed per query (IVF indexes only)", "from the manifest"),
     Setting("SEARCH_QUERY_CACHE", int, 4096, "recent query embeddings kept per process (`0`: none)"),
     Setting("SEARCH_SENTENCES_MAPPED_MB", int, 256, "sentence-vector files up to this size are memory-mapped "
-            "(resident, shared by the workers: a search ~10% cheaper); larger ones, a big archive's, are read "
+            "(resident, shared by the workers, searched faster); larger ones, a big archive's, are read "
             "where a search asks (`0`: never mapped)"),
     Setting("SEARCH_CACHE", str, None, "where the ONNX export of a model is kept", "`~/.cache/newsearch`"),
     Setting("SEARCH_VECTOR_STORE", str, "faiss", "`indexer build`'s default `--vector-store` (`faiss` or "

@@ -3,8 +3,8 @@
 Every passage sentence has a vector, used to rank passages by their best sentence and to
 highlight it. There are ~5 sentences a passage, so these are the index's largest file: a
 query reads the rows of its few hundred candidate passages, from a memory map when the
-file is small and with pread when it is big (`SentenceVectors.open`). As float32 that was 743 MB at 100k
-passages; as int8 rows it is a quarter of that. Per-row symmetric quantisation keeps a
+file is small and with pread when it is big (`SentenceVectors.open`). As float32 that was
+743 MB at 100k passages; as int8 rows it is a quarter of that. Per-row symmetric quantisation keeps a
 unit vector's cosine with its float32 original above 0.9999 (tests/test_sentence_vectors.py),
 far below the differences between the model's own backends.
 
@@ -71,11 +71,11 @@ class SentenceVectors:
         # A small index's rows are mapped: one gather from memory instead of a pread for
         # each of a search's few hundred passages. A big archive's are read where asked
         # (arrays.Rows): mapped, every row its searches touched would stay resident, 1.8 GB
-        # at a million passages. The scales, 4 bytes against a row's 384,
-        # are mapped as plain arrays (indexing an np.memmap is slower).
-        mapped_mb = settings.value("SEARCH_SENTENCES_MAPPED_MB")
-        codes = (np.asarray(arrays.load(directory / CODES, mmap=True))
-                 if (directory / CODES).stat().st_size <= mapped_mb * 2**20 else arrays.Rows(directory / CODES))
+        # at a million passages. The scales, 4 bytes against a row's 384, are mapped as
+        # plain arrays (indexing an np.memmap is slower).
+        path = directory / CODES
+        mapped = path.stat().st_size <= settings.value("SEARCH_SENTENCES_MAPPED_MB") * 2**20
+        codes = np.asarray(arrays.load(path, mmap=True)) if mapped else arrays.Rows(path)
         scales = (np.asarray(arrays.load(directory / SCALES, mmap=True))
                   if codes.dtype == np.int8 else None)
         return cls(codes, scales)
