@@ -50,17 +50,26 @@ def test_a_store_scores_given_passages_as_its_search_does(tmp_path, kind):
     # fusion asks for the cosines of passages only BM25 found; they must be the search's own
     import faiss
 
+    from search.index.store import VECTORS
     from search.index.vector_store import FaissStore
 
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((3000, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    faiss.write_index(vector_index.build(vectors, kind), str(tmp_path / "v.faiss"))
-    store = FaissStore(vector_index.load(tmp_path / "v.faiss"))  # memory-mapped, as served
+    faiss.write_index(vector_index.build(vectors, kind), str(tmp_path / VECTORS))
+    store = FaissStore.read(tmp_path)  # memory-mapped, as served
+    in_memory = FaissStore(faiss.read_index(str(tmp_path / VECTORS)))  # as an update holds one
     query = vectors[11]
     scores, ids = store.search(query[None, :], 50)
     picked = ids[0][[0, 7, 49]]
     np.testing.assert_allclose(store.scores(query, picked), scores[0][[0, 7, 49]], rtol=1e-5, atol=1e-5)
+    # IVF-SQ8 scores its mapped codes in place; an index in memory reconstructs: the same numbers
+    assert (store._codes is not None) == (kind == "ivf") and in_memory._codes is None
+    everyone = rng.permutation(3000)[:700]
+    np.testing.assert_allclose(store.scores(query, everyone), in_memory.scores(query, everyone), atol=1e-5)
+    if kind == "ivf":
+        np.testing.assert_allclose(store.scores(query, everyone),
+                                   in_memory.index.reconstruct_batch(everyone) @ query, atol=1e-5)
 
 
 def test_a_selective_filter_on_an_ivf_index_finds_what_exact_search_finds(tmp_path):

@@ -110,9 +110,11 @@ def filtered_nprobe(ivf, allowed: np.ndarray) -> int:
 class FaissStore:
     """A faiss index: flat (exact) or IVF-SQ8, built by search/index/vector_index.py."""
 
-    def __init__(self, index):
+    def __init__(self, index, path: Path | None = None):
         self.index = index
+        self._path = path  # the file it is mapped from (None: built or read in memory)
         self._flat = None  # (vectors, row of each id), made on first use by `scores`
+        self._codes = None  # an IVF-SQ8 index's mapped codes (search/index/ivf_codes.py), made with it
         self._making = threading.Lock()
 
     @classmethod
@@ -120,7 +122,8 @@ class FaissStore:
         """The vectors.faiss in `directory` (memory-mapped where faiss can)."""
         from search.index import vector_index
 
-        return cls(vector_index.load(Path(directory) / VECTORS, nprobe))
+        path = Path(directory) / VECTORS
+        return cls(vector_index.load(path, nprobe), path)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of passages `ids` (IVF-SQ8: their 8-bit codes decoded)."""
@@ -134,11 +137,11 @@ class FaissStore:
         return self.index.reconstruct_batch(ids)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._flat = None  # the vectors may move
+        self._flat = self._codes = self._path = None  # the vectors may move, and live in memory now
         self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> None:
-        self._flat = None
+        self._flat = self._codes = self._path = None
         self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
     def search(self, vectors, k, allowed=None):
@@ -163,6 +166,8 @@ class FaissStore:
         if flat is not False:
             rows, position = flat
             return rows[position[ids]] @ vector
+        if self._codes is not None:
+            return self._codes.scores(vector, ids)
         return self.index.reconstruct_batch(ids) @ vector
 
     def _flat_once(self):
@@ -176,14 +181,18 @@ class FaissStore:
     def _flat_rows(self):
         """A flat index's vectors as an array over its memory (no copy) and each id's row in
         it; False for IVF, whose reconstruct goes through an id -> list map made here once
-        (milliseconds, 8 bytes a vector). Reading rows directly is twice as fast as faiss's
-        reconstruct_batch for the few hundred a search asks for."""
+        (milliseconds, 8 bytes a vector), as do its mapped codes' scores. Reading rows
+        directly is twice as fast as faiss's reconstruct_batch for the few hundred a search
+        asks for."""
         import faiss
+
+        from search.index.ivf_codes import MappedCodes
 
         ivf = faiss.try_extract_index_ivf(self.index)
         if ivf is not None:
             if ivf.direct_map.type == faiss.DirectMap.NoMap:
                 ivf.make_direct_map()
+            self._codes = MappedCodes.of(ivf, self._path)
             return False
         flat = faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap2) else None
         if not isinstance(flat, faiss.IndexFlat):
