@@ -23,7 +23,7 @@ import numpy as np
 
 class MappedCodes:
     def __init__(self, ivf, lists: np.ndarray, codes: np.ndarray, where: np.ndarray, trained: np.ndarray,
-                 centroids: np.ndarray):
+                 centroids: np.ndarray | None):
         self._ivf = ivf  # keeps the index (and so its mapping) alive as long as the views
         self._lists = lists  # faiss's direct map, a view: id -> list << 32 | offset in it
         self._codes = codes  # (span - code_size + 1, code_size) view: row r = the bytes from r
@@ -37,6 +37,13 @@ class MappedCodes:
     def of(cls, ivf, path: Path | None) -> "MappedCodes | None":
         """For an IVF-SQ8 index read memory-mapped from `path`, with its direct map made;
         None for any other (the caller reconstructs)."""
+        try:
+            return cls._of(ivf, path)
+        except (AttributeError, TypeError):  # a faiss whose wrappers differ: reconstruct
+            return None
+
+    @classmethod
+    def _of(cls, ivf, path: Path | None) -> "MappedCodes | None":
         import faiss
 
         if path is None or ivf.direct_map.type != faiss.DirectMap.Array or ivf.metric_type != faiss.METRIC_INNER_PRODUCT:
