@@ -80,9 +80,6 @@ SETTINGS = (
     Setting("SEARCH_SENTENCES_MAPPED_MB", int, 256, "sentence-vector files up to this size are memory-mapped "
             "(resident, shared by the workers, searched faster); larger ones, a big archive's, are read "
             "where a search asks (`0`: never mapped)"),
-    Setting("SEARCH_STORE_MAPPED_MB", int, 512, "SQLite stores up to this size are read through a memory map "
-            "(shared by the workers, not copied into each connection's cache); larger ones, a big archive's, "
-            "with system calls (`0`: never mapped)"),
     Setting("SEARCH_CACHE", str, None, "where the ONNX export of a model is kept", "`~/.cache/newsearch`"),
     Setting("SEARCH_VECTOR_STORE", str, "faiss", "`indexer build`'s default `--vector-store` (`faiss` or "
             "`milvus://host:port/collection`); a service reads the store from the index's manifest"),

@@ -236,16 +236,3 @@ def test_bm25_beside_the_model_ranks_as_inline(searcher, monkeypatch):
     monkeypatch.setattr(module, "spare_core", lambda: True)
     searcher.search(questions[0], k=10)
     assert len(handed) == len(questions)  # a cached vector: nothing to overlap with
-
-
-def test_mapped_and_read_stores_give_the_same_answers(seed_index, searcher, monkeypatch):
-    """A small store is read through a memory map, a big one with system calls
-    (SEARCH_STORE_MAPPED_MB): which one changes what a search costs, never its answers."""
-    assert searcher._store.connection(0).execute("PRAGMA mmap_size").fetchone()[0] > 0  # the seeds' store
-    monkeypatch.setenv("SEARCH_STORE_MAPPED_MB", "0")
-    read = Searcher.open(seed_index)
-    assert read._store.connection(0).execute("PRAGMA mmap_size").fetchone()[0] == 0
-    for question in ("How many North Korean soldiers were sent to Russia?", "Who wrote the opinion piece?"):
-        mapped_hits, read_hits = searcher.search(question, 10), read.search(question, 10)
-        assert [(h.citations[0].doc_id, h.citations[0].source, h.text, h.score, h.highlight) for h in mapped_hits] == \
-               [(h.citations[0].doc_id, h.citations[0].source, h.text, h.score, h.highlight) for h in read_hits]

@@ -217,18 +217,7 @@ def check_model(index_dir: Path, manifest: dict, model_name: str, dimension: int
 def connect(path: Path, readonly: bool = True) -> sqlite3.Connection:
     """Open the passage store; read-only unless building."""
     if readonly:
-        from search import settings
-
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        # A store up to the limit is read through a map of its (never rewritten) file, not
-        # copied into each connection's own cache: a worker opens every generation's stores
-        # afresh in each request thread, and those caches, filled and freed again every
-        # generation, left its searches slower the longer articles arrived
-        # (docs/benchmarks.md). A big archive's store stays read with system calls: mapped,
-        # every page its searches touch would count in the service's memory (PSS).
-        limit = settings.value("SEARCH_STORE_MAPPED_MB") * 2**20
-        if os.path.getsize(path) <= limit:
-            conn.execute(f"PRAGMA mmap_size = {limit}")
     else:
         conn = sqlite3.connect(path)
     conn.row_factory = sqlite3.Row
