@@ -57,6 +57,9 @@ SETTINGS = (
             "`--host`/`--port`)"),
     Setting("SEARCH_WORKERS", int, 2, "gunicorn worker processes"),
     Setting("SEARCH_THREADS", int, 4, "gunicorn threads per worker"),
+    Setting("SEARCH_WORKER_SEARCHES", int, None, "searches (`/search`, `/context`, `/stories`) a process runs at "
+            "once; the others wait their turn, since more at once only share the same cores, each slower",
+            "cores ÷ workers under gunicorn; else no limit", bounds=(0, 4096)),
     Setting("SEARCH_WRITER_THREADS", int, 1, "model threads of the service's writer process, which embeds what "
             "`PUT`/`POST /documents` send (more: a large feed embedded sooner, searches slower meanwhile)"),
     Setting("SEARCH_PUBLISH_INTERVAL_S", float, 2.0, "while the machine has no core to spare, the writer "

@@ -1,6 +1,8 @@
 """The real Flask app over the real seed index: answers, documents, health, every error."""
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -178,6 +180,50 @@ def test_model_and_index_load_once_per_process(app, seed_index):
     other = create_app({"INDEX": str(seed_index)})
     assert other.extensions["searcher"].get().embedder is embedder
     assert app.extensions["searcher"].get().embedder is embedder
+
+
+def test_searches_take_turns_on_the_process_search_thread(monkeypatch, seed_index):
+    """WORKER_SEARCHES (gunicorn sets it to cores per worker): every search runs on the
+    process's search thread, one at a time, in its request's context, answering and failing
+    as on the request's own thread."""
+    plain = create_app({"INDEX": str(seed_index)}).test_client()
+    app = create_app({"INDEX": str(seed_index), "WORKER_SEARCHES": 1})
+    searcher = app.extensions["searcher"].get()
+    running, most, threads, lock = [0], [0], set(), threading.Lock()
+
+    def search(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            threads.add(threading.current_thread().name)
+        time.sleep(0.05)  # four requests at once overlap here unless they take turns
+        try:
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    original = searcher.search
+    monkeypatch.setattr(searcher, "search", search)
+    answers = [None] * 4
+
+    def ask(n):
+        answers[n] = app.test_client().get("/search", query_string={"q": QUESTION, "k": 3},
+                                           headers={"X-Request-Id": f"turn-{n}"})
+
+    askers = [threading.Thread(target=ask, args=(n,)) for n in range(4)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join()
+    expected = plain.get("/search", query_string={"q": QUESTION, "k": 3}).get_json()["results"]
+    assert [a.get_json()["results"] for a in answers] == [expected] * 4
+    assert [a.headers["X-Request-Id"] for a in answers] == [f"turn-{n}" for n in range(4)]
+    assert most[0] == 1 and len(threads) == 1 and threads.pop().startswith("search")
+    error(app.test_client().get("/search", query_string={"q": QUESTION, "k": 0}), 400, "invalid_k")
+    assert app.test_client().get("/context", query_string={"q": QUESTION}).status_code == 200
+    with pytest.raises(ValueError, match="SEARCH_WORKER_SEARCHES must be more than 0"):
+        create_app({"INDEX": str(seed_index), "WORKER_SEARCHES": 0})
 
 
 def test_configuration_from_the_environment(monkeypatch, tmp_path):

@@ -27,6 +27,11 @@ errorlog = "-"
 # One model thread per worker: two workers on two cores, not four threads fighting for them.
 if settings.value("SEARCH_EMBED_THREADS") is None:
     os.environ["SEARCH_EMBED_THREADS"] = "1"
+# A worker's threads are for requests that wait (a PUT waits for the writer); searches are
+# CPU work, and two at once on a worker's share of the cores only take turns on them, each
+# slower, with the caches of both lost at every switch.
+if settings.value("SEARCH_WORKER_SEARCHES") is None:
+    os.environ["SEARCH_WORKER_SEARCHES"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
 # Workers hand the model's batch memory back (search/embedding/embedder.py): a PUT of a long article
 # must not leave a worker hundreds of MB larger for good.
 os.environ.setdefault("SEARCH_EMBED_ARENA", "off")
