@@ -72,6 +72,44 @@ def test_a_store_scores_given_passages_as_its_search_does(tmp_path, kind):
                                    in_memory.index.reconstruct_batch(everyone) @ query, atol=1e-5)
 
 
+def test_a_search_of_a_few_questions_runs_faiss_on_its_thread_alone():
+    # libgomp keeps OpenMP's thread count per thread: a request thread that never set it
+    # ran every search on a team of all cores, whose spinning threads cost 2.5x the CPU
+    import threading
+
+    import faiss
+
+    from search.index.vector_store import FEW_QUERIES, FaissStore
+
+    vectors = np.random.default_rng(3).standard_normal((500, 16)).astype(np.float32)
+    store = FaissStore(vector_index.build(vectors, "flat"))
+    seen = []
+
+    class Recording:  # the index, noting the thread count each search runs with
+        def __init__(self, index):
+            self.index = index
+
+        def search(self, *args, **kwargs):
+            seen.append(faiss.omp_get_max_threads())
+            return self.index.search(*args, **kwargs)
+
+    store.index = Recording(store.index)
+    found = {}
+
+    def fresh_thread():
+        found["before"] = faiss.omp_get_max_threads()
+        found["ids"] = store.search(vectors[:1], 3)[1]
+        store.search(vectors[:FEW_QUERIES + 1], 3)
+        found["after"] = faiss.omp_get_max_threads()
+
+    thread = threading.Thread(target=fresh_thread)
+    thread.start()
+    thread.join()
+    assert found["ids"][0][0] == 0
+    # one thread for one question; the many keep the team, and the thread's setting is its own again
+    assert seen == [1, found["before"]] and found["after"] == found["before"]
+
+
 def test_a_selective_filter_on_an_ivf_index_finds_what_exact_search_finds(tmp_path):
     # IVF probes a few clusters: a filter allowing 1% of the passages left most of them
     # unprobed, and the filtered search missed allowed passages exact search ranks first

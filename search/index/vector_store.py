@@ -19,6 +19,7 @@ last generation naming it is collected.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -40,6 +41,8 @@ _MILVUS_URI = re.compile(r"milvus://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):
 MILVUS_MAX_LIMIT = 16384
 # Rows per insert request: well under gRPC's 64 MB message limit at 384 floats a row.
 INSERT_BATCH = 2000
+# Searches of up to this many query vectors run on the calling thread alone (_one_thread)
+FEW_QUERIES = 16
 
 
 class VectorStore(Protocol):
@@ -107,6 +110,27 @@ def filtered_nprobe(ivf, allowed: np.ndarray) -> int:
     return int(min(ivf.nlist, np.ceil(ivf.nprobe / share)))
 
 
+@contextlib.contextmanager
+def _one_thread(alone: bool):
+    """faiss on the calling thread alone, where `alone`. A few query vectors gain nothing
+    from OpenMP, and its team's threads busy-wait after each parallel region (IndexIDMap's
+    id translation is one, on every segment a search asks). libgomp keeps the thread count
+    per calling thread, so the setting made where a searcher opens did not reach the
+    threads that search: under steady ingestion, a dozen segments made a served search
+    cost 2.5 times its CPU. Many query vectors (an update's duplicate search) keep the team."""
+    if not alone:
+        yield
+        return
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 class FaissStore:
     """A faiss index: flat (exact) or IVF-SQ8, built by search/index/vector_index.py."""
 
@@ -148,14 +172,15 @@ class FaissStore:
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if allowed is None:
-            return self.index.search(vectors, k)
-        # a bitmap of the allowed ids: the index skips the rest while it scans
-        selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
-        ivf = faiss.try_extract_index_ivf(self.index)
-        params = (faiss.SearchParametersIVF(sel=selector, nprobe=filtered_nprobe(ivf, allowed)) if ivf is not None
-                  else faiss.SearchParameters(sel=selector))
-        return self.index.search(vectors, k, params=params)
+        with _one_thread(len(vectors) <= FEW_QUERIES):
+            if allowed is None:
+                return self.index.search(vectors, k)
+            # a bitmap of the allowed ids: the index skips the rest while it scans
+            selector = faiss.IDSelectorBitmap(np.packbits(allowed, bitorder="little"))
+            ivf = faiss.try_extract_index_ivf(self.index)
+            params = (faiss.SearchParametersIVF(sel=selector, nprobe=filtered_nprobe(ivf, allowed))
+                      if ivf is not None else faiss.SearchParameters(sel=selector))
+            return self.index.search(vectors, k, params=params)
 
     def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The query's inner product with the stored vectors of `ids` (IVF-SQ8: of their
