@@ -156,9 +156,9 @@ def _register_routes(app: Flask, live: LiveSearcher) -> None:
 def _one_of(limit: int | None):
     """A decorator that runs the views it wraps on this process's `limit` search threads
     (None: on the request's own thread). A request thread waits, asleep, for its turn; the
-    searches keep the same few threads, whose memory and caches stay warm: handed from one
-    request thread to the next, each of them kept its own malloc arena and SQLite pages,
-    and a search at a million passages cost a fifth more CPU."""
+    searches keep the same few threads, whose memory stays warm: handed round the request
+    threads, each search found a cold malloc arena (glibc keeps one a thread), and at a
+    million passages cost a fifth more CPU (docs/benchmarks.md)."""
     if not limit:
         return lambda view: view
     runner = ThreadPoolExecutor(limit, thread_name_prefix="search")
