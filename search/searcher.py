@@ -83,7 +83,9 @@ class Searcher:
         known = previous._count if reuse else self._store.carried if remote and previous is not None else 0
         # A search is one or a few query vectors: faiss's OpenMP threads and numpy's BLAS
         # threads gain nothing on such small products, and they busy-wait after each call,
-        # starving the query encoding that runs next (several times slower).
+        # starving the query encoding that runs next (several times slower). BLAS's count is
+        # the process's; faiss's is this thread's only (libgomp keeps it per thread), and
+        # every search sets its own (vector_store._one_thread).
         faiss.omp_set_num_threads(1)
         threadpoolctl.threadpool_limits(1, user_api="blas")
         # a query's vector depends on the model alone: the next generation's searcher keeps

@@ -28,8 +28,9 @@ errorlog = "-"
 if settings.value("SEARCH_EMBED_THREADS") is None:
     os.environ["SEARCH_EMBED_THREADS"] = "1"
 # A worker's threads are for requests that wait (a PUT waits for the writer); searches are
-# CPU work, and two at once on a worker's share of the cores only take turns on them, each
-# slower, with the caches of both lost at every switch.
+# CPU work, run in turn on the worker's own search threads, one for each core it has
+# (search/service/app.py: a search handed to whichever request thread is free found that
+# thread's malloc arena cold).
 if settings.value("SEARCH_WORKER_SEARCHES") is None:
     os.environ["SEARCH_WORKER_SEARCHES"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
 # Workers hand the model's batch memory back (search/embedding/embedder.py): a PUT of a long article
