@@ -37,6 +37,15 @@ from search.retrieval.stories import per_story, timeline
 _LATEST: dict[str, weakref.ref] = {}
 
 
+@functools.lru_cache(maxsize=None)
+def _limit_blas_threads() -> None:
+    """BLAS on one thread, once a process (the count is the process's): threadpoolctl
+    inspects every loaded library each call, a twentieth of a served reload's CPU."""
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(1, user_api="blas")
+
+
 class Searcher:
     """Semantic search over an index built by `python -m indexer build`: a directory, or
     collections in Milvus (search/index/milvus_index.py)."""
@@ -58,7 +67,6 @@ class Searcher:
     def __init__(self, index_dir: Path, manifest: dict, embedder: Embedder, mode: str = "hybrid",
                  previous: "Searcher | None" = None):
         import faiss
-        import threadpoolctl
 
         self.index_dir = Path(index_dir)  # the generation's own directory
         self.root = self.index_dir  # the index directory callers named (Searcher.open sets it)
@@ -87,7 +95,7 @@ class Searcher:
         # the process's; faiss's is this thread's only (libgomp keeps it per thread), and
         # every search sets its own (vector_store._one_thread).
         faiss.omp_set_num_threads(1)
-        threadpoolctl.threadpool_limits(1, user_api="blas")
+        _limit_blas_threads()
         # a query's vector depends on the model alone: the next generation's searcher keeps
         # the cache (and its lock: both answer requests while the swap happens)
         if previous is not None and previous.embedder is embedder:
@@ -124,11 +132,13 @@ class Searcher:
         # manifest names (search/index/vector_store.py)
         layout = self._layout
         self._vectors = segments.open_vectors(layout, manifest, self.index_dir, settings.value("SEARCH_NPROBE"),
-                                              base=previous._base_vectors if previous else None)
+                                              base=previous._base_vectors if previous else None,
+                                              previous=previous._vectors if previous else None)
         self._base_vectors = self._vectors._parts[0] if isinstance(self._vectors, segments.SegmentedVectors) \
             else self._vectors
         # read where a query asks (pread): only its candidate passages' sentences
-        self._sentence_vectors = segments.open_sentences(layout, self.index_dir)
+        self._sentence_vectors = segments.open_sentences(layout, self.index_dir,
+                                                         previous._sentence_vectors if previous else None)
         self._store = SegmentedStore(layout, self.index_dir)  # one read-only connection per thread and part
         self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL,
                                                       previous._passage_lexical if previous else None)

@@ -135,6 +135,16 @@ def test_corrupted_index_is_refused(index_copy):
         Searcher.open(index_copy)
 
 
+def test_an_index_missing_a_file_is_refused_by_name(index_copy):
+    generation = current(index_copy)
+    (generation / "sentence_scales.npy").unlink()
+    with pytest.raises(IndexCorrupt, match="is missing sentence_scales.npy"):
+        Searcher.open(index_copy)
+    (generation / "sentence_scales.npy").mkdir()  # a directory where the file was
+    with pytest.raises(IndexCorrupt, match="is missing sentence_scales.npy"):
+        Searcher.open(index_copy)
+
+
 def _as_format_3(index_dir):
     """Rewrite an index's manifest the way format 3 wrote it: bare SHA-256 checksums."""
     generation = current(index_dir)

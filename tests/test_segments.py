@@ -341,3 +341,39 @@ def test_the_next_generation_scores_bm25_from_the_postings_read_before_as_a_fres
             np.testing.assert_array_equal(scores, expected)  # exactly, not approximately
         assert [(h.citations[0].doc_id, h.score) for h in reused.search(question, 5, "lexical")] == \
             [(h.citations[0].doc_id, h.score) for h in fresh.search(question, 5, "lexical")]
+
+
+def test_the_next_generation_carries_the_segments_it_held_and_reads_only_the_new_one(tmp_path, embedder,
+                                                                                     monkeypatch):
+    """Under steady ingestion a worker opens a generation every few seconds: the updates'
+    segments it holds in memory and their sentence rows are carried, only the new
+    segment's files are read, and it answers as a fresh process does."""
+    from pathlib import Path
+
+    import faiss
+    import numpy as np
+
+    import search.searcher as searchers
+    from search.index import vector_store
+
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "001"))], index)
+    update(index, [_seeds(tmp_path / "a", ("002",))])
+    first = Searcher.open(index)
+    update(index, [_seeds(tmp_path / "b", ("003",))])
+    read = []
+    real = vector_store.FaissStore.read
+    monkeypatch.setattr(vector_store.FaissStore, "read",
+                        lambda directory, nprobe=None: read.append(Path(directory).name) or real(directory, nprobe))
+    carried = Searcher.open(index)
+    assert carried._extends(first) and read == ["s000002"]  # not the base, not s000001 again
+    assert carried._sentence_vectors._parts[:2] == first._sentence_vectors._parts  # the same objects
+    searchers._LATEST.clear()
+    fresh = Searcher.open(index)
+    ours, theirs = carried._vectors.in_memory[1], fresh._vectors.in_memory[1]
+    np.testing.assert_array_equal(faiss.vector_to_array(ours.id_map), faiss.vector_to_array(theirs.id_map))
+    np.testing.assert_array_equal(faiss.downcast_index(ours.index).reconstruct_n(0, ours.ntotal),
+                                  faiss.downcast_index(theirs.index).reconstruct_n(0, theirs.ntotal))
+    for question in QUESTIONS:
+        assert [(h.citations[0].doc_id, h.text, h.score) for h in carried.search(question, 5)] == \
+            [(h.citations[0].doc_id, h.text, h.score) for h in fresh.search(question, 5)]

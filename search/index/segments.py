@@ -139,6 +139,7 @@ class SegmentedVectors:
                             for s in layout.segments]
         self._count = int(self._live.sum())
         self.index = getattr(parts[0], "index", None)  # the base's faiss index, for what asks of its kind
+        self.in_memory = None  # (segments, faiss index) of the segments held as one flat index
 
     def search(self, vectors, k, allowed=None):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -201,6 +202,7 @@ class SegmentedSentences:
 
     def __init__(self, parts: list, layout: Layout):
         self._parts = parts
+        self.segments = layout.segments
         self._starts = np.array([s.sentences[0] for s in layout.segments], dtype=np.int64)
         self._capacity = layout.sentence_capacity
 
@@ -462,9 +464,11 @@ def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool
     return folded, written
 
 
-def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | None = None, base=None):
+def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | None = None, base=None,
+                 previous=None):
     """The generation's vector store; `base`: its base's store already open (the previous
-    generation's, whose base files these are)."""
+    generation's, whose base files these are); `previous`: that generation's vector store,
+    whose in-memory segments this one carries rather than reading them again."""
     from search.index import vector_store
 
     base = base or vector_store.open_store(manifest, directory, nprobe)
@@ -476,26 +480,49 @@ def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | 
     deltas = layout.segments[1:]
     if deltas and sum(s.passages[1] - s.passages[0] for s in deltas) <= IN_MEMORY_DELTAS:
         # one flat index in memory for the updates' small segments: one search, not one each
-        import faiss
-
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(base.index.d))
-        for segment in deltas:
-            ids = np.arange(*segment.passages, dtype=np.int64)
-            index.add_with_ids(vector_store.FaissStore.read(segment.path(directory)).vectors(ids), ids)
+        index = _deltas_in_memory(deltas, directory, base.index.d, getattr(previous, "in_memory", None))
         together = Segment("", (deltas[0].passages[0], deltas[-1].passages[1]), (0, 0), (0, 0))
-        return SegmentedVectors([base, vector_store.FaissStore(index)],
-                                Layout((layout.segments[0], together), layout.deleted, layout.deleted_documents))
+        opened = SegmentedVectors([base, vector_store.FaissStore(index)],
+                                  Layout((layout.segments[0], together), layout.deleted, layout.deleted_documents))
+        opened.in_memory = deltas, index
+        return opened
     parts = [base] + [vector_store.FaissStore.read(segment.path(directory), nprobe) for segment in deltas]
     return SegmentedVectors(parts, layout)
 
 
-def open_sentences(layout: Layout, directory: Path):
+def _deltas_in_memory(deltas: tuple[Segment, ...], directory: Path, dimension: int, carried=None):
+    """A flat index of the segments' vectors. `carried`: (segments, index) of the previous
+    generation's: when they lead these, their vectors are copied from it and only the new
+    segments' files read (a generation under steady ingestion adds one segment to a dozen)."""
+    import faiss
+
+    from search.index import vector_store
+
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    start = 0
+    if carried is not None and tuple(deltas[:len(carried[0])]) == tuple(carried[0]):
+        held = carried[1]
+        if held.ntotal:
+            index.add_with_ids(faiss.downcast_index(held.index).reconstruct_n(0, held.ntotal),
+                               faiss.vector_to_array(held.id_map))
+        start = len(carried[0])
+    for segment in deltas[start:]:
+        ids = np.arange(*segment.passages, dtype=np.int64)
+        index.add_with_ids(vector_store.FaissStore.read(segment.path(directory)).vectors(ids), ids)
+    return index
+
+
+def open_sentences(layout: Layout, directory: Path, previous=None):
+    """`previous`: the previous generation's sentence vectors, whose segments (the same
+    files, hard-linked, held open) this one shares."""
     from search.index.sentence_vectors import SentenceVectors
 
-    base = SentenceVectors.open(directory)
+    known = dict(zip(previous.segments, previous._parts)) if isinstance(previous, SegmentedSentences) else {}
+    base = known.get(layout.segments[0]) or SentenceVectors.open(directory)
     if base is None or layout.simple:
         return base
-    parts = [base] + [SentenceVectors.open(segment.path(directory)) for segment in layout.segments[1:]]
+    parts = [base] + [known.get(segment) or SentenceVectors.open(segment.path(directory))
+                      for segment in layout.segments[1:]]
     return SegmentedSentences(parts, layout)
 
 
