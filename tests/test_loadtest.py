@@ -43,3 +43,25 @@ def test_cpu_is_read_per_process_and_the_writer_told_apart_by_its_command():
     assert abs(used["workers_cores"] - workers / seconds) < 0.01
     assert abs(used["writer_cores"] - writer / seconds) < 0.01
     assert used["workers_ms_per_search"] == round(workers / 100 * 1000, 3)
+
+
+def test_visibility_searches_find_indexed_articles_and_only_them(seed_index):
+    # the baseline sends the same visibility searches as the ingesting phase, for articles
+    # the index holds: each must be found by three searches in a row; one it lacks, never
+    import time
+
+    from tools.bench import question_texts
+    from tools.loadtest import _indexed_articles, _Probes
+    from tools.served import gunicorn
+
+    with gunicorn(seed_index, {"SEARCH_WORKERS": "1"}) as (port, _):
+        articles = _indexed_articles(port, question_texts()[:3])
+        assert len(articles) >= 2 and all(doc_id[:3].isdigit() and question for doc_id, question in articles)
+        probes = _Probes(port, articles, rate=36_000)  # one article every 0.1 s
+        probes.go(0.25)
+        assert len(probes.visible) == 3 and probes.sent == 9 and probes.not_visible == 0
+        missing = _Probes(port)
+        missing.WITHIN_S = 0.4
+        missing.start("no-such-article", articles[0][1], time.monotonic())
+        missing.join()
+        assert missing.visible == [] and missing.not_visible == 1 and missing.sent >= 3

@@ -19,9 +19,13 @@ switch), and every replica must end on the last generation having failed no requ
 With --ingest-per-hour the run measures continuous ingestion instead: the same search load
 twice, first alone (`baseline_p99_ms`), then while real articles are PUT one at a time at
 that rate (`p99_ms`), and after each PUT's reply how long until searches find the article
-(`visible_max_s`: three searches in a row on new connections, any worker). Each phase's
-`cpu` says where the machine's CPU went: the workers' (and their CPU per search), the
-writer process's and the load generator's.
+(`visible_max_s`: three searches in a row on new connections, any worker). Those
+visibility searches are load of their own, beside the clients': each asks a question
+never asked before (a model run on the worker's one search thread). So that the ratio
+measures ingestion and not them, the baseline sends the same searches at the same rate
+for articles already indexed (`probes`, `baseline_probes`). Each phase's `cpu` says where
+the machine's CPU went: the workers' (and their CPU per search), the writer process's
+and the load generator's.
 """
 
 from __future__ import annotations
@@ -262,12 +266,18 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
         env = {"SEARCH_API_KEY": key, "SEARCH_WORKERS": str(workers), "SEARCH_THREADS": str(threads)}
         with open(Path(scratch) / "server.log", "w+") as log, gunicorn(copy, env, log=log) as (port, server):
             _Run(port, paths, warmup, clients, seconds).go()
-            print(f"baseline: {seconds:.0f} s of searches from {clients} clients", file=sys.stderr)
+            indexed = _indexed_articles(port, question_texts())
+            print(f"baseline: {seconds:.0f} s of searches from {clients} clients, and the visibility searches for "
+                  f"{len(indexed)} articles already indexed at {rate:g} an hour", file=sys.stderr)
             baseline = _Run(port, paths, 10**9, clients, seconds)
+            alike = _Probes(port, indexed, rate)
             cpu = _CpuUse(server.pid)
             marks = [cpu.read()]
+            prober = threading.Thread(target=alike.go, args=(seconds,))
+            prober.start()
             baseline.go()
             marks.append(cpu.read())
+            prober.join()
             print(f"the same with {rate:g} articles an hour PUT one at a time", file=sys.stderr)
             ingest = _Ingest(port, key, _articles(corpus), rate)
             loaded = _Run(port, paths, 10**9, clients, seconds)
@@ -286,6 +296,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
     return {"requests": loaded.done, "failed": loaded.failed, "failures": loaded.failures[:10],
             "p99_ms": p99(loaded), "baseline_p99_ms": p99(baseline), "baseline_requests": baseline.done,
             "baseline_failed": baseline.failed, "p99_ratio": round(p99(loaded) / p99(baseline), 3),
+            "probes": ingest.probes.sent, "baseline_probes": alike.sent,
             "ingested": ingest.ingested, "put_failed": ingest.failed, "put_failures": ingest.failures[:10],
             "ingested_per_hour": round(ingest.ingested / max(ingest.dispatch_s, 1e-9) * 3600),
             "put_p50_ms": round(float(np.percentile(ingest.put_ms or [0], 50)), 1),
@@ -337,19 +348,103 @@ def _articles(corpus: Path):
                 yield f"ingest-{n}-{doc['_id']}", {"title": doc.get("title") or None, "text": doc["text"]}
 
 
-class _Ingest:
-    VISIBLE_WITHIN_S = 60.0  # a PUT not found by then counts as not visible
-    PROBES = 3  # consecutive searches, each on a new connection (any worker), that must find it
+def _indexed_articles(port: int, questions: list[str]) -> list[tuple[str, str]]:
+    """(doc_id, a question asking for it) of articles the served index holds: those the
+    questions find, each asked for by its title (else its passage's opening), as a
+    visibility search asks for an article just added."""
+    found: dict[str, str] = {}
+    for question in questions:
+        status, body = get(port, f"/search?k=10&q={quote(question)}")
+        if status != 200:
+            raise RuntimeError(f"a search of the served index failed: {status} {body[:200]!r}")
+        for hit in json.loads(body)["results"]:
+            for citation in hit["citations"]:
+                found.setdefault(citation["doc_id"], (citation["title"] or hit["text"])[:200])
+    if not found:
+        raise RuntimeError("the questions find no article in the served index to send visibility searches for")
+    return list(found.items())
 
+
+class _Probes:
+    """The visibility searches: for an article, searches filtered to its id and asking its
+    title, each on a new connection (any worker), every 50 ms until PROBES in a row find
+    it. Started for articles just PUT (`visible`: seconds from the reply to the first of
+    those), and in the baseline for articles already indexed, at the same rate."""
+
+    WITHIN_S = 60.0  # an article not found by then counts as not visible
+    PROBES = 3
+    EVERY_S = 0.05
+
+    def __init__(self, port: int, articles: list[tuple[str, str]] | None = None, rate: float = 0.0):
+        self.port, self.articles = port, articles or []
+        self.interval = 3600.0 / rate if rate else 0.0
+        self.sent = self.not_visible = 0
+        self.visible: list[float] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def go(self, seconds: float) -> None:
+        """For the baseline: start probing `articles` in turn, one every `interval`."""
+        started = time.monotonic()
+        for n in range(int(seconds / self.interval) + 1):
+            due = started + n * self.interval
+            if due > started + seconds:
+                break
+            time.sleep(max(0.0, due - time.monotonic()))
+            doc_id, question = self.articles[n % len(self.articles)]
+            self.start(doc_id, question, time.monotonic())
+        self.join()
+
+    def start(self, doc_id: str, question: str, since: float) -> None:
+        thread = threading.Thread(target=self._until_found, args=(doc_id, question, since))
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def join(self) -> None:
+        for thread in list(self._threads):
+            thread.join()
+
+    def _until_found(self, doc_id: str, question: str, since: float) -> None:
+        path = f"/search?k=1&doc_id={quote(doc_id, safe='')}&q={quote(question)}"
+        found = 0
+        while time.monotonic() - since < self.WITHIN_S:
+            try:
+                with self._lock:
+                    self.sent += 1
+                status, answer = get(self.port, path)
+                hit = status == 200 and json.loads(answer)["results"]
+            except (OSError, http.client.HTTPException, ValueError):
+                hit = False
+            found = found + 1 if hit else 0
+            if found == 1:
+                first = time.monotonic()
+            if found == self.PROBES:
+                with self._lock:
+                    self.visible.append(first - since)
+                return
+            time.sleep(self.EVERY_S)
+        with self._lock:
+            self.not_visible += 1
+
+
+class _Ingest:
     def __init__(self, port: int, key: str, articles, rate: float):
         self.port, self.key, self.articles, self.interval = port, key, articles, 3600.0 / rate
-        self.ingested = self.failed = self.not_visible = 0
+        self.ingested = self.failed = 0
         self.failures: list[str] = []
         self.put_ms: list[float] = []
-        self.visible: list[float] = []
-        self._probes: list[threading.Thread] = []
+        self.probes = _Probes(port)
         self._lock = threading.Lock()
         self.dispatch_s = 0.0
+
+    @property
+    def visible(self) -> list[float]:
+        return self.probes.visible
+
+    @property
+    def not_visible(self) -> int:
+        return self.probes.not_visible
 
     def go(self, seconds: float) -> None:
         """PUT an article every `interval` seconds for `seconds`, each when it is due, as a
@@ -367,8 +462,7 @@ class _Ingest:
         self.dispatch_s = time.monotonic() - started
         for thread in puts:
             thread.join()
-        for probe in self._probes:
-            probe.join()
+        self.probes.join()
 
     def _put(self, doc_id: str, body: dict) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
@@ -393,29 +487,7 @@ class _Ingest:
                 self.failures.append(f"{doc_id}: {response.status} {answer[:200]!r}")
                 return
             self.ingested += 1
-            probe = threading.Thread(target=self._until_found, args=(doc_id, body, replied))
-            self._probes.append(probe)
-        probe.start()
-
-    def _until_found(self, doc_id: str, body: dict, replied: float) -> None:
-        path = f"/search?k=1&doc_id={quote(doc_id, safe='')}&q={quote((body['title'] or body['text'])[:200])}"
-        found = 0
-        while time.monotonic() - replied < self.VISIBLE_WITHIN_S:
-            try:
-                status, answer = get(self.port, path)
-                hit = status == 200 and json.loads(answer)["results"]
-            except (OSError, http.client.HTTPException, ValueError):
-                hit = False
-            found = found + 1 if hit else 0
-            if found == 1:
-                first = time.monotonic()
-            if found == self.PROBES:
-                with self._lock:
-                    self.visible.append(first - replied)
-                return
-            time.sleep(0.05)
-        with self._lock:
-            self.not_visible += 1
+        self.probes.start(doc_id, (body["title"] or body["text"])[:200], replied)
 
 
 def _health(port: int) -> dict:
@@ -466,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result['requests']} requests in {args.seconds:.0f} s while {result['ingested']} articles were "
                   f"PUT ({result['put_failed']} failed): {result['failed']} failed; p99 {result['p99_ms']} ms against "
                   f"{result['baseline_p99_ms']} ms without ({result['p99_ratio']}x); found by a search at most "
-                  f"{result['visible_max_s']} s after the PUT's reply (median {result['visible_p50_s']} s)")
+                  f"{result['visible_max_s']} s after the PUT's reply (median {result['visible_p50_s']} s); "
+                  f"{result['probes']} visibility searches, {result['baseline_probes']} in the baseline")
             for phase, use in result["cpu"].items():
                 print(f"  {phase}: workers {use['workers_cores']} cores ({use['workers_ms_per_search']} ms a search), "
                       f"writer {use['writer_cores']}, load generator {use['load_generator_cores']}")
