@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import secrets
 import shutil
@@ -292,7 +293,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             tracebacks = text.count("Traceback")
             first_traceback = text[text.index("Traceback"):][:3000] if tracebacks else None
     p99 = lambda run: round(float(np.percentile(run.times, 99)), 2)  # noqa: E731
-    visible = np.array(ingest.visible) if ingest.visible else np.zeros(1)
+    visible = np.array(ingest.probes.visible) if ingest.probes.visible else np.zeros(1)
     return {"requests": loaded.done, "failed": loaded.failed, "failures": loaded.failures[:10],
             "p99_ms": p99(loaded), "baseline_p99_ms": p99(baseline), "baseline_requests": baseline.done,
             "baseline_failed": baseline.failed, "p99_ratio": round(p99(loaded) / p99(baseline), 3),
@@ -302,7 +303,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             "put_p50_ms": round(float(np.percentile(ingest.put_ms or [0], 50)), 1),
             "put_p99_ms": round(float(np.percentile(ingest.put_ms or [0], 99)), 1),
             "visible_max_s": round(float(visible.max()), 3), "visible_p50_s": round(float(np.median(visible)), 3),
-            "not_visible": ingest.not_visible, "ingest_per_hour": rate, "seconds": seconds, "clients": clients,
+            "not_visible": ingest.probes.not_visible, "ingest_per_hour": rate, "seconds": seconds, "clients": clients,
             "generation_after": health["generation"], "documents_after": health["documents"],
             "tracebacks": tracebacks, "first_traceback": first_traceback,
             "cpu": {"baseline": _cpu_between(marks[0], marks[1], baseline),
@@ -365,6 +366,17 @@ def _indexed_articles(port: int, questions: list[str]) -> list[tuple[str, str]]:
     return list(found.items())
 
 
+def _when_due(items, interval: float, seconds: float):
+    """`items`, each at its time: one every `interval` seconds from now, for `seconds`."""
+    started = time.monotonic()
+    for n, item in enumerate(items):
+        due = started + n * interval
+        if due > started + seconds:
+            return
+        time.sleep(max(0.0, due - time.monotonic()))
+        yield item
+
+
 class _Probes:
     """The visibility searches: for an article, searches filtered to its id and asking its
     title, each on a new connection (any worker), every 50 ms until PROBES in a row find
@@ -385,13 +397,7 @@ class _Probes:
 
     def go(self, seconds: float) -> None:
         """For the baseline: start probing `articles` in turn, one every `interval`."""
-        started = time.monotonic()
-        for n in range(int(seconds / self.interval) + 1):
-            due = started + n * self.interval
-            if due > started + seconds:
-                break
-            time.sleep(max(0.0, due - time.monotonic()))
-            doc_id, question = self.articles[n % len(self.articles)]
+        for doc_id, question in _when_due(itertools.cycle(self.articles), self.interval, seconds):
             self.start(doc_id, question, time.monotonic())
         self.join()
 
@@ -438,25 +444,13 @@ class _Ingest:
         self._lock = threading.Lock()
         self.dispatch_s = 0.0
 
-    @property
-    def visible(self) -> list[float]:
-        return self.probes.visible
-
-    @property
-    def not_visible(self) -> int:
-        return self.probes.not_visible
-
     def go(self, seconds: float) -> None:
         """PUT an article every `interval` seconds for `seconds`, each when it is due, as a
         feed's articles arrive: not after the previous one's reply (a slow write must not
         lower the rate; writes that meet in the service are applied together)."""
         started = time.monotonic()
         puts = []
-        for n, (doc_id, body) in enumerate(self.articles):
-            due = started + n * self.interval
-            if due > started + seconds:
-                break
-            time.sleep(max(0.0, due - time.monotonic()))
+        for doc_id, body in _when_due(self.articles, self.interval, seconds):
             puts.append(threading.Thread(target=self._put, args=(doc_id, body)))
             puts[-1].start()
         self.dispatch_s = time.monotonic() - started

@@ -500,7 +500,7 @@ def _deltas_in_memory(deltas: tuple[Segment, ...], directory: Path, dimension: i
 
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
     start = 0
-    if carried is not None and tuple(deltas[:len(carried[0])]) == tuple(carried[0]):
+    if carried is not None and deltas[:len(carried[0])] == carried[0]:
         held = carried[1]
         if held.ntotal:
             index.add_with_ids(faiss.downcast_index(held.index).reconstruct_n(0, held.ntotal),
@@ -518,12 +518,14 @@ def open_sentences(layout: Layout, directory: Path, previous=None):
     from search.index.sentence_vectors import SentenceVectors
 
     known = dict(zip(previous.segments, previous._parts)) if isinstance(previous, SegmentedSentences) else {}
-    base = known.get(layout.segments[0]) or SentenceVectors.open(directory)
+
+    def part(segment: Segment):
+        return known[segment] if segment in known else SentenceVectors.open(segment.path(directory))
+
+    base = part(layout.segments[0])
     if base is None or layout.simple:
         return base
-    parts = [base] + [known.get(segment) or SentenceVectors.open(segment.path(directory))
-                      for segment in layout.segments[1:]]
-    return SegmentedSentences(parts, layout)
+    return SegmentedSentences([base] + [part(segment) for segment in layout.segments[1:]], layout)
 
 
 def open_lexical(layout: Layout, directory: Path, part: str, previous=None):

@@ -108,7 +108,7 @@ def _blocks(f, size: int = 8 << 20):
         yield view[:n]
 
 
-def file_checksum(path: Path, like: str | None = None) -> str:
+def file_checksum(path: str | Path, like: str | None = None) -> str:
     """The file's checksum, with the hash `like` (a recorded checksum) names; default: xxh3."""
     prefix, digest = _hasher(like)
     with open(path, "rb") as f:
@@ -198,7 +198,7 @@ def verify_checksums(index_dir: Path, manifest: dict) -> None:
         key = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
         if _VERIFIED.get(key) == expected:
             continue
-        if file_checksum(Path(path), like=expected) != expected:
+        if file_checksum(path, like=expected) != expected:
             raise IndexCorrupt(f"index at {index_dir} is corrupt ({name} fails its checksum): "
                                f"{build_hint(index_dir)} to rebuild it")
         _VERIFIED[key] = expected
