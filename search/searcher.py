@@ -139,7 +139,8 @@ class Searcher:
         # read where a query asks (pread): only its candidate passages' sentences
         self._sentence_vectors = segments.open_sentences(layout, self.index_dir,
                                                          previous._sentence_vectors if previous else None)
-        self._store = SegmentedStore(layout, self.index_dir)  # one read-only connection per thread and part
+        # one read-only connection per thread and file, the carried segments' kept
+        self._store = SegmentedStore(layout, self.index_dir, previous._store.connections if previous else None)
         self._passage_lexical = segments.open_lexical(layout, self.index_dir, store.PASSAGE_LEXICAL,
                                                       previous._passage_lexical if previous else None)
         self._document_lexical = segments.open_lexical(layout, self.index_dir, store.DOCUMENT_LEXICAL,

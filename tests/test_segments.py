@@ -377,3 +377,41 @@ def test_the_next_generation_carries_the_segments_it_held_and_reads_only_the_new
     for question in QUESTIONS:
         assert [(h.citations[0].doc_id, h.text, h.score) for h in carried.search(question, 5)] == \
             [(h.citations[0].doc_id, h.text, h.score) for h in fresh.search(question, 5)]
+
+
+def test_a_reload_keeps_the_carried_segments_connections_and_closes_them_with_the_last_reader(tmp_path, embedder,
+                                                                                            monkeypatch):
+    """A worker reloading every few seconds opens a connection only to the new segment's
+    store; a file's connections close as soon as no searcher reads it (not whenever the
+    cyclic collector gets to them)."""
+    import gc
+    import sqlite3
+
+    from search.index import store as stores
+
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "001"))], index)
+    update(index, [_seeds(tmp_path / "a", ("002",))])
+    first = Searcher.open(index)
+    held = [first._store.connection(p) for p in range(len(first._store.parts))]
+    update(index, [_seeds(tmp_path / "b", ("003",))])
+    opened = []
+    real = stores.connect
+    monkeypatch.setattr(stores, "connect", lambda path, readonly=True: opened.append(path.parent.name) or
+                        real(path, readonly))
+    second = Searcher.open(index)
+    now = [second._store.connection(p) for p in range(len(second._store.parts))]
+    assert len(held) == 2 and now[:2] == held and opened == ["s000002"]
+    del first
+    gc.collect()
+    assert held[0].execute("SELECT count(*) FROM passages").fetchone()[0] > 0  # the second reads it still
+    gone = next(d for d in second._store.live_doc_ids() if d.startswith("002"))
+    update(index, [], remove=[gone], merge=True)  # one new base: nothing carried
+    third = Searcher.open(index)
+    assert [h.citations[0].doc_id for h in third.search("Who wrote the opinion piece?", 3)]
+    del second
+    gc.collect()
+    for conn in now:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+    assert third._store.connection(0) not in now

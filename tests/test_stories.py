@@ -132,7 +132,9 @@ def _state(index):
     manifest = store.read_manifest(directory)
     held = SegmentedStore(segments.Layout.of(manifest, directory), directory)
     parts = [held.connection(p) for p in range(len(held.parts))]
-    return StoredStories(parts, manifest.get("next_story", 0)), parts
+    state = StoredStories(parts, manifest.get("next_story", 0))
+    state.held = held  # (a store's connections close when it goes)
+    return state, parts
 
 
 def test_a_deleted_or_replaced_article_leaves_its_stories_centroid(tmp_path, embedder, monkeypatch):

@@ -17,8 +17,10 @@ one store: they are read as a single part (`Layout.own_stores` false).
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -36,8 +38,73 @@ class Part:
     documents: tuple[int, int]  # [first, end) document rows (rowid - 1)
 
 
+class Connections:
+    """Read-only connections to store files, one per thread and file, shared by the
+    stores of one index's successive generations in a process.
+
+    A generation carries most of its segments' files from the one before (hard links: the
+    same inodes), so a reload opens only the new segment's file, and a file's connections
+    are closed when the last store reading it is freed. Python's sqlite3 connection sits
+    in a reference cycle with its statement cache: left to the cyclic collector, a
+    serving worker's old connections were torn down in bursts, each holding it tens of ms
+    while articles arrived (docs/benchmarks.md).
+    """
+
+    def __init__(self):
+        self._open: dict[tuple[int, tuple], sqlite3.Connection] = {}  # (thread, file) -> connection
+        self._users: dict[tuple, int] = {}  # file -> stores reading it
+        self._lock = threading.Lock()  # inserts and removals (reads take none)
+
+    def get(self, file: tuple, path: Path) -> sqlite3.Connection:
+        key = (threading.get_ident(), file)
+        conn = self._open.get(key)
+        if conn is None:
+            conn = store.connect(path)
+            with self._lock:
+                self._open[key] = conn
+        return conn
+
+    def hold(self, files: list[tuple]) -> None:
+        with self._lock:
+            for file in files:
+                self._users[file] = self._users.get(file, 0) + 1
+
+    def release(self, files: list[tuple]) -> None:
+        """A store reading `files` is gone: close the connections no store needs now."""
+        with self._lock:
+            unused = set()
+            for file in files:
+                self._users[file] -= 1
+                if not self._users[file]:
+                    del self._users[file]
+                    unused.add(file)
+            closing = [key for key in self._open if key[1] in unused]
+            closed = [self._open.pop(key) for key in closing]
+        for conn in closed:
+            conn.close()
+
+    def close_own(self, files: list[tuple]) -> None:
+        """This thread's connections to `files`."""
+        ident = threading.get_ident()
+        with self._lock:
+            closed = [self._open.pop((ident, file)) for file in files if (ident, file) in self._open]
+        for conn in closed:
+            conn.close()
+
+
+def _file_key(path: Path) -> tuple:
+    """A store file's identity across the generations that link it."""
+    try:
+        status = os.stat(path)
+    except OSError:  # (not there: connecting says so, by name)
+        return ("path", str(path))
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
 class SegmentedStore:
-    def __init__(self, layout, directory: Path):
+    def __init__(self, layout, directory: Path, connections: Connections | None = None):
+        """`connections`: the previous generation's store's (`Searcher` carries them), so
+        that the segments both hold keep their connections."""
         directory = Path(directory)
         if layout.own_stores:
             self.parts = [Part(s.name, s.path(directory) / store.STORE, s.passages, s.documents)
@@ -48,23 +115,19 @@ class SegmentedStore:
         self._starts = np.array([p.passages[0] for p in self.parts], dtype=np.int64)
         self.live = layout.live()
         self.live_documents = layout.live_documents()
-        self._local = threading.local()  # one read-only connection per thread and part
+        self.connections = connections or Connections()
+        self._files = [_file_key(p.path) for p in self.parts]
+        self.connections.hold(self._files)
+        weakref.finalize(self, self.connections.release, self._files)
         self._authors: list[str | None] = [None] * len(self.parts)
 
     def connection(self, part: int) -> sqlite3.Connection:
-        conns = getattr(self._local, "conns", None)
-        if conns is None:
-            conns = self._local.conns = [None] * len(self.parts)
-        if conns[part] is None:
-            conns[part] = store.connect(self.parts[part].path)
-        return conns[part]
+        """This thread's read-only connection to `part`'s store."""
+        return self.connections.get(self._files[part], self.parts[part].path)
 
     def close(self) -> None:
-        """This thread's connections (the others close with their threads)."""
-        for conn in getattr(self._local, "conns", None) or ():
-            if conn is not None:
-                conn.close()
-        self._local.conns = None
+        """This thread's connections (the others close when the last store using them goes)."""
+        self.connections.close_own(self._files)
 
     def author(self, part: int) -> str:
         """The SQL for a document's author in `part` (stores older than authors lack it)."""

@@ -28,6 +28,8 @@ import mmap
 import os
 import sqlite3
 import stat
+from collections import OrderedDict
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -178,8 +180,10 @@ def read_manifest(index_dir: Path) -> dict:
 
 # Files this process has verified: (device, inode, size, mtime) -> checksum. A generation
 # shares its carried segments with the previous one as hard links (the same inode), so a
-# process that reloads verifies only what the update wrote.
-_VERIFIED: dict[tuple[int, int, int, int], str] = {}
+# process that reloads verifies only what the update wrote. Each generation adds its new
+# files; a service that reloads all day keeps the most recent (a generation has ~100).
+_VERIFIED: OrderedDict[tuple[int, int, int, int], str] = OrderedDict()
+_VERIFIED_MAX = 4096
 
 
 def verify_checksums(index_dir: Path, manifest: dict) -> None:
@@ -197,11 +201,15 @@ def verify_checksums(index_dir: Path, manifest: dict) -> None:
             raise IndexCorrupt(f"index at {index_dir} is missing {name}: {build_hint(index_dir)} to rebuild it")
         key = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
         if _VERIFIED.get(key) == expected:
+            with suppress(KeyError):  # (another thread's open may have just let it go)
+                _VERIFIED.move_to_end(key)
             continue
         if file_checksum(path, like=expected) != expected:
             raise IndexCorrupt(f"index at {index_dir} is corrupt ({name} fails its checksum): "
                                f"{build_hint(index_dir)} to rebuild it")
         _VERIFIED[key] = expected
+        if len(_VERIFIED) > _VERIFIED_MAX:
+            _VERIFIED.popitem(last=False)
 
 
 def check_model(index_dir: Path, manifest: dict, model_name: str, dimension: int | None = None) -> None:

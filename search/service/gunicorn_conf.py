@@ -5,6 +5,7 @@ survive fork). Requests are short and CPU-bound; threads let a worker overlap I/
 JSON work with another request's model call.
 """
 
+import gc
 import json
 import os
 import re
@@ -81,6 +82,11 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
+    # What the worker loaded to serve (modules, the model, the first searcher: ~80,000
+    # objects) lives as long as it does; frozen, the cyclic collector stops walking it
+    # at every full collection, each of which held the worker 30-100 ms while articles
+    # arrived (docs/benchmarks.md). Later generations' objects are collected as before.
+    gc.freeze()
     # Logged once the worker has loaded the model and index, just before it takes
     # connections: until then gunicorn's other workers take them all, and a kept-alive
     # connection stays with the worker that accepted it (tools/served.py waits for these).
