@@ -379,6 +379,41 @@ def test_the_next_generation_carries_the_segments_it_held_and_reads_only_the_new
             [(h.citations[0].doc_id, h.text, h.score) for h in fresh.search(question, 5)]
 
 
+def test_the_in_memory_segments_are_searched_above_the_base_as_a_full_top_k_search_would(tmp_path, embedder):
+    """Only the updates' passages that beat the base's k-th score are taken from the
+    in-memory segments: the same ids and scores, bit for bit, as searching them to the
+    full depth and merging, with deletions in the base and in the segments."""
+    import numpy as np
+
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "001", "002"))], index)
+    update(index, [_seeds(tmp_path / "a", ("003",))])
+    later = _seeds(tmp_path / "b", ("004",))
+    for n in (1, 2):  # the same passages again: ties with the base's, and among the updates'
+        copy = next(SEEDS.glob("002_*.txt"))
+        (later / f"9{n}_{copy.name}").write_text(copy.read_text())
+    update(index, [later])
+    held = Searcher.open(index)
+    gone = [next(d for d in held._store.live_doc_ids() if d.startswith(prefix)) for prefix in ("001", "003")]
+    update(index, [], remove=gone)
+    searcher = Searcher.open(index)
+    vectors = searcher._vectors
+    assert vectors.in_memory is not None and any(vectors._deleted_in)
+    rng = np.random.default_rng(7)
+    questions = embedder.embed(QUESTIONS)
+    noise = rng.normal(size=(40, questions.shape[1])).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    for batch in (questions[:1], questions, noise[:1], noise):
+        for k in (1, 3, 10, 60, 1000):
+            ours = vectors.search(batch, k)
+            vectors.in_memory, kept = None, vectors.in_memory  # the full top-k search of every part
+            theirs = vectors.search(batch, k)
+            vectors.in_memory = kept
+            np.testing.assert_array_equal(ours[1], theirs[1])
+            np.testing.assert_array_equal(ours[0], theirs[0])
+            assert ours[0].dtype == theirs[0].dtype
+
+
 def test_a_reload_keeps_the_carried_segments_connections_and_closes_them_with_the_last_reader(tmp_path, embedder,
                                                                                             monkeypatch):
     """A worker reloading every few seconds opens a connection only to the new segment's

@@ -144,8 +144,13 @@ class SegmentedVectors:
     def search(self, vectors, k, allowed=None):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         mask = self._live if allowed is None else (np.asarray(allowed, dtype=bool) & self._live)
-        found = [self._search_part(part, vectors, k, mask, self._filtered or allowed is not None, deleted, first, end)
-                 for part, deleted, (first, end) in zip(self._parts, self._deleted_in, self._ranges)]
+        filtered = self._filtered or allowed is not None
+        found = []
+        for part, deleted, (first, end) in zip(self._parts, self._deleted_in, self._ranges):
+            if found and self.in_memory is not None and not filtered:
+                found.append(self._above(part, vectors, found[0], k))
+            else:
+                found.append(self._search_part(part, vectors, k, mask, filtered, deleted, first, end))
         scores = np.concatenate([s for s, _ in found], axis=1)
         ids = np.concatenate([i for _, i in found], axis=1)
         scores = np.where(ids >= 0, scores, -np.inf)
@@ -153,6 +158,33 @@ class SegmentedVectors:
         top_scores, top_ids = np.take_along_axis(scores, best, 1), np.take_along_axis(ids, best, 1)
         top_ids[~np.isfinite(top_scores)] = -1
         return np.where(top_ids >= 0, top_scores, 0).astype(np.float32), top_ids
+
+    def _above(self, part, vectors, base: tuple[np.ndarray, np.ndarray], k: int):
+        """The in-memory segments' live passages that would enter the base's best `k`: those
+        scoring above its k-th (all of them where it found fewer), in the order faiss gives.
+        Under steady ingestion they are a few thousand rows searched by every question; a
+        top-k search of them to the full depth (1,000), merged with the base's, added a
+        fifth to the base's own search."""
+        scores, ids = base
+        floor = np.full(len(vectors), -np.inf)
+        for q in range(len(vectors)):
+            valid = scores[q][ids[q] >= 0]  # (best first; a deleted passage is -1)
+            if len(valid) >= k:
+                floor[q] = valid[k - 1]
+        lims, distances, labels = part.above(vectors, float(floor.min()))
+        rows = []
+        for q in range(len(vectors)):
+            here, at = distances[lims[q]:lims[q + 1]], labels[lims[q]:lims[q + 1]]
+            keep = (here > floor[q]) & self._live[at]
+            here, at = here[keep], at[keep]
+            order = np.lexsort((-at, -here))  # (faiss's order: a tie goes to the higher id)
+            rows.append((here[order], at[order]))
+        width = max((len(r[0]) for r in rows), default=0)
+        out_scores = np.full((len(vectors), width), -np.inf, dtype=np.float32)
+        out_ids = np.full((len(vectors), width), -1, dtype=np.int64)
+        for q, (here, at) in enumerate(rows):
+            out_scores[q, :len(here)], out_ids[q, :len(at)] = here, at
+        return out_scores, out_ids
 
     def _search_part(self, part, vectors, k, mask, filtered: bool, deleted: bool, first: int, end: int):
         """One segment's best k allowed passages. A few deletions: k more than them asked for

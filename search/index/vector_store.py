@@ -182,6 +182,13 @@ class FaissStore:
                       if ivf is not None else faiss.SearchParameters(sel=selector))
             return self.index.search(vectors, k, params=params)
 
+    def above(self, vectors, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """faiss's range search: every stored vector scoring above `floor` for each query,
+        as (lims, scores, ids), query q's at lims[q]:lims[q + 1], in no order."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        with _one_thread(len(vectors) <= FEW_QUERIES):
+            return self.index.range_search(vectors, floor)
+
     def scores(self, vector: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The query's inner product with the stored vectors of `ids` (IVF-SQ8: of their
         8-bit codes, as its search scores them)."""
