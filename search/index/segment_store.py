@@ -95,10 +95,9 @@ class Connections:
 def _file_key(path: Path) -> tuple:
     """A store file's identity across the generations that link it."""
     try:
-        status = os.stat(path)
+        return store.file_identity(os.stat(path))
     except OSError:  # (not there: connecting says so, by name)
         return ("path", str(path))
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 class SegmentedStore:

@@ -186,6 +186,11 @@ _VERIFIED: OrderedDict[tuple[int, int, int, int], str] = OrderedDict()
 _VERIFIED_MAX = 4096
 
 
+def file_identity(status: os.stat_result) -> tuple[int, int, int, int]:
+    """A file's identity across the generations that hard-link it: (device, inode, size, mtime)."""
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
 def verify_checksums(index_dir: Path, manifest: dict) -> None:
     """Refuse an index whose files differ from what the build wrote."""
     # One stat a file, by a plain string: a served index reopens every generation, and its
@@ -199,7 +204,7 @@ def verify_checksums(index_dir: Path, manifest: dict) -> None:
             status = None
         if status is None or not stat.S_ISREG(status.st_mode):
             raise IndexCorrupt(f"index at {index_dir} is missing {name}: {build_hint(index_dir)} to rebuild it")
-        key = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+        key = file_identity(status)
         if _VERIFIED.get(key) == expected:
             with suppress(KeyError):  # (another thread's open may have just let it go)
                 _VERIFIED.move_to_end(key)
