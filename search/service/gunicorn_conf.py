@@ -18,7 +18,9 @@ bind = settings.value("SEARCH_BIND")
 workers = settings.value("SEARCH_WORKERS")
 threads = settings.value("SEARCH_THREADS")
 settings.value("SEARCH_WRITER_DUTY")  # read by the writer process, but refused here, at start
-worker_class = "gthread"
+# gunicorn's threaded worker, taking new connections only while it holds the fewest
+# (search/service/balance.py): kept-alive clients split evenly, not 14 to 2
+worker_class = "search.service.balance.BalancedWorker"
 timeout = 120  # a worker's start includes loading the model
 graceful_timeout = 30
 # The app writes the access log line itself, with the request id (SEARCH_ACCESS_LOG=off
@@ -96,7 +98,10 @@ def post_worker_init(worker):
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
+    from search.service import balance
+
     multiprocess.mark_process_dead(worker.pid)
+    balance.release(worker)
 
 
 # Requests gunicorn refuses itself (a request line over limit_request_line, malformed
