@@ -58,7 +58,7 @@ def least_loaded(slot: int | None, counts: np.ndarray = _counts) -> bool:
         return True
     others = np.delete(counts, slot)
     serving = others[others != ABSENT]
-    return not len(serving) or counts[slot] <= serving.min()
+    return not len(serving) or bool(counts[slot] <= serving.min())
 
 
 class BalancedWorker(ThreadWorker):
