@@ -21,25 +21,33 @@ def test_a_worker_takes_connections_only_while_none_holds_fewer():
     assert least_loaded(None, counts)  # no slot: accepts as gunicorn does
 
 
-def _established(port: int, pids: list[int]) -> dict[int, int]:
-    """Connections each of `pids` holds on `port`, from /proc (server side, established)."""
-    inodes = {}
+def _server_sockets(port: int) -> dict[str, int]:
+    """The established server-side sockets on `port`, from /proc: inode -> client port."""
+    found = {}
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
             fields = line.split()
             if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
-                inodes[fields[9]] = True
-    held = {}
-    for pid in pids:
-        fds = f"/proc/{pid}/fd"
-        links = []
-        for fd in os.listdir(fds):
-            try:
-                links.append(os.readlink(f"{fds}/{fd}"))
-            except OSError:
-                pass
-        held[pid] = sum(1 for link in links if link.startswith("socket:[") and link[8:-1] in inodes)
-    return held
+                found[fields[9]] = int(fields[2].split(":")[1], 16)
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # (closed meanwhile)
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    return inodes
+
+
+def _established(port: int, pids: list[int]) -> dict[int, int]:
+    """Connections each of `pids` holds on `port` (server side, established)."""
+    sockets = _server_sockets(port)
+    return {pid: len(_socket_inodes(pid) & sockets.keys()) for pid in pids}
 
 
 def _workers(server_pid: int) -> list[int]:
@@ -108,18 +116,5 @@ def test_clients_connecting_at_once_are_split_evenly_and_a_dead_worker_frees_its
 
 def _peer_owner(port: int, client_port: int, pids: list[int]) -> int | None:
     """The worker holding the server side of the client connection from `client_port`."""
-    inode = None
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if (int(fields[1].split(":")[1], 16) == port and int(fields[2].split(":")[1], 16) == client_port
-                    and fields[3] == "01"):
-                inode = fields[9]
-    for pid in pids:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
-                    return pid
-            except OSError:
-                pass
-    return None
+    inodes = {inode for inode, peer in _server_sockets(port).items() if peer == client_port}
+    return next((pid for pid in pids if _socket_inodes(pid) & inodes), None)

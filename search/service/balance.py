@@ -36,12 +36,11 @@ _claimed: set[int] = set()  # (in the master) slots of workers alive
 
 def claim() -> int | None:
     """A free slot for a worker being made (in the master); None when all are taken."""
-    free = sorted(set(range(SLOTS)) - _claimed)
-    if not free:
-        return None
-    _claimed.add(free[0])
-    _counts[free[0]] = ABSENT
-    return free[0]
+    slot = next((s for s in range(SLOTS) if s not in _claimed), None)
+    if slot is not None:
+        _claimed.add(slot)
+        _counts[slot] = ABSENT
+    return slot
 
 
 def release(worker) -> None:
@@ -64,6 +63,8 @@ def least_loaded(slot: int | None, counts: np.ndarray = _counts) -> bool:
 class BalancedWorker(ThreadWorker):
     """gunicorn's threaded worker, accepting only while it is the least loaded."""
 
+    _serving = False  # (its count is published once it runs)
+
     def __init__(self, *args, **kwargs):
         self.balance_slot = claim()  # (before ThreadWorker sets nr_conns)
         self._held = 0
@@ -78,8 +79,6 @@ class BalancedWorker(ThreadWorker):
         self._held = value
         if self.balance_slot is not None and self._serving:
             _counts[self.balance_slot] = value
-
-    _serving = False
 
     def run(self):
         self._serving = True
