@@ -266,8 +266,7 @@ class Additions:
 def _write(files, skipped, tmp: Path, embedder, strict: bool, progress: bool, batch_size: int,
            inputs: dict, started: float, options: BuildOptions) -> BuildSummary:
     summary = BuildSummary(tmp, skipped=skipped)
-    conn = store.connect(tmp / store.STORE, readonly=False)
-    conn.executescript(store.SCHEMA)
+    conn = store.create(tmp / store.STORE)
     batch = Additions(embedder, options)
     seen: dict[str, str] = {}
     from tqdm import tqdm

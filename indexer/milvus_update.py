@@ -137,8 +137,7 @@ class _Update:
         options = recorded_options(self.manifest)
         first = self.next
         with tempfile.TemporaryDirectory(prefix="milvus-update-") as scratch:
-            conn = store.connect(Path(scratch) / store.STORE, readonly=False)
-            conn.executescript(store.SCHEMA)
+            conn = store.create(Path(scratch) / store.STORE)
             batch = Additions(embedder, options, first_passage=first["passages"], first_sentence=first["sentences"],
                               first_document=first["documents"])
             _add_all(conn, batch, incoming, set(gone), summary, strict)

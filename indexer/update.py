@@ -221,8 +221,7 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     import faiss
 
     options = recorded_options(manifest)
-    conn = store.connect(tmp / store.STORE, readonly=False)
-    conn.executescript(store.SCHEMA)
+    conn = store.create(tmp / store.STORE)
     old = SegmentedStore(layout, old_dir)
     kept, kept_sentences, kept_documents = _copy_kept(conn, old, gone)
     crashpoint("update:copied")
@@ -366,8 +365,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     name = f"{segments.DIRECTORY}/s{number:06d}"
     directory = tmp / name
     directory.mkdir(parents=True)
-    conn = store.connect(directory / store.STORE, readonly=False)
-    conn.executescript(store.SCHEMA)
+    conn = store.create(directory / store.STORE)
     first = layout.segments[-1]
     batch = Additions(embedder, options, first_passage=first.passages[1], first_sentence=first.sentences[1],
                       first_document=first.documents[1])

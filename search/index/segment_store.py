@@ -373,9 +373,8 @@ def mark_dead(conn: sqlite3.Connection, old: SegmentedStore) -> None:
 def fold(old: SegmentedStore, target: Path) -> None:
     """Write the live rows of every part after the base as one store at `target` (ids
     and document rows as they were; the latest duplicate link of each passage)."""
-    conn = store.connect(target, readonly=False)
+    conn = store.create(target)
     try:
-        conn.executescript(store.SCHEMA)
         mark_dead(conn, old)
         for part in old.parts[1:]:
             conn.execute("ATTACH DATABASE ? AS part", (str(part.path),))
