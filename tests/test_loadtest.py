@@ -65,3 +65,32 @@ def test_visibility_searches_find_indexed_articles_and_only_them(seed_index):
         missing.start("no-such-article", articles[0][1], time.monotonic())
         missing.join()
         assert missing.visible == [] and missing.not_visible == 1 and missing.sent >= 3
+
+
+def test_a_labelled_run_reports_its_progress_on_stderr_and_an_unlabelled_one_stays_quiet(seed_index, capsys):
+    # a ten-minute phase must not run silent: a line every REPORT_S with the requests so far
+    import re
+    from urllib.parse import quote
+
+    from tools.bench import question_texts
+    from tools.loadtest import _Run
+    from tools.served import gunicorn
+
+    paths = [f"/search?k=3&q={quote(q)}" for q in question_texts()[:5]]
+    with gunicorn(seed_index, {"SEARCH_WORKERS": "1"}) as (port, _):
+        quiet = _Run(port, paths, 10**9, 2, 0.5)
+        quiet.REPORT_S = 0.2
+        quiet.go()
+        assert capsys.readouterr().err == "" and quiet.done > 0 and quiet.failed == 0
+        run = _Run(port, paths, 10**9, 2, 1.0, label="phase", extra=lambda: ", and more")
+        run.REPORT_S = 0.3
+        run.go()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2, lines
+    counts = []
+    for line in lines:
+        found = re.fullmatch(r"\[\s*\d+ s\] phase: \d+ of 1 s, ([\d,]+) requests, 0 failed, p99 so far [\d.]+ ms, and more",
+                             line)
+        assert found, line
+        counts.append(int(found.group(1).replace(",", "")))
+    assert counts == sorted(counts) and 0 < counts[-1] <= run.done

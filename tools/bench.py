@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.bench_txtai import compare
+from tools.progress import say
 from tools.served import pss_by_mapping, pss_mb, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,23 +82,31 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    say(f"indexing the bench's real text: the seeds and {args.base} documents of {args.corpus.name}")
     base = real_index(work, args.corpus, args.base)
-    shared = {"index_passages_per_s": base["index_passages_per_s"]} | embedding_rates(base) | query_encoding()
+    say(f"embedding rates: {', '.join(available_backends())} and sentence-transformers' fp32")
+    rates = embedding_rates(base)
+    say("question encoding, each backend")
+    shared = {"index_passages_per_s": base["index_passages_per_s"]} | rates | query_encoding()
     questions = question_texts()
     query_vectors = _embedder().embed(questions, batch_size=1)
     out = {"machine": machine(), "base_passages": base["passages"], **shared, "sizes": {}}
     for size in sizes:
         row = dict(shared)
+        say(f"size {size}: the vector index alone")
         row |= vector_part(work, base, size, query_vectors)
         if size <= args.serve_max:
+            say(f"size {size}: served by gunicorn ({args.workers} workers): one client, {args.clients} clients for "
+                f"{args.seconds:g} s, {args.sustain:g} s of varied questions, memory")
             row |= service_part(work, base, size, questions, args)
         else:
             row |= {key: None for key in ("http_p50_ms", "http_p99_ms", "qps_16_clients", "errors", "rss_mb",
                                           "pss_mb", "first_answer_s", "bench_index_build_s")}
             row["service_skipped"] = f"above --serve-max {args.serve_max}"
         out["sizes"][str(size)] = row
-        print(f"size {size}: done", file=sys.stderr)
+        say(f"size {size}: done")
     if args.vs_txtai:
+        say("txtai and ours on the same passages and questions, each in a process of its own")
         out["vs_txtai"] = compare(work, base, questions, args.clients, args.seconds)
     if args.alerts:
         from tools.bench_alerts import alert_rates
@@ -318,7 +327,7 @@ def full_index(work: Path, base: dict, size: int) -> Path:
     target = work / f"index-{size}"
     if (current(target) / "manifest.json").exists():  # built by an earlier run (--work)
         return target
-    print(f"size {size}: building the full index (progress on a terminal)", file=sys.stderr)
+    say(f"size {size}: building the full index (progress bars on a terminal)")
     with sqlite3.connect(base["dir"] / "store.sqlite") as db:
         db.row_factory = sqlite3.Row
         docs = [dict(r) for r in db.execute(

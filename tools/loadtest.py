@@ -47,6 +47,7 @@ from urllib.parse import quote
 import numpy as np
 
 from tools.bench import SCIFACT, check_corpus, question_texts
+from tools.progress import say
 from tools.served import ROOT, command_line, cpu_seconds, get, gunicorn, process_tree, rss_mb
 
 ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm",
@@ -83,7 +84,7 @@ def loadtest(index: Path, requests: int, clients: int, max_seconds: float, worke
             _Run(port, paths, warmup, clients, max_seconds).go()
             before = _memory(server.pid)
             generation_before = _health(port)["generation"]
-            run = _Run(port, paths, requests, clients, max_seconds)
+            run = _Run(port, paths, requests, clients, max_seconds, label="load")
             run.on_progress(requests // 3, lambda: _add_from_another_process(copy, feed))
             run.on_progress(2 * requests // 3, lambda: _put_document(port, key, index))
             run.go()
@@ -119,7 +120,7 @@ def store_loadtest(spec: str, requests: int, clients: int, max_seconds: float, r
                       for n in range(replicas)]
             ports = [port for port, _ in served]
             _Run(ports, paths, warmup, clients, max_seconds).go()
-            run = _Run(ports, paths, requests, clients, max_seconds)
+            run = _Run(ports, paths, requests, clients, max_seconds, label="load")
             for mark in (requests // 3, 2 * requests // 3):
                 run.on_progress(mark, lambda: _publish(spec, [ROOT / "seeds", feed]))
             run.go()
@@ -153,7 +154,10 @@ def _build_in_store(spec: str, sources: list[Path]) -> dict:
 class _Run:
     """`clients` threads sharing a budget of requests; actions fired at progress marks."""
 
-    def __init__(self, port: int | list[int], paths: list[str], requests: int, clients: int, max_seconds: float):
+    REPORT_S = 60.0  # a progress line this often, for a labelled run
+
+    def __init__(self, port: int | list[int], paths: list[str], requests: int, clients: int, max_seconds: float,
+                 label: str | None = None, extra=lambda: ""):
         # several ports: the clients spread over them (replicas of one service)
         self.ports = port if isinstance(port, list) else [port]
         self.paths, self.budget, self.clients = paths, requests, clients
@@ -165,6 +169,7 @@ class _Run:
         self._marks: list[tuple[int, object]] = []
         self._event_threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self.label, self._extra = label, extra  # extra: more of the progress line (articles ingested)
 
     def summary(self) -> dict:
         """What every load test reports of its run: requests, failures, latency, rate."""
@@ -183,11 +188,23 @@ class _Run:
         workers = [threading.Thread(target=self._client, args=(n,)) for n in range(self.clients)]
         for w in workers:
             w.start()
+        finished = threading.Event()
+        if self.label:
+            threading.Thread(target=self._report, args=(started, finished), daemon=True).start()
         for w in workers:
             w.join()
+        finished.set()
         self.seconds = time.monotonic() - started
         for t in self._event_threads:
             t.join()
+
+    def _report(self, started: float, finished: threading.Event) -> None:
+        while not finished.wait(self.REPORT_S):
+            with self._lock:
+                done, failed, times = self.done, self.failed, list(self.times)
+            p99 = f", p99 so far {np.percentile(times, 99):.1f} ms" if times else ""
+            say(f"{self.label}: {time.monotonic() - started:.0f} of {self.max_seconds:.0f} s, {done:,} requests, "
+                f"{failed} failed{p99}{self._extra()}")
 
     def _take(self) -> int | None:
         with self._lock:
@@ -268,9 +285,9 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
         with open(Path(scratch) / "server.log", "w+") as log, gunicorn(copy, env, log=log) as (port, server):
             _Run(port, paths, warmup, clients, seconds).go()
             indexed = _indexed_articles(port, question_texts())
-            print(f"baseline: {seconds:.0f} s of searches from {clients} clients, and the visibility searches for "
-                  f"{len(indexed)} articles already indexed at {rate:g} an hour", file=sys.stderr)
-            baseline = _Run(port, paths, 10**9, clients, seconds)
+            say(f"baseline: {seconds:.0f} s of searches from {clients} clients, and the visibility searches for "
+                f"{len(indexed)} articles already indexed at {rate:g} an hour")
+            baseline = _Run(port, paths, 10**9, clients, seconds, label="baseline")
             alike = _Probes(port, indexed, rate)
             cpu = _CpuUse(server.pid)
             marks = [cpu.read()]
@@ -279,9 +296,10 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             baseline.go()
             marks.append(cpu.read())
             prober.join()
-            print(f"the same with {rate:g} articles an hour PUT one at a time", file=sys.stderr)
+            say(f"the same with {rate:g} articles an hour PUT one at a time")
             ingest = _Ingest(port, key, _articles(corpus), rate)
-            loaded = _Run(port, paths, 10**9, clients, seconds)
+            loaded = _Run(port, paths, 10**9, clients, seconds, label="ingesting",
+                          extra=lambda: f", {ingest.ingested} articles ingested, {ingest.failed} PUTs failed")
             feeder = threading.Thread(target=ingest.go, args=(seconds,))
             feeder.start()
             loaded.go()
