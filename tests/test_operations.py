@@ -167,6 +167,21 @@ def test_metrics(client):
     assert "search_index_generation 1.0" in text and "search_index_documents 5.0" in text
 
 
+def test_the_service_removes_the_metrics_directory_it_made_when_it_stops(seed_index, tmp_path):
+    # gunicorn's workers keep their counts in files under a directory made at start; one
+    # left behind by every start piled up in /tmp
+    from tools.served import get, gunicorn
+
+    env = {"SEARCH_WORKERS": "1", "TMPDIR": str(tmp_path), "PROMETHEUS_MULTIPROC_DIR": ""}
+    with gunicorn(seed_index, env=env) as (port, _):
+        assert get(port, "/search?q=KN-23")[0] == 200
+        status, body = get(port, "/metrics")
+        assert status == 200 and b"search_requests_total" in body
+        made = list(tmp_path.glob("search-metrics-*"))
+        assert len(made) == 1 and list(made[0].glob("*.db"))
+    assert not list(tmp_path.glob("search-metrics-*"))
+
+
 @pytest.mark.parametrize("path", ["/documents/../store.sqlite", "/documents/..%2f..%2fetc%2fpasswd",
                                   "/documents/%2Fetc%2Fpasswd", "/documents//etc/passwd",
                                   "/documents/%2e%2e/manifest.json", "/documents/manifest.json"])

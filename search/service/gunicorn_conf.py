@@ -42,10 +42,12 @@ os.environ.setdefault("SEARCH_EMBED_ARENA", "off")
 
 # /metrics adds up every worker's counts: prometheus_client's multiprocess mode keeps them
 # in files here (set before any worker imports it; emptied at each start).
+# A directory made here is removed at exit: one left behind by every start piled up in /tmp.
+_OWN_METRICS_DIR = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="search-metrics-")
+    _OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="search-metrics-")
 
 
 def on_starting(server):
@@ -81,6 +83,10 @@ def on_exit(server):
             writer.wait(10)
         except Exception:  # noqa: BLE001 - it is leaving either way
             writer.kill()
+    if _OWN_METRICS_DIR:
+        import shutil
+
+        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
 
 
 def post_worker_init(worker):
