@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,6 +217,7 @@ def test_a_build_killed_anywhere_leaves_the_alias_on_a_complete_generation(milvu
 
     spec = f"milvus://{milvus[0]}:{milvus[1]}/crash_{point.split(':')[1]}"
     build_in_milvus([_one_article(tmp_path, "Lukashenko spoke to the BBC at the summit.")], spec)
+    scratch = _scratch_dirs()
     killed = _build(spec, _one_article(tmp_path / "b", "A harbour crane collapsed in a storm."), INDEXER_KILL_AT=point)
     assert killed.returncode == -9, killed.stderr
     searcher = Searcher.open(spec)
@@ -225,11 +227,18 @@ def test_a_build_killed_anywhere_leaves_the_alias_on_a_complete_generation(milvu
     assert answer and answer[0].citations[0].doc_id == "a"
     assert searcher.document("a")["passages"] == 1
     build_in_milvus([_one_article(tmp_path / "c", "A bridge opened in Oslo.")], spec)  # the next build goes through
+    assert _scratch_dirs() <= scratch  # and removed the killed one's scratch index
     after = Searcher.open(spec)
     assert "Oslo" in after.search("bridge", 1)[0].text
     client = pymilvus.MilvusClient(uri=f"http://{milvus[0]}:{milvus[1]}")
     left = {name.split("_")[2] for name in client.list_collections() if name.startswith(f"crash_{point.split(':')[1]}_g")}
     assert left == {after.generation, survived}  # what the killed build left is gone
+
+
+def _scratch_dirs() -> set[Path]:
+    import tempfile
+
+    return set(Path(tempfile.gettempdir()).glob("milvus-build-*"))
 
 
 def test_a_chatbot_s_mcp_tools_over_an_index_in_milvus(spec, searcher):
