@@ -24,7 +24,7 @@ from search.index.segment_store import SegmentedStore
 from search.index.lexical import LexicalIndex, search_terms
 from search.query import ContextRequest, Filters, StoriesRequest, check_mode, check_search, checked
 from search.ranked import Ranking, by_id, ranking, union
-from search.retrieval import context, idle, recency, when
+from search.retrieval import context, feedback, idle, recency, when
 from search.retrieval import mmr as mmr_order  # `mmr` is search's parameter
 from search.retrieval.collapse import Duplicates, at_most_per_source, count_facets, per_article
 from search.retrieval.fusion import Weights, blended, fuse
@@ -341,11 +341,15 @@ class Searcher:
         for query, vector, ranked in zip(queries, vectors, rankings):
             asked = filters.within(self.interpret(query, as_of, dates, filters))
             ranked, allowed = self._within(query, vector, ranked, asked, depth, mode)
-            ranked = self._in_time(query, ranked, as_of)
+            fused = ranked = self._in_time(query, ranked, as_of)
+            # a request for the first few results in the plain order never reads past the
+            # head, which the feedback leaves as it is: no feedback search for it
+            if group != "none" or diversity or mmr is not None or sort != "relevance" or offset + k > feedback.HEAD:
+                ranked = self._with_feedback(vector, ranked, mode, asked, allowed)
             if sort == "date":
                 ranked = self._dates.newest_first(ranked, self.DATE_SORT_DEPTH)
             out.append(self._hits(query, vector, ranked, k, collapse, highlight, offset, allowed, group, diversity,
-                                  mmr, by_order=sort == "date"))
+                                  mmr, by_order=sort == "date", members_by=fused[0]))
         return out
 
     @staticmethod
@@ -460,10 +464,13 @@ class Searcher:
         vectors = self._query_vectors(queries) if mode != "lexical" else [None] * len(queries)
         out = []
         rankings = self._rank(queries, vectors, depth, mode, weights=weights)
-        if as_of is not None:
-            rankings = [self._in_time(q, self._within(q, vector, ranked, Filters().within(self.interpret(q, date)),
-                                                      depth, mode)[0], date, weights)
-                        for q, vector, ranked, date in zip(queries, vectors, rankings, as_of)]
+        for n, (query, vector, date) in enumerate(zip(queries, vectors, as_of or [None] * len(queries))):
+            asked, allowed = Filters(), None
+            if as_of is not None:
+                asked = Filters().within(self.interpret(query, date))
+                rankings[n], allowed = self._within(query, vector, rankings[n], asked, depth, mode)
+                rankings[n] = self._in_time(query, rankings[n], date, weights)
+            rankings[n] = self._with_feedback(vector, rankings[n], mode, asked, allowed, weights)
         for ids, scores in rankings:
             best: dict[str, float] = {}
             for pid, score in zip(ids.tolist(), scores.tolist()):
@@ -480,13 +487,7 @@ class Searcher:
         dense: list[Ranking] = [empty] * len(queries)
         if mode != "lexical":
             vectors = np.asarray(vectors, dtype=np.float32)
-            all_scores, all_ids = (self._vectors.search(vectors, depth, where=where) if where else
-                                   self._vectors.search(vectors, depth, allowed))
-            dense = [(ids[ids >= 0], scores[ids >= 0].astype(np.float64)) for scores, ids in zip(all_scores, all_ids)]
-            if self._sentence_range is not None and weights.sentence > 0:
-                dense = [(ranked[0], blended(ranked, self._best_sentences(vector, ranked[0][:self.SENTENCE_DEPTH]),
-                                             weights.sentence))
-                         for ranked, vector in zip(dense, vectors)]
+            dense = self._dense(vectors, depth, weights, allowed, where)
             if mode == "dense":
                 return [ranking(*scored) for scored in dense]
             dense = [by_id(*scored) for scored in dense]  # fusion looks scores up by id
@@ -499,6 +500,32 @@ class Searcher:
         return [fuse(dense_ranked, passages, self._article_bm25(query, dense_ranked, passages), self._document_row,
                      weights)
                 for query, passages, dense_ranked in zip(queries, lexical, dense)]
+
+    def _dense(self, vectors: np.ndarray, depth: int, weights: Weights, allowed: np.ndarray | None = None,
+               where: str | None = None) -> list[Ranking]:
+        """The nearest passages to each vector, each scored with its best sentence mixed in
+        (the first SENTENCE_DEPTH): in the vector index's order, which those scores may not keep."""
+        all_scores, all_ids = (self._vectors.search(vectors, depth, where=where) if where else
+                               self._vectors.search(vectors, depth, allowed))
+        dense = [(ids[ids >= 0], scores[ids >= 0].astype(np.float64)) for scores, ids in zip(all_scores, all_ids)]
+        if self._sentence_range is not None and weights.sentence > 0:
+            dense = [(ranked[0], blended(ranked, self._best_sentences(vector, ranked[0][:self.SENTENCE_DEPTH]),
+                                         weights.sentence))
+                     for ranked, vector in zip(dense, vectors)]
+        return dense
+
+    def _with_feedback(self, vector: np.ndarray, ranked: Ranking, mode: str, filters: Filters,
+                       allowed: np.ndarray | None, weights: Weights | None = None) -> Ranking:
+        """A hybrid ranking (filtered, in time) past its first articles merged with a search
+        for the question's vector moved toward its best passages (search/retrieval/feedback.py)."""
+        weights = weights or self.weights
+        if mode != "hybrid" or weights.feedback <= 0 or not len(ranked[0]):
+            return ranked
+        moved = feedback.moved(vector, self._vectors.vectors(ranked[0][:feedback.FEEDBACK_PASSAGES]), weights.feedback)
+        # an index in Milvus is asked with the filters as its own expressions
+        where = milvus_index.where(filters, self._store.row_of) if filters and self._layout is None else None
+        found = self._dense(moved[None, :], min(feedback.DEPTH, self._count), weights, allowed, where)[0]
+        return feedback.with_tail(ranked, ranking(*found), self._document_row, self._duplicates.group_of)
 
     def _article_bm25(self, query: str, dense: Ranking, passages: Ranking) -> Ranking:
         """BM25 of the whole articles of the candidate passages, by row: every candidate's
@@ -578,14 +605,16 @@ class Searcher:
     def _hits(self, query: str, vector: np.ndarray, ranked: Ranking, k: int, collapse: bool,
               highlight: bool = True, offset: int = 0, allowed: np.ndarray | None = None,
               group: str = "none", diversity: int | None = None, mmr: float | None = None,
-              by_order: bool = False) -> list[Hit]:
+              by_order: bool = False, members_by: np.ndarray | None = None) -> list[Hit]:
+        """The hits of a ranking; a collapsed result's copies are cited in the order of
+        `members_by` (default: the ranking's), the fused relevance whatever the tail."""
         ids, scores = ranked
         # per article or capped per source: read on through the ranking until k are found
         wanted = max(len(ids), 1) if group != "none" or diversity else offset + k
         # MMR reorders a fixed head of the ranking, whatever the page (pages stay slices of one order)
         limit = offset + k if mmr is None else max(offset + k, mmr_order.POOL)
         wanted = max(wanted, limit)
-        results = (self._duplicates.collapse(ranked, wanted, allowed) if collapse
+        results = (self._duplicates.collapse(ranked, wanted, allowed, members_by) if collapse
                    else [(pid, score, [pid]) for pid, score in zip(ids[:wanted].tolist(), scores[:wanted].tolist())])
         more: dict[int, list[int]] = {}
         if group == "article":

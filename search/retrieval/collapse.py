@@ -38,9 +38,11 @@ class Duplicates:
             members.setdefault(group, []).append(pid)
         return cls(group_of, members)
 
-    def collapse(self, ranked: Ranking, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float, list[int]]]:
+    def collapse(self, ranked: Ranking, k: int, allowed: np.ndarray | None = None,
+                 members_by: np.ndarray | None = None) -> list[tuple[int, float, list[int]]]:
         """Merge near-duplicate passages into one result, its members ordered best first
-        (only the members the filters allow)."""
+        (only the members the filters allow): in the order of `members_by`, ids best
+        first, when given, else the ranking's."""
         ids, scores = ranked
         results, taken = [], set()
         # read the ranking a slice at a time: k results are almost always in its first
@@ -53,7 +55,10 @@ class Duplicates:
                     results.append((pid, score, [pid]))
                 elif group not in taken:
                     taken.add(group)
-                    results.append((pid, score, self.members_best_first(group, ids, allowed)))
+                    members = self.members_best_first(group, ids if members_by is None else members_by, allowed)
+                    if members[0] != pid:  # (the result's own passage is cited first)
+                        members = [pid] + [m for m in members if m != pid]
+                    results.append((pid, score, members))
                 if len(results) == k:
                     return results
         return results

@@ -51,6 +51,9 @@ class Weights:
     recency: float = RECENCY_WEIGHT
     half_life: float = RECENCY_HALF_LIFE_DAYS
     lead_margin: float = LEAD_MARGIN
+    # how far the question's vector moves toward the best passages for the ranking past the
+    # first articles (search/retrieval/feedback.py); 0: no feedback search
+    feedback: float = 1.0
 
 
 def blended(ranked: Ranking, best_sentence: np.ndarray, weight: float = SENTENCE_WEIGHT) -> np.ndarray:
