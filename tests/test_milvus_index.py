@@ -64,8 +64,9 @@ def test_bm25_is_the_embedded_default_s_to_float_precision(remote, searcher):
             np.testing.assert_allclose(our_rows, their_rows, rtol=1e-5)
 
 
-def test_filters_context_documents_and_stories(remote, searcher):
+def test_filters_context_documents_and_stories(remote, searcher, monkeypatch):
     from search import Filters
+    from search.retrieval import feedback
 
     doc = searcher.search("Lukashenko", k=1)[0].citations[0].doc_id
     source = searcher.document(doc)["source"]
@@ -84,6 +85,11 @@ def test_filters_context_documents_and_stories(remote, searcher):
                     {"collapse": False, "offset": 3}):
         assert _seen(remote.search("North Korean troops", 5, **options)) == \
             _seen(searcher.search("North Korean troops", 5, **options)), options
+    monkeypatch.setattr(feedback, "HEAD", 2)  # five articles leave a tail past two: the feedback search's
+    for filters in (Filters(), Filters.of(source=[source])):
+        ours = remote.search("North Korean troops", 30, collapse=False, filters=filters)
+        assert len(ours) > 10 and _seen(ours) == _seen(searcher.search("North Korean troops", 30, collapse=False,
+                                                                         filters=filters))
 
 
 def test_a_service_with_no_index_directory(spec, searcher, tmp_path, monkeypatch):
