@@ -516,8 +516,8 @@ class Searcher:
 
     def _with_feedback(self, vector: np.ndarray, ranked: Ranking, mode: str, filters: Filters,
                        allowed: np.ndarray | None, weights: Weights | None = None) -> Ranking:
-        """A hybrid ranking (filtered, in time) past its first articles merged with a search
-        for the question's vector moved toward its best passages (search/retrieval/feedback.py)."""
+        """A hybrid ranking (filtered, in time) past its head merged with a search for the
+        question's vector moved toward its best passages (search/retrieval/feedback.py)."""
         weights = weights or self.weights
         if mode != "hybrid" or weights.feedback <= 0 or not len(ranked[0]):
             return ranked

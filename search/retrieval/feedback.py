@@ -1,11 +1,11 @@
-"""Past the first articles, a ranking that finds more: pseudo-relevance feedback.
+"""Past the first answers, a ranking that finds more: pseudo-relevance feedback.
 
 The fused ranking is built to put the answer first; further down, a reader paging on (or
 a `sort=date` listing of everything that answers) wants every relevant article in the
 list. The best passages of the fused ranking describe what the question is about in the
 corpus's own words, so the question's vector moved toward theirs (Rocchio's feedback)
 finds articles that say the same thing differently, which neither the question's words
-nor its own vector reached. The first articles keep the fused order; below them, the
+nor its own vector reached. The first answers keep the fused order; below them, the
 fused ranking and the feedback search are merged by reciprocal rank, which needs no
 common scale between the two. Chosen on SciFact's train split (docs/benchmarks.md).
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from search.ranked import Ranking, ranking
+from search.ranked import Ranking
 
 # The fused ranking's first this many answers keep its order: its passages up to the
 # one where both this many articles and this many results (a passage's copies in other
@@ -72,13 +72,14 @@ def with_tail(fused: Ranking, found: Ranking, document_row: np.ndarray, group_of
     is, and after it the rest of `fused` and of `found` (the feedback search, best first):
     by the reciprocal-rank sum of their article's places in the two (an article's place
     is that of its best passage among the articles), an article's passages in the order
-    of their own. Scores stay in order: the tail's fall below the head's last."""
+    of their own. Scores stay in order: the tail's fall below the head's last. A ranking
+    that is all head (fewer answers than that) is left as it is."""
     ids, scores = fused
     head = head_length(ids, document_row, group_of, answers)
+    if head == len(ids):  # (all head: a request for a page of it never runs the feedback search)
+        return fused
     extra = found[0][~np.isin(found[0], ids)]  # what only the feedback search found
     tail = np.concatenate((ids[head:], extra)).astype(np.int64)
-    if not len(tail):
-        return fused
     in_fused = np.concatenate((np.arange(head + 1, len(ids) + 1), np.zeros(len(extra), dtype=np.int64)))
     by_passage = fused_weight * _reciprocal(in_fused, k) + _reciprocal(_places(tail, found[0]), k)
     rows = document_row[tail]
@@ -86,7 +87,7 @@ def with_tail(fused: Ranking, found: Ranking, document_row: np.ndarray, group_of
                   + _reciprocal(_places(rows, _articles(found[0], document_row)), k))
     order = np.lexsort((tail, -by_passage, -by_article))
     tail_ids, tail_rrf = tail[order], by_article[order]
-    floor = float(scores[head - 1]) if head else 1.0
+    floor = float(scores[head - 1])
     # the tail's best just under the head's last, the rest in proportion (an article's
     # passages share its score)
     tail_scores = floor * (1 - 1e-6) * tail_rrf / tail_rrf[0] if tail_rrf[0] > 0 else np.zeros(len(tail_ids))

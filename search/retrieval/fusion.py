@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search.ranked import Ranking, by_id, lookup, ranking, union
+from search.retrieval.feedback import FEEDBACK_WEIGHT
 
 MODES = ("dense", "lexical", "hybrid")
 # The weights below were chosen on all three evaluation sets together (docs/benchmarks.md):
@@ -52,8 +53,8 @@ class Weights:
     half_life: float = RECENCY_HALF_LIFE_DAYS
     lead_margin: float = LEAD_MARGIN
     # how far the question's vector moves toward the best passages for the ranking past the
-    # first articles (search/retrieval/feedback.py); 0: no feedback search
-    feedback: float = 1.0
+    # first answers (search/retrieval/feedback.py); 0: no feedback search
+    feedback: float = FEEDBACK_WEIGHT
 
 
 def blended(ranked: Ranking, best_sentence: np.ndarray, weight: float = SENTENCE_WEIGHT) -> np.ndarray:
