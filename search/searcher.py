@@ -441,8 +441,7 @@ class Searcher:
         if len(ids) >= wanted:
             return ids, scores
         lexical = None
-        # an index in Milvus is asked with the filters as its own expressions
-        where = milvus_index.where(filters, self._store.row_of) if self._layout is None else None
+        where = self._where(filters)
         if mode != "dense":
             words = search_terms(query)
             lexical = [self._passage_lexical.best_of(words, depth, where=where) if where is not None
@@ -522,10 +521,14 @@ class Searcher:
         if mode != "hybrid" or weights.feedback <= 0 or not len(ranked[0]):
             return ranked
         moved = feedback.moved(vector, self._vectors.vectors(ranked[0][:feedback.FEEDBACK_PASSAGES]), weights.feedback)
-        # an index in Milvus is asked with the filters as its own expressions
-        where = milvus_index.where(filters, self._store.row_of) if filters and self._layout is None else None
+        where = self._where(filters) if filters else None
         found = self._dense(moved[None, :], min(feedback.DEPTH, self._count), weights, allowed, where)[0]
         return feedback.with_tail(ranked, ranking(*found), self._document_row, self._duplicates.group_of)
+
+    def _where(self, filters: Filters) -> str | None:
+        """The filters as an index in Milvus's own expression (it is asked with them rather
+        than a mask); None for an index directory."""
+        return milvus_index.where(filters, self._store.row_of) if self._layout is None else None
 
     def _article_bm25(self, query: str, dense: Ranking, passages: Ranking) -> Ranking:
         """BM25 of the whole articles of the candidate passages, by row: every candidate's

@@ -1,8 +1,7 @@
-"""The ranking past the first articles: the fused list merged with a feedback search
+"""The ranking past the first answers: the fused list merged with a feedback search
 (search/retrieval/feedback.py)."""
 
 import numpy as np
-import pytest
 
 from search.retrieval import feedback
 from search.retrieval.fusion import Weights
