@@ -179,6 +179,22 @@ def test_the_int8_export_has_7_bit_weights_that_every_cpu_multiplies_exactly(emb
     assert mismatches(7) == 0  # and this CPU computes such products exactly
 
 
+def test_int8_check_times_the_products_it_names_and_computes_them():
+    # scripts/int8-check --speed: what it times must be the products of the model's shapes,
+    # computed (a float product equal to numpy's, an integer one exact), not empty runs
+    from tools.int8_check import SHAPES, _product_session, speed
+
+    rng = np.random.default_rng(1)
+    floats = rng.standard_normal((384, 1536)).astype(np.float32)
+    a = rng.standard_normal((32, 384)).astype(np.float32)
+    np.testing.assert_allclose(_product_session(floats, threads=1).run(None, {"A": a})[0], a @ floats,
+                               rtol=1e-4, atol=1e-3)
+    timed = speed(repeats=1)
+    assert [p["shape"] for p in timed["products"]] == [list(s) for s in SHAPES]
+    assert all(p["int8_us"] > 0 and p["fp32_torch_us"] > 0 for p in timed["products"])
+    assert timed["int8_over_fp32_torch"] > 0
+
+
 def test_per_token_codes_are_the_explicit_rounding_of_each_row():
     # the export quantises each token with one QuantizeLinear per input: it must give the
     # codes round-half-to-even(x / (max|x| / 127)) + 128 of the formula the vectors were
