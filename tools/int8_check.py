@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             cosine = (saved * vectors).sum(axis=1)
             result.update({"texts": len(vectors), "cosine_min": round(float(cosine.min()), 8),
                            "max_abs_difference": float(np.abs(saved - vectors).max())})
-    if not args.json and "products" in result:  # one line a shape: int8's gain over torch's fp32
+    if not args.json and "products" in result:  # each shape and int8's gain over torch's fp32, on the one line
         result["products"] = ", ".join("x".join(map(str, p["shape"])) + f" {p['int8_over_torch']}x"
                                        for p in result["products"])
     print(json.dumps(result) if args.json else "  ".join(f"{k} {v}" for k, v in result.items()))
