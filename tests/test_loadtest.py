@@ -89,8 +89,16 @@ def test_a_labelled_run_reports_its_progress_on_stderr_and_an_unlabelled_one_sta
     assert len(lines) >= 2, lines
     counts = []
     for line in lines:
-        found = re.fullmatch(r"\[\s*\d+ s\] phase: \d+ of 1 s, ([\d,]+) requests, 0 failed, p99 so far [\d.]+ ms, and more",
-                             line)
+        found = re.fullmatch(r"\[\s*\d+ s\] phase: \d+ of 1 s, ([\d,]+) requests, 0 failed, p99 so far [\d.]+ ms"
+                             r"( \([\d.]+ ms in the last 0.3 s\))?, and more", line)
         assert found, line
         counts.append(int(found.group(1).replace(",", "")))
     assert counts == sorted(counts) and 0 < counts[-1] <= run.done
+    # each stretch between the lines has its own p99, and together they hold every latency
+    import numpy as np
+
+    assert len(run.reported) == len(lines) and run.reported == sorted(run.reported)
+    edges = [0, *run.reported, len(run.times)]
+    stretches = [run.times[a:b] for a, b in zip(edges, edges[1:]) if b > a]
+    assert sum(map(len, stretches)) == len(run.times) == run.done
+    assert run.p99_by_window() == [round(float(np.percentile(s, 99)), 2) for s in stretches]

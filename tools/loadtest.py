@@ -25,7 +25,8 @@ never asked before (a model run on the worker's one search thread). So that the 
 measures ingestion and not them, the baseline sends the same searches at the same rate
 for articles already indexed (`probes`, `baseline_probes`). Each phase's `cpu` says where
 the machine's CPU went: the workers' (and their CPU per search), the writer process's
-and the load generator's.
+and the load generator's. `p99_ms_by_minute` and `baseline_p99_ms_by_minute` give each
+minute's own p99 (the progress lines' stretches): whether the tail holds through a phase.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class _Run:
         self.done = self.failed = 0
         self.failures: list[str] = []
         self.events: list[dict] = []
+        self.reported: list[int] = []  # how many latencies were in at each progress line
         self._marks: list[tuple[int, object]] = []
         self._event_threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -178,6 +180,12 @@ class _Run:
                 "p50_ms": round(float(np.percentile(times, 50)), 2),
                 "p99_ms": round(float(np.percentile(times, 99)), 2),
                 "qps": round(self.done / self.seconds, 1), "seconds": round(self.seconds, 1), "clients": self.clients}
+
+    def p99_by_window(self) -> list[float]:
+        """The p99 of each stretch between progress lines (the last one to the end): whether
+        the tail holds through a phase or grows as it goes on, which its overall p99 hides."""
+        edges = [0, *self.reported, len(self.times)]
+        return [round(float(np.percentile(self.times[a:b], 99)), 2) for a, b in zip(edges, edges[1:]) if b > a]
 
     def on_progress(self, count: int, action) -> None:
         self._marks.append((count, action))
@@ -202,7 +210,11 @@ class _Run:
         while not finished.wait(self.REPORT_S):
             with self._lock:
                 done, failed, times = self.done, self.failed, list(self.times)
-            p99 = f", p99 so far {np.percentile(times, 99):.1f} ms" if times else ""
+            last = times[(self.reported or [0])[-1]:]
+            self.reported.append(len(times))
+            p99 = (f", p99 so far {np.percentile(times, 99):.1f} ms"
+                   + (f" ({np.percentile(last, 99):.1f} ms in the last {self.REPORT_S:g} s)" if last else "")
+                   if times else "")
             say(f"{self.label}: {time.monotonic() - started:.0f} of {self.max_seconds:.0f} s, {done:,} requests, "
                 f"{failed} failed{p99}{self._extra()}")
 
@@ -314,6 +326,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
     visible = np.array(ingest.probes.visible) if ingest.probes.visible else np.zeros(1)
     return {"requests": loaded.done, "failed": loaded.failed, "failures": loaded.failures[:10],
             "p99_ms": p99(loaded), "baseline_p99_ms": p99(baseline), "baseline_requests": baseline.done,
+            "p99_ms_by_minute": loaded.p99_by_window(), "baseline_p99_ms_by_minute": baseline.p99_by_window(),
             "baseline_failed": baseline.failed, "p99_ratio": round(p99(loaded) / p99(baseline), 3),
             "probes": ingest.probes.sent, "baseline_probes": alike.sent,
             "ingested": ingest.ingested, "put_failed": ingest.failed, "put_failures": ingest.failures[:10],
