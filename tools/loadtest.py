@@ -212,9 +212,11 @@ class _Run:
                 done, failed, times = self.done, self.failed, list(self.times)
             last = times[(self.reported or [0])[-1]:]
             self.reported.append(len(times))
-            p99 = (f", p99 so far {np.percentile(times, 99):.1f} ms"
-                   + (f" ({np.percentile(last, 99):.1f} ms in the last {self.REPORT_S:g} s)" if last else "")
-                   if times else "")
+            p99 = ""
+            if times:
+                p99 = f", p99 so far {np.percentile(times, 99):.1f} ms"
+            if last:
+                p99 += f" ({np.percentile(last, 99):.1f} ms in the last {self.REPORT_S:g} s)"
             say(f"{self.label}: {time.monotonic() - started:.0f} of {self.max_seconds:.0f} s, {done:,} requests, "
                 f"{failed} failed{p99}{self._extra()}")
 
