@@ -343,48 +343,6 @@ def test_the_next_generation_scores_bm25_from_the_postings_read_before_as_a_fres
             [(h.citations[0].doc_id, h.score) for h in fresh.search(question, 5, "lexical")]
 
 
-def test_the_next_generation_is_warmed_with_the_terms_its_predecessor_was_asked_for(tmp_path, embedder):
-    """Before a new generation serves, the BM25 scores of the terms the last one was asked
-    for are computed (as a fresh reader computes them), so that the searches just after a
-    swap do not each pay for them; a term nobody asked for since is not carried on."""
-    import numpy as np
-
-    import search.searcher as searchers
-    from search.index.lexical import search_terms
-
-    index = tmp_path / "index"
-    build([_seeds(tmp_path / "base", ("000", "002"))], index)
-    update(index, [_seeds(tmp_path / "more", ("003",))])
-    first = Searcher.open(index)
-    asked, unasked = QUESTIONS[0], QUESTIONS[-1]
-    first.search(asked, 5)
-    words = search_terms(asked)
-    never = set(search_terms(unasked)) - set(words)
-    assert words and never
-    for part in ("_passage_lexical", "_document_lexical"):
-        assert set(words) <= set(getattr(first, part).recently_asked())
-    update(index, [_seeds(tmp_path / "last", ("004",))])
-    latest = dict(searchers._LATEST)
-    searchers._LATEST.clear()
-    fresh = Searcher.open(index)
-    searchers._LATEST.update(latest)
-    warmed = Searcher.open(index)
-    for part in ("_passage_lexical", "_document_lexical"):
-        lexical = getattr(warmed, part)
-        held = lexical._cache._items
-        assert set(words) <= set(held) and not never & set(held)  # scored before any search ...
-        assert lexical.recently_asked() == []  # ... and none of them asked of this generation
-        for term in words:
-            rows, scores = held[term][0]
-            expected_rows, expected = getattr(fresh, part)._term(term)
-            np.testing.assert_array_equal(rows, expected_rows)
-            np.testing.assert_array_equal(scores, expected)  # exactly a fresh reader's
-        assert lexical.warm(words, postings=0) == 0  # the budget: nothing scored past it
-    update(index, [_seeds(tmp_path / "again", ("001",))])
-    after_quiet = Searcher.open(index)  # its predecessor was asked nothing
-    assert after_quiet._extends(warmed) and not after_quiet._passage_lexical._cache._items
-
-
 def test_the_next_generation_carries_the_segments_it_held_and_reads_only_the_new_one(tmp_path, embedder,
                                                                                      monkeypatch):
     """Under steady ingestion a worker opens a generation every few seconds: the updates'

@@ -20,7 +20,6 @@ and every index written before segments) is one base segment and nothing deleted
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -291,12 +290,6 @@ class SegmentedLexical:
     for every question's terms, the postings of segments it had read a second before."""
 
     CACHE_BYTES = 64 << 20  # a term's scores: 12 bytes a posting
-    # A new generation's scores are computed, before it serves, for the terms its predecessor
-    # was asked for, most recent first, up to this many postings (Solr's autowarming of a
-    # new searcher's caches). Left to the first searches that ask for them, they were the
-    # searches' own work: under ingestion, a generation every two seconds, the searches just
-    # after each swap queued behind one another's scoring on the worker's one search thread.
-    WARM_POSTINGS = 4_000_000
 
     def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray, keys: list,
                  read: "_SegmentTerms | None" = None):
@@ -316,9 +309,6 @@ class SegmentedLexical:
         self._average = total / self._n if self._n and total else 1.0
         self._k1, self._b = K1, B
         self._cache = _Kept(self.CACHE_BYTES)  # term -> (rows, scores)
-        # term -> when this generation was last asked for it (what the next one warms);
-        # warming itself asks nothing, so a term nobody asks for is not carried on and on
-        self._asked: dict[str, int] = {}
 
     @classmethod
     def open(cls, layout: Layout, directory: Path, part: str, documents: bool = False,
@@ -339,31 +329,10 @@ class SegmentedLexical:
             opened = cls(parts, [s.passages[0] for s in layout.segments], layout.passage_capacity, layout.live(),
                          keys, read)
         opened._by_segment = dict(zip(layout.segments, parts))
-        if previous is not None:
-            opened.warm(previous.recently_asked())
         return opened
-
-    def recently_asked(self) -> list[str]:
-        """The terms searches asked this generation for, the most recent first."""
-        asked = self._asked.copy()  # (one step under the GIL: the search threads go on adding)
-        return sorted(asked, key=asked.__getitem__, reverse=True)
-
-    def warm(self, terms: list[str], postings: int | None = None) -> int:
-        """Score `terms` now, in order, until `postings` postings are scored; how many were."""
-        budget = self.WARM_POSTINGS if postings is None else postings
-        scored = 0
-        for term in terms:
-            if scored >= budget:
-                break
-            scored += len(self._scored(term)[0])
-        return scored
 
     def _term(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """The rows holding `term` (live ones, in row order) and its score in each."""
-        self._asked[term] = next(_ASKED)
-        return self._scored(term)
-
-    def _scored(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         found = self._cache.get(term)
         if found is not None:
             return found
@@ -401,9 +370,6 @@ class SegmentedLexical:
         from search.index.lexical import scores_at
 
         return scores_at([self._term(term) for term in dict.fromkeys(query_terms)], rows)
-
-
-_ASKED = itertools.count()  # (its next() is one step under the GIL: safe from every thread)
 
 
 class _Kept:
