@@ -102,3 +102,33 @@ def test_a_labelled_run_reports_its_progress_on_stderr_and_an_unlabelled_one_sta
     stretches = [run.times[a:b] for a, b in zip(edges, edges[1:]) if b > a]
     assert sum(map(len, stretches)) == len(run.times) == run.done
     assert run.p99_by_window() == [round(float(np.percentile(s, 99)), 2) for s in stretches]
+
+
+def test_a_run_given_the_service_cpu_reports_what_a_request_cost_the_workers_in_each_stretch(seed_index, capsys):
+    # a tail growing through a phase: the line says whether searches grew dearer meanwhile
+    import re
+    from urllib.parse import quote
+
+    from tools.bench import question_texts
+    from tools.loadtest import _CpuUse, _Run
+    from tools.served import gunicorn
+
+    paths = [f"/search?k=3&q={quote(q)}" for q in question_texts()[:5]]
+    with gunicorn(seed_index, {"SEARCH_WORKERS": "1"}) as (port, server):
+        cpu = _CpuUse(server.pid)
+        run = _Run(port, paths, 10**9, 2, 1.0, label="phase", cpu=cpu)
+        run.REPORT_S = 0.3
+        run.go()
+    lines = capsys.readouterr().err.splitlines()
+    shown = [float(re.search(r"\(.* in the last 0.3 s, workers' CPU ([\d.]+) ms a request\)$", line).group(1))
+             for line in lines]
+    assert len(run.cpu_marks) == len(run.reported) + 2  # the start, each line, the end
+    by_window = run.ms_per_search_by_window()
+    assert len(by_window) == len(run.p99_by_window()) == len(lines) + 1
+    assert shown == [round(v, 2) for v in by_window[:len(lines)]]
+    # together the stretches hold every request and all the workers' CPU of the run
+    edges = [0, *run.reported, len(run.times)]
+    spent = sum(v * (b - a) for v, a, b in zip(by_window, edges, edges[1:])) / 1000
+    total = run.cpu_marks[-1]["workers"] - run.cpu_marks[0]["workers"]
+    assert total > 0 and abs(spent - total) < 0.001 * len(by_window) + 1e-6
+    assert all(0 < v < 1000 for v in by_window)  # a search of the seeds: milliseconds, not nothing

@@ -26,7 +26,10 @@ measures ingestion and not them, the baseline sends the same searches at the sam
 for articles already indexed (`probes`, `baseline_probes`). Each phase's `cpu` says where
 the machine's CPU went: the workers' (and their CPU per search), the writer process's
 and the load generator's. `p99_ms_by_minute` and `baseline_p99_ms_by_minute` give each
-minute's own p99 (the progress lines' stretches): whether the tail holds through a phase.
+minute's own p99 (the progress lines' stretches): whether the tail holds through a phase;
+`workers_ms_per_search_by_minute` and `baseline_workers_ms_per_search_by_minute` what a
+request cost the workers' CPU in the same stretches: whether a growing tail is searches
+growing dearer or something else.
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ class _Run:
     REPORT_S = 60.0  # a progress line this often, for a labelled run
 
     def __init__(self, port: int | list[int], paths: list[str], requests: int, clients: int, max_seconds: float,
-                 label: str | None = None, extra=lambda: ""):
+                 label: str | None = None, extra=lambda: "", cpu: "_CpuUse | None" = None):
         # several ports: the clients spread over them (replicas of one service)
         self.ports = port if isinstance(port, list) else [port]
         self.paths, self.budget, self.clients = paths, requests, clients
@@ -172,6 +175,9 @@ class _Run:
         self._event_threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.label, self._extra = label, extra  # extra: more of the progress line (articles ingested)
+        # the service's CPU read at the start, at each progress line and at the end: what a
+        # search cost the workers in each stretch (whether the tail grows with that cost)
+        self._cpu, self.cpu_marks = cpu, []
 
     def summary(self) -> dict:
         """What every load test reports of its run: requests, failures, latency, rate."""
@@ -187,12 +193,20 @@ class _Run:
         edges = [0, *self.reported, len(self.times)]
         return [round(float(np.percentile(self.times[a:b], 99)), 2) for a, b in zip(edges, edges[1:]) if b > a]
 
+    def ms_per_search_by_window(self) -> list[float]:
+        """The workers' CPU per request answered in each stretch of p99_by_window (the
+        visibility searches and PUTs the same workers served counted in it)."""
+        edges = [0, *self.reported, len(self.times)]
+        return [round((after["workers"] - before["workers"]) / (b - a) * 1000, 3)
+                for a, b, before, after in zip(edges, edges[1:], self.cpu_marks, self.cpu_marks[1:]) if b > a]
+
     def on_progress(self, count: int, action) -> None:
         self._marks.append((count, action))
 
     def go(self) -> None:
         self._deadline = time.monotonic() + self.max_seconds
         started = time.monotonic()
+        self._read_cpu()
         workers = [threading.Thread(target=self._client, args=(n,)) for n in range(self.clients)]
         for w in workers:
             w.start()
@@ -203,6 +217,8 @@ class _Run:
             w.join()
         finished.set()
         self.seconds = time.monotonic() - started
+        with self._lock:
+            self._read_cpu()
         for t in self._event_threads:
             t.join()
 
@@ -210,15 +226,23 @@ class _Run:
         while not finished.wait(self.REPORT_S):
             with self._lock:
                 done, failed, times = self.done, self.failed, list(self.times)
+                self._read_cpu()  # (with the latencies in at this moment: the stretch's own)
             last = times[(self.reported or [0])[-1]:]
             self.reported.append(len(times))
             p99 = ""
             if times:
                 p99 = f", p99 so far {np.percentile(times, 99):.1f} ms"
             if last:
-                p99 += f" ({np.percentile(last, 99):.1f} ms in the last {self.REPORT_S:g} s)"
+                p99 += f" ({np.percentile(last, 99):.1f} ms in the last {self.REPORT_S:g} s"
+                if self._cpu is not None:
+                    p99 += f", workers' CPU {self.ms_per_search_by_window()[-1]:.2f} ms a request"
+                p99 += ")"
             say(f"{self.label}: {time.monotonic() - started:.0f} of {self.max_seconds:.0f} s, {done:,} requests, "
                 f"{failed} failed{p99}{self._extra()}")
+
+    def _read_cpu(self) -> None:
+        if self._cpu is not None:
+            self.cpu_marks.append(self._cpu.read())
 
     def _take(self) -> int | None:
         with self._lock:
@@ -301,23 +325,20 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             indexed = _indexed_articles(port, question_texts())
             say(f"baseline: {seconds:.0f} s of searches from {clients} clients, and the visibility searches for "
                 f"{len(indexed)} articles already indexed at {rate:g} an hour")
-            baseline = _Run(port, paths, 10**9, clients, seconds, label="baseline")
-            alike = _Probes(port, indexed, rate)
             cpu = _CpuUse(server.pid)
-            marks = [cpu.read()]
+            baseline = _Run(port, paths, 10**9, clients, seconds, label="baseline", cpu=cpu)
+            alike = _Probes(port, indexed, rate)
             prober = threading.Thread(target=alike.go, args=(seconds,))
             prober.start()
             baseline.go()
-            marks.append(cpu.read())
             prober.join()
             say(f"the same with {rate:g} articles an hour PUT one at a time")
             ingest = _Ingest(port, key, _articles(corpus), rate)
-            loaded = _Run(port, paths, 10**9, clients, seconds, label="ingesting",
+            loaded = _Run(port, paths, 10**9, clients, seconds, label="ingesting", cpu=cpu,
                           extra=lambda: f", {ingest.ingested} articles ingested, {ingest.failed} PUTs failed")
             feeder = threading.Thread(target=ingest.go, args=(seconds,))
             feeder.start()
             loaded.go()
-            marks.append(cpu.read())
             feeder.join()
             health = _health(port)
             log.seek(0)
@@ -339,8 +360,10 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             "not_visible": ingest.probes.not_visible, "ingest_per_hour": rate, "seconds": seconds, "clients": clients,
             "generation_after": health["generation"], "documents_after": health["documents"],
             "tracebacks": tracebacks, "first_traceback": first_traceback,
-            "cpu": {"baseline": _cpu_between(marks[0], marks[1], baseline),
-                    "ingesting": _cpu_between(marks[1], marks[2], loaded)},
+            "cpu": {"baseline": _cpu_between(baseline.cpu_marks[0], baseline.cpu_marks[-1], baseline),
+                    "ingesting": _cpu_between(loaded.cpu_marks[0], loaded.cpu_marks[-1], loaded)},
+            "workers_ms_per_search_by_minute": loaded.ms_per_search_by_window(),
+            "baseline_workers_ms_per_search_by_minute": baseline.ms_per_search_by_window(),
             "service": {"workers": workers, "threads": threads}}
 
 
