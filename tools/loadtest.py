@@ -187,18 +187,22 @@ class _Run:
                 "p99_ms": round(float(np.percentile(times, 99)), 2),
                 "qps": round(self.done / self.seconds, 1), "seconds": round(self.seconds, 1), "clients": self.clients}
 
-    def p99_by_window(self) -> list[float]:
-        """The p99 of each stretch between progress lines (the last one to the end): whether
-        the tail holds through a phase or grows as it goes on, which its overall p99 hides."""
+    def _stretches(self) -> list[tuple[int, int]]:
+        """[first, end) of the latencies between progress lines (the last one to the end),
+        empty ones included: the n-th lies between cpu_marks n and n + 1."""
         edges = [0, *self.reported, len(self.times)]
-        return [round(float(np.percentile(self.times[a:b], 99)), 2) for a, b in zip(edges, edges[1:]) if b > a]
+        return list(zip(edges, edges[1:]))
+
+    def p99_by_window(self) -> list[float]:
+        """The p99 of each stretch between progress lines: whether the tail holds through a
+        phase or grows as it goes on, which its overall p99 hides."""
+        return [round(float(np.percentile(self.times[a:b], 99)), 2) for a, b in self._stretches() if b > a]
 
     def ms_per_search_by_window(self) -> list[float]:
         """The workers' CPU per request answered in each stretch of p99_by_window (the
         visibility searches and PUTs the same workers served counted in it)."""
-        edges = [0, *self.reported, len(self.times)]
         return [round((after["workers"] - before["workers"]) / (b - a) * 1000, 3)
-                for a, b, before, after in zip(edges, edges[1:], self.cpu_marks, self.cpu_marks[1:]) if b > a]
+                for (a, b), before, after in zip(self._stretches(), self.cpu_marks, self.cpu_marks[1:]) if b > a]
 
     def on_progress(self, count: int, action) -> None:
         self._marks.append((count, action))
