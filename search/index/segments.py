@@ -145,12 +145,10 @@ class SegmentedVectors:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         mask = self._live if allowed is None else (np.asarray(allowed, dtype=bool) & self._live)
         filtered = self._filtered or allowed is not None
-        found = []
-        for part, deleted, (first, end) in zip(self._parts, self._deleted_in, self._ranges):
-            if found and self.in_memory is not None and not filtered:
-                found.append(self._above(part, vectors, found[0], k))
-            else:
-                found.append(self._search_part(part, vectors, k, mask, filtered, deleted, first, end))
+        if self.in_memory is not None and not filtered:
+            return self._with_above(vectors, k)
+        found = [self._search_part(part, vectors, k, mask, filtered, deleted, first, end)
+                 for part, deleted, (first, end) in zip(self._parts, self._deleted_in, self._ranges)]
         scores = np.concatenate([s for s, _ in found], axis=1)
         ids = np.concatenate([i for _, i in found], axis=1)
         scores = np.where(ids >= 0, scores, -np.inf)
@@ -159,13 +157,31 @@ class SegmentedVectors:
         top_ids[~np.isfinite(top_scores)] = -1
         return np.where(top_ids >= 0, top_scores, 0).astype(np.float32), top_ids
 
-    def _above(self, part, vectors, base: tuple[np.ndarray, np.ndarray], k: int):
-        """The in-memory segments' live passages that would enter the base's best `k`: those
-        scoring above its k-th (all of them where it found fewer), in the order faiss gives.
-        Under steady ingestion they are a few thousand rows searched by every question; a
-        top-k search of them to the full depth (1,000), merged with the base's, added a
-        fifth to the base's own search."""
-        scores, ids = base
+    def _with_above(self, vectors, k: int):
+        """The base's best `k` with the in-memory segments' passages that enter them put in
+        place: what sorting all of them together gives (a base passage first on a tie),
+        for the cost of the few that enter. Every question asks this under ingestion."""
+        (base, deltas), ((first, end), _) = self._parts, self._ranges
+        scores, ids = self._search_part(base, vectors, k, self._live, False, self._deleted_in[0], first, end)
+        out_scores = np.zeros((len(vectors), k), dtype=np.float32)
+        out_ids = np.full((len(vectors), k), -1, dtype=np.int64)
+        for q, (here, at) in enumerate(self._above(deltas, vectors, scores, ids, k)):
+            held = ids[q] >= 0
+            got_scores, got_ids = scores[q][held], ids[q][held]
+            if len(here):  # (here: best first; got: faiss's order, best first)
+                at_place = np.searchsorted(-got_scores, -here, side="right")
+                got_scores, got_ids = np.insert(got_scores, at_place, here), np.insert(got_ids, at_place, at)
+            n = min(k, len(got_ids))
+            out_scores[q, :n], out_ids[q, :n] = got_scores[:n], got_ids[:n]
+        return out_scores, out_ids
+
+    def _above(self, part, vectors, scores: np.ndarray, ids: np.ndarray, k: int) -> list:
+        """For each query, the in-memory segments' live passages that would enter the base's
+        best `k` (`scores`, `ids`): those scoring above its k-th (all of them where it found
+        fewer), best first and a tie to the higher id, as faiss orders. Under steady
+        ingestion they are a few thousand rows searched by every question; a top-k search
+        of them to the full depth (1,000), merged with the base's, added a fifth to the
+        base's own search."""
         floor = np.full(len(vectors), -np.inf)
         for q in range(len(vectors)):
             valid = scores[q][ids[q] >= 0]  # (best first; a deleted passage is -1)
@@ -177,14 +193,9 @@ class SegmentedVectors:
             here, at = distances[lims[q]:lims[q + 1]], labels[lims[q]:lims[q + 1]]
             keep = (here > floor[q]) & self._live[at]
             here, at = here[keep], at[keep]
-            order = np.lexsort((-at, -here))  # (faiss's order: a tie goes to the higher id)
+            order = np.lexsort((-at, -here))
             rows.append((here[order], at[order]))
-        width = max((len(r[0]) for r in rows), default=0)
-        out_scores = np.full((len(vectors), width), -np.inf, dtype=np.float32)
-        out_ids = np.full((len(vectors), width), -1, dtype=np.int64)
-        for q, (here, at) in enumerate(rows):
-            out_scores[q, :len(here)], out_ids[q, :len(at)] = here, at
-        return out_scores, out_ids
+        return rows
 
     def _search_part(self, part, vectors, k, mask, filtered: bool, deleted: bool, first: int, end: int):
         """One segment's best k allowed passages. A few deletions: k more than them asked for
