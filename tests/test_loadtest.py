@@ -132,3 +132,37 @@ def test_a_run_given_the_service_cpu_reports_what_a_request_cost_the_workers_in_
     total = run.cpu_marks[-1]["workers"] - run.cpu_marks[0]["workers"]
     assert total > 0 and abs(spent - total) < 0.001 * len(by_window) + 1e-6
     assert all(0 < v < 1000 for v in by_window)  # a search of the seeds: milliseconds, not nothing
+
+
+def test_interleaved_blocks_put_each_phase_first_in_as_many_pairs_as_the_other():
+    # a steady drift of the machine's speed must favour neither phase
+    from tools.loadtest import block_order
+
+    for pairs in (1, 2, 5, 10):
+        order = block_order(pairs)
+        assert len(order) == 2 * pairs and order.count("baseline") == order.count("ingesting") == pairs
+        pairs_of = [order[n:n + 2] for n in range(0, len(order), 2)]
+        assert all(sorted(pair) == ["baseline", "ingesting"] for pair in pairs_of)
+        firsts = [pair[0] for pair in pairs_of]
+        assert abs(firsts.count("baseline") - firsts.count("ingesting")) <= 1
+    assert block_order(4) == ["baseline", "ingesting", "ingesting", "baseline"] * 2
+
+
+def test_a_phase_of_several_blocks_counts_the_cpu_of_its_blocks_and_not_the_gaps_between():
+    from tools.loadtest import _Phase, _Run
+
+    def run(start: float, seconds: float, workers: float, done: int) -> _Run:
+        r = _Run(0, ["/"], 1, 1, 1)
+        r.done, r.times = done, [10.0] * (done - 1) + [50.0]
+        r.cpu_marks = [{"workers": 100.0, "writer": 5.0, "load_generator": 1.0, "at": start},
+                       {"workers": 100.0 + workers, "writer": 5.5, "load_generator": 1.2, "at": start + seconds}]
+        return r
+
+    phase = _Phase(0, None)
+    phase.add(run(0.0, 10.0, 15.0, 5000))
+    phase.add(run(1000.0, 10.0, 17.0, 3000))  # an hour of gap between them counts for nothing
+    used = phase.cpu_used()
+    assert used == {"workers_cores": 1.6, "writer_cores": 0.05, "load_generator_cores": 0.02,
+                    "workers_ms_per_search": 4.0}
+    assert phase.done == 8000 and phase.p99_by_block() == [10.0, 10.0]
+    assert phase.ms_per_search_by_block() == [3.0, 5.667]

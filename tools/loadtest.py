@@ -30,11 +30,22 @@ minute's own p99 (the progress lines' stretches): whether the tail holds through
 `workers_ms_per_search_by_minute` and `baseline_workers_ms_per_search_by_minute` what a
 request cost the workers' CPU in the same stretches: whether a growing tail is searches
 growing dearer or something else.
+
+The machine's own speed drifts by 10-20% over minutes, so a baseline run before the
+ingesting one can flatter or damn the ratio by as much. `--interleave S` measures the same
+two phases as alternating blocks of S seconds (baseline, ingesting, ingesting, baseline,
+...) on two services started alike from two copies of the index, one that only searches
+and one that ingests (during its own blocks only: a block ends once its last PUT is
+answered and found, and the next starts after its workers had time to reload), so that
+both phases see the same machine. The keys are the same, the ratio taken over all the
+blocks of each phase; `p99_ratio_by_pair` gives each ingesting block's p99 over the
+baseline block beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import itertools
 import json
@@ -345,10 +356,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             loaded.go()
             feeder.join()
             health = _health(port)
-            log.seek(0)
-            text = log.read()
-            tracebacks = text.count("Traceback")
-            first_traceback = text[text.index("Traceback"):][:3000] if tracebacks else None
+            tracebacks, first_traceback = _tracebacks(log)
     p99 = lambda run: round(float(np.percentile(run.times, 99)), 2)  # noqa: E731
     visible = np.array(ingest.probes.visible) if ingest.probes.visible else np.zeros(1)
     return {"requests": loaded.done, "failed": loaded.failed, "failures": loaded.failures[:10],
@@ -369,6 +377,137 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             "workers_ms_per_search_by_minute": loaded.ms_per_search_by_window(),
             "baseline_workers_ms_per_search_by_minute": baseline.ms_per_search_by_window(),
             "service": {"workers": workers, "threads": threads}}
+
+
+# After an ingesting block, time for its workers to pick up the last generation (they look
+# once a second) before the other service's block starts.
+SETTLE_S = 3.0
+
+
+def interleaved_ingest_test(index: Path, rate: float, seconds: float, clients: int, workers: int, threads: int,
+                            warmup: int, corpus: Path, block: float) -> dict:
+    """`ingest_test` with the two phases as alternating blocks of `block` seconds, each on
+    a service of its own: the baseline's searches and the ingesting ones see the same
+    machine, however its speed drifts over the run."""
+    key = secrets.token_hex(16)
+    paths = [f"/search?k={1 + n % 10}&q={quote(q)}" for n, q in enumerate(question_texts())]
+    env = {"SEARCH_API_KEY": key, "SEARCH_WORKERS": str(workers), "SEARCH_THREADS": str(threads)}
+    pairs = max(1, round(seconds / block))
+    with tempfile.TemporaryDirectory(prefix="loadtest-") as scratch, \
+            open(Path(scratch) / "baseline.log", "w+") as quiet_log, \
+            open(Path(scratch) / "ingesting.log", "w+") as busy_log:
+        quiet_copy = serving_copy(index, Path(scratch) / "baseline")
+        busy_copy = serving_copy(index, Path(scratch) / "ingesting")
+        with gunicorn(quiet_copy, env, log=quiet_log) as (quiet_port, quiet_server), \
+                gunicorn(busy_copy, env, log=busy_log) as (busy_port, busy_server):
+            for port in (quiet_port, busy_port):
+                _Run(port, paths, warmup, clients, seconds).go()
+            indexed = _indexed_articles(quiet_port, question_texts())
+            say(f"{pairs} baseline and {pairs} ingesting blocks of {block:g} s, alternated, {clients} clients; "
+                f"{rate:g} articles an hour PUT in the ingesting blocks, the visibility searches for {len(indexed)} "
+                f"indexed articles at that rate in the baseline ones")
+            phases = {"baseline": _Phase(quiet_port, _CpuUse(quiet_server.pid)),
+                      "ingesting": _Phase(busy_port, _CpuUse(busy_server.pid))}
+            ingest = _Ingest(busy_port, key, _articles(corpus), rate)
+            alike = _Probes(quiet_port, indexed, rate)
+            for n, name in enumerate(block_order(pairs)):
+                phase = phases[name]
+                run = _Run(phase.port, paths, 10**9, clients, block, cpu=phase.cpu)
+                side = ingest if name == "ingesting" else alike
+                feeder = threading.Thread(target=side.go, args=(block,))
+                feeder.start()
+                run.go()
+                feeder.join()
+                phase.add(run)
+                say(f"block {n + 1} of {2 * pairs}, {name}: {run.done:,} requests, {run.failed} failed, p99 "
+                    f"{phase.p99_by_block()[-1]:.1f} ms, workers' CPU {phase.ms_per_search_by_block()[-1]:.2f} ms "
+                    f"a request" + (f", {ingest.ingested} articles ingested, {ingest.failed} PUTs failed"
+                                    if name == "ingesting" else ""))
+                if name == "ingesting":
+                    time.sleep(SETTLE_S)
+            health = _health(busy_port)
+            tracebacks, first_traceback = _tracebacks(busy_log, quiet_log)
+    quiet, busy = phases["baseline"], phases["ingesting"]
+    visible = np.array(ingest.probes.visible) if ingest.probes.visible else np.zeros(1)
+    return {"requests": busy.done, "failed": busy.failed, "failures": busy.failures[:10],
+            "p99_ms": busy.p99(), "baseline_p99_ms": quiet.p99(), "baseline_requests": quiet.done,
+            "baseline_failed": quiet.failed, "p99_ratio": round(busy.p99() / quiet.p99(), 3),
+            "p99_ms_by_block": busy.p99_by_block(), "baseline_p99_ms_by_block": quiet.p99_by_block(),
+            "p99_ratio_by_pair": [round(b / a, 3) for a, b in zip(quiet.p99_by_block(), busy.p99_by_block())],
+            "probes": ingest.probes.sent, "baseline_probes": alike.sent,
+            "ingested": ingest.ingested, "put_failed": ingest.failed, "put_failures": ingest.failures[:10],
+            "ingested_per_hour": round(ingest.ingested / max(ingest.dispatch_s, 1e-9) * 3600),
+            "put_p50_ms": round(float(np.percentile(ingest.put_ms or [0], 50)), 1),
+            "put_p99_ms": round(float(np.percentile(ingest.put_ms or [0], 99)), 1),
+            "visible_max_s": round(float(visible.max()), 3), "visible_p50_s": round(float(np.median(visible)), 3),
+            "not_visible": ingest.probes.not_visible, "ingest_per_hour": rate, "seconds": pairs * block,
+            "clients": clients, "interleave_s": block, "generation_after": health["generation"],
+            "documents_after": health["documents"], "tracebacks": tracebacks, "first_traceback": first_traceback,
+            "cpu": {"baseline": quiet.cpu_used(), "ingesting": busy.cpu_used()},
+            "workers_ms_per_search_by_block": busy.ms_per_search_by_block(),
+            "baseline_workers_ms_per_search_by_block": quiet.ms_per_search_by_block(),
+            "service": {"workers": workers, "threads": threads}}
+
+
+def block_order(pairs: int) -> list[str]:
+    """baseline, ingesting, ingesting, baseline, baseline, ...: each phase as often first
+    in a pair as second, so that a steady drift of the machine's speed favours neither."""
+    order = []
+    for n in range(pairs):
+        order += ["baseline", "ingesting"] if n % 2 == 0 else ["ingesting", "baseline"]
+    return order
+
+
+class _Phase:
+    """One phase's blocks on its own service, taken together."""
+
+    def __init__(self, port: int, cpu: "_CpuUse"):
+        self.port, self.cpu = port, cpu
+        self.runs: list[_Run] = []
+
+    def add(self, run: "_Run") -> None:
+        self.runs.append(run)
+
+    @property
+    def done(self) -> int:
+        return sum(r.done for r in self.runs)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.failed for r in self.runs)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f for r in self.runs for f in r.failures]
+
+    def p99(self) -> float:
+        return round(float(np.percentile([t for r in self.runs for t in r.times], 99)), 2)
+
+    def p99_by_block(self) -> list[float]:
+        return [round(float(np.percentile(r.times, 99)), 2) for r in self.runs]
+
+    def ms_per_search_by_block(self) -> list[float]:
+        return [r.ms_per_search_by_window()[-1] if r.done else 0.0 for r in self.runs]
+
+    def cpu_used(self) -> dict:
+        """Cores each part used over the phase's blocks (not the gaps between them), and the
+        workers' CPU per request."""
+        spent = {k: sum(r.cpu_marks[-1][k] - r.cpu_marks[0][k] for r in self.runs) for k in self.runs[0].cpu_marks[0]}
+        seconds = spent.pop("at")
+        return {**{f"{k}_cores": round(v / seconds, 3) for k, v in spent.items()},
+                "workers_ms_per_search": round(spent["workers"] / max(self.done, 1) * 1000, 3)}
+
+
+def _tracebacks(*logs) -> tuple[int, str | None]:
+    """How many tracebacks the services' logs hold, and the first one."""
+    count, first = 0, None
+    for log in logs:
+        log.seek(0)
+        text = log.read()
+        count += text.count("Traceback")
+        if first is None and "Traceback" in text:
+            first = text[text.index("Traceback"):][:3000]
+    return count, first
 
 
 class _CpuUse:
@@ -450,6 +589,7 @@ class _Probes:
     def __init__(self, port: int, articles: list[tuple[str, str]] | None = None, rate: float = 0.0):
         self.port, self.articles = port, articles or []
         self.interval = 3600.0 / rate if rate else 0.0
+        self._next = itertools.cycle(self.articles)  # (an interleaved run's blocks go on where the last stopped)
         self.sent = self.not_visible = 0
         self.visible: list[float] = []
         self._threads: list[threading.Thread] = []
@@ -457,7 +597,7 @@ class _Probes:
 
     def go(self, seconds: float) -> None:
         """For the baseline: start probing `articles` in turn, one every `interval`."""
-        for doc_id, question in _when_due(itertools.cycle(self.articles), self.interval, seconds):
+        for doc_id, question in _when_due(self._next, self.interval, seconds):
             self.start(doc_id, question, time.monotonic())
         self.join()
 
@@ -513,7 +653,9 @@ class _Ingest:
         for doc_id, body in _when_due(self.articles, self.interval, seconds):
             puts.append(threading.Thread(target=self._put, args=(doc_id, body)))
             puts[-1].start()
-        self.dispatch_s = time.monotonic() - started
+        # the window's length (its last article was due before its end), or longer where the
+        # PUTs fell behind; summed over the blocks of an interleaved run
+        self.dispatch_s += max(time.monotonic() - started, seconds)
         for thread in puts:
             thread.join()
         self.probes.join()
@@ -570,6 +712,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead: PUT real articles one by one at R an hour while the clients search, "
                              "against the same load without (both --seconds long)")
     parser.add_argument("--seconds", type=float, default=600.0, help="with --ingest-per-hour: each run's length")
+    parser.add_argument("--interleave", type=float, metavar="S",
+                        help="with --ingest-per-hour: the two phases as alternating blocks of S seconds on two "
+                             "services alike (each phase --seconds in all), so that both see the same machine")
     parser.add_argument("--corpus", type=Path, default=SCIFACT, help="with --ingest-per-hour: BEIR corpus.jsonl "
                                                                      "of the articles to add")
     parser.add_argument("--store", metavar="milvus://HOST:PORT/NAME",
@@ -584,8 +729,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.ingest_per_hour:
         check_corpus(parser, args.corpus)
     if args.ingest_per_hour:
-        result = ingest_test(args.index, args.ingest_per_hour, args.seconds, args.clients, args.workers,
-                             args.threads, args.warmup, args.corpus)
+        if args.interleave is not None and not 10 <= args.interleave <= args.seconds:
+            parser.error(f"--interleave must be from 10 to --seconds ({args.seconds:g}) seconds")
+        test = (functools.partial(interleaved_ingest_test, block=args.interleave) if args.interleave is not None
+                else ingest_test)
+        result = test(args.index, args.ingest_per_hour, args.seconds, args.clients, args.workers,
+                      args.threads, args.warmup, args.corpus)
         if args.json:
             print(json.dumps(result, indent=2))
         else:
