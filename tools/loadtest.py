@@ -51,6 +51,7 @@ import itertools
 import json
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -222,7 +223,7 @@ class _Run:
         self._deadline = time.monotonic() + self.max_seconds
         started = time.monotonic()
         self._read_cpu()
-        workers = [threading.Thread(target=self._client, args=(n,)) for n in range(self.clients)]
+        workers = [threading.Thread(target=self._client, args=(n,), daemon=True) for n in range(self.clients)]
         for w in workers:
             w.start()
         finished = threading.Event()
@@ -268,7 +269,7 @@ class _Run:
             due = [a for count, a in self._marks if count == n]
         for action in due:  # beside the clients, none of which stops (an idle keep-alive connection
             # would be closed by the server after 2 s, and its next request fail for that alone)
-            thread = threading.Thread(target=self._event, args=(n, action))
+            thread = threading.Thread(target=self._event, args=(n, action), daemon=True)
             thread.start()
             self._event_threads.append(thread)
         return n
@@ -343,7 +344,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             cpu = _CpuUse(server.pid)
             baseline = _Run(port, paths, 10**9, clients, seconds, label="baseline", cpu=cpu)
             alike = _Probes(port, indexed, rate)
-            prober = threading.Thread(target=alike.go, args=(seconds,))
+            prober = threading.Thread(target=alike.go, args=(seconds,), daemon=True)
             prober.start()
             baseline.go()
             prober.join()
@@ -351,7 +352,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             ingest = _Ingest(port, key, _articles(corpus), rate)
             loaded = _Run(port, paths, 10**9, clients, seconds, label="ingesting", cpu=cpu,
                           extra=lambda: f", {ingest.ingested} articles ingested, {ingest.failed} PUTs failed")
-            feeder = threading.Thread(target=ingest.go, args=(seconds,))
+            feeder = threading.Thread(target=ingest.go, args=(seconds,), daemon=True)
             feeder.start()
             loaded.go()
             feeder.join()
@@ -414,7 +415,7 @@ def interleaved_ingest_test(index: Path, rate: float, seconds: float, clients: i
                 phase = phases[name]
                 run = _Run(phase.port, paths, 10**9, clients, block, cpu=phase.cpu)
                 side = ingest if name == "ingesting" else alike
-                feeder = threading.Thread(target=side.go, args=(block,))
+                feeder = threading.Thread(target=side.go, args=(block,), daemon=True)
                 feeder.start()
                 run.go()
                 feeder.join()
@@ -602,7 +603,7 @@ class _Probes:
         self.join()
 
     def start(self, doc_id: str, question: str, since: float) -> None:
-        thread = threading.Thread(target=self._until_found, args=(doc_id, question, since))
+        thread = threading.Thread(target=self._until_found, args=(doc_id, question, since), daemon=True)
         with self._lock:
             self._threads.append(thread)
         thread.start()
@@ -651,7 +652,7 @@ class _Ingest:
         started = time.monotonic()
         puts = []
         for doc_id, body in _when_due(self.articles, self.interval, seconds):
-            puts.append(threading.Thread(target=self._put, args=(doc_id, body)))
+            puts.append(threading.Thread(target=self._put, args=(doc_id, body), daemon=True))
             puts[-1].start()
         # the window's length (its last article was due before its end), or longer where the
         # PUTs fell behind; summed over the blocks of an interleaved run
@@ -699,7 +700,14 @@ def _metric(text: str, name: str) -> float:
                or line.startswith(name + "{"))
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Stopped (Ctrl-C, or a SIGTERM), the run still stops the services it started: their
+    # context managers exit, and its own threads (all daemons) do not hold the exit up.
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(prog="loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, default=ROOT / "index", help="index to serve a copy of")
     parser.add_argument("--requests", type=int, default=20_000)
@@ -786,4 +794,8 @@ def _report_store(result: dict, as_json: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("loadtest: interrupted; the services it started are stopped", file=sys.stderr)
+        sys.exit(130)
