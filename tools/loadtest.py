@@ -359,18 +359,11 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             health = _health(port)
             tracebacks, first_traceback = _tracebacks(log)
     p99 = lambda run: round(float(np.percentile(run.times, 99)), 2)  # noqa: E731
-    visible = np.array(ingest.probes.visible) if ingest.probes.visible else np.zeros(1)
     return {"requests": loaded.done, "failed": loaded.failed, "failures": loaded.failures[:10],
             "p99_ms": p99(loaded), "baseline_p99_ms": p99(baseline), "baseline_requests": baseline.done,
             "p99_ms_by_minute": loaded.p99_by_window(), "baseline_p99_ms_by_minute": baseline.p99_by_window(),
             "baseline_failed": baseline.failed, "p99_ratio": round(p99(loaded) / p99(baseline), 3),
-            "probes": ingest.probes.sent, "baseline_probes": alike.sent,
-            "ingested": ingest.ingested, "put_failed": ingest.failed, "put_failures": ingest.failures[:10],
-            "ingested_per_hour": round(ingest.ingested / max(ingest.dispatch_s, 1e-9) * 3600),
-            "put_p50_ms": round(float(np.percentile(ingest.put_ms or [0], 50)), 1),
-            "put_p99_ms": round(float(np.percentile(ingest.put_ms or [0], 99)), 1),
-            "visible_max_s": round(float(visible.max()), 3), "visible_p50_s": round(float(np.median(visible)), 3),
-            "not_visible": ingest.probes.not_visible, "ingest_per_hour": rate, "seconds": seconds, "clients": clients,
+            **_writes(ingest, alike), "ingest_per_hour": rate, "seconds": seconds, "clients": clients,
             "generation_after": health["generation"], "documents_after": health["documents"],
             "tracebacks": tracebacks, "first_traceback": first_traceback,
             "cpu": {"baseline": _cpu_between(baseline.cpu_marks[0], baseline.cpu_marks[-1], baseline),
@@ -429,25 +422,30 @@ def interleaved_ingest_test(index: Path, rate: float, seconds: float, clients: i
             health = _health(busy_port)
             tracebacks, first_traceback = _tracebacks(busy_log, quiet_log)
     quiet, busy = phases["baseline"], phases["ingesting"]
-    visible = np.array(ingest.probes.visible) if ingest.probes.visible else np.zeros(1)
     return {"requests": busy.done, "failed": busy.failed, "failures": busy.failures[:10],
             "p99_ms": busy.p99(), "baseline_p99_ms": quiet.p99(), "baseline_requests": quiet.done,
             "baseline_failed": quiet.failed, "p99_ratio": round(busy.p99() / quiet.p99(), 3),
             "p99_ms_by_block": busy.p99_by_block(), "baseline_p99_ms_by_block": quiet.p99_by_block(),
             "p99_ratio_by_pair": [round(b / a, 3) for a, b in zip(quiet.p99_by_block(), busy.p99_by_block())],
-            "probes": ingest.probes.sent, "baseline_probes": alike.sent,
-            "ingested": ingest.ingested, "put_failed": ingest.failed, "put_failures": ingest.failures[:10],
-            "ingested_per_hour": round(ingest.ingested / max(ingest.dispatch_s, 1e-9) * 3600),
-            "put_p50_ms": round(float(np.percentile(ingest.put_ms or [0], 50)), 1),
-            "put_p99_ms": round(float(np.percentile(ingest.put_ms or [0], 99)), 1),
-            "visible_max_s": round(float(visible.max()), 3), "visible_p50_s": round(float(np.median(visible)), 3),
-            "not_visible": ingest.probes.not_visible, "ingest_per_hour": rate, "seconds": pairs * block,
+            **_writes(ingest, alike), "ingest_per_hour": rate, "seconds": pairs * block,
             "clients": clients, "interleave_s": block, "generation_after": health["generation"],
             "documents_after": health["documents"], "tracebacks": tracebacks, "first_traceback": first_traceback,
             "cpu": {"baseline": quiet.cpu_used(), "ingesting": busy.cpu_used()},
             "workers_ms_per_search_by_block": busy.ms_per_search_by_block(),
             "baseline_workers_ms_per_search_by_block": quiet.ms_per_search_by_block(),
             "service": {"workers": workers, "threads": threads}}
+
+
+def _writes(ingest: "_Ingest", alike: "_Probes") -> dict:
+    """What a run reports of its PUTs and its visibility searches (and the baseline's)."""
+    visible = np.array(ingest.probes.visible) if ingest.probes.visible else np.zeros(1)
+    return {"probes": ingest.probes.sent, "baseline_probes": alike.sent,
+            "ingested": ingest.ingested, "put_failed": ingest.failed, "put_failures": ingest.failures[:10],
+            "ingested_per_hour": round(ingest.ingested / max(ingest.dispatch_s, 1e-9) * 3600),
+            "put_p50_ms": round(float(np.percentile(ingest.put_ms or [0], 50)), 1),
+            "put_p99_ms": round(float(np.percentile(ingest.put_ms or [0], 99)), 1),
+            "visible_max_s": round(float(visible.max()), 3), "visible_p50_s": round(float(np.median(visible)), 3),
+            "not_visible": ingest.probes.not_visible}
 
 
 def block_order(pairs: int) -> list[str]:
