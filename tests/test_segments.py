@@ -127,6 +127,47 @@ def test_small_segments_are_folded_together_and_large_ones_merged(tmp_path, embe
     assert Searcher.open(index).describe()["documents"] == 4 + 4 + 2
 
 
+def test_segments_folded_under_an_ivf_base_are_coded_in_its_clusters_and_score_as_the_base(tmp_path, embedder,
+                                                                                             monkeypatch):
+    """A fold under an IVF base writes the folded passages coded as the base codes its own
+    (its clusters and 8-bit ranges), so that a day of updates is searched a few clusters
+    at a time rather than every vector; the ranking is what scoring every live passage
+    gives, each by its own segment's coding."""
+    import numpy as np
+
+    from indexer.build import BuildOptions
+
+    monkeypatch.setattr(updates, "MERGE_SEGMENTS", 2)
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "001", "002", "003"))], index, options=BuildOptions(vector_index="ivf"))
+    stories = ("A harbour crane collapsed during a storm on Sunday night, damaging two cargo ships.",
+               "The city council voted to close the old library and open a larger one by the river.",
+               "Volcanic ash grounded every flight at the island's airport for a second day.")
+    briefs = [{"id": f"brief-{n}", "title": f"Brief {n}", "text": text} for n, text in enumerate(stories)]
+    for n, brief in enumerate(briefs):
+        update(index, [write_jsonl(tmp_path / f"brief-{n}.jsonl", brief)])
+    generation = current(index)
+    layout = segments.Layout.of(store.read_manifest(generation), generation)
+    assert len(layout.segments) == 3  # the base, the first two folded, the third's own
+    folded, last = layout.segments[1:]
+    assert (generation / folded.name / store.VECTORS).read_bytes()[:4] != b"IxM2"  # not a flat index
+    assert (generation / last.name / store.VECTORS).read_bytes()[:4] == b"IxM2"
+
+    searcher = Searcher.open(index)
+    vectors = searcher._vectors
+    assert len(vectors._parts) == 3 and vectors.in_memory is not None
+    live = np.flatnonzero(layout.live())
+    questions = ("Which crane fell in the storm?", "What happens to the old library?", "Why were flights grounded?")
+    for n, question in enumerate(questions):
+        query = searcher.embedder.embed([question])[0]
+        scores, ids = vectors.search(query[None], 10)
+        every = vectors.scores(query, live)  # each passage as its segment scores it
+        expected = live[np.argsort(-every, kind="stable")[:10]]
+        assert ids[0].tolist() == expected.tolist()
+        assert np.allclose(scores[0], np.sort(every)[::-1][:10], atol=1e-5)
+        assert searcher.search(question, 1, "dense")[0].citations[0].doc_id == f"brief-{n}"
+
+
 def test_an_index_whose_update_only_deleted_answers_without_them(tmp_path, embedder):
     index = tmp_path / "index"
     build([_seeds(tmp_path / "all", ("000", "003", "004"))], index)

@@ -140,6 +140,7 @@ class SegmentedVectors:
         self._count = int(self._live.sum())
         self.index = getattr(parts[0], "index", None)  # the base's faiss index, for what asks of its kind
         self.in_memory = None  # (segments, faiss index) of the segments held as one flat index
+        self.coded: dict = {}  # segment -> its store, of those coded in the base's clusters
 
     def search(self, vectors, k, allowed=None):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -147,8 +148,13 @@ class SegmentedVectors:
         filtered = self._filtered or allowed is not None
         if self.in_memory is not None and not filtered:
             return self._with_above(vectors, k)
+        return self._merged(len(self._parts), vectors, k, mask, filtered)
+
+    def _merged(self, count: int, vectors, k, mask, filtered: bool):
+        """The best `k` of the first `count` parts, each part's best k merged (a tie to the
+        earlier part)."""
         found = [self._search_part(part, vectors, k, mask, filtered, deleted, first, end)
-                 for part, deleted, (first, end) in zip(self._parts, self._deleted_in, self._ranges)]
+                 for part, deleted, (first, end) in zip(self._parts[:count], self._deleted_in, self._ranges)]
         scores = np.concatenate([s for s, _ in found], axis=1)
         ids = np.concatenate([i for _, i in found], axis=1)
         scores = np.where(ids >= 0, scores, -np.inf)
@@ -158,11 +164,16 @@ class SegmentedVectors:
         return np.where(top_ids >= 0, top_scores, 0).astype(np.float32), top_ids
 
     def _with_above(self, vectors, k: int):
-        """The base's best `k` with the in-memory segments' passages that enter them put in
-        place: what sorting all of them together gives (a base passage first on a tie),
-        for the cost of the few that enter. Every question asks this under ingestion."""
-        (base, deltas), ((first, end), _) = self._parts, self._ranges
-        scores, ids = self._search_part(base, vectors, k, self._live, False, self._deleted_in[0], first, end)
+        """The best `k` of the parts before the in-memory segments, with the in-memory
+        segments' passages that enter them put in place: what sorting all of them together
+        gives (an earlier part's passage first on a tie), for the cost of the few that
+        enter. Every question asks this under ingestion."""
+        deltas = self._parts[-1]
+        if len(self._parts) == 2:
+            (first, end), deleted = self._ranges[0], self._deleted_in[0]
+            scores, ids = self._search_part(self._parts[0], vectors, k, self._live, False, deleted, first, end)
+        else:
+            scores, ids = self._merged(len(self._parts) - 1, vectors, k, self._live, False)
         out_scores = np.zeros((len(vectors), k), dtype=np.float32)
         out_ids = np.full((len(vectors), k), -1, dtype=np.int64)
         for q, (here, at) in enumerate(self._above(deltas, vectors, scores, ids, k)):
@@ -477,6 +488,7 @@ def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool
     false when the passage vectors are in a Milvus collection, not the segments."""
     import faiss
 
+    from search.index import vector_index
     from search.index.lexical import LexicalIndex
     from search.index.vector_store import FaissStore
 
@@ -489,7 +501,12 @@ def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool
                     LexicalIndex._from(postings(layout, directory, part, only=deltas)).save(out / part)]
     if vectors:
         stores = [FaissStore.read(s.path(directory)) for s in deltas]
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(stores[0].index.d))
+        base = FaissStore.read(layout.segments[0].path(directory))  # (held: the IVF view does not own it)
+        ivf = faiss.try_extract_index_ivf(base.index)
+        # under an IVF base, coded in its clusters: the folded passages of a day's updates are
+        # then searched as the base is, a few clusters of them, not every vector of them
+        index = (vector_index.trained_like(ivf) if ivf is not None
+                 else faiss.IndexIDMap2(faiss.IndexFlatIP(stores[0].index.d)))
         for segment, part in zip(deltas, stores):
             ids = np.arange(*segment.passages, dtype=np.int64)
             index.add_with_ids(np.ascontiguousarray(part.vectors(ids), dtype=np.float32), ids)
@@ -521,16 +538,41 @@ def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | 
         whole = Segment("", (0, layout.passage_capacity), (0, 0), (0, 0))
         return SegmentedVectors([base], Layout((whole,), layout.deleted, layout.deleted_documents), filtered=True)
     deltas = layout.segments[1:]
-    if deltas and sum(s.passages[1] - s.passages[0] for s in deltas) <= IN_MEMORY_DELTAS:
+    # segments folded under an IVF base are coded in its clusters (fold): each searched as a
+    # part of its own, as the base is; the flat ones after them, an update's each, in memory
+    known = getattr(previous, "coded", {})
+    coded = []
+    for segment in deltas:
+        part = known.get(segment) or _coded(segment, directory, nprobe)
+        if part is None:
+            break
+        coded.append(part)
+    flat = deltas[len(coded):]
+    if flat and sum(s.passages[1] - s.passages[0] for s in flat) <= IN_MEMORY_DELTAS:
         # one flat index in memory for the updates' small segments: one search, not one each
-        index = _deltas_in_memory(deltas, directory, base.index.d, getattr(previous, "in_memory", None))
-        together = Segment("", (deltas[0].passages[0], deltas[-1].passages[1]), (0, 0), (0, 0))
-        opened = SegmentedVectors([base, vector_store.FaissStore(index)],
-                                  Layout((layout.segments[0], together), layout.deleted, layout.deleted_documents))
-        opened.in_memory = deltas, index
-        return opened
-    parts = [base] + [vector_store.FaissStore.read(segment.path(directory), nprobe) for segment in deltas]
-    return SegmentedVectors(parts, layout)
+        index = _deltas_in_memory(flat, directory, base.index.d, getattr(previous, "in_memory", None))
+        together = Segment("", (flat[0].passages[0], flat[-1].passages[1]), (0, 0), (0, 0))
+        opened = SegmentedVectors([base, *coded, vector_store.FaissStore(index)],
+                                  Layout((layout.segments[0], *deltas[:len(coded)], together), layout.deleted,
+                                         layout.deleted_documents))
+        opened.in_memory = flat, index
+    else:
+        parts = [base, *coded] + [vector_store.FaissStore.read(segment.path(directory), nprobe) for segment in flat]
+        opened = SegmentedVectors(parts, layout)
+    opened.coded = dict(zip(deltas, coded))
+    return opened
+
+
+def _coded(segment: Segment, directory: Path, nprobe: int | None):
+    """The segment's vector store if its vectors are coded in clusters (an IVF index), else
+    None (a flat index: faiss's file opens with IndexIDMap2's tag)."""
+    from search.index import vector_store
+
+    path = segment.path(directory) / store.VECTORS
+    with open(path, "rb") as f:
+        if f.read(4) == b"IxM2":
+            return None
+    return vector_store.FaissStore.read(segment.path(directory), nprobe)
 
 
 def _deltas_in_memory(deltas: tuple[Segment, ...], directory: Path, dimension: int, carried=None):

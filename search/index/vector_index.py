@@ -64,6 +64,27 @@ def build(vectors: np.ndarray, kind: str, ids: np.ndarray | None = None, seed: i
     return index
 
 
+def trained_like(ivf):
+    """An empty IVF-SQ8 index trained as `ivf` is: its clusters, its 8-bit ranges, its
+    residual coding and nprobe. A vector added to it is coded and scored exactly as in
+    `ivf`, so the folded segments of an update (indexer/update.py) are searched like the
+    base, a few clusters of them, instead of flat."""
+    import faiss
+
+    ivf = faiss.downcast_index(ivf)  # (an IndexIVF view of it has no `sq`)
+    centroids = faiss.downcast_index(ivf.quantizer).reconstruct_n(0, ivf.nlist)
+    quantizer = faiss.IndexFlatIP(ivf.d)
+    quantizer.add(centroids)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, ivf.d, ivf.nlist, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT, ivf.by_residual)
+    index.sq.trained = ivf.sq.trained
+    index.is_trained = True
+    index.nprobe = ivf.nprobe
+    quantizer.this.disown()  # the index frees its quantizer
+    index.own_fields = True
+    return index
+
+
 def describe(index) -> dict:
     """The manifest's record of an index."""
     import faiss

@@ -223,7 +223,10 @@ class FaissStore:
         ivf = faiss.try_extract_index_ivf(self.index)
         if ivf is not None:
             if ivf.direct_map.type == faiss.DirectMap.NoMap:
-                ivf.make_direct_map()
+                try:
+                    ivf.make_direct_map()
+                except RuntimeError:  # ids not 0..n-1 (a folded segment's): found by hash, reconstructed
+                    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
             self._codes = MappedCodes.of(ivf, self._path)
             return False
         flat = faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap2) else None
