@@ -136,6 +136,7 @@ def test_segments_folded_under_an_ivf_base_are_coded_in_its_clusters_and_score_a
     import numpy as np
 
     from indexer.build import BuildOptions
+    from indexer.merge import merge_in_background
 
     monkeypatch.setattr(updates, "MERGE_SEGMENTS", 2)
     index = tmp_path / "index"
@@ -166,6 +167,12 @@ def test_segments_folded_under_an_ivf_base_are_coded_in_its_clusters_and_score_a
         assert ids[0].tolist() == expected.tolist()
         assert np.allclose(scores[0], np.sort(every)[::-1][:10], atol=1e-5)
         assert searcher.search(question, 1, "dense")[0].citations[0].doc_id == f"brief-{n}"
+
+    merge_in_background(index)  # the coded passages' vectors carried into one base again
+    merged = Searcher.open(index)
+    assert "segments" not in merged.manifest and merged.describe()["documents"] == 4 + 3
+    for n, question in enumerate(questions):
+        assert merged.search(question, 1, "dense")[0].citations[0].doc_id == f"brief-{n}"
 
 
 def test_an_index_whose_update_only_deleted_answers_without_them(tmp_path, embedder):
