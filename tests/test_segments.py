@@ -137,28 +137,37 @@ def test_segments_folded_under_an_ivf_base_are_coded_in_its_clusters_and_score_a
 
     from indexer.build import BuildOptions
     from indexer.merge import merge_in_background
+    from search.index import vector_store
 
     monkeypatch.setattr(updates, "MERGE_SEGMENTS", 2)
     index = tmp_path / "index"
     build([_seeds(tmp_path / "base", ("000", "001", "002", "003"))], index, options=BuildOptions(vector_index="ivf"))
     stories = ("A harbour crane collapsed during a storm on Sunday night, damaging two cargo ships.",
                "The city council voted to close the old library and open a larger one by the river.",
-               "Volcanic ash grounded every flight at the island's airport for a second day.")
+               "Volcanic ash grounded every flight at the island's airport for a second day.",
+               "The national orchestra cancelled its winter tour after a strike by stage crews.")
     briefs = [{"id": f"brief-{n}", "title": f"Brief {n}", "text": text} for n, text in enumerate(stories)]
+    folds = []
     for n, brief in enumerate(briefs):
         update(index, [write_jsonl(tmp_path / f"brief-{n}.jsonl", brief)])
-    generation = current(index)
-    layout = segments.Layout.of(store.read_manifest(generation), generation)
-    assert len(layout.segments) == 3  # the base, the first two folded, the third's own
-    folded, last = layout.segments[1:]
-    assert (generation / folded.name / store.VECTORS).read_bytes()[:4] != b"IxM2"  # not a flat index
-    assert (generation / last.name / store.VECTORS).read_bytes()[:4] == b"IxM2"
+        generation = current(index)
+        layout = segments.Layout.of(store.read_manifest(generation), generation)
+        if n >= 2:  # the base, the segments before folded into one, this update's own
+            assert len(layout.segments) == 3
+            folded, last = layout.segments[1:]
+            assert (generation / folded.name / store.VECTORS).read_bytes()[:4] != b"IxM2"  # not a flat index
+            assert (generation / last.name / store.VECTORS).read_bytes()[:4] == b"IxM2"
+            folds.append((folded, vector_store.FaissStore.read(generation / folded.name)))
+    (first, earlier), (second, later) = folds  # the second fold carried the first one's codes as they were
+    ids = np.arange(*first.passages)
+    assert second.passages[0] == first.passages[0] and np.array_equal(earlier.vectors(ids), later.vectors(ids))
 
     searcher = Searcher.open(index)
     vectors = searcher._vectors
     assert len(vectors._parts) == 3 and vectors.in_memory is not None
     live = np.flatnonzero(layout.live())
-    questions = ("Which crane fell in the storm?", "What happens to the old library?", "Why were flights grounded?")
+    questions = ("Which crane fell in the storm?", "What happens to the old library?", "Why were flights grounded?",
+                 "Why did the orchestra call off its tour?")
     for n, question in enumerate(questions):
         query = searcher.embedder.embed([question])[0]
         scores, ids = vectors.search(query[None], 10)
@@ -170,7 +179,7 @@ def test_segments_folded_under_an_ivf_base_are_coded_in_its_clusters_and_score_a
 
     merge_in_background(index)  # the coded passages' vectors carried into one base again
     merged = Searcher.open(index)
-    assert "segments" not in merged.manifest and merged.describe()["documents"] == 4 + 3
+    assert "segments" not in merged.manifest and merged.describe()["documents"] == 4 + 4
     for n, question in enumerate(questions):
         assert merged.search(question, 1, "dense")[0].citations[0].doc_id == f"brief-{n}"
 

@@ -508,8 +508,10 @@ def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool
         index = (vector_index.trained_like(ivf) if ivf is not None
                  else faiss.IndexIDMap2(faiss.IndexFlatIP(stores[0].index.d)))
         for segment, part in zip(deltas, stores):
-            ids = np.arange(*segment.passages, dtype=np.int64)
-            index.add_with_ids(np.ascontiguousarray(part.vectors(ids), dtype=np.float32), ids)
+            coded = faiss.try_extract_index_ivf(part.index)  # (a segment folded before)
+            if ivf is None or coded is None or not vector_index.add_coded(index, coded):
+                ids = np.arange(*segment.passages, dtype=np.int64)
+                index.add_with_ids(np.ascontiguousarray(part.vectors(ids), dtype=np.float32), ids)
         written += [f"{name}/{f}" for f in FaissStore(index).save(out)]
     sentences = open_sentences(layout, directory)
     if sentences is not None:

@@ -72,9 +72,8 @@ def trained_like(ivf):
     import faiss
 
     ivf = faiss.downcast_index(ivf)  # (an IndexIVF view of it has no `sq`)
-    centroids = faiss.downcast_index(ivf.quantizer).reconstruct_n(0, ivf.nlist)
     quantizer = faiss.IndexFlatIP(ivf.d)
-    quantizer.add(centroids)
+    quantizer.add(_centroids(ivf))
     index = faiss.IndexIVFScalarQuantizer(quantizer, ivf.d, ivf.nlist, faiss.ScalarQuantizer.QT_8bit,
                                           faiss.METRIC_INNER_PRODUCT, ivf.by_residual)
     index.sq.trained = ivf.sq.trained
@@ -83,6 +82,36 @@ def trained_like(ivf):
     quantizer.this.disown()  # the index frees its quantizer
     index.own_fields = True
     return index
+
+
+def add_coded(target, source) -> bool:
+    """Add every vector of `source`, an IVF-SQ8 index trained as `target` is, to `target`
+    as it is coded: no vector decoded, assigned to a cluster or coded again, so folding a
+    large folded segment again costs a copy of its codes. False (nothing added) where the
+    two are not trained alike."""
+    import faiss
+
+    source = faiss.downcast_index(source)
+    alike = (isinstance(source, faiss.IndexIVFScalarQuantizer) and source.nlist == target.nlist
+             and source.code_size == target.code_size and source.by_residual == target.by_residual
+             and np.array_equal(faiss.vector_to_array(source.sq.trained), faiss.vector_to_array(target.sq.trained))
+             and np.array_equal(_centroids(source), _centroids(target)))
+    if not alike:
+        return False
+    for n in range(source.nlist):
+        size = source.invlists.list_size(n)
+        if size:
+            ids = np.array(faiss.rev_swig_ptr(source.invlists.get_ids(n), size))
+            codes = np.array(faiss.rev_swig_ptr(source.invlists.get_codes(n), size * source.code_size))
+            target.invlists.add_entries(n, size, faiss.swig_ptr(ids), faiss.swig_ptr(codes))
+    target.ntotal += source.ntotal
+    return True
+
+
+def _centroids(ivf) -> np.ndarray:
+    import faiss
+
+    return faiss.downcast_index(ivf.quantizer).reconstruct_n(0, ivf.nlist)
 
 
 def describe(index) -> dict:
