@@ -18,3 +18,25 @@ def test_replicas_follow_the_real_vectors_at_a_known_distance(seed_index):
     expected = 1 / np.sqrt(1 + NOISE ** 2)  # 0.8: not duplicates (0.84), still each other's neighbours
     assert abs(cosine.mean() - expected) < 0.03
     assert not np.array_equal(out[len(real):2 * len(real)], out[2 * len(real):3 * len(real)])
+
+
+def test_bench_folds_compares_flat_and_coded_passages_beside_an_ivf_base(tmp_path, embedder, capsys):
+    import json
+
+    from indexer import build
+    from indexer.build import BuildOptions
+    from tools import bench_folds
+
+    from helpers import SEEDS
+
+    index = tmp_path / "ivf"
+    build([SEEDS], index, options=BuildOptions(vector_index="ivf"))
+    assert bench_folds.main(["--index", str(index), "--deltas", "250,400", "--rounds", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [row["deltas"] for row in out["sizes"]] == [250, 400]
+    for row in out["sizes"]:
+        assert row["flat_us"] > 0 and row["coded_us"] > 0 and row["fold_code_ms"] >= 0
+        # every cluster probed at this size: the two differ only by the 8-bit coding's rounding
+        assert row["top10_shared"] >= 0.9
+    assert bench_folds.main(["--index", str(index), "--deltas", "100"]) == 2
+    assert "sizes above 200" in capsys.readouterr().err

@@ -127,12 +127,13 @@ def test_small_segments_are_folded_together_and_large_ones_merged(tmp_path, embe
     assert Searcher.open(index).describe()["documents"] == 4 + 4 + 2
 
 
-def test_segments_folded_under_an_ivf_base_are_coded_in_its_clusters_and_score_as_the_base(tmp_path, embedder,
-                                                                                             monkeypatch):
-    """A fold under an IVF base writes the folded passages coded as the base codes its own
-    (its clusters and 8-bit ranges), so that a day of updates is searched a few clusters
-    at a time rather than every vector; the ranking is what scoring every live passage
-    gives, each by its own segment's coding."""
+def test_folds_beside_an_ivf_base_keep_recent_passages_flat_and_code_older_ones_in_its_clusters(tmp_path, embedder,
+                                                                                                 monkeypatch):
+    """Beside an IVF base, folded passages stay flat (searched exactly) until they hold
+    CODE_AT passages; that fold codes them as the base codes its own (its clusters, its
+    8-bit ranges), later folds leave the coded segment as it is while the flat ones are
+    few, and a coded segment folded again is carried as coded. The ranking is what scoring
+    every live passage gives, each as its segment scores it."""
     import numpy as np
 
     from indexer.build import BuildOptions
@@ -145,29 +146,34 @@ def test_segments_folded_under_an_ivf_base_are_coded_in_its_clusters_and_score_a
     stories = ("A harbour crane collapsed during a storm on Sunday night, damaging two cargo ships.",
                "The city council voted to close the old library and open a larger one by the river.",
                "Volcanic ash grounded every flight at the island's airport for a second day.",
-               "The national orchestra cancelled its winter tour after a strike by stage crews.")
-    briefs = [{"id": f"brief-{n}", "title": f"Brief {n}", "text": text} for n, text in enumerate(stories)]
-    folds = []
-    for n, brief in enumerate(briefs):
+               "The national orchestra cancelled its winter tour after a strike by stage crews.",
+               "A rare white deer was seen grazing near the motorway outside the capital.")
+    questions = ("Which crane fell in the storm?", "What happens to the old library?", "Why were flights grounded?",
+                 "Why did the orchestra call off its tour?", "Where was the white deer seen?")
+    shapes = []
+    for n, (text, code_at) in enumerate(zip(stories, (1, 1, 1, 10**6, 1))):
+        monkeypatch.setattr(updates, "CODE_AT", code_at)
+        brief = {"id": f"brief-{n}", "title": f"Brief {n}", "text": text}
         update(index, [write_jsonl(tmp_path / f"brief-{n}.jsonl", brief)])
         generation = current(index)
         layout = segments.Layout.of(store.read_manifest(generation), generation)
-        if n >= 2:  # the base, the segments before folded into one, this update's own
-            assert len(layout.segments) == 3
-            folded, last = layout.segments[1:]
-            assert (generation / folded.name / store.VECTORS).read_bytes()[:4] != b"IxM2"  # not a flat index
-            assert (generation / last.name / store.VECTORS).read_bytes()[:4] == b"IxM2"
-            folds.append((folded, vector_store.FaissStore.read(generation / folded.name)))
-    (first, earlier), (second, later) = folds  # the second fold carried the first one's codes as they were
-    ids = np.arange(*first.passages)
-    assert second.passages[0] == first.passages[0] and np.array_equal(earlier.vectors(ids), later.vectors(ids))
+        shapes.append([("coded" if segments.is_coded(s, generation) else "flat") for s in layout.segments[1:]])
+        if n == 2:
+            first = layout.segments[1], vector_store.FaissStore.read(generation / layout.segments[1].name)
+            inode = os.stat(generation / layout.segments[1].name / store.VECTORS).st_ino
+        if n == 3:  # the flat ones folded, the coded one left as it was
+            assert layout.segments[1] == first[0]
+            assert os.stat(generation / layout.segments[1].name / store.VECTORS).st_ino == inode
+    assert shapes == [["flat"], ["flat", "flat"], ["coded", "flat"], ["coded", "flat", "flat"], ["coded", "flat"]]
+    (segment, earlier), later = first, vector_store.FaissStore.read(generation / layout.segments[1].name)
+    ids = np.arange(*segment.passages)  # the last fold carried the first one's codes as they were
+    assert layout.segments[1].passages[0] == segment.passages[0] and np.array_equal(earlier.vectors(ids),
+                                                                                      later.vectors(ids))
 
     searcher = Searcher.open(index)
     vectors = searcher._vectors
     assert len(vectors._parts) == 3 and vectors.in_memory is not None
     live = np.flatnonzero(layout.live())
-    questions = ("Which crane fell in the storm?", "What happens to the old library?", "Why were flights grounded?",
-                 "Why did the orchestra call off its tour?")
     for n, question in enumerate(questions):
         query = searcher.embedder.embed([question])[0]
         scores, ids = vectors.search(query[None], 10)
@@ -179,7 +185,7 @@ def test_segments_folded_under_an_ivf_base_are_coded_in_its_clusters_and_score_a
 
     merge_in_background(index)  # the coded passages' vectors carried into one base again
     merged = Searcher.open(index)
-    assert "segments" not in merged.manifest and merged.describe()["documents"] == 4 + 4
+    assert "segments" not in merged.manifest and merged.describe()["documents"] == 4 + 5
     for n, question in enumerate(questions):
         assert merged.search(question, 1, "dense")[0].citations[0].doc_id == f"brief-{n}"
 

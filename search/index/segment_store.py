@@ -370,13 +370,14 @@ def mark_dead(conn: sqlite3.Connection, old: SegmentedStore) -> None:
     conn.executemany("INSERT INTO dead_rows VALUES (?)", [(i,) for i in np.flatnonzero(~old.live_documents).tolist()])
 
 
-def fold(old: SegmentedStore, target: Path) -> None:
-    """Write the live rows of every part after the base as one store at `target` (ids
-    and document rows as they were; the latest duplicate link of each passage)."""
+def fold(old: SegmentedStore, target: Path, parts: list[int] | None = None) -> None:
+    """Write the live rows of every part after the base (`parts`: of these, in order) as
+    one store at `target` (ids and document rows as they were; the latest duplicate link
+    of each passage)."""
     conn = store.create(target)
     try:
         mark_dead(conn, old)
-        for part in old.parts[1:]:
+        for part in [old.parts[n] for n in parts] if parts is not None else old.parts[1:]:
             conn.execute("ATTACH DATABASE ? AS part", (str(part.path),))
             for sql in ("INSERT INTO documents (rowid, doc_id, title, source, url, published, author, sha256, text) "
                         "SELECT rowid, doc_id, title, source, url, published, author, sha256, text "

@@ -481,18 +481,21 @@ def _start(segment: Segment, part: str) -> int:
     return segment.documents[0] if part == store.DOCUMENT_LEXICAL else segment.passages[0]
 
 
-def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool = True) -> tuple[Segment, list[str]]:
-    """Write the segments after the base as one segment `name` under `target` (their
-    deleted rows kept, still marked deleted: folding costs what the segments hold, not
-    the index); returns it and the files written (names within `target`). `vectors`:
-    false when the passage vectors are in a Milvus collection, not the segments."""
+def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool = True,
+         only: tuple[Segment, ...] | None = None, coded: bool = False) -> tuple[Segment, list[str]]:
+    """Write the segments after the base (`only`: these consecutive ones of them) as one
+    segment `name` under `target` (their deleted rows kept, still marked deleted: folding
+    costs what the segments hold, not the index); returns it and the files written (names
+    within `target`). `vectors`: false when the passage vectors are in a Milvus collection,
+    not the segments. `coded`: the vectors coded in the clusters of the base, an IVF index
+    (a segment folded so before is carried as it is coded), not flat."""
     import faiss
 
     from search.index import vector_index
     from search.index.lexical import LexicalIndex
     from search.index.vector_store import FaissStore
 
-    deltas = layout.segments[1:]
+    deltas = only or layout.segments[1:]
     out = Path(target) / name
     out.mkdir(parents=True)
     written = []
@@ -501,10 +504,8 @@ def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool
                     LexicalIndex._from(postings(layout, directory, part, only=deltas)).save(out / part)]
     if vectors:
         stores = [FaissStore.read(s.path(directory)) for s in deltas]
-        base = FaissStore.read(layout.segments[0].path(directory))  # (held: the IVF view does not own it)
-        ivf = faiss.try_extract_index_ivf(base.index)
-        # under an IVF base, coded in its clusters: the folded passages of a day's updates are
-        # then searched as the base is, a few clusters of them, not every vector of them
+        base = FaissStore.read(layout.segments[0].path(directory)) if coded else None  # (held: ivf is a view)
+        ivf = faiss.try_extract_index_ivf(base.index) if coded else None
         index = (vector_index.trained_like(ivf) if ivf is not None
                  else faiss.IndexIDMap2(faiss.IndexFlatIP(stores[0].index.d)))
         for segment, part in zip(deltas, stores):
@@ -566,15 +567,21 @@ def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | 
 
 
 def _coded(segment: Segment, directory: Path, nprobe: int | None):
-    """The segment's vector store if its vectors are coded in clusters (an IVF index), else
-    None (a flat index: faiss's file opens with IndexIDMap2's tag)."""
+    """The segment's vector store if its vectors are coded in clusters, else None."""
     from search.index import vector_store
 
-    path = segment.path(directory) / store.VECTORS
-    with open(path, "rb") as f:
-        if f.read(4) == b"IxM2":
-            return None
-    return vector_store.FaissStore.read(segment.path(directory), nprobe)
+    return vector_store.FaissStore.read(segment.path(directory), nprobe) if is_coded(segment, directory) else None
+
+
+def is_coded(segment: Segment, directory: Path) -> bool:
+    """Whether the segment's passage vectors are coded in clusters (an IVF index) rather
+    than flat (faiss's file of a flat one opens with IndexIDMap2's tag); false for vectors
+    held in Milvus."""
+    try:
+        with open(segment.path(directory) / store.VECTORS, "rb") as f:
+            return f.read(4) != b"IxM2"
+    except FileNotFoundError:
+        return False
 
 
 def _deltas_in_memory(deltas: tuple[Segment, ...], directory: Path, dimension: int, carried=None):
