@@ -295,9 +295,9 @@ MERGE_DELETED = 0.25
 # Beside an IVF base, the folded passages stay flat (every vector searched: a story
 # published a minute ago is found whatever cluster it falls in) until they hold CODE_AT
 # passages; that fold codes them in the base's clusters, searched a few at a time as the
-# base is. A question cost 0.35 ms more with 10,000 flat beside 100k, 0.9 ms with 20,000
-# (scripts/bench-folds).
-CODE_AT = 10_000
+# base is. A flat search grows with them, a coded one hardly: past a few thousand beside
+# 100k passages the flat one is the dearer (scripts/bench-folds).
+CODE_AT = 5_000
 
 
 def _fold_plan(layout: segments.Layout, directory: Path, milvus: bool):
