@@ -509,8 +509,8 @@ def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool
         index = (vector_index.trained_like(ivf) if ivf is not None
                  else faiss.IndexIDMap2(faiss.IndexFlatIP(stores[0].index.d)))
         for segment, part in zip(deltas, stores):
-            coded = faiss.try_extract_index_ivf(part.index)  # (a segment folded before)
-            if ivf is None or coded is None or not vector_index.add_coded(index, coded):
+            before = faiss.try_extract_index_ivf(part.index)  # (a segment a fold coded before)
+            if ivf is None or before is None or not vector_index.add_coded(index, before):
                 ids = np.arange(*segment.passages, dtype=np.int64)
                 index.add_with_ids(np.ascontiguousarray(part.vectors(ids), dtype=np.float32), ids)
         written += [f"{name}/{f}" for f in FaissStore(index).save(out)]
@@ -541,8 +541,8 @@ def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | 
         whole = Segment("", (0, layout.passage_capacity), (0, 0), (0, 0))
         return SegmentedVectors([base], Layout((whole,), layout.deleted, layout.deleted_documents), filtered=True)
     deltas = layout.segments[1:]
-    # segments folded under an IVF base are coded in its clusters (fold): each searched as a
-    # part of its own, as the base is; the flat ones after them, an update's each, in memory
+    # a segment a fold coded in an IVF base's clusters is searched as a part of its own, as
+    # the base is; the flat ones after it (the updates' and folds' since) together in memory
     known = getattr(previous, "coded", {})
     coded = []
     for segment in deltas:
