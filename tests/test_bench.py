@@ -40,3 +40,5 @@ def test_bench_folds_compares_flat_and_coded_passages_beside_an_ivf_base(tmp_pat
         assert row["top10_shared"] >= 0.9
     assert bench_folds.main(["--index", str(index), "--deltas", "100"]) == 2
     assert "sizes above 200" in capsys.readouterr().err
+    assert bench_folds.main(["--index", str(tmp_path / "nothing")]) == 2
+    assert "bench-folds:" in capsys.readouterr().err

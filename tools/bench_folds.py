@@ -1,6 +1,6 @@
 """Dense search beside the passages added since the last merge: held flat in memory (as
 every update's segment is until a fold), or folded and coded in the base's IVF clusters
-(as a fold under an IVF base writes them).
+(as a fold beside an IVF base writes them once they hold 5,000: indexer/update.py).
 
     scripts/bench-folds --index DIR [--deltas 1000,5000,20000] [--rounds 5] [--json]
 
@@ -47,7 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench-folds: --deltas takes sizes above {SINCE_FOLD}, separated by commas, and --rounds "
               f"a positive number", file=sys.stderr)
         return 2
-    result = bench(Path(args.index), sizes, args.rounds)
+    from search.errors import SearchError
+
+    try:
+        result = bench(Path(args.index), sizes, args.rounds)
+    except SearchError as e:  # no index there: what is wrong, not a traceback
+        print(f"bench-folds: {e}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result, indent=2))
     else:
