@@ -178,9 +178,11 @@ def test_folds_beside_an_ivf_base_keep_recent_passages_flat_and_code_older_ones_
         query = searcher.embedder.embed([question])[0]
         scores, ids = vectors.search(query[None], 10)
         every = vectors.scores(query, live)  # each passage as its segment scores it
-        expected = live[np.argsort(-every, kind="stable")[:10]]
-        assert ids[0].tolist() == expected.tolist()
+        # the ten found are the ten best of all, each with its own score (the order of two
+        # within float rounding of each other is the kernels')
         assert np.allclose(scores[0], np.sort(every)[::-1][:10], atol=1e-5)
+        assert np.allclose(scores[0], vectors.scores(query, ids[0]), atol=1e-5)
+        assert len(set(ids[0].tolist())) == 10
         assert searcher.search(question, 1, "dense")[0].citations[0].doc_id == f"brief-{n}"
 
     merge_in_background(index)  # the coded passages' vectors carried into one base again
