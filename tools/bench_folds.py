@@ -83,10 +83,12 @@ def bench(index: Path, sizes: list[int], rounds: int) -> dict:
     count, nothing = int(ivf.ntotal), np.zeros(0, dtype=np.int64)
     rng = np.random.default_rng(0)
 
+    whole = Segment("", (0, count), (0, 0), (0, 0))
+    alone = SegmentedVectors([base], Layout((whole,), nothing, nothing))
+
     def stores(*parts):
         """A searcher's view of the base and `parts` ((first id, end, index) each), the last in memory."""
-        spans = [Segment("", (0, count), (0, 0), (0, 0))] + [Segment(f"s{n}", (a, b), (0, 0), (0, 0))
-                                                             for n, (a, b, _) in enumerate(parts)]
+        spans = [whole] + [Segment(f"s{n}", (a, b), (0, 0), (0, 0)) for n, (a, b, _) in enumerate(parts)]
         opened = SegmentedVectors([base] + [FaissStore(i) for _, _, i in parts], Layout(tuple(spans), nothing, nothing))
         opened.in_memory = (), parts[-1][2]
         return opened
@@ -118,7 +120,6 @@ def bench(index: Path, sizes: list[int], rounds: int) -> dict:
         recent.add_with_ids(vectors[-SINCE_FOLD:], ids[-SINCE_FOLD:])
         before = stores((count, count + n, flat))
         after = stores((count, count + n - SINCE_FOLD, coded), (count + n - SINCE_FOLD, count + n, recent))
-        alone = SegmentedVectors([base], Layout((Segment("", (0, count), (0, 0), (0, 0)),), nothing, nothing))
         for way in (before, after):  # warm
             timed(way)
         flat_us, coded_us = [], []
