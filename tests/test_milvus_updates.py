@@ -290,7 +290,8 @@ def test_an_update_killed_anywhere_leaves_the_last_manifest_s_index(milvus, embe
 
     spec = _spec(milvus, f"killed_{point.split(':')[1]}")
     build_in_milvus([SEEDS], spec)
-    killed = _add(spec, write_jsonl(tmp_path / "feed.jsonl", VOLCANO), INDEXER_KILL_AT=point)
+    # a killed update cannot remove its scratch directory: let it leave it here, not in /tmp
+    killed = _add(spec, write_jsonl(tmp_path / "feed.jsonl", VOLCANO), INDEXER_KILL_AT=point, TMPDIR=str(tmp_path))
     assert killed.returncode == -9, killed.stderr
     searcher = Searcher.open(spec)
     published = point == "milvus-update:published"
