@@ -43,6 +43,29 @@ def test_cpu_is_read_per_process_and_the_writer_told_apart_by_its_command():
     assert abs(used["workers_cores"] - workers / seconds) < 0.01
     assert abs(used["writer_cores"] - writer / seconds) < 0.01
     assert used["workers_ms_per_search"] == round(workers / 100 * 1000, 3)
+    # the machine ran at least what the children ran; the rest of it is counted apart
+    assert after["machine"] - before["machine"] >= 0.9 * (workers + writer)
+    assert used["others_cores"] >= 0 and used["stolen_cores"] >= 0
+
+
+def test_the_rest_of_the_machine_is_counted_apart_and_a_busy_neighbour_is_called_out(capsys):
+    from tools.loadtest import _Run, _warn_if_disturbed
+
+    run = _Run(0, ["/"], 1, 1, 1)
+    run.done, run.times = 100, [10.0] * 100
+    run.cpu_marks = [{"workers": 10.0, "writer": 1.0, "load_generator": 0.5, "machine": 50.0, "stolen": 2.0, "at": 0.0},
+                     {"workers": 25.0, "writer": 2.0, "load_generator": 1.0, "machine": 70.0, "stolen": 2.5,
+                      "at": 10.0}]
+    # 20 s of the machine's CPU in 10 s, 16.5 of them the service's and the load generator's
+    used = _cpu_between(run.cpu_marks[0], run.cpu_marks[1], run)
+    assert (used["machine_cores"], used["others_cores"], used["stolen_cores"]) == (2.0, 0.35, 0.05)
+    assert run.others_cores_by_window() == [0.35]
+    _warn_if_disturbed({"others_cores_by_minute": [0.01, 0.35, 0.2], "baseline_others_cores_by_minute": [0.02, 0.03]})
+    err = capsys.readouterr().err
+    assert "warning: other processes took 0.35 cores in the ingesting phase's minute 2, 3:" in err
+    assert "baseline" not in err
+    _warn_if_disturbed({"others_cores_by_block": [0.01], "baseline_others_cores_by_block": [0.03, 0.4]})
+    assert "took 0.40 cores in the baseline phase's block 2:" in capsys.readouterr().err
 
 
 def test_visibility_searches_find_indexed_articles_and_only_them(seed_index):
@@ -120,12 +143,16 @@ def test_a_run_given_the_service_cpu_reports_what_a_request_cost_the_workers_in_
         run.REPORT_S = 0.3
         run.go()
     lines = capsys.readouterr().err.splitlines()
-    shown = [float(re.search(r"\(.* in the last 0.3 s, workers' CPU ([\d.]+) ms a request\)$", line).group(1))
-             for line in lines]
+    found = [re.search(r"\(.* in the last 0.3 s, workers' CPU ([\d.]+) ms a request, other processes ([\d.]+) "
+                       r"cores\)$", line) for line in lines]
+    shown = [float(m.group(1)) for m in found]
     assert len(run.cpu_marks) == len(run.reported) + 2  # the start, each line, the end
     by_window = run.ms_per_search_by_window()
     assert len(by_window) == len(run.p99_by_window()) == len(lines) + 1
     assert shown == [round(v, 2) for v in by_window[:len(lines)]]
+    others = run.others_cores_by_window()
+    assert len(others) == len(by_window) and all(0 <= v <= 2 for v in others)
+    assert [float(m.group(2)) for m in found] == [round(v, 2) for v in others[:len(lines)]]
     # together the stretches hold every request and all the workers' CPU of the run
     edges = [0, *run.reported, len(run.times)]
     spent = sum(v * (b - a) for v, a, b in zip(by_window, edges, edges[1:])) / 1000

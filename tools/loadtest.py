@@ -29,7 +29,10 @@ and the load generator's. `p99_ms_by_minute` and `baseline_p99_ms_by_minute` giv
 minute's own p99 (the progress lines' stretches): whether the tail holds through a phase;
 `workers_ms_per_search_by_minute` and `baseline_workers_ms_per_search_by_minute` what a
 request cost the workers' CPU in the same stretches: whether a growing tail is searches
-growing dearer or something else.
+growing dearer or something else. `others_cores` (by minute: `others_cores_by_minute`)
+is what the rest of the machine ran meanwhile, and `stolen_cores` what the hypervisor
+gave other guests: a run during which another program took a tenth of a core or more
+says so in a warning, since its ratio is then not the service's alone.
 
 The machine's own speed drifts by 10-20% over minutes, so a baseline run before the
 ingesting one can flatter or damn the ratio by as much. `--interleave S` measures the same
@@ -64,7 +67,7 @@ import numpy as np
 
 from tools.bench import SCIFACT, check_corpus, question_texts
 from tools.progress import say
-from tools.served import ROOT, command_line, cpu_seconds, get, gunicorn, process_tree, rss_mb
+from tools.served import ROOT, command_line, cpu_seconds, get, gunicorn, machine_cpu_seconds, process_tree, rss_mb
 
 ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm",
            "text": "A harbour crane collapsed during a storm on Sunday night, damaging two cargo ships.\n\n"
@@ -216,6 +219,12 @@ class _Run:
         return [round((after["workers"] - before["workers"]) / (b - a) * 1000, 3)
                 for (a, b), before, after in zip(self._stretches(), self.cpu_marks, self.cpu_marks[1:]) if b > a]
 
+    def others_cores_by_window(self) -> list[float]:
+        """The cores the rest of the machine used in each stretch of p99_by_window (`_cores`)."""
+        return [_cores({k: after[k] - before[k] for k in before if k != "at"}, after["at"] - before["at"])
+                .get("others_cores", 0.0)
+                for (a, b), before, after in zip(self._stretches(), self.cpu_marks, self.cpu_marks[1:]) if b > a]
+
     def on_progress(self, count: int, action) -> None:
         self._marks.append((count, action))
 
@@ -251,7 +260,8 @@ class _Run:
             if last:
                 p99 += f" ({np.percentile(last, 99):.1f} ms in the last {self.REPORT_S:g} s"
                 if self._cpu is not None:
-                    p99 += f", workers' CPU {self.ms_per_search_by_window()[-1]:.2f} ms a request"
+                    p99 += (f", workers' CPU {self.ms_per_search_by_window()[-1]:.2f} ms a request, "
+                            f"other processes {self.others_cores_by_window()[-1]:.2f} cores")
                 p99 += ")"
             say(f"{self.label}: {time.monotonic() - started:.0f} of {self.max_seconds:.0f} s, {done:,} requests, "
                 f"{failed} failed{p99}{self._extra()}")
@@ -370,7 +380,28 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
                     "ingesting": _cpu_between(loaded.cpu_marks[0], loaded.cpu_marks[-1], loaded)},
             "workers_ms_per_search_by_minute": loaded.ms_per_search_by_window(),
             "baseline_workers_ms_per_search_by_minute": baseline.ms_per_search_by_window(),
+            "others_cores_by_minute": loaded.others_cores_by_window(),
+            "baseline_others_cores_by_minute": baseline.others_cores_by_window(),
             "service": {"workers": workers, "threads": threads}}
+
+
+# Cores the rest of the machine may take in a minute (or block) before a run's figures are
+# called disturbed: the kernel's own threads and the idle service of --interleave take a
+# few hundredths; a build, a test run or a package manager beside the load, tenths.
+DISTURBED_CORES = 0.15
+
+
+def _warn_if_disturbed(result: dict) -> None:
+    """Say so when something else took the machine's CPU during a run: its ratio compares
+    the service with itself only if nothing else shared the cores."""
+    for phase in ("", "baseline_"):
+        for unit in ("minute", "block"):
+            others = result.get(f"{phase}others_cores_by_{unit}", [])
+            busy = [n + 1 for n, cores in enumerate(others) if cores >= DISTURBED_CORES]
+            if busy:
+                say(f"warning: other processes took {max(others):.2f} cores in the "
+                    f"{(phase or 'ingesting_').rstrip('_')} phase's {unit} {', '.join(map(str, busy))}: "
+                    f"its figures are not the service's alone")
 
 
 # After an ingesting block, time for its workers to pick up the last generation (they look
@@ -415,7 +446,7 @@ def interleaved_ingest_test(index: Path, rate: float, seconds: float, clients: i
                 phase.add(run)
                 say(f"block {n + 1} of {2 * pairs}, {name}: {run.done:,} requests, {run.failed} failed, p99 "
                     f"{phase.p99_by_block()[-1]:.1f} ms, workers' CPU {phase.ms_per_search_by_block()[-1]:.2f} ms "
-                    f"a request" + (f", {ingest.ingested} articles ingested, {ingest.failed} PUTs failed"
+                    f"a request, other processes {phase.others_cores_by_block()[-1]:.2f} cores" + (f", {ingest.ingested} articles ingested, {ingest.failed} PUTs failed"
                                     if name == "ingesting" else ""))
                 if name == "ingesting":
                     time.sleep(SETTLE_S)
@@ -433,6 +464,8 @@ def interleaved_ingest_test(index: Path, rate: float, seconds: float, clients: i
             "cpu": {"baseline": quiet.cpu_used(), "ingesting": busy.cpu_used()},
             "workers_ms_per_search_by_block": busy.ms_per_search_by_block(),
             "baseline_workers_ms_per_search_by_block": quiet.ms_per_search_by_block(),
+            "others_cores_by_block": busy.others_cores_by_block(),
+            "baseline_others_cores_by_block": quiet.others_cores_by_block(),
             "service": {"workers": workers, "threads": threads}}
 
 
@@ -493,8 +526,10 @@ class _Phase:
         workers' CPU per request."""
         spent = {k: sum(r.cpu_marks[-1][k] - r.cpu_marks[0][k] for r in self.runs) for k in self.runs[0].cpu_marks[0]}
         seconds = spent.pop("at")
-        return {**{f"{k}_cores": round(v / seconds, 3) for k, v in spent.items()},
-                "workers_ms_per_search": round(spent["workers"] / max(self.done, 1) * 1000, 3)}
+        return {**_cores(spent, seconds), "workers_ms_per_search": round(spent["workers"] / max(self.done, 1) * 1000, 3)}
+
+    def others_cores_by_block(self) -> list[float]:
+        return [r.others_cores_by_window()[-1] if r.done else 0.0 for r in self.runs]
 
 
 def _tracebacks(*logs) -> tuple[int, str | None]:
@@ -521,7 +556,9 @@ class _CpuUse:
         self._pids = process_tree(server)
 
     def read(self) -> dict[str, float]:
-        use = {"workers": 0.0, "writer": 0.0, "load_generator": cpu_seconds(), "at": time.monotonic()}
+        machine, stolen = machine_cpu_seconds()
+        use = {"workers": 0.0, "writer": 0.0, "load_generator": cpu_seconds(), "machine": machine,
+               "stolen": stolen, "at": time.monotonic()}
         for pid in self._pids:
             try:
                 use["writer" if self.WRITER in command_line(pid) else "workers"] += cpu_seconds(pid)
@@ -533,9 +570,20 @@ class _CpuUse:
 def _cpu_between(before: dict, after: dict, run: _Run) -> dict:
     """Cores each part used between two readings, and the workers' CPU per search of `run`
     (the PUTs and probes, served by the same workers, counted in it)."""
-    seconds = after["at"] - before["at"]
-    return {**{f"{k}_cores": round((after[k] - before[k]) / seconds, 3) for k in before if k != "at"},
-            "workers_ms_per_search": round((after["workers"] - before["workers"]) / max(run.done, 1) * 1000, 3)}
+    spent = {k: after[k] - before[k] for k in before if k != "at"}
+    return {**_cores(spent, after["at"] - before["at"]),
+            "workers_ms_per_search": round(spent["workers"] / max(run.done, 1) * 1000, 3)}
+
+
+def _cores(spent: dict, seconds: float) -> dict:
+    """CPU seconds as cores over `seconds`, and `others_cores`: what the rest of the machine
+    ran meanwhile (other programs, the kernel's own threads, an idle second service). A
+    figure taken while something else was busy is not the service's alone."""
+    cores = {f"{k}_cores": round(v / seconds, 3) for k, v in spent.items()}
+    if "machine" in spent:
+        others = spent["machine"] - spent["workers"] - spent["writer"] - spent["load_generator"]
+        cores["others_cores"] = round(max(0.0, others) / seconds, 3)
+    return cores
 
 
 def _articles(corpus: Path):
@@ -741,6 +789,7 @@ def main(argv: list[str] | None = None) -> int:
                 else ingest_test)
         result = test(args.index, args.ingest_per_hour, args.seconds, args.clients, args.workers,
                       args.threads, args.warmup, args.corpus)
+        _warn_if_disturbed(result)
         if args.json:
             print(json.dumps(result, indent=2))
         else:
@@ -751,7 +800,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{result['probes']} visibility searches, {result['baseline_probes']} in the baseline")
             for phase, use in result["cpu"].items():
                 print(f"  {phase}: workers {use['workers_cores']} cores ({use['workers_ms_per_search']} ms a search), "
-                      f"writer {use['writer_cores']}, load generator {use['load_generator_cores']}")
+                      f"writer {use['writer_cores']}, load generator {use['load_generator_cores']}, "
+                      f"other processes {use['others_cores']}, stolen by the hypervisor {use['stolen_cores']}")
         return 0 if not (result["failed"] or result["put_failed"] or result["not_visible"] or result["tracebacks"]) else 1
     result = loadtest(args.index, args.requests, args.clients, args.max_seconds, args.workers, args.threads,
                       args.warmup)
