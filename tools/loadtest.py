@@ -31,7 +31,7 @@ minute's own p99 (the progress lines' stretches): whether the tail holds through
 request cost the workers' CPU in the same stretches: whether a growing tail is searches
 growing dearer or something else. `others_cores` (by minute: `others_cores_by_minute`)
 is what the rest of the machine ran meanwhile, and `stolen_cores` what the hypervisor
-gave other guests: a run during which another program took a tenth of a core or more
+gave other guests: a run in which other programs took 0.15 cores or more in a minute
 says so in a warning, since its ratio is then not the service's alone.
 
 The machine's own speed drifts by 10-20% over minutes, so a baseline run before the
@@ -394,14 +394,13 @@ DISTURBED_CORES = 0.15
 def _warn_if_disturbed(result: dict) -> None:
     """Say so when something else took the machine's CPU during a run: its ratio compares
     the service with itself only if nothing else shared the cores."""
-    for phase in ("", "baseline_"):
+    for phase, prefix in (("ingesting", ""), ("baseline", "baseline_")):
         for unit in ("minute", "block"):
-            others = result.get(f"{phase}others_cores_by_{unit}", [])
-            busy = [n + 1 for n, cores in enumerate(others) if cores >= DISTURBED_CORES]
+            others = result.get(f"{prefix}others_cores_by_{unit}", [])
+            busy = [str(n + 1) for n, cores in enumerate(others) if cores >= DISTURBED_CORES]
             if busy:
-                say(f"warning: other processes took {max(others):.2f} cores in the "
-                    f"{(phase or 'ingesting_').rstrip('_')} phase's {unit} {', '.join(map(str, busy))}: "
-                    f"its figures are not the service's alone")
+                say(f"warning: other processes took {max(others):.2f} cores in the {phase} phase's {unit} "
+                    f"{', '.join(busy)}: its figures are not the service's alone")
 
 
 # After an ingesting block, time for its workers to pick up the last generation (they look
@@ -446,8 +445,9 @@ def interleaved_ingest_test(index: Path, rate: float, seconds: float, clients: i
                 phase.add(run)
                 say(f"block {n + 1} of {2 * pairs}, {name}: {run.done:,} requests, {run.failed} failed, p99 "
                     f"{phase.p99_by_block()[-1]:.1f} ms, workers' CPU {phase.ms_per_search_by_block()[-1]:.2f} ms "
-                    f"a request, other processes {phase.others_cores_by_block()[-1]:.2f} cores" + (f", {ingest.ingested} articles ingested, {ingest.failed} PUTs failed"
-                                    if name == "ingesting" else ""))
+                    f"a request, other processes {phase.others_cores_by_block()[-1]:.2f} cores"
+                    + (f", {ingest.ingested} articles ingested, {ingest.failed} PUTs failed"
+                       if name == "ingesting" else ""))
                 if name == "ingesting":
                     time.sleep(SETTLE_S)
             health = _health(busy_port)
@@ -526,7 +526,8 @@ class _Phase:
         workers' CPU per request."""
         spent = {k: sum(r.cpu_marks[-1][k] - r.cpu_marks[0][k] for r in self.runs) for k in self.runs[0].cpu_marks[0]}
         seconds = spent.pop("at")
-        return {**_cores(spent, seconds), "workers_ms_per_search": round(spent["workers"] / max(self.done, 1) * 1000, 3)}
+        return {**_cores(spent, seconds),
+                "workers_ms_per_search": round(spent["workers"] / max(self.done, 1) * 1000, 3)}
 
     def others_cores_by_block(self) -> list[float]:
         return [r.others_cores_by_window()[-1] if r.done else 0.0 for r in self.runs]
