@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,7 @@ from . import duplicates, sources, stories
 from .chunk import CHUNKER_VERSION, DEFAULT_SEGMENTER, LEGACY_SEGMENTER, Passage, chunk, sentences
 from .clean import clean
 from .crashpoints import crashpoint
+from .scratch import scratch
 
 log = logging.getLogger("indexer")
 ENGINES = ("local", "ray")
@@ -120,46 +120,18 @@ def build_in_milvus(srcs: list[str | Path], spec: str, **kwargs) -> BuildSummary
     rather than a directory: built in a temporary directory as `build` builds (with exact
     vectors, which Milvus then searches exactly), then published under the alias `spec`
     names. Takes `build`'s other arguments."""
-    import tempfile
-
     from . import to_milvus
 
     options = dataclasses.replace(kwargs.pop("options", BuildOptions()), vector_index="flat", vector_store="faiss")
     for local_only in ("if_changed", "drop"):  # of an index directory that stays
         kwargs.pop(local_only, None)
-    _sweep_scratch()
-    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
-        summary = build(srcs, Path(scratch) / "index", options=options, **kwargs)
-        generation = generations.current(Path(scratch) / "index")
+    with scratch("milvus-build-") as directory:
+        summary = build(srcs, directory / "index", options=options, **kwargs)
+        generation = generations.current(directory / "index")
         record = to_milvus.write(generation, spec, store.read_manifest(generation),
                                     progress=kwargs.get("progress", False))
     summary.index_dir, summary.generation = spec, record["token"]
     return summary
-
-
-# A Milvus build's scratch index directory, named for its process: one killed before it
-# could remove its own (a whole index, gigabytes for a large one) is removed by the next.
-SCRATCH_PREFIX = "milvus-build-"
-
-
-def _sweep_scratch() -> None:
-    """Remove the scratch directories of Milvus builds whose process is gone."""
-    import tempfile
-
-    for path in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
-        pid = path.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _build(index_dir, files, skipped, inputs, embedder, strict, progress, batch_size, if_changed, options,

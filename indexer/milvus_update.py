@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +45,7 @@ from search.index.vector_store import parse
 from . import duplicates, milvus_lease, sources, stories
 from .build import Additions, recorded_options
 from .crashpoints import crashpoint
+from .scratch import scratch
 from .to_milvus import _pieces, member_row, story_key, story_row
 from .update import UpdateSummary, _add_all, _empty_refused, _read
 
@@ -136,8 +135,8 @@ class _Update:
               strict: bool) -> None:
         options = recorded_options(self.manifest)
         first = self.next
-        with tempfile.TemporaryDirectory(prefix="milvus-update-") as scratch:
-            conn = store.create(Path(scratch) / store.STORE)
+        with scratch("milvus-update-") as directory:  # (one a killed update left is removed)
+            conn = store.create(directory / store.STORE)
             batch = Additions(embedder, options, first_passage=first["passages"], first_sentence=first["sentences"],
                               first_document=first["documents"])
             _add_all(conn, batch, incoming, set(gone), summary, strict)

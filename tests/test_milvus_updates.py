@@ -283,7 +283,10 @@ def test_the_crash_points_are_those_an_update_passes(milvus, embedder, tmp_path)
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_an_update_killed_anywhere_leaves_the_last_manifest_s_index(milvus, embedder, tmp_path, point):
+def test_an_update_killed_anywhere_leaves_the_last_manifest_s_index(milvus, embedder, tmp_path, point,
+                                                                    monkeypatch):
+    import tempfile
+
     from indexer import build_in_milvus
     from indexer.update import update
     from search import Searcher
@@ -299,9 +302,15 @@ def test_an_update_killed_anywhere_leaves_the_last_manifest_s_index(milvus, embe
     assert searcher.manifest["counts"]["documents"] == (6 if published else 5)
     volcano = [c.doc_id for h in searcher.search("volcano lava Grindavik Keflavik", 10) for c in h.citations]
     assert ("volcano" in volcano) == published
-    # the next writer takes over the dead one's lease at once and writes over what it left
+    # the next writer takes over the dead one's lease at once and writes over what it left,
+    # and removes the scratch directory it left (a killed update's is there until the rows
+    # are flushed)
+    left = list(tmp_path.glob("milvus-update-*"))
+    assert len(left) == (1 if point in POINTS[:3] else 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     again = update(spec, documents=[_document({**VOLCANO, "text": VOLCANO["text"] + "\n\nThe lava slowed."})])
     assert again.generation == ("g000003" if published else "g000002")
+    assert not any(path.exists() for path in left)
     after = Searcher.open(spec)
     assert after.manifest["counts"]["documents"] == 6
     hits = [h for h in after.search("Were flights at Keflavik airport affected?", 10) if h.citations[0].doc_id == "volcano"]
