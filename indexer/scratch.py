@@ -10,6 +10,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from search.index.generations import process_alive
+
 
 @contextmanager
 def scratch(kind: str):
@@ -24,15 +26,6 @@ def sweep(kind: str) -> None:
     """Remove the scratch directories of `kind` whose process is gone."""
     for path in Path(tempfile.gettempdir()).glob(f"{kind}*-*"):
         pid = path.name[len(kind):].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(pid):  # (a name without one is not ours)
             shutil.rmtree(path, ignore_errors=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True

@@ -216,14 +216,17 @@ class _Run:
     def ms_per_search_by_window(self) -> list[float]:
         """The workers' CPU per request answered in each stretch of p99_by_window (the
         visibility searches and PUTs the same workers served counted in it)."""
-        return [round((after["workers"] - before["workers"]) / (b - a) * 1000, 3)
-                for (a, b), before, after in zip(self._stretches(), self.cpu_marks, self.cpu_marks[1:]) if b > a]
+        return [round(spent["workers"] / requests * 1000, 3) for requests, spent, _ in self._spent_by_window()]
 
     def others_cores_by_window(self) -> list[float]:
         """The cores the rest of the machine used in each stretch of p99_by_window (`_cores`)."""
-        return [_cores({k: after[k] - before[k] for k in before if k != "at"}, after["at"] - before["at"])
-                .get("others_cores", 0.0)
-                for (a, b), before, after in zip(self._stretches(), self.cpu_marks, self.cpu_marks[1:]) if b > a]
+        return [_cores(spent, seconds).get("others_cores", 0.0) for _, spent, seconds in self._spent_by_window()]
+
+    def _spent_by_window(self):
+        """(requests, CPU seconds by part, seconds) of each non-empty stretch."""
+        for (a, b), before, after in zip(self._stretches(), self.cpu_marks, self.cpu_marks[1:]):
+            if b > a:
+                yield b - a, {k: after[k] - before[k] for k in before if k != "at"}, after["at"] - before["at"]
 
     def on_progress(self, count: int, action) -> None:
         self._marks.append((count, action))

@@ -194,7 +194,7 @@ def collect(index_dir: Path, keep: int | None = None, grace_s: float | None = No
         finally:
             os.close(held)
     for path in index_dir.glob(f".{POINTER}.tmp-*"):
-        if not _alive(path.name.rsplit("-", 1)[1]):
+        if not process_alive(path.name.rsplit("-", 1)[1]):
             path.unlink(missing_ok=True)
 
 
@@ -207,11 +207,12 @@ def _numbers(parent: Path) -> list[int]:
 def _remove_stale_temporaries(parent: Path) -> None:
     """Remove what writers that were killed left behind (their process is gone)."""
     for path in parent.glob(".tmp-*"):
-        if not _alive(path.name.split("-")[1]):
+        if not process_alive(path.name.split("-")[1]):
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _alive(pid: str) -> bool:
+def process_alive(pid: str) -> bool:
+    """Whether the process numbered `pid` (as a file name holds it) runs; False for what is no number."""
     if not pid.isdigit():
         return False
     try:
