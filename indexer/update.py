@@ -27,6 +27,7 @@ from search.index import generations, segments, store, story_store, vector_index
 from search.index.lexical import write_lexical, write_segment_lexical
 from search.index.segment_store import SegmentedStore, mark_dead
 from search.index.segment_store import fold as fold_store
+from search.index.yielding import give_way
 from search.index.sentence_vectors import save as save_sentence_vectors
 from search.retrieval.collapse import Duplicates
 
@@ -118,6 +119,7 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
         hashes = {doc_id: row["sha256"] for doc_id, (_, row) in
                   old.live_documents_by_id({d.doc_id for d in incoming} | set(remove)).items()}
         old.close()
+        give_way()
         unknown = [doc_id for doc_id in remove if doc_id not in hashes]
         if unknown:
             raise DocumentNotFound(f"no document with id {unknown[0]!r} in the index; nothing was changed")
@@ -141,6 +143,7 @@ def update(index_dir: str | Path, srcs: list[str | Path] = (), remove: list[str]
             summary.merged = not appending
             after = write(old_dir, manifest, layout, tmp, [d for d in incoming if d.doc_id in changed],
                           set(summary.removed) | set(summary.replaced), embedder, batch_size, summary, started, strict)
+            give_way()
             summary.generation = generations.publish(index_dir, tmp, crashpoint)
             if after is not None:
                 after()
@@ -225,17 +228,21 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
     old = SegmentedStore(layout, old_dir)
     kept, kept_sentences, kept_documents = _copy_kept(conn, old, gone)
     crashpoint("update:copied")
+    give_way()
     batch = Additions(embedder, options, first_passage=len(kept), first_sentence=len(kept_sentences))
     _add_all(conn, batch, incoming, gone, summary, strict)
+    give_way()
     if not len(kept) + len(batch.texts):
         raise _empty_refused()
     placed = stories.StoredStories([conn], manifest.get("next_story", 0))
     stories.unplace(placed, sorted(gone | _departing(manifest)))  # (their rows were copied: they leave their stories)
     stories.place(conn, placed)  # the new articles, and any an older index left without a story
     conn.commit()
+    give_way()
     lexical_files = write_lexical(conn, tmp, options.title_context,
                                   lambda part: segments.postings(layout, old_dir, part), kept, kept_documents)
     crashpoint("update:lexical")
+    give_way()
 
     if vector_store.parse(options.vector_store) is None:
         old_index = faiss.read_index(str(old_dir / store.VECTORS))
@@ -250,11 +257,14 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
                    else np.empty((0, embedder.dimension), dtype=np.float32))
     summary.embed_seconds += time.perf_counter() - embedding
     crashpoint("update:embedded")
+    give_way()
     vectors = np.vstack([kept_vectors, new_vectors]).astype(np.float32)
     index = _vector_index(old_index, vectors, options.vector_index)
+    give_way()
     doc_of = [d for (d,) in conn.execute("SELECT doc_id FROM passages ORDER BY id")]
     grouped = _groups(old, kept, vectors, doc_of, index)
     old.close()
+    give_way()
     conn.executemany("INSERT INTO duplicates (passage_id, group_id) VALUES (?, ?)", sorted(grouped.items()))
     conn.commit()
     summary.documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
@@ -267,6 +277,7 @@ def _write(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, in
         summary.embed_seconds += time.perf_counter() - embedding
         data_files += save_sentence_vectors(tmp, new_sentences, kept=(old_sentences, kept_sentences))
         crashpoint("update:sentences")
+    give_way()
     # last before the manifest: an update that fails before this leaves no Milvus collection behind
     described, vector_files = vector_store.publish(options.vector_store, index, vectors, tmp)
     data_files += vector_files
@@ -364,15 +375,18 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     for name in carried:
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)
         os.link(old_dir / name, tmp / name)
+    give_way()
     old = SegmentedStore(layout, old_dir)
     written = []
     if folding:
         name = f"{segments.DIRECTORY}/s{number:06d}"
         folded, files = segments.fold(layout, old_dir, tmp, name, vectors=not milvus, only=refolded, coded=coded)
+        give_way()
         fold_store(old, tmp / name / store.STORE, [layout.segments.index(s) for s in refolded])
         written += files + [f"{name}/{store.STORE}"]
         number += 1
         crashpoint("update:folded")
+        give_way()
     found = old.live_documents_by_id(gone)
     gone_rows = [row["row"] for _, row in found.values()]
     gone_passages, gone_sentences = [], 0
@@ -390,6 +404,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     batch = Additions(embedder, options, first_passage=first.passages[1], first_sentence=first.sentences[1],
                       first_document=first.documents[1])
     _add_all(conn, batch, incoming, gone, summary, strict)
+    give_way()
     placed = stories.StoredStories([old.connection(p) for p in range(len(old.parts))], manifest.get("next_story", 0))
     if batch.texts:  # (a segment is written: the deletions waiting leave their stories in it)
         stories.unplace(placed, sorted(gone | _departing(manifest)))
@@ -397,6 +412,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
     else:
         departures = sorted(_departing(manifest) | gone)
     stories.place(conn, placed)
+    give_way()
     counts = manifest["counts"]
     summary.documents = counts["documents"] - len(gone_rows) + batch.documents
     summary.passages = counts["passages"] - len(gone_passages) + len(batch.texts)
@@ -410,6 +426,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
         written += [f"{name}/{f}" for f in write_segment_lexical(
             conn, directory, options.title_context, first.passages[1], first.documents[1])]
         crashpoint("update:lexical")
+        give_way()
         embedding = time.perf_counter()
         vectors = embedder.embed(batch.texts, batch_size=batch_size)
         summary.embed_seconds += time.perf_counter() - embedding
@@ -424,7 +441,9 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
             written += [f"{name}/{f}" for f in vector_store.FaissStore(index).save(directory)]
         # (the folded segments are the same vectors)
         previous = segments.open_vectors(layout, manifest, old_dir, base=collection)
+        give_way()
         _link_copies(conn, old, previous, deleted, vectors, ids, batch.doc_of)
+        give_way()
         conn.commit()
         conn.close()
         written.append(f"{name}/{store.STORE}")
@@ -443,11 +462,13 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
         shutil.rmtree(directory)
     summary.segments = len(after)
     new = segments.Layout(tuple(after), deleted, deleted_documents)
+    give_way()
     written_store = SegmentedStore(new, tmp)
     grouped = Duplicates.of(written_store.groups(), new.live()).group_of
     grouped = grouped[grouped >= 0]
     written_store.close()
     old.close()
+    give_way()
     written += segments.save_deleted(tmp, deleted, deleted_documents)
     crashpoint("update:vectors")
     summary.embedded_passages = len(batch.texts)
@@ -462,6 +483,7 @@ def _append(old_dir: Path, manifest: dict, layout: segments.Layout, tmp: Path, i
                              "groups": len(np.unique(grouped))},
               "build_seconds": round(time.perf_counter() - started, 3)}
     # the carried files are the previous generation's, whose checksums were verified when written
+    give_way()
     store.write_manifest(tmp, record, written, known=carried)
     crashpoint("update:manifest")
     if milvus and gone_passages:

@@ -65,8 +65,9 @@ SETTINGS = (
     Setting("SEARCH_PUBLISH_INTERVAL_S", float, 2.0, "while the machine has no core to spare, the writer "
             "publishes at most one generation this often, writes arriving meanwhile applied together (each "
             "generation costs every worker a reload); with a core idle, every 0.5 s", "`2`"),
-    Setting("SEARCH_WRITER_DUTY", float, 0.5, "the share of a core the writer process's model may take while "
-            "the machine has no core to spare: it sleeps between texts to keep to it (`1`: never paced)", "`0.5`",
+    Setting("SEARCH_WRITER_DUTY", float, 0.5, "the share of a core each of the writer process's threads (its "
+            "updates, with their model, and its merges) may take while the machine has no core to spare: it sleeps "
+            "along the way to keep to it (`1`: never paced)", "`0.5`",
             bounds=(0, 1)),
     Setting("SEARCH_WRITER_NICE", int, 0, "how far below the workers the writer process's CPU priority is (a Unix "
             "nice increment), so that searches keep their latency while articles are embedded"),

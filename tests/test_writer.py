@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from search import DocumentNotFound, Searcher
 from search.index.generations import current, number
+from search.index.store import read_manifest
 from search.service import writer_process
 
 from helpers import write_jsonl
@@ -89,6 +91,25 @@ def test_on_a_busy_machine_writes_arriving_within_the_publish_interval_are_one_g
 def test_with_a_core_to_spare_the_writer_does_not_wait_for_more_writes(index_copy, embedder):
     first, second, third = _paused_writes(index_copy, embedder, busy=False)
     assert number(first) < number(second) < number(third)
+
+
+def test_a_paced_writer_gives_way_all_along_its_updates_and_merges_not_only_in_the_model(index_copy, embedder):
+    from search.service.writer import Writer
+
+    places = []  # the functions that gave way, in each thread
+    pacer = lambda: places.append((threading.current_thread().name, sys._getframe(2).f_code.co_name))  # noqa: E731
+    writer = Writer(index_copy, lambda: embedder, interval_s=0.0, pacer=pacer, idle=lambda: True)
+    writer._merge_if_due = lambda: None  # the merge below, on demand
+    assert writer.write([_brief(1), _brief(2)]).added == ["brief-1", "brief-2"]
+    in_update = {f for thread, f in places if thread == "search-writer"}
+    # what an update does besides its model: stories, the segment's files, the manifest
+    assert {"update", "_append", "place"} <= in_update, in_update
+    places.clear()
+    writer._merge()
+    in_merge = {f for thread, f in places}
+    assert {"verify_checksums", "_write"} <= in_merge, in_merge
+    assert "segments" not in read_manifest(current(index_copy))  # merged into one base
+    assert Searcher.open(index_copy).document("brief-2")
 
 
 def test_indexer_add_goes_through_the_running_writer(index_copy, writer, tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from search.index import store, story_store
+from search.index.yielding import give_way
 
 
 @dataclass(frozen=True)
@@ -393,5 +394,6 @@ def fold(old: SegmentedStore, target: Path, parts: list[int] | None = None) -> N
             story_store.copy(conn, "part")
             conn.commit()
             conn.execute("DETACH DATABASE part")
+            give_way()
     finally:
         conn.close()

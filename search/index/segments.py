@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from search.index import arrays, store
+from search.index.yielding import give_way
 
 DIRECTORY = "segments"
 # Passages of the segments beside the base that a searcher holds as one flat index in
@@ -502,6 +503,7 @@ def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool
     for part in (store.PASSAGE_LEXICAL, store.DOCUMENT_LEXICAL):
         written += [str(p.relative_to(target)) for p in
                     LexicalIndex._from(postings(layout, directory, part, only=deltas)).save(out / part)]
+        give_way()
     if vectors:
         stores = [FaissStore.read(s.path(directory)) for s in deltas]
         base = FaissStore.read(layout.segments[0].path(directory)) if coded else None  # (held: ivf is a view)
@@ -513,6 +515,7 @@ def fold(layout: Layout, directory: Path, target: Path, name: str, vectors: bool
             if ivf is None or before is None or not vector_index.add_coded(index, before):
                 ids = np.arange(*segment.passages, dtype=np.int64)
                 index.add_with_ids(np.ascontiguousarray(part.vectors(ids), dtype=np.float32), ids)
+            give_way()
         written += [f"{name}/{f}" for f in FaissStore(index).save(out)]
     sentences = open_sentences(layout, directory)
     if sentences is not None:

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from search.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from search.index.yielding import give_way
 
 # 2: BM25 moved from FTS5 tables to lexical/ (bm25s); 3: int8 sentence vectors;
 # 4: xxh3 checksums (a format-3 index differs only in its checksums' hash)
@@ -213,6 +214,7 @@ def verify_checksums(index_dir: Path, manifest: dict) -> None:
             raise IndexCorrupt(f"index at {index_dir} is corrupt ({name} fails its checksum): "
                                f"{build_hint(index_dir)} to rebuild it")
         _VERIFIED[key] = expected
+        give_way()  # (checksumming a whole index is seconds of a merge's CPU)
         if len(_VERIFIED) > _VERIFIED_MAX:
             _VERIFIED.popitem(last=False)
 

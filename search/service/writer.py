@@ -51,7 +51,7 @@ class Write:
 class Writer:
     def __init__(self, root: str | Path, embedder: Callable[[], object], interval_s: float = PUBLISH_INTERVAL_S,
                  on_published: Callable[[object], None] = lambda summary: None, busy_interval_s: float | None = None,
-                 idle: Callable[[], bool] | None = None):
+                 idle: Callable[[], bool] | None = None, pacer: Callable[[], None] | None = None):
         from search import settings
         from search.index.milvus_index import is_milvus
         from search.retrieval.idle import machine_spare
@@ -62,6 +62,7 @@ class Writer:
         self.busy_interval_s = max(interval_s, settings.value("SEARCH_PUBLISH_INTERVAL_S")
                                    if busy_interval_s is None else busy_interval_s)
         self._idle = idle or machine_spare  # whether the machine has a core to spare now
+        self._pacer = pacer  # what paces the updates and merges (search/service/pacing.py); None: flat out
         self.on_published = on_published  # called with each update's summary once it is published (alerts)
         self._queue: queue.Queue[Write] = queue.Queue()
         self._held: Write | None = None  # a write that conflicted with the last batch: next
@@ -84,10 +85,13 @@ class Writer:
                 self._started = True
 
     def _run(self) -> None:
+        from search.index.yielding import paced
+
         while True:
             batch = self._batch()
             started = time.monotonic()
-            self._apply(batch)
+            with paced(self._pacer):
+                self._apply(batch)
             self._merge_if_due()
             self._pause(started)
 
@@ -118,9 +122,11 @@ class Writer:
 
     def _merge(self) -> None:
         from indexer.merge import merge_in_background
+        from search.index.yielding import paced
 
         try:
-            merge_in_background(self.root, self._embedder())
+            with paced(self._pacer):
+                merge_in_background(self.root, self._embedder())
         except Exception:  # noqa: BLE001 - the index stays as it was; the policy asks again
             log.exception("a background merge of %s failed", self.root)
         finally:

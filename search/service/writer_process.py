@@ -49,14 +49,14 @@ def serve(root: str | Path) -> None:
     from search import settings
     from search.embedding.embedder import canonical_model_name, get_embedder
     from search.alerts import Matcher
-    from search.service.pacing import PacedEmbedder
+    from search.service.pacing import PacedEmbedder, Pacer
     from search.service.writer import Writer
 
     root = Path(root)
     os.nice(settings.value("SEARCH_WRITER_NICE"))
-    embedder = PacedEmbedder(get_embedder(canonical_model_name(settings.value("SEARCH_MODEL")), None),
-                             settings.value("SEARCH_WRITER_DUTY"))
-    writer = Writer(root, lambda: embedder, on_published=Matcher(root).published)
+    pacer = Pacer(settings.value("SEARCH_WRITER_DUTY"))
+    embedder = PacedEmbedder(get_embedder(canonical_model_name(settings.value("SEARCH_MODEL")), None), pacer)
+    writer = Writer(root, lambda: embedder, on_published=Matcher(root).published, pacer=pacer)
     key = secrets.token_bytes(32)
     private = tempfile.mkdtemp(prefix="search-writer-")  # 0700: only this user reaches the socket
     address = os.path.join(private, "socket")
