@@ -374,15 +374,12 @@ def test_a_background_merge_overtaken_by_a_merge_publishes_nothing(tmp_path, emb
     assert Searcher.open(index).describe()["documents"] == 3
 
 
-def test_the_next_generation_scores_bm25_from_the_postings_read_before_as_a_fresh_reader_does(tmp_path, embedder):
+def test_the_next_generation_scores_bm25_from_the_postings_read_before_as_a_fresh_reader_does(tmp_path, embedder,
+                                                                                            monkeypatch):
     """A term's postings in a segment are read once and kept for the generations that share
     the segment (under ingestion a generation a second); the scores are still the new
-    generation's statistics, bit for bit a fresh reader's, deletions in a kept segment included."""
-    import numpy as np
-
-    import search.searcher as searchers
-    from search.index.lexical import search_terms
-
+    generation's statistics, bit for bit a fresh reader's, deletions in a kept segment
+    included, and after a fold (the kept postings' newest segments are gone)."""
     index = tmp_path / "index"
     build([_seeds(tmp_path / "base", ("000", "002"))], index)
     update(index, [_seeds(tmp_path / "more", ("003",))])
@@ -390,12 +387,31 @@ def test_the_next_generation_scores_bm25_from_the_postings_read_before_as_a_fres
     for question in QUESTIONS:
         first.search(question, 5)  # reads the postings of their terms in both segments
     update(index, [_seeds(tmp_path / "last", ("004",))], remove=[next(SEEDS.glob("003_*")).stem])
+    reused = _same_bm25_as_a_fresh_reader(index, first)
+    assert [s.name for s in reused._layout.segments] == ["", "segments/s000001", "segments/s000002"]
+    for setting, value in (("MERGE_SEGMENTS", 1), ("MERGE_SHARE", 10.0), ("MERGE_DELETED", 1.0)):
+        monkeypatch.setattr(updates, setting, value)  # the next update folds the two, merges nothing
+    update(index, [_seeds(tmp_path / "again", ("001",))])
+    folded = _same_bm25_as_a_fresh_reader(index, reused)
+    assert [s.name for s in folded._layout.segments] == ["", "segments/s000003", "segments/s000004"]
+
+
+def _same_bm25_as_a_fresh_reader(index, previous):
+    """The index's current generation opened after `previous` (carrying its postings), once
+    its BM25 answers were checked against a reader that read everything afresh."""
+    import weakref
+
+    import numpy as np
+
+    import search.searcher as searchers
+    from search.index.lexical import search_terms
+
     reused = Searcher.open(index)
-    assert reused._passage_lexical._read is first._passage_lexical._read
-    assert reused._document_lexical._read is first._document_lexical._read
+    assert reused._passage_lexical._read is previous._passage_lexical._read
+    assert reused._document_lexical._read is previous._document_lexical._read
     searchers._LATEST.clear()
     fresh = Searcher.open(index)
-    assert fresh._passage_lexical._read is not first._passage_lexical._read
+    assert fresh._passage_lexical._read is not previous._passage_lexical._read
     for question in QUESTIONS:
         words = search_terms(question)
         for part in ("_passage_lexical", "_document_lexical"):
@@ -406,6 +422,8 @@ def test_the_next_generation_scores_bm25_from_the_postings_read_before_as_a_fres
             np.testing.assert_array_equal(scores, expected)  # exactly, not approximately
         assert [(h.citations[0].doc_id, h.score) for h in reused.search(question, 5, "lexical")] == \
             [(h.citations[0].doc_id, h.score) for h in fresh.search(question, 5, "lexical")]
+    searchers._LATEST[str(index.resolve())] = weakref.ref(reused)  # what the next one carries from
+    return reused
 
 
 def test_the_next_generation_carries_the_segments_it_held_and_reads_only_the_new_one(tmp_path, embedder,

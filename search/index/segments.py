@@ -307,14 +307,15 @@ class SegmentedLexical:
     same scores, bit for bit. A term's scores are computed from its postings the first
     time a question asks for it in this generation and kept (up to CACHE_BYTES), so that
     opening a generation costs nothing per posting and a question mostly costs what it
-    costs on one index: a sum of its terms' rows. What a term's postings hold in a segment
-    (rows, counts, lengths) never changes, and is kept across generations (_SegmentTerms):
-    under steady ingestion a new generation every second made every worker read again,
-    for every question's terms, the postings of segments it had read a second before."""
+    costs on one index: a sum of its terms' rows. A term's postings over the segments
+    (rows, counts, lengths) are kept across generations (_SegmentTerms): under steady
+    ingestion every worker opens a new generation every second or two, and the first
+    searches of each paid for gathering again, segment by segment, what they had gathered
+    a second before."""
 
     CACHE_BYTES = 64 << 20  # a term's scores: 12 bytes a posting
 
-    def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray, keys: list,
+    def __init__(self, parts: list, starts: list[int], capacity: int, live: np.ndarray, keys: tuple[str, ...],
                  read: "_SegmentTerms | None" = None):
         from search.index.lexical import B, K1
 
@@ -322,10 +323,10 @@ class SegmentedLexical:
         self._starts = starts
         self._capacity = capacity
         self._live = live
-        self._keys = keys  # what identifies each segment's files across generations (its Segment)
+        self._keys = keys  # what identifies each segment's files across generations
         self._read = read or _SegmentTerms()
         spans = [(start, start + len(arrays["lengths"])) for (arrays, _), start in zip(parts, starts)]
-        self._deleted_in = [not live[a:b].all() for a, b in spans]
+        self._deleted = any(not live[a:b].all() for a, b in spans)
         self._n = int(live.sum())
         # the live rows' total length, summed exactly (integers) as a fresh build's mean is
         total = sum(int(arrays["lengths"][live[a:b]].sum()) for (arrays, _), (a, b) in zip(parts, spans))
@@ -336,15 +337,17 @@ class SegmentedLexical:
     @classmethod
     def open(cls, layout: Layout, directory: Path, part: str, documents: bool = False,
              previous: "SegmentedLexical | None" = None) -> "SegmentedLexical":
-        """`previous`: the last generation's, whose segments of the same name (the same
-        files, hard-linked) are not read again."""
+        """`previous`: the last generation's, whose segments of the same files (hard-linked)
+        are not read again."""
         from search.index.lexical import LexicalIndex
 
         known = getattr(previous, "_by_segment", {})
         parts = [known.get(segment) or LexicalIndex.load_counts(segment.path(directory) / part)
                  for segment in layout.segments]
         read = previous._read if previous is not None else None
-        keys = list(layout.segments)
+        # (a searcher carries this only to a generation with the same base files, whose
+        # other segments' names are never used again for other files: search/searcher.py)
+        keys = tuple(s.name for s in layout.segments)
         if documents:
             starts = [s.documents[0] for s in layout.segments]
             opened = cls(parts, starts, layout.document_capacity, layout.live_documents(), keys, read)
@@ -359,21 +362,10 @@ class SegmentedLexical:
         found = self._cache.get(term)
         if found is not None:
             return found
-        rows, counts, lengths = [], [], []
-        for part, start, deleted, key in zip(self._parts, self._starts, self._deleted_in, self._keys):
-            held = self._read.postings(key, term, part, start)
-            if held is None:
-                continue
-            here, tf, dl = held
-            if deleted:
-                keep = self._live[here]
-                here, tf, dl = here[keep], tf[keep], dl[keep]
-            rows.append(here)
-            counts.append(tf)
-            lengths.append(dl)
-        rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-        tf = np.concatenate(counts) if counts else np.zeros(0)
-        dl = np.concatenate(lengths) if lengths else np.zeros(0)
+        rows, tf, dl = self._read.postings(term, self._keys, self._parts, self._starts)
+        if self._deleted:
+            keep = self._live[rows]
+            rows, tf, dl = rows[keep], tf[keep], dl[keep]
         df = np.array([len(rows)], dtype=np.int64)
         idf = np.log(np.maximum(1.0, (self._n - df + 0.5) / (df + 0.5)))[0]  # as Postings.scored
         norm = self._k1 * ((1 - self._b) + self._b * dl / self._average)
@@ -413,10 +405,12 @@ class _Kept:
             self._items.move_to_end(key)
             return found[0]
 
-    def put(self, key, value, size: int) -> None:
+    def put(self, key, value, size: int, replace: bool = False) -> None:
         with self._lock:
             if key in self._items:
-                return
+                if not replace:
+                    return
+                self._bytes -= self._items.pop(key)[1]
             self._items[key] = value, size
             self._bytes += size
             while self._bytes > self._limit and len(self._items) > 1:
@@ -425,30 +419,57 @@ class _Kept:
 
 
 class _SegmentTerms:
-    """A term's postings in a segment as its files hold them (global rows, counts and row
-    lengths as float64, exactly what the scores are computed from), kept across the
-    generations that share the segment, up to CACHE_BYTES."""
+    """A term's postings over a generation's segments as their files hold them (global
+    rows, counts and row lengths as float64, exactly what the scores are computed from),
+    one array each in segment order, kept across generations up to CACHE_BYTES. The next
+    generation's segments are mostly the last one's and one more (or the newest few folded
+    into one): only the segments a term's postings have not seen are read for it."""
 
     CACHE_BYTES = 64 << 20  # 24 bytes a posting
 
     def __init__(self):
-        self._kept = _Kept(self.CACHE_BYTES)
+        self._kept = _Kept(self.CACHE_BYTES)  # term -> (segment keys, their ends, rows, counts, lengths)
 
-    def postings(self, key, term: str, part: tuple, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """`term`'s (rows, counts, lengths) in the segment `key` whose counts are `part`
-        (arrays, vocab) and whose first row is `start`; None where it does not occur."""
-        arrays, vocab = part
-        column = vocab.get(term)
-        if column is None:
-            return None
-        found = self._kept.get((key, term))
-        if found is None:
-            a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
-            local = arrays["indices"][a:b]
-            found = (local.astype(np.int64) + start, arrays["counts"][a:b].astype(np.float64),
-                     arrays["lengths"][local].astype(np.float64))
-            self._kept.put((key, term), found, 24 * len(local))
-        return found
+    def postings(self, term: str, keys: tuple[str, ...], parts: list, starts: list[int]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`term`'s (rows, counts, lengths) in the segments `keys`, whose counts are `parts`
+        ((arrays, vocab) each) and first rows `starts`, deleted rows included."""
+        found = self._kept.get(term)
+        if found is not None and found[0] == keys:
+            return found[2:]
+        same = 0 if found is None else _common(found[0], keys)
+        held = found[1][same - 1] if same else 0
+        pieces = [tuple(a[:held] for a in found[2:])] if same else []
+        ends = list(found[1][:same]) if same else []
+        for (arrays, vocab), start in zip(parts[same:], starts[same:]):
+            column = vocab.get(term)
+            if column is not None:
+                a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
+                local = arrays["indices"][a:b]
+                pieces.append((local.astype(np.int64) + start, arrays["counts"][a:b].astype(np.float64),
+                               arrays["lengths"][local].astype(np.float64)))
+                held += len(local)
+            ends.append(held)
+        if len(pieces) == 1:
+            rows, tf, dl = pieces[0]
+        elif pieces:
+            rows, tf, dl = (np.concatenate(p) for p in zip(*pieces))
+        else:
+            rows, tf, dl = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+        self._kept.put(term, (keys, tuple(ends), rows, tf, dl), 24 * len(rows), replace=True)
+        return rows, tf, dl
+
+
+def _common(before: tuple[str, ...], now: tuple[str, ...]) -> int:
+    """How many segments the two lists begin with alike."""
+    if before == now[:len(before)]:  # the usual case: segments added after them
+        return len(before)
+    same = 0
+    for a, b in zip(before, now):
+        if a != b:
+            break
+        same += 1
+    return same
 
 
 def postings(layout: Layout, directory: Path, part: str, only: tuple[Segment, ...] | None = None):
