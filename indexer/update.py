@@ -27,8 +27,8 @@ from search.index import generations, segments, store, story_store, vector_index
 from search.index.lexical import write_lexical, write_segment_lexical
 from search.index.segment_store import SegmentedStore, mark_dead
 from search.index.segment_store import fold as fold_store
-from search.index.yielding import give_way
 from search.index.sentence_vectors import save as save_sentence_vectors
+from search.index.yielding import give_way
 from search.retrieval.collapse import Duplicates
 
 from . import duplicates, sources, stories
