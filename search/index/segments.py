@@ -437,11 +437,10 @@ class _SegmentTerms:
         found = self._kept.get(term)
         if found is not None and found[0] == keys:
             return found[2:]
-        same = 0 if found is None else _common(found[0], keys)
-        held = found[1][same - 1] if same else 0
-        pieces = [tuple(a[:held] for a in found[2:])] if same else []
-        ends = list(found[1][:same]) if same else []
-        for (arrays, vocab), start in zip(parts[same:], starts[same:]):
+        ends = [] if found is None else list(found[1][:_common(found[0], keys)])  # the segments still read
+        held = ends[-1] if ends else 0
+        pieces = [tuple(a[:held] for a in found[2:])] if held else []
+        for (arrays, vocab), start in zip(parts[len(ends):], starts[len(ends):]):
             column = vocab.get(term)
             if column is not None:
                 a, b = arrays["indptr"][column], arrays["indptr"][column + 1]
