@@ -29,6 +29,8 @@ def paced(pacer: Callable[[], None] | None) -> Iterator[None]:
     """`give_way` in this thread calls `pacer` while the block runs (None: never pauses)."""
     previous = getattr(_local, "pacer", None)
     _local.pacer = pacer
+    if hasattr(pacer, "begin"):
+        pacer.begin()  # the work's CPU counts from here, not from the thread's start
     try:
         yield
     finally:
