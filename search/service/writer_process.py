@@ -71,7 +71,16 @@ def serve(root: str | Path) -> None:
     signal.signal(signal.SIGTERM, stop)
     parent = os.getppid()
     threading.Thread(target=_exit_with_parent, args=(parent, stop), daemon=True).start()
+    threading.Thread(target=_accept, args=(listener, writer), name="search-writer-accept", daemon=True).start()
     log.info("writer %d for %s listening", os.getpid(), root)
+    while True:
+        # The main thread only waits. Python runs a signal's handler in the main thread, and
+        # the kernel may deliver SIGTERM to any thread (the model's, the writer's): a main
+        # thread blocked in accept() would not see it until the next write arrived.
+        time.sleep(0.5)
+
+
+def _accept(listener, writer) -> None:
     while True:
         try:
             conn = listener.accept()
