@@ -127,6 +127,38 @@ def test_small_segments_are_folded_together_and_large_ones_merged(tmp_path, embe
     assert Searcher.open(index).describe()["documents"] == 4 + 4 + 2
 
 
+def test_a_fold_leaves_an_earlier_fold_as_it_is_while_it_holds_more_than_the_newer_segments(tmp_path, embedder,
+                                                                                           monkeypatch):
+    """Size tiers beside an IVF base: a flat segment folded before is carried (the same
+    files) while it holds more passages than the newer segments together, so a passage is
+    not rewritten at every fold; when it no longer does, it is folded with them."""
+    from indexer.build import BuildOptions
+
+    monkeypatch.setattr(updates, "MERGE_SEGMENTS", 3)
+    monkeypatch.setattr(updates, "CODE_AT", 10**6)
+    index = tmp_path / "index"
+    build([_seeds(tmp_path / "base", ("000", "001", "002", "003"))], index, options=BuildOptions(vector_index="ivf"))
+    sizes, inodes = [], []
+    for n in range(7):
+        brief = {"id": f"brief-{n}", "title": f"Brief {n}",
+                 "text": f"Officials in town number {n} opened a new bridge over the river on Monday."}
+        update(index, [write_jsonl(tmp_path / f"brief-{n}.jsonl", brief)])
+        generation = current(index)
+        layout = segments.Layout.of(store.read_manifest(generation), generation)
+        assert not any(segments.is_coded(s, generation) for s in layout.segments[1:])
+        sizes.append([s.passages[1] - s.passages[0] for s in layout.segments[1:]])
+        inodes.append(os.stat(generation / layout.segments[1].name / store.VECTORS).st_ino)
+    # folded at the fourth update (all three), the sixth (the two newer ones; the three left
+    # as they were) and the seventh (three is no longer more than two and one)
+    assert sizes == [[1], [1, 1], [1, 1, 1], [3, 1], [3, 1, 1], [3, 2, 1], [6, 1]]
+    assert inodes[3] == inodes[4] == inodes[5] != inodes[6]
+    searcher = Searcher.open(index)
+    for n in range(7):
+        hits = searcher.search(f"bridge in town number {n}", 1, "lexical")
+        assert hits[0].citations[0].doc_id == f"brief-{n}"
+    assert searcher.describe()["documents"] == 4 + 7
+
+
 def test_folds_beside_an_ivf_base_keep_recent_passages_flat_and_code_older_ones_in_its_clusters(tmp_path, embedder,
                                                                                                  monkeypatch):
     """Beside an IVF base, folded passages stay flat (searched exactly) until they hold
