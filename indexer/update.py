@@ -321,9 +321,9 @@ def _fold_plan(layout: segments.Layout, directory: Path, milvus: bool):
     if sum(_size(s) for s in deltas[lead:]) >= CODE_AT:
         return (), deltas, True
     # Size tiers, as Lucene's: a flat segment a fold wrote before is left as it is while it
-    # holds more than the newer ones together, so that a passage is rewritten a few times
-    # (each fold at least doubles what it writes), not at every fold until CODE_AT, and the
-    # workers re-read only what a fold wrote. (At least two segments are folded.)
+    # holds more than the newer ones together, so that a passage is rewritten a few times,
+    # not at every fold until CODE_AT, and the workers re-read only what a fold wrote. (At
+    # least two segments are folded.)
     keep = lead
     while len(deltas) - keep > 2 and _size(deltas[keep]) > sum(_size(s) for s in deltas[keep + 1:]):
         keep += 1

@@ -74,9 +74,10 @@ def serve(root: str | Path) -> None:
     threading.Thread(target=_accept, args=(listener, writer), name="search-writer-accept", daemon=True).start()
     log.info("writer %d for %s listening", os.getpid(), root)
     while True:
-        # The main thread only waits. Python runs a signal's handler in the main thread, and
-        # the kernel may deliver SIGTERM to any thread (the model's, the writer's): a main
-        # thread blocked in accept() would not see it until the next write arrived.
+        # The main thread only waits. Python runs a signal's handler in the main thread,
+        # between bytecodes; blocked in accept(), it was seen to miss SIGTERM (a test's
+        # teardown waited 30 s for the writer one run in eight). Waking every half second,
+        # it always runs the handler.
         time.sleep(0.5)
 
 
