@@ -318,20 +318,16 @@ def _fold_plan(layout: segments.Layout, directory: Path, milvus: bool):
     if milvus or not segments.is_coded(layout.segments[0], directory):  # a flat base: all flat
         return (), deltas, False
     lead = 1 if segments.is_coded(deltas[0], directory) else 0  # (a fold's output comes first)
-    if sum(_size(s) for s in deltas[lead:]) >= CODE_AT:
+    if sum(s.size for s in deltas[lead:]) >= CODE_AT:
         return (), deltas, True
     # Size tiers, as Lucene's: a flat segment a fold wrote before is left as it is while it
     # holds more than the newer ones together, so that a passage is rewritten a few times,
     # not at every fold until CODE_AT, and the workers re-read only what a fold wrote. (At
     # least two segments are folded.)
     keep = lead
-    while len(deltas) - keep > 2 and _size(deltas[keep]) > sum(_size(s) for s in deltas[keep + 1:]):
+    while len(deltas) - keep > 2 and deltas[keep].size > sum(s.size for s in deltas[keep + 1:]):
         keep += 1
     return deltas[:keep], deltas[keep:], False
-
-
-def _size(segment: segments.Segment) -> int:
-    return segment.passages[1] - segment.passages[0]
 
 
 def _appendable(manifest: dict, layout: segments.Layout, policy: bool = True) -> bool:

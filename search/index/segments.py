@@ -46,6 +46,11 @@ class Segment:
     sentences: tuple[int, int]  # [first, end) sentence ids
     documents: tuple[int, int]  # [first, end) document rows (rowid - 1)
 
+    @property
+    def size(self) -> int:
+        """How many passage ids it spans (its deleted passages included)."""
+        return self.passages[1] - self.passages[0]
+
     def path(self, directory: Path) -> Path:
         return Path(directory) / self.name if self.name else Path(directory)
 
@@ -574,7 +579,7 @@ def open_vectors(layout: Layout, manifest: dict, directory: Path, nprobe: int | 
             break
         coded.append(part)
     flat = deltas[len(coded):]
-    if flat and sum(s.passages[1] - s.passages[0] for s in flat) <= IN_MEMORY_DELTAS:
+    if flat and sum(s.size for s in flat) <= IN_MEMORY_DELTAS:
         # one flat index in memory for the updates' small segments: one search, not one each
         index = _deltas_in_memory(flat, directory, base.index.d, getattr(previous, "in_memory", None))
         together = Segment("", (flat[0].passages[0], flat[-1].passages[1]), (0, 0), (0, 0))
