@@ -38,6 +38,9 @@ def test_cpu_is_read_per_process_and_the_writer_told_apart_by_its_command():
     writer = after["writer"] - before["writer"]
     assert 0.45 <= workers <= 0.8  # the 0.6 s child (and the idle parent)
     assert 0.2 <= writer <= 0.45  # the 0.3 s one, told apart by its command
+    # of the workers' CPU, the kernel's part (the child's loop asks the kernel for its CPU
+    # clock: some, never more than the whole)
+    assert 0 < after["workers_system"] - before["workers_system"] <= workers
     used = _cpu_between(before, after, _Searches())
     seconds = after["at"] - before["at"]
     assert abs(used["workers_cores"] - workers / seconds) < 0.01
@@ -193,3 +196,23 @@ def test_a_phase_of_several_blocks_counts_the_cpu_of_its_blocks_and_not_the_gaps
                     "workers_ms_per_search": 4.0}
     assert phase.done == 8000 and phase.p99_by_block() == [10.0, 10.0]
     assert phase.ms_per_search_by_block() == [3.0, 5.667]
+
+
+def test_the_tail_is_told_by_how_long_after_a_publish_a_search_was_sent():
+    from types import SimpleNamespace
+
+    from tools.loadtest import _Run, since_publish
+
+    run = _Run(0, ["/"], 1, 1, 1)
+    # generations published at 10 and 12 s; searches sent before the first (not counted),
+    # just after each publish (slow), and in between (fast)
+    run.began = [9.0, 10.1, 10.2, 10.6, 11.5, 12.05, 12.3, 14.5]
+    run.times = [99.0, 80.0, 90.0, 30.0, 35.0, 70.0, 40.0, 20.0]
+    ingest = SimpleNamespace(published={"g000002": 10.0, "g000003": 12.0})
+    seen = since_publish([run], ingest)
+    assert list(seen) == ["0-0.25 s", "0.25-0.5 s", "0.5-1 s", "1-2 s", "2 s on"]
+    assert seen["0-0.25 s"]["requests"] == 3 and seen["0-0.25 s"]["p50_ms"] == 80.0
+    assert seen["0.25-0.5 s"] == {"requests": 1, "p50_ms": 40.0, "p99_ms": 40.0}
+    assert seen["0.5-1 s"]["requests"] == 1 and seen["1-2 s"]["requests"] == 1
+    assert seen["2 s on"] == {"requests": 1, "p50_ms": 20.0, "p99_ms": 20.0}
+    assert since_publish([run], SimpleNamespace(published={})) == {}

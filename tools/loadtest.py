@@ -24,8 +24,11 @@ visibility searches are load of their own, beside the clients': each asks a ques
 never asked before (a model run on the worker's one search thread). So that the ratio
 measures ingestion and not them, the baseline sends the same searches at the same rate
 for articles already indexed (`probes`, `baseline_probes`). Each phase's `cpu` says where
-the machine's CPU went: the workers' (and their CPU per search), the writer process's
-and the load generator's. `p99_ms_by_minute` and `baseline_p99_ms_by_minute` give each
+the machine's CPU went: the workers' (and their CPU per search, and the part of it that
+was the kernel's, `workers_system_cores`), the writer process's and the load generator's.
+`since_publish` gives the ingesting searches' p50 and p99 by how long after a generation
+was published they were sent: whether the tail is made as the workers open a generation
+or while the writer works towards the next. `p99_ms_by_minute` and `baseline_p99_ms_by_minute` give each
 minute's own p99 (the progress lines' stretches): whether the tail holds through a phase;
 `workers_ms_per_search_by_minute` and `baseline_workers_ms_per_search_by_minute` what a
 request cost the workers' CPU in the same stretches: whether a growing tail is searches
@@ -182,6 +185,7 @@ class _Run:
         self.paths, self.budget, self.clients = paths, requests, clients
         self.max_seconds = max_seconds
         self.times: list[float] = []
+        self.began: list[float] = []  # each latency's request sent at (time.monotonic())
         self.done = self.failed = 0
         self.failures: list[str] = []
         self.events: list[dict] = []
@@ -296,7 +300,7 @@ class _Run:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         while (i := self._take()) is not None:
             path = self.paths[(i * 7 + n) % len(self.paths)]
-            started = time.perf_counter()
+            began, started = time.monotonic(), time.perf_counter()
             try:
                 status, body = get(port, path, conn)
                 ok = status == 200 and json.loads(body)["results"]
@@ -308,6 +312,7 @@ class _Run:
             elapsed = (time.perf_counter() - started) * 1000
             with self._lock:
                 self.times.append(elapsed)
+                self.began.append(began)
                 if problem:
                     self.failed += 1
                     self.failures.append(problem)
@@ -381,6 +386,7 @@ def ingest_test(index: Path, rate: float, seconds: float, clients: int, workers:
             "tracebacks": tracebacks, "first_traceback": first_traceback,
             "cpu": {"baseline": _cpu_between(baseline.cpu_marks[0], baseline.cpu_marks[-1], baseline),
                     "ingesting": _cpu_between(loaded.cpu_marks[0], loaded.cpu_marks[-1], loaded)},
+            "since_publish": since_publish([loaded], ingest),
             "workers_ms_per_search_by_minute": loaded.ms_per_search_by_window(),
             "baseline_workers_ms_per_search_by_minute": baseline.ms_per_search_by_window(),
             "others_cores_by_minute": loaded.others_cores_by_window(),
@@ -465,11 +471,38 @@ def interleaved_ingest_test(index: Path, rate: float, seconds: float, clients: i
             "clients": clients, "interleave_s": block, "generation_after": health["generation"],
             "documents_after": health["documents"], "tracebacks": tracebacks, "first_traceback": first_traceback,
             "cpu": {"baseline": quiet.cpu_used(), "ingesting": busy.cpu_used()},
+            "since_publish": since_publish(busy.runs, ingest),
             "workers_ms_per_search_by_block": busy.ms_per_search_by_block(),
             "baseline_workers_ms_per_search_by_block": quiet.ms_per_search_by_block(),
             "others_cores_by_block": busy.others_cores_by_block(),
             "baseline_others_cores_by_block": quiet.others_cores_by_block(),
             "service": {"workers": workers, "threads": threads}}
+
+
+# Stretches after a generation is published (seconds) in which `since_publish` gives the tail.
+SINCE_PUBLISH_S = (0.0, 0.25, 0.5, 1.0, 2.0)
+
+
+def since_publish(runs: list[_Run], ingest: "_Ingest") -> dict:
+    """The ingesting searches' latency by how long after the last publish they were sent
+    (a generation's publish taken as the first PUT reply naming it, a few milliseconds
+    later): whether the tail is made when the workers open a generation, or while the
+    writer works towards the next one."""
+    published = np.sort(np.array(list(ingest.published.values())))
+    began = np.concatenate([np.array(r.began) for r in runs]) if runs else np.zeros(0)
+    times = np.concatenate([np.array(r.times) for r in runs]) if runs else np.zeros(0)
+    out = {}
+    if not len(published) or not len(began):
+        return out
+    last = np.searchsorted(published, began, side="right") - 1
+    after = np.where(last >= 0, began - published[np.maximum(last, 0)], np.inf)
+    for low, high in zip(SINCE_PUBLISH_S, SINCE_PUBLISH_S[1:] + (np.inf,)):
+        here = times[(after >= low) & (after < high)]
+        if len(here):
+            name = f"{low:g}-{high:g} s" if np.isfinite(high) else f"{low:g} s on"
+            out[name] = {"requests": int(len(here)), "p50_ms": round(float(np.percentile(here, 50)), 1),
+                         "p99_ms": round(float(np.percentile(here, 99)), 1)}
+    return out
 
 
 def _writes(ingest: "_Ingest", alike: "_Probes") -> dict:
@@ -561,11 +594,14 @@ class _CpuUse:
 
     def read(self) -> dict[str, float]:
         machine, stolen = machine_cpu_seconds()
-        use = {"workers": 0.0, "writer": 0.0, "load_generator": cpu_seconds(), "machine": machine,
-               "stolen": stolen, "at": time.monotonic()}
+        use = {"workers": 0.0, "workers_system": 0.0, "writer": 0.0, "load_generator": cpu_seconds(),
+               "machine": machine, "stolen": stolen, "at": time.monotonic()}
         for pid in self._pids:
             try:
-                use["writer" if self.WRITER in command_line(pid) else "workers"] += cpu_seconds(pid)
+                part = "writer" if self.WRITER in command_line(pid) else "workers"
+                use[part] += cpu_seconds(pid)
+                if part == "workers":  # (of it, the kernel's work for the workers: faults, unmaps)
+                    use["workers_system"] += cpu_seconds(pid, system_only=True)
             except OSError:  # a process gone: what it used went with it
                 pass
         return use
@@ -691,6 +727,7 @@ class _Ingest:
         self.ingested = self.failed = 0
         self.failures: list[str] = []
         self.put_ms: list[float] = []
+        self.published: dict[str, float] = {}  # generation -> the first PUT reply naming it (time.monotonic())
         self.probes = _Probes(port)
         self._lock = threading.Lock()
         self.dispatch_s = 0.0
@@ -734,6 +771,11 @@ class _Ingest:
                 self.failures.append(f"{doc_id}: {response.status} {answer[:200]!r}")
                 return
             self.ingested += 1
+            try:
+                generation = json.loads(answer)["generation"]
+                self.published[generation] = min(replied, self.published.get(generation, replied))
+            except (ValueError, KeyError, TypeError):
+                pass
         self.probes.start(doc_id, (body["title"] or body["text"])[:200], replied)
 
 
@@ -806,6 +848,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {phase}: workers {use['workers_cores']} cores ({use['workers_ms_per_search']} ms a search), "
                       f"writer {use['writer_cores']}, load generator {use['load_generator_cores']}, "
                       f"other processes {use['others_cores']}, stolen by the hypervisor {use['stolen_cores']}")
+            for stretch, seen in result["since_publish"].items():
+                print(f"  sent {stretch} after a publish: {seen['requests']} searches, p50 {seen['p50_ms']} ms, "
+                      f"p99 {seen['p99_ms']} ms")
         return 0 if not (result["failed"] or result["put_failed"] or result["not_visible"] or result["tracebacks"]) else 1
     result = loadtest(args.index, args.requests, args.clients, args.max_seconds, args.workers, args.threads,
                       args.warmup)

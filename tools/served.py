@@ -86,12 +86,14 @@ def process_tree(pid: int) -> list[int]:
     return [pid] + [int(p) for p in out.split()]
 
 
-def cpu_seconds(pid: int | str = "self") -> float:
-    """CPU time a process has used so far, user and system, all its threads (its exited
+def cpu_seconds(pid: int | str = "self", system_only: bool = False) -> float:
+    """CPU time a process has used so far, user and system (or the system part alone: the
+    kernel's work for it, page faults and unmaps among it), all its threads (its exited
     children not counted)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]), int(fields[12])
+    return (system if system_only else user + system) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_cpu_seconds() -> tuple[float, float]:
