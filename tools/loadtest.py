@@ -28,14 +28,15 @@ the machine's CPU went: the workers' (and their CPU per search, and the part of 
 was the kernel's, `workers_system_cores`), the writer process's and the load generator's.
 `since_publish` gives the ingesting searches' p50 and p99 by how long after a generation
 was published they were sent: whether the tail is made as the workers open a generation
-or while the writer works towards the next. `p99_ms_by_minute` and `baseline_p99_ms_by_minute` give each
-minute's own p99 (the progress lines' stretches): whether the tail holds through a phase;
-`workers_ms_per_search_by_minute` and `baseline_workers_ms_per_search_by_minute` what a
-request cost the workers' CPU in the same stretches: whether a growing tail is searches
-growing dearer or something else. `others_cores` (by minute: `others_cores_by_minute`)
-is what the rest of the machine ran meanwhile, and `stolen_cores` what the hypervisor
-gave other guests: a run in which other programs took 0.15 cores or more in a minute
-says so in a warning, since its ratio is then not the service's alone.
+or while the writer works towards the next. `p99_ms_by_minute` and
+`baseline_p99_ms_by_minute` give each minute's own p99 (the progress lines' stretches):
+whether the tail holds through a phase; `workers_ms_per_search_by_minute` and
+`baseline_workers_ms_per_search_by_minute` what a request cost the workers' CPU in the
+same stretches: whether a growing tail is searches growing dearer or something else.
+`others_cores` (by minute: `others_cores_by_minute`) is what the rest of the machine ran
+meanwhile, and `stolen_cores` what the hypervisor gave other guests: a run in which other
+programs took 0.15 cores or more in a minute says so in a warning, since its ratio is
+then not the service's alone.
 
 The machine's own speed drifts by 10-20% over minutes, so a baseline run before the
 ingesting one can flatter or damn the ratio by as much. `--interleave S` measures the same
@@ -70,7 +71,8 @@ import numpy as np
 
 from tools.bench import SCIFACT, check_corpus, question_texts
 from tools.progress import say
-from tools.served import ROOT, command_line, cpu_seconds, get, gunicorn, machine_cpu_seconds, process_tree, rss_mb
+from tools.served import (ROOT, command_line, cpu_seconds, cpu_times, get, gunicorn, machine_cpu_seconds,
+                          process_tree, rss_mb)
 
 ARTICLE = {"id": "loadtest-harbour", "title": "Harbour crane collapses in storm",
            "text": "A harbour crane collapsed during a storm on Sunday night, damaging two cargo ships.\n\n"
@@ -598,10 +600,11 @@ class _CpuUse:
                "machine": machine, "stolen": stolen, "at": time.monotonic()}
         for pid in self._pids:
             try:
+                user, system = cpu_times(pid)
                 part = "writer" if self.WRITER in command_line(pid) else "workers"
-                use[part] += cpu_seconds(pid)
-                if part == "workers":  # (of it, the kernel's work for the workers: faults, unmaps)
-                    use["workers_system"] += cpu_seconds(pid, system_only=True)
+                use[part] += user + system
+                if part == "workers":
+                    use["workers_system"] += system
             except OSError:  # a process gone: what it used went with it
                 pass
         return use

@@ -86,14 +86,19 @@ def process_tree(pid: int) -> list[int]:
     return [pid] + [int(p) for p in out.split()]
 
 
-def cpu_seconds(pid: int | str = "self", system_only: bool = False) -> float:
-    """CPU time a process has used so far, user and system (or the system part alone: the
-    kernel's work for it, page faults and unmaps among it), all its threads (its exited
+def cpu_seconds(pid: int | str = "self") -> float:
+    """CPU time a process has used so far, user and system, all its threads (its exited
     children not counted)."""
+    return sum(cpu_times(pid))
+
+
+def cpu_times(pid: int | str = "self") -> tuple[float, float]:
+    """`cpu_seconds` as (user, system): the system part is the kernel's work for the
+    process (page faults and unmaps among it)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    user, system = int(fields[11]), int(fields[12])
-    return (system if system_only else user + system) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def machine_cpu_seconds() -> tuple[float, float]:
