@@ -146,7 +146,7 @@ def test_a_fold_leaves_an_earlier_fold_as_it_is_while_it_holds_more_than_the_new
         generation = current(index)
         layout = segments.Layout.of(store.read_manifest(generation), generation)
         assert not any(segments.is_coded(s, generation) for s in layout.segments[1:])
-        sizes.append([s.passages[1] - s.passages[0] for s in layout.segments[1:]])
+        sizes.append([s.size for s in layout.segments[1:]])
         inodes.append(os.stat(generation / layout.segments[1].name / store.VECTORS).st_ino)
     # folded at the fourth update (all three), the sixth (the two newer ones; the three left
     # as they were) and the seventh (three is no longer more than two and one)
