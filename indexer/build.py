@@ -23,6 +23,7 @@ from search.index import generations, segments, store, vector_index, vector_stor
 from search.index.lexical import write_lexical
 from search.index.segment_store import SegmentedStore
 from search.index.sentence_vectors import save as save_sentence_vectors
+from search.retrieval import byline
 
 from . import duplicates, sources, stories
 from .chunk import CHUNKER_VERSION, DEFAULT_SEGMENTER, LEGACY_SEGMENTER, Passage, chunk, sentences
@@ -226,7 +227,9 @@ class Additions:
             return False
         first_id = self.first_passage + len(self.texts)
         rowid = None if self.first_document is None else self.first_document + self.documents + 1
-        _insert(conn, doc, cleaned.title, passages, first_id, rowid)
+        # a plain-text article names its author only in its by-line, at its start or end
+        author = doc.author or byline.author_of([line.text for line in cleaned.lines[:2] + cleaned.lines[-1:]])
+        _insert(conn, dataclasses.replace(doc, author=author), cleaned.title, passages, first_id, rowid)
         for i, p in enumerate(passages, first_id):
             spans = sentences(doc.text, p.start, p.end, self.options.segmenter)
             first = self.first_sentence + len(self.sentence_texts)

@@ -24,7 +24,7 @@ from search.index.segment_store import SegmentedStore
 from search.index.lexical import LexicalIndex, search_terms
 from search.query import ContextRequest, Filters, StoriesRequest, check_mode, check_search, checked
 from search.ranked import Ranking, by_id, ranking, union
-from search.retrieval import context, feedback, idle, recency, when
+from search.retrieval import byline, context, feedback, idle, recency, when
 from search.retrieval import mmr as mmr_order  # `mmr` is search's parameter
 from search.retrieval.collapse import Duplicates, at_most_per_source, count_facets, per_article
 from search.retrieval.fusion import Weights, blended, fuse
@@ -488,7 +488,7 @@ class Searcher:
             vectors = np.asarray(vectors, dtype=np.float32)
             dense = self._dense(vectors, depth, weights, allowed, where)
             if mode == "dense":
-                return [ranking(*scored) for scored in dense]
+                return [self._bylines_first(query, ranking(*scored)) for query, scored in zip(queries, dense)]
             dense = [by_id(*scored) for scored in dense]  # fusion looks scores up by id
         lexical = lexical or self._lexical_best(queries, depth)
         if mode == "lexical":  # BM25 alone, passage and article evidence combined as in hybrid
@@ -496,9 +496,23 @@ class Searcher:
         else:
             dense = [self._with_lexical_hits(vector, ranked, passages)
                      for vector, ranked, passages in zip(vectors, dense, lexical)]
-        return [fuse(dense_ranked, passages, self._article_bm25(query, dense_ranked, passages), self._document_row,
-                     weights)
+        return [self._bylines_first(query, fuse(dense_ranked, passages, self._article_bm25(query, dense_ranked, passages),
+                                                self._document_row, weights))
                 for query, passages, dense_ranked in zip(queries, lexical, dense)]
+
+    def _bylines_first(self, query: str, ranked: Ranking) -> Ranking:
+        """For a question that asks who wrote an article, each leading article's by-line
+        passage just above its best passage (search/retrieval/byline.py)."""
+        if not byline.asks_for_author(query) or not len(ranked[0]):
+            return ranked
+        leading = byline.leading_articles(ranked, self._document_row)
+        best = self._passages({int(ranked[0][at]) for _, at in leading})
+        doc_ids = {row["doc_id"] for row in best.values()}
+        found: dict[int, int] = {}
+        for row in sorted(self._passages(set(self._store.passages_of(doc_ids))).values(), key=lambda r: r["id"]):
+            if byline.is_byline(row["text"], row["author"]):
+                found.setdefault(int(self._document_row[row["id"]]), row["id"])
+        return byline.bylines_first(ranked, found, self._document_row)
 
     def _dense(self, vectors: np.ndarray, depth: int, weights: Weights, allowed: np.ndarray | None = None,
                where: str | None = None) -> list[Ranking]:
