@@ -114,3 +114,16 @@ def test_evaluate_the_seed_questions_passage_by_passage(tmp_path, capsys):
     assert result["questions"] == len(seed_questions())
     assert result["top3"] >= result["questions"] - 2 and result["first"] >= 0.8 * result["questions"]
     assert result["op_ed_cited_alone"] == 0
+
+
+def test_a_split_or_dataset_that_is_not_there_is_named_without_a_traceback(tmp_path, capsys):
+    (tmp_path / "qrels").mkdir()
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path), "--split", "dev"])
+    assert exited.value.code == 2
+    assert f"{tmp_path}: no qrels/dev.tsv; --split one of: test" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing")])
+    assert "no such dataset directory" in capsys.readouterr().err

@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"where built indexes are kept (default {CACHE})")
     args = parser.parse_args(argv)
     grid = _grid(parser, args)
+    problem = _dataset_problem(args.dataset, args.split)
+    if problem:
+        parser.error(problem)
     if args.dataset.suffix == ".json":
         return _seed_questions(args, grid)
 
@@ -209,6 +212,21 @@ def main(argv: list[str] | None = None) -> int:
         _print({"mode": args.mode, "split": args.split, "cross_validation": args.folds,
                 **cross_validate(runs, {q: week_of(dates[q]) for q in queries})}, args.json)
     return 0
+
+
+def _dataset_problem(dataset: Path, split: str) -> str | None:
+    """What is missing for `dataset` and `split` to be evaluated, or None."""
+    if dataset.suffix == ".json":
+        return None if dataset.is_file() else f"{dataset}: no such question file"
+    if not dataset.is_dir():
+        return f"{dataset}: no such dataset directory (BEIR format: corpus.jsonl, queries.jsonl, qrels/)"
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        if not (dataset / name).is_file():
+            return f"{dataset}: no {name} (BEIR format: corpus.jsonl, queries.jsonl, qrels/)"
+    if not (dataset / "qrels" / f"{split}.tsv").is_file():
+        splits = sorted(p.stem for p in (dataset / "qrels").glob("*.tsv"))
+        return f"{dataset}: no qrels/{split}.tsv; --split one of: {', '.join(splits) or 'none found'}"
+    return None
 
 
 def _result_lists(args, searcher, queries: dict[str, str], qrels, dates: dict[str, str] | None) -> int:
