@@ -56,6 +56,7 @@ def test_ordinary_paragraphs_are_not_by_lines(text):
 def test_the_author_the_metadata_names_marks_the_passage_that_starts_with_them():
     assert is_byline("Jane Q. Roe\nPolitics desk", author="Jane Q. Roe")
     assert not is_byline("The minister met Jane Q. Roe on Monday.", author="Jane Q. Roe")
+    assert not is_byline("Jane Q. Roesler said no.", author="Jane Q. Roe")
 
 
 def test_each_leading_articles_by_line_goes_just_above_its_best_passage():
@@ -105,3 +106,9 @@ def test_a_plain_text_article_takes_its_author_from_its_closing_by_line(searcher
     assert searcher.document("004_8ec5d6834c1552e8")["author"] is None
     hits = searcher.search("Who wrote the opinion piece about the nightmare scenario?", k=1)
     assert {c.author for c in hits[0].citations} == {"Robert Fox"}
+
+
+def test_a_long_line_that_starts_like_a_by_line_is_the_storys_own():
+    line = "By Monday Kyiv had pulled its troops back from the outskirts of the town, officials said."
+    assert author_of([line]) is None
+    assert not is_byline(line)

@@ -37,12 +37,14 @@ ASKS_AUTHOR = re.compile(
 # A name: two to four capitalised words (initials and particles allowed between them).
 _NAME = r"(?P<name>[A-Z][\w'’.-]+(?:\s+(?:(?:de|da|van|von|der|al|bin|le|la)\s+)?[A-Z][\w'’.-]+){1,3})"
 _JOB = r"(?:editor|correspondent|columnist|reporter|writer|journalist|contributor|author|critic|bureau chief)s?"
-# The forms a by-line takes on a line of its own, each naming the author.
-BYLINES = [re.compile(pattern, re.M) for pattern in (
-    rf"^(?i:by|written by|words by)\s+{_NAME}",  # By Jane Doe
-    rf"^(?i:reporting|writing|additional reporting)\s+by\s+{_NAME}",  # Reporting by Jane Doe
-    rf"^{_NAME}\s+(?:is|was)\s+(?:a|an|the)\b[^.\n]{{0,80}}?\b(?i:{_JOB})\b",  # Jane Doe is the Post's editor
-    rf"^{_NAME}\s+(?:writes|reports)\s+(?:for|on|about)\b",  # Jane Doe writes for the Post
+# The forms a by-line takes on a line of its own, each naming the author, and the most
+# words such a line has: a longer one that starts alike is the story's own sentence
+# ("By Monday Kyiv had pulled its troops back ...").
+BYLINES = [(re.compile(pattern), words) for pattern, words in (
+    (rf"(?i:by|written by|words by)\s+{_NAME}", 10),  # By Jane Doe
+    (rf"(?i:reporting|writing|additional reporting)\s+by\s+{_NAME}", 16),  # Reporting by Jane Doe; Editing by ...
+    (rf"{_NAME}\s+(?:is|was)\s+(?:a|an|the)\b[^.\n]{{0,80}}?\b(?i:{_JOB})\b", 24),  # Jane Doe is the Post's editor
+    (rf"{_NAME}\s+(?:writes|reports)\s+(?:for|on|about)\b", 24),  # Jane Doe writes for the Post
 )]
 
 
@@ -51,23 +53,37 @@ def asks_for_author(question: str) -> bool:
     return ASKS_AUTHOR.search(question) is not None
 
 
+def byline_name(line: str) -> str | None:
+    """The author a by-line names, when `line` is one; else None."""
+    line = line.strip()
+    words = len(line.split())
+    for pattern, most in BYLINES:
+        found = pattern.match(line) if words <= most else None
+        if found:
+            return found.group("name").rstrip(".,;")
+    return None
+
+
 def is_byline(text: str, author: str | None = None) -> bool:
-    """Whether a passage holds its article's by-line: a line of a by-line's form, or the
-    author the article's metadata names standing at the start of a line."""
-    if any(pattern.search(text) for pattern in BYLINES):
+    """Whether a passage holds its article's by-line: a line of a by-line's form, or one
+    that starts with the author the article's metadata names."""
+    lines = text.splitlines()
+    if any(byline_name(line) for line in lines):
         return True
-    name = (author or "").strip()
-    return len(name) > 2 and re.search(rf"^(?:by\s+)?{re.escape(name)}\b", text, re.M | re.I) is not None
+    name = (author or "").strip().casefold()
+    return len(name) > 2 and any(_starts_with_name(line, name) for line in lines)
+
+
+def _starts_with_name(line: str, name: str) -> bool:
+    """Whether a short line starts with `name` (case-folded), as a whole word."""
+    folded = line.strip().casefold().removeprefix("by ")
+    rest = folded[len(name):]
+    return len(line.split()) <= 10 and folded.startswith(name) and not rest[:1].isalnum()
 
 
 def author_of(lines: list[str]) -> str | None:
     """The author a by-line among `lines` names (an article's opening or closing lines), or None."""
-    for line in lines:
-        for pattern in BYLINES:
-            found = pattern.match(line.strip())
-            if found:
-                return found.group("name").rstrip(".,;")
-    return None
+    return next(filter(None, map(byline_name, lines)), None)
 
 
 def leading_articles(ranked: Ranking, document_row: np.ndarray, articles: int = ARTICLES) -> list[tuple[int, int]]:
