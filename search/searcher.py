@@ -480,6 +480,12 @@ class Searcher:
     def _rank(self, queries, vectors, depth: int, mode: str, lexical=None,
               weights: Weights | None = None, allowed: np.ndarray | None = None,
               where: str | None = None) -> list[Ranking]:
+        rankings = self._fused(queries, vectors, depth, mode, lexical, weights, allowed, where)
+        return [self._bylines_first(query, ranked) for query, ranked in zip(queries, rankings)]
+
+    def _fused(self, queries, vectors, depth: int, mode: str, lexical=None,
+               weights: Weights | None = None, allowed: np.ndarray | None = None,
+               where: str | None = None) -> list[Ranking]:
         weights = weights or self.weights
         depth = min(depth, self._count)
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -488,7 +494,7 @@ class Searcher:
             vectors = np.asarray(vectors, dtype=np.float32)
             dense = self._dense(vectors, depth, weights, allowed, where)
             if mode == "dense":
-                return [self._bylines_first(query, ranking(*scored)) for query, scored in zip(queries, dense)]
+                return [ranking(*scored) for scored in dense]
             dense = [by_id(*scored) for scored in dense]  # fusion looks scores up by id
         lexical = lexical or self._lexical_best(queries, depth)
         if mode == "lexical":  # BM25 alone, passage and article evidence combined as in hybrid
@@ -496,8 +502,8 @@ class Searcher:
         else:
             dense = [self._with_lexical_hits(vector, ranked, passages)
                      for vector, ranked, passages in zip(vectors, dense, lexical)]
-        return [self._bylines_first(query, fuse(dense_ranked, passages, self._article_bm25(query, dense_ranked, passages),
-                                                self._document_row, weights))
+        return [fuse(dense_ranked, passages, self._article_bm25(query, dense_ranked, passages), self._document_row,
+                     weights)
                 for query, passages, dense_ranked in zip(queries, lexical, dense)]
 
     def _bylines_first(self, query: str, ranked: Ranking) -> Ranking:
